@@ -1,0 +1,19 @@
+"""All tables. One module per area; importing this package registers every table on Base.metadata."""
+
+from bot.models.base import Base, UTCDateTime, utcnow
+from bot.models.conversation import ConversationState, Handoff, MessageLog
+from bot.models.registry import AccessLog, JobWish, Labourer, TrainingNeed, WorkingAway
+
+__all__ = [
+    "AccessLog",
+    "Base",
+    "ConversationState",
+    "Handoff",
+    "JobWish",
+    "Labourer",
+    "MessageLog",
+    "TrainingNeed",
+    "UTCDateTime",
+    "WorkingAway",
+    "utcnow",
+]

@@ -1,0 +1,114 @@
+"""The one labourer registry (一库) and the lists derived from it (五名单).
+
+ID numbers and phones are stored encrypted, with a keyed hash for look-up and a masked copy for display
+(see bot.pii). The startup (创业意愿) and public-welfare (公益性岗位) lists are flags on the labourer,
+set by officials; training needs, job wishes and working-away records are rows of their own.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.models.base import Base, utcnow
+
+
+class Labourer(Base):
+    __tablename__ = "labourer"
+    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(24))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(16))
+    gender: Mapped[str | None] = mapped_column(String(1))  # "M" | "F", from the ID number when known
+    birth_date: Mapped[date | None]
+    county: Mapped[str | None] = mapped_column(String(32))
+    township: Mapped[str | None] = mapped_column(String(32))
+    village: Mapped[str | None] = mapped_column(String(32))
+    household_status: Mapped[str] = mapped_column(String(16), default="general")  # registered_poor | general
+    employment_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    # unknown | unemployed | local | working_away | self_employed
+    wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sms_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    subscribed_wechat: Mapped[bool] = mapped_column(Boolean, default=True)
+    subscribed_sms: Mapped[bool] = mapped_column(Boolean, default=True)
+    wants_startup: Mapped[bool] = mapped_column(Boolean, default=False)  # 创业意愿名单
+    public_welfare_post: Mapped[bool] = mapped_column(Boolean, default=False)  # 公益性岗位名单
+    source: Mapped[str] = mapped_column(String(16), default="roster")  # roster | self_reported
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    wechat_source: Mapped[str | None] = mapped_column(String(64))  # qrscene_ key of the poster scanned
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TrainingNeed(Base):
+    """培训需求名单."""
+
+    __tablename__ = "training_need"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
+    training_type: Mapped[str] = mapped_column(String(32), index=True)
+    preferred_format: Mapped[str | None] = mapped_column(String(16))  # 农闲班 … or None = no preference
+    available_from: Mapped[str | None] = mapped_column(String(64))
+    township: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | arranged | trained | cancelled
+    channel: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class JobWish(Base):
+    """求职/就业意愿名单."""
+
+    __tablename__ = "job_wish"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
+    job_type: Mapped[str] = mapped_column(String(32), index=True)
+    place_scope: Mapped[str | None] = mapped_column(String(16))  # 本地 | 县内 | 市内 | 省内 | 省外
+    place: Mapped[str | None] = mapped_column(String(32))  # a named city or province
+    min_monthly_pay: Mapped[int | None]
+    start_when: Mapped[str | None] = mapped_column(String(64))
+    accepts_public_welfare: Mapped[bool | None]
+    accepts_home_based: Mapped[bool | None]
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | matched | employed | cancelled
+    channel: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WorkingAway(Base):
+    """转移就业名单: labourers working outside their county."""
+
+    __tablename__ = "working_away"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
+    place: Mapped[str | None] = mapped_column(String(32))
+    employer: Mapped[str | None] = mapped_column(String(64))
+    job_type: Mapped[str | None] = mapped_column(String(32))
+    since: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessLog(Base):
+    """Who looked at which personal data, and why (every unmasked read is recorded)."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    labourer_id: Mapped[int | None] = mapped_column(ForeignKey("labourer.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

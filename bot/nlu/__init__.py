@@ -1,0 +1,1 @@
+"""Natural-language understanding: normalisation, segmentation, intent and knowledge retrieval, entities."""

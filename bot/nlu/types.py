@@ -1,0 +1,87 @@
+"""What the router returns. The pipeline, the intent handlers and /api/nlu/parse all read this."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+INTENTS = (
+    "greeting",
+    "help",
+    "policy_question",
+    "register_training",
+    "register_job",
+    "rights_complaint",
+    "query_events",
+    "my_records",
+    "subscribe",
+    "unsubscribe",
+    "human_handoff",
+    "out_of_scope",
+)
+
+TOPICS = (
+    "public_welfare_post",
+    "training_subsidy",
+    "social_insurance_subsidy",
+    "employer_incentive",
+    "labour_export",
+    "east_west_cooperation",
+    "startup_support",
+    "poverty_workshop",
+    "family_workshop",
+    "ecommerce",
+    "flexible_employment",
+    "rights_protection",
+    "village_service",
+    "local_employment",
+)
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str  # training_type | job_type | place | money | duration | count | phone | id_number | date
+    value: Any  # canonical value: catalogue name, yuan as int, {"value": 2, "unit": "month"}, …
+    text: str  # the span as written
+    start: int = -1
+    end: int = -1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    intent: str
+    confidence: float  # 0..1
+    topic: str | None = None
+    entry_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Parse:
+    text: str
+    normalized: str
+    intent: str
+    confidence: float
+    topic: str | None
+    entry_id: str | None
+    entities: list[Entity] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    ranking: list[Candidate] = field(default_factory=list)
+    # Non-empty when the best candidates are too close to pick one: the bot asks "您是想问：1 … 2 …".
+    ambiguous: list[Candidate] = field(default_factory=list)
+
+    def entity(self, type_: str) -> Entity | None:
+        return next((e for e in self.entities if e.type == type_), None)
+
+    def as_api(self) -> dict[str, Any]:
+        """The /api/nlu/parse body (DESIGN.md contract)."""
+        return {
+            "intent": self.intent,
+            "confidence": round(self.confidence, 4),
+            "topic": self.topic,
+            "entry_id": self.entry_id,
+            "entities": [asdict(e) for e in self.entities],
+            "tokens": self.tokens,
+            "ranking": [asdict(c) for c in self.ranking],
+            "ambiguous": [asdict(c) for c in self.ambiguous],
+            "normalized": self.normalized,
+        }

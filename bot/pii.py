@@ -1,0 +1,122 @@
+"""Personal data: validation, protection at rest, masking.
+
+ID numbers (GB 11643-1999) are checked with python-stdnum's cn.ric, phones with phonenumbers.
+Values are encrypted with Fernet and looked up by an HMAC-SHA256 "blind index", so the database never
+holds them in clear text and equality search still works.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+import phonenumbers
+from cryptography.fernet import Fernet, InvalidToken
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+_DEV_KEY = "gongyou-development-only-data-key"
+
+
+class InvalidPersonalData(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Protected:
+    encrypted: bytes
+    lookup_hash: str
+    masked: str
+
+
+@lru_cache(maxsize=8)
+def _keys(secret: str) -> tuple[Fernet, bytes]:
+    secret = secret or _DEV_KEY
+    enc = hashlib.sha256(b"gongyou-enc:" + secret.encode()).digest()
+    mac = hashlib.sha256(b"gongyou-mac:" + secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(enc)), mac
+
+
+def lookup_hash(value: str, secret: str) -> str:
+    return hmac.new(_keys(secret)[1], value.encode(), hashlib.sha256).hexdigest()
+
+
+def encrypt(value: str, secret: str) -> bytes:
+    return _keys(secret)[0].encrypt(value.encode())
+
+
+def decrypt(token: bytes, secret: str) -> str:
+    try:
+        return _keys(secret)[0].decrypt(token).decode()
+    except InvalidToken as exc:  # wrong key: say so rather than return garbage
+        raise InvalidPersonalData("cannot decrypt with the configured GONGYOU_DATA_KEY") from exc
+
+
+# ---- ID numbers -------------------------------------------------------------------------------
+
+
+def normalize_id_number(raw: str) -> str:
+    """Return the canonical 18-character ID number, or raise InvalidPersonalData."""
+    value = raw.strip().replace(" ", "").upper().replace("Ｘ", "X")
+    value = value.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if len(value) != 18:
+        raise InvalidPersonalData("身份证号应为18位")
+    try:
+        ric.validate(value)
+    except ValidationError as exc:
+        raise InvalidPersonalData("身份证号校验不通过") from exc
+    return value
+
+
+def id_birth_date(id_number: str) -> date:
+    return ric.get_birth_date(id_number)
+
+
+def id_gender(id_number: str) -> str:
+    return "M" if int(id_number[16]) % 2 else "F"
+
+
+def mask_id_number(id_number: str) -> str:
+    return id_number[:4] + "*" * 10 + id_number[-4:]
+
+
+def protect_id_number(raw: str, secret: str) -> Protected:
+    value = normalize_id_number(raw)
+    return Protected(encrypt(value, secret), lookup_hash(value, secret), mask_id_number(value))
+
+
+# ---- Phones -----------------------------------------------------------------------------------
+
+
+def normalize_phone(raw: str) -> str:
+    """Return the 11-digit mainland mobile number (+86/0086/86 prefixes removed), or raise."""
+    value = raw.strip().translate(str.maketrans("０１２３４５６７８９＋", "0123456789+"))
+    digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    if digits.startswith("0086"):
+        digits = "+86" + digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = "+" + digits
+    try:
+        number = phonenumbers.parse(digits, "CN")
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPersonalData("手机号格式不对") from exc
+    if (
+        number.country_code != 86
+        or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
+        or not phonenumbers.is_valid_number(number)
+    ):
+        raise InvalidPersonalData("不是有效的手机号")
+    return str(number.national_number)
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:]
+
+
+def protect_phone(raw: str, secret: str) -> Protected:
+    value = normalize_phone(raw)
+    return Protected(encrypt(value, secret), lookup_hash(value, secret), mask_phone(value))

@@ -1,0 +1,90 @@
+"""Settings from the environment (prefix GONGYOU_); unsafe production defaults are refused at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_knowledge_dir() -> Path:
+    # Installed from a wheel, knowledge/ travels inside the package; in a checkout it sits beside bot/.
+    packaged = PACKAGE_DIR / "knowledge"
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "knowledge"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GONGYOU_", extra="ignore")
+
+    env: str = "development"  # "production" refuses unsafe defaults
+    database_url: str = "sqlite:///gongyou.db"
+    knowledge_dir: Path = default_knowledge_dir()
+    log_level: str = "INFO"
+    log_json: bool = True
+    demo_data: bool = True  # load synthetic demo labourers into an empty database
+
+    # Conversation
+    dialog_timeout_minutes: int = 30
+    max_message_chars: int = 2000  # longer inbound text is kept whole in the log but cut for the NLU
+
+    # Admin / console
+    admin_token: str = ""
+    # Secret for encrypting ID numbers and phones and for their look-up hashes. Development falls back to
+    # a fixed key so the demo runs with nothing set; production refuses to start without one.
+    data_key: str = ""
+
+    # WeChat Official Account
+    wechat_token: str = ""
+    wechat_aes_key: str = ""
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com/cgi-bin/"
+    wechat_reply_deadline_seconds: float = 4.0
+    wechat_max_body_bytes: int = 64 * 1024
+    wechat_timestamp_tolerance_seconds: int = 300
+
+    # SMS
+    sms_provider: str = "log"  # log | aliyun | tencent
+    sms_signature: str = "巴中就业扶贫"
+    sms_api_base: str = ""
+    sms_access_key_id: str = ""
+    sms_access_key_secret: str = ""
+    sms_app_id: str = ""
+    sms_template_id: str = ""
+    sms_min_interval_seconds: int = 30
+    sms_max_per_day: int = 10
+
+    redis_url: str = ""
+    timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.env != "production":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("GONGYOU_ADMIN_TOKEN", self.admin_token),
+                ("GONGYOU_WECHAT_TOKEN", self.wechat_token),
+                ("GONGYOU_DATA_KEY", self.data_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"production mode needs {', '.join(missing)} to be set")
+        if len(self.admin_token) < 16:
+            raise ValueError("GONGYOU_ADMIN_TOKEN must be at least 16 characters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
