@@ -1,0 +1,122 @@
+"""Loads knowledge/ (data, not code) once per directory and validates it, so a bad file fails at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.nlu.types import TOPICS
+
+SMS_ANSWER_LIMIT = 140
+
+
+class KnowledgeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    id: str
+    topic: str
+    title: str
+    questions: tuple[str, ...]
+    answer: str
+    detail: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    name: str
+    aliases: tuple[str, ...] = ()
+    category: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    directory: Path
+    topics: dict[str, dict[str, Any]]
+    entries: dict[str, PolicyEntry]
+    training_types: tuple[CatalogueItem, ...] = ()
+    job_types: tuple[CatalogueItem, ...] = ()
+    formats: tuple[CatalogueItem, ...] = ()
+    regions: dict[str, Any] = field(default_factory=dict)
+
+    def entries_for(self, topic: str) -> list[PolicyEntry]:
+        return [e for e in self.entries.values() if e.topic == topic]
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path}: {exc}") from exc
+
+
+def _catalogue(path: Path) -> tuple[CatalogueItem, ...]:
+    if not path.exists():
+        return ()
+    items = []
+    for raw in _read_yaml(path) or []:
+        items.append(
+            CatalogueItem(
+                name=raw["name"],
+                aliases=tuple(raw.get("aliases") or ()),
+                category=raw.get("category"),
+                description=raw.get("description") or raw.get("explain"),
+            )
+        )
+    return tuple(items)
+
+
+def _policy_entries(directory: Path) -> dict[str, PolicyEntry]:
+    entries: dict[str, PolicyEntry] = {}
+    for path in sorted((directory / "policies").glob("*.yaml")):
+        doc = _read_yaml(path) or {}
+        topic = doc.get("topic")
+        if topic not in TOPICS:
+            raise KnowledgeError(f"{path}: unknown topic {topic!r}")
+        for raw in doc.get("entries") or []:
+            entry = PolicyEntry(
+                id=raw["id"],
+                topic=topic,
+                title=raw["title"],
+                questions=tuple(raw.get("questions") or ()),
+                answer=" ".join(str(raw["answer"]).split()),
+                detail=str(raw.get("detail") or "").strip(),
+                source=str(raw.get("source") or "").strip(),
+            )
+            if entry.id in entries:
+                raise KnowledgeError(f"{path}: duplicate entry id {entry.id}")
+            if len(entry.answer) > SMS_ANSWER_LIMIT:
+                raise KnowledgeError(f"{path}: {entry.id} answer is {len(entry.answer)} > {SMS_ANSWER_LIMIT} chars")
+            if not entry.questions:
+                raise KnowledgeError(f"{path}: {entry.id} has no questions")
+            entries[entry.id] = entry
+    return entries
+
+
+@lru_cache(maxsize=4)
+def load_knowledge(directory: Path) -> KnowledgeBase:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise KnowledgeError(f"knowledge directory not found: {directory} (set GONGYOU_KNOWLEDGE_DIR)")
+    topics = _read_yaml(directory / "topics.yaml") or {}
+    if set(topics) != set(TOPICS):
+        raise KnowledgeError(f"topics.yaml must list exactly the {len(TOPICS)} topics of DESIGN.md")
+    regions_path = directory / "regions.yaml"
+    return KnowledgeBase(
+        directory=directory,
+        topics=topics,
+        entries=_policy_entries(directory),
+        training_types=_catalogue(directory / "training_types.yaml"),
+        job_types=_catalogue(directory / "job_types.yaml"),
+        formats=_catalogue(directory / "event_formats.yaml"),
+        regions=(_read_yaml(regions_path) or {}) if regions_path.exists() else {},
+    )
