@@ -1,0 +1,447 @@
+"""Entities in labourers' messages: numbers, money, durations, head counts, trades, places.
+
+Everything here takes plain text (as written, or folded by `normalize.fold`, which keeps offsets)
+and is cheap enough to run on every message. Colloquial amounts are read as their lower bound
+(十几个人 → 10, 五六千 → 5000): a dialog can confirm, and an understated figure is the safe error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable
+
+import cn2an
+from pypinyin import Style, lazy_pinyin
+from rapidfuzz import fuzz
+
+from bot.nlu.types import Entity
+
+# --------------------------------------------------------------------------------------------
+# numbers
+
+_CN = "零〇一二两三四五六七八九十百千万亿"
+_CN_DIGIT = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
+# A number span: Arabic or Chinese numerals, with the colloquial approximations 几/来/多 inside
+# (十几, 二十来, 一千多) and k/w suffixes (3.5k, 2w). "半" only as in 一年半 / 三千五 is handled by cn2an.
+_NUM_RE = re.compile(
+    r"(?:\d+(?:\.\d+)?|[" + _CN + r"几])(?:\d+(?:\.\d+)?|[" + _CN + r"几来])*(?:[kKwW](?![a-zA-Z]))?"
+)
+_PAIR_RE = re.compile(r"([一二两三四五六七八九])([二三四五六七八九])")
+
+
+def _approx_to_exact(span: str) -> str:
+    """十几 → 十, 二三十 → 二十, 五六千 → 五千, 几千 → 两千: the lower bound of a rough figure."""
+    s = span
+    if s.startswith("几"):
+        s = "两" + s[1:]
+    s = s.replace("几", "").replace("来", "")
+
+    def pair(m: re.Match[str]) -> str:
+        a, b = _CN_DIGIT[m.group(1)], _CN_DIGIT[m.group(2)]
+        return m.group(1) if b == a + 1 else m.group(0)
+
+    return _PAIR_RE.sub(pair, s)
+
+
+@lru_cache(maxsize=4096)
+def _value(span: str) -> float | None:
+    s = _approx_to_exact(span)
+    if not s:
+        return None
+    s = s.replace("k", "千").replace("K", "千").replace("w", "万").replace("W", "万")
+    if re.fullmatch(r"\d+(?:\.\d+)?", s):
+        return float(s)
+    try:
+        value = cn2an.cn2an(s, "smart")
+    except Exception:  # cn2an raises ValueError and friends for anything it cannot read
+        # a run of digits like 一三五 or mixed junk: read digit by digit only if all are digits
+        if all(c in _CN_DIGIT for c in s):
+            return float("".join(str(_CN_DIGIT[c]) for c in s))
+        return None
+    return float(value)
+
+
+def _number_spans(text: str) -> Iterable[tuple[int, int, float]]:
+    for m in _NUM_RE.finditer(text):
+        span = m.group(0)
+        if span in ("几", "来") or span.startswith("来"):
+            continue
+        value = _value(span)
+        if value is not None:
+            yield m.start(), m.end(), value
+
+
+def parse_number(text: str) -> float | None:
+    """The first number in `text`: 三千五 → 3500, 3千5 → 3500, 3.5k → 3500, 两万 → 20000, 五六千 → 5000."""
+    if not text:
+        return None
+    for _start, _end, value in _number_spans(text):
+        return value
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# money, durations, counts
+
+_MONEY_UNIT_RE = re.compile(r"\s*多?(块钱|块|元钱|元|圆|文钱)")
+_MONEY_CONTEXT = ("工资", "工钱", "钱", "欠", "薪", "报酬", "补贴", "路费", "收入", "月薪", "日薪", "给了", "拿了")
+_DURATION_RE = re.compile(r"\s*(个)?(多)?(月|天|日|年|周|星期|礼拜|小时|钟头)(多|半)?")
+_DURATION_UNIT = {"月": "month", "天": "day", "日": "day", "年": "year", "周": "week", "星期": "week",
+                  "礼拜": "week", "小时": "hour", "钟头": "hour"}
+_HALF_RE = re.compile(r"(大)?半(个)?(年|月|天|小时|钟头)")
+_COUNT_RE = re.compile(
+    r"\s*(个|名|位|号)?(多)?(人|工友|兄弟伙|兄弟|老乡|劳动力|贫困户|伙计|工人|民工|师傅|娃儿|孩子|家)"
+)
+_DATE_AFTER_RE = re.compile(r"[\d一二三四五六七八九十]+[号日]")
+
+
+@dataclass(frozen=True)
+class _Found:
+    value: Any
+    start: int
+    end: int
+
+
+def _money_spans(text: str, *, bare: bool) -> list[_Found]:
+    found = []
+    for start, end, value in _number_spans(text):
+        span = text[start:end]
+        unit = _MONEY_UNIT_RE.match(text, end)
+        big = any(c in span for c in "万千kKwW百")
+        after = text[end:end + 3]
+        if unit:
+            found.append(_Found(int(round(value)), start, unit.end()))
+        elif _DURATION_RE.match(text, end) or _COUNT_RE.match(text, end) or (after[:1] and after[:1] in "个号岁斤亩次"):
+            continue
+        elif big and any(k in text[max(0, start - 8):start] for k in _MONEY_CONTEXT):
+            found.append(_Found(int(round(value)), start, end))
+        elif bare:
+            found.append(_Found(int(round(value)), start, end))
+        elif big and value >= 100 and not re.match(r"\s*(米|公里|斤|亩|平)", after):
+            found.append(_Found(int(round(value)), start, end))
+    return found
+
+
+def parse_money(text: str) -> int | None:
+    """Yuan: 两万块 → 20000, 3500元 → 3500, 3.5k → 3500, 三千五 (a bare amount, as a slot answer) → 3500."""
+    if not text:
+        return None
+    found = _money_spans(text, bare=False) or _money_spans(text, bare=True)
+    return found[0].value if found else None
+
+
+def _duration_spans(text: str) -> list[_Found]:
+    found: list[_Found] = []
+    for m in _HALF_RE.finditer(text):
+        unit = m.group(3)
+        if unit == "年":
+            found.append(_Found({"value": 6, "unit": "month"}, m.start(), m.end()))
+        elif unit == "月":
+            found.append(_Found({"value": 15, "unit": "day"}, m.start(), m.end()))
+        elif unit == "天":
+            found.append(_Found({"value": 12, "unit": "hour"}, m.start(), m.end()))
+        else:
+            found.append(_Found({"value": 30, "unit": "minute"}, m.start(), m.end()))
+    for start, end, value in _number_spans(text):
+        m = _DURATION_RE.match(text, end)
+        if not m:
+            continue
+        unit_cn = m.group(3)
+        unit = _DURATION_UNIT[unit_cn]
+        if unit_cn in ("年", "月", "日") and not m.group(1):
+            # 2019年 / 3月5号 / 5日 are dates, not durations
+            if unit_cn == "年" and value >= 1900:
+                continue
+            if unit_cn == "月" and _DATE_AFTER_RE.match(text, m.end()):
+                continue
+            if unit_cn == "日":
+                continue
+        if m.group(4) == "半":
+            if unit == "year":
+                value, unit = value * 12 + 6, "month"
+            else:
+                value += 0.5
+        if any(f.start <= start < f.end for f in found):
+            continue
+        v: float | int = int(value) if float(value).is_integer() else value
+        found.append(_Found({"value": v, "unit": unit}, start, m.end()))
+    found.sort(key=lambda f: f.start)
+    return found
+
+
+def parse_duration(text: str) -> dict | None:
+    """{"value": 3, "unit": "month"} for 三个月; 半年 → 6 months; 一年多 → 1 year; 十来天 → 10 days."""
+    if not text:
+        return None
+    found = _duration_spans(text)
+    return found[0].value if found else None
+
+
+def _count_spans(text: str, *, bare: bool) -> list[_Found]:
+    found = []
+    for start, end, value in _number_spans(text):
+        m = _COUNT_RE.match(text, end)
+        if m:
+            found.append(_Found(int(value), start, m.end()))
+        elif bare and not _DURATION_RE.match(text, end) and not _MONEY_UNIT_RE.match(text, end):
+            tail = re.match(r"\s*(个|名|位)?", text[end:])
+            found.append(_Found(int(value), start, end + (tail.end() if tail else 0)))
+    return found
+
+
+def parse_count(text: str) -> int | None:
+    """How many people: 十几个人 → 10, 二三十个工友 → 20, a bare 十几个 (slot answer) → 10."""
+    if not text:
+        return None
+    found = _count_spans(text, bare=False) or _count_spans(text, bare=True)
+    return found[0].value if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# gazetteers: catalogue names and aliases, places
+
+_PINYIN_FUZZ = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"))
+
+
+@lru_cache(maxsize=20000)
+def char_pinyin(ch: str) -> str:
+    """Toneless pinyin of one character, folded for Sichuanese/IME confusions (zh=z, in=ing, l=n, hu=fu)."""
+    if not ("\u4e00" <= ch <= "\u9fff"):
+        return ch
+    py = lazy_pinyin(ch, style=Style.NORMAL)[0]
+    for a, b in _PINYIN_FUZZ:
+        py = py.replace(a, b)
+    if py.startswith("l"):
+        py = "n" + py[1:]
+    if py.startswith("hu"):
+        py = "f" + py[1:]
+    return py
+
+
+def pinyin_key(text: str) -> tuple[str, ...]:
+    return tuple(char_pinyin(c) for c in text)
+
+
+class Gazetteer:
+    """Surface forms → payload, matched longest-first by direct lookup (no regex alternation),
+    then by pinyin (homophone typos like 电汗 for 电焊), then by rapidfuzz for longer names."""
+
+    def __init__(self, items: Iterable[tuple[str, Any]], *, pinyin: bool = True, fuzzy: bool = True):
+        self.surfaces: dict[str, Any] = {}
+        for surface, payload in items:
+            surface = surface.strip()
+            if surface and surface not in self.surfaces:
+                self.surfaces[surface] = payload
+        self.lengths = sorted({len(s) for s in self.surfaces}, reverse=True)
+        self.pinyin: dict[tuple[str, ...], tuple[str, Any]] = {}
+        if pinyin:
+            for s, p in self.surfaces.items():
+                if len(s) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in s):
+                    self.pinyin.setdefault(pinyin_key(s), (s, p))
+        self.fuzzy = fuzzy
+        self.long_surfaces = [s for s in self.surfaces if len(s) >= 3]
+
+    def find_all(self, text: str) -> list[tuple[int, int, str, Any]]:
+        """Non-overlapping exact matches, longest first at each position: (start, end, surface, payload)."""
+        out = []
+        i, n = 0, len(text)
+        while i < n:
+            for length in self.lengths:
+                if i + length <= n:
+                    s = text[i:i + length]
+                    if s in self.surfaces:
+                        out.append((i, i + length, s, self.surfaces[s]))
+                        i += length
+                        break
+            else:
+                i += 1
+        return out
+
+    def find_pinyin(self, text: str) -> list[tuple[int, int, str, Any]]:
+        if not self.pinyin:
+            return []
+        keys = pinyin_key(text)
+        out = []
+        i, n = 0, len(text)
+        while i < n:
+            for length in self.lengths:
+                if length >= 2 and i + length <= n:
+                    hit = self.pinyin.get(keys[i:i + length])
+                    # a homophone must share at least one character with the real word
+                    if hit and any(a == b for a, b in zip(text[i:i + length], hit[0])):
+                        out.append((i, i + length, hit[0], hit[1]))
+                        i += length
+                        break
+            else:
+                i += 1
+        return out
+
+    def best(self, text: str) -> tuple[int, int, str, Any] | None:
+        hits = self.find_all(text)
+        if hits:
+            return max(hits, key=lambda h: h[1] - h[0])
+        hits = self.find_pinyin(text)
+        if hits:
+            return max(hits, key=lambda h: h[1] - h[0])
+        if self.fuzzy and len(text) <= 40:
+            best = None
+            for s in self.long_surfaces:
+                score = fuzz.partial_ratio(s, text, score_cutoff=85)
+                if score and (best is None or score > best[0] or (score == best[0] and len(s) > len(best[1]))):
+                    best = (score, s)
+            if best:
+                al = fuzz.partial_ratio_alignment(best[1], text)
+                return al.dest_start, al.dest_end, best[1], self.surfaces[best[1]]
+        return None
+
+
+_INDEX: dict[int, tuple[Any, dict[str, Gazetteer]]] = {}
+
+
+def _catalogue_gazetteer(items: Iterable[Any]) -> Gazetteer:
+    pairs = []
+    for item in items:
+        pairs.append((item.name, item.name))
+        for alias in item.aliases:
+            pairs.append((alias, item.name))
+    return Gazetteer(pairs)
+
+
+_PLACE_SUFFIXES = ("街道办事处", "街道", "镇", "乡", "村", "社区", "区", "县", "市", "省")
+
+
+def _strip_suffix(name: str) -> str:
+    for suffix in _PLACE_SUFFIXES:
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def _place_gazetteer(regions: dict[str, Any]) -> Gazetteer:
+    pairs: list[tuple[str, dict[str, Any]]] = []
+    city = regions.get("city")
+    for county in regions.get("counties") or []:
+        cname = county["name"]
+        cpay = {"county": cname, "township": None, "village": None, "destination": None, "province": None}
+        for s in (cname, _strip_suffix(cname), *(county.get("aliases") or ())):
+            pairs.append((s, cpay))
+        for town in county.get("townships") or []:
+            tname = town["name"]
+            tpay = dict(cpay, township=tname)
+            for s in (tname, _strip_suffix(tname), *(town.get("aliases") or ())):
+                pairs.append((s, tpay))
+            for village in town.get("villages") or []:
+                vname = village if isinstance(village, str) else village["name"]
+                valiases = () if isinstance(village, str) else tuple(village.get("aliases") or ())
+                vpay = dict(tpay, village=vname)
+                # a village's bare name (without 村) is too often an ordinary word; keep the full name
+                for s in (vname, *valiases):
+                    pairs.append((s, vpay))
+    provinces: dict[str, dict[str, Any]] = {}
+    for dest in regions.get("destinations") or []:
+        dpay = {"county": None, "township": None, "village": None, "destination": dest["name"],
+                "province": dest.get("province")}
+        for s in (dest["name"], _strip_suffix(dest["name"]), *(dest.get("aliases") or ())):
+            pairs.append((s, dpay))
+        prov = dest.get("province")
+        if prov:
+            ppay = {"county": None, "township": None, "village": None, "destination": None, "province": prov}
+            provinces.setdefault(prov, ppay)
+            provinces.setdefault(_strip_suffix(prov), ppay)
+    pairs.extend(provinces.items())
+    if city:
+        pairs.append((city, {"county": None, "township": None, "village": None, "destination": None,
+                             "province": None, "city": city}))
+    # Short bare names are only kept when they are at least two characters long.
+    return Gazetteer([(s, p) for s, p in pairs if len(s) >= 2], fuzzy=False)
+
+
+def _index(kb: Any) -> dict[str, Gazetteer]:
+    cached = _INDEX.get(id(kb))
+    if cached is not None and cached[0] is kb:
+        return cached[1]
+    idx = {
+        "training_type": _catalogue_gazetteer(getattr(kb, "training_types", ()) or ()),
+        "job_type": _catalogue_gazetteer(getattr(kb, "job_types", ()) or ()),
+        "place": _place_gazetteer(getattr(kb, "regions", None) or {}),
+    }
+    _INDEX[id(kb)] = (kb, idx)
+    return idx
+
+
+def match_training_type(text: str, kb: Any) -> str | None:
+    """Catalogue name of the trade to learn: 电焊 → 焊工 (aliases, homophones, small typos)."""
+    hit = _index(kb)["training_type"].best(text or "")
+    return hit[3] if hit else None
+
+
+def match_job_type(text: str, kb: Any) -> str | None:
+    """Catalogue name of the kind of work: 挖机 → 挖掘机操作."""
+    hit = _index(kb)["job_type"].best(text or "")
+    return hit[3] if hit else None
+
+
+def _merge_places(hits: list[tuple[int, int, str, Any]]) -> dict[str, Any] | None:
+    if not hits:
+        return None
+    merged: dict[str, Any] = {"county": None, "township": None, "village": None, "destination": None,
+                              "province": None}
+    # the most specific home place wins; a destination fills its own fields
+    home = sorted((h for h in hits if not h[3].get("destination") and not h[3].get("province")),
+                  key=lambda h: (h[3].get("village") is not None, h[3].get("township") is not None), reverse=True)
+    if home:
+        for k in ("county", "township", "village"):
+            merged[k] = home[0][3].get(k)
+    for h in hits:
+        if h[3].get("destination"):
+            merged["destination"] = h[3]["destination"]
+            merged["province"] = h[3].get("province")
+            break
+    else:
+        for h in hits:
+            if h[3].get("province"):
+                merged["province"] = h[3]["province"]
+                break
+    if not any(merged.values()):
+        return None
+    return merged
+
+
+def match_place(text: str, kb: Any) -> dict[str, Any] | None:
+    """{"county", "township", "village", "destination", "province"} (None where not said)."""
+    gaz = _index(kb)["place"]
+    hits = gaz.find_all(text or "") or gaz.find_pinyin(text or "")
+    return _merge_places(hits)
+
+
+def extract_entities(text: str, kb: Any) -> list[Entity]:
+    """All entities in `text`, offsets into `text`: training_type, job_type, place, money, duration, count."""
+    if not text:
+        return []
+    out: list[Entity] = []
+    idx = _index(kb)
+    taken: list[tuple[int, int]] = []
+    for type_ in ("training_type", "job_type"):
+        gaz = idx[type_]
+        for start, end, _s, payload in gaz.find_all(text) or gaz.find_pinyin(text):
+            out.append(Entity(type_, payload, text[start:end], start, end))
+    place_hits = idx["place"].find_all(text)
+    if place_hits:
+        merged = _merge_places(place_hits)
+        if merged:
+            start, end = place_hits[0][0], place_hits[-1][1]
+            out.append(Entity("place", merged, text[start:end], start, end))
+    for f in _duration_spans(text):
+        out.append(Entity("duration", f.value, text[f.start:f.end], f.start, f.end))
+        taken.append((f.start, f.end))
+    for f in _count_spans(text, bare=False):
+        if not any(a <= f.start < b for a, b in taken):
+            out.append(Entity("count", f.value, text[f.start:f.end], f.start, f.end))
+            taken.append((f.start, f.end))
+    for f in _money_spans(text, bare=False):
+        if not any(a <= f.start < b for a, b in taken):
+            out.append(Entity("money", f.value, text[f.start:f.end], f.start, f.end))
+    out.sort(key=lambda e: e.start)
+    return out
