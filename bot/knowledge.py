@@ -46,9 +46,17 @@ class KnowledgeBase:
     job_types: tuple[CatalogueItem, ...] = ()
     formats: tuple[CatalogueItem, ...] = ()
     regions: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, Any] = field(default_factory=dict)
 
     def entries_for(self, topic: str) -> list[PolicyEntry]:
         return [e for e in self.entries.values() if e.topic == topic]
+
+    def text(self, key: str, **values: Any) -> str:
+        """A reply sentence from knowledge/texts.yaml; dotted keys reach into sections."""
+        node: Any = self.texts
+        for part in key.split("."):
+            node = node[part]
+        return str(node).format(**values) if values else str(node)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -111,6 +119,10 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     if set(topics) != set(TOPICS):
         raise KnowledgeError(f"topics.yaml must list exactly the {len(TOPICS)} topics of DESIGN.md")
     regions_path = directory / "regions.yaml"
+    texts = _read_yaml(directory / "texts.yaml") or {}
+    missing = {"menu", "out_of_scope", "apology", "clarify"} - set(texts)
+    if missing:
+        raise KnowledgeError(f"texts.yaml lacks {sorted(missing)}")
     return KnowledgeBase(
         directory=directory,
         topics=topics,
@@ -119,4 +131,5 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
         job_types=_catalogue(directory / "job_types.yaml"),
         formats=_catalogue(directory / "event_formats.yaml"),
         regions=(_read_yaml(regions_path) or {}) if regions_path.exists() else {},
+        texts=texts,
     )

@@ -37,6 +37,7 @@ class Choice:
 class Reply:
     text: str
     choices: tuple[Choice, ...] = ()
+    footer: str = ""  # shown after the numbered choices ("回复数字选择…")
     # Set when the reply is a marketing-type notice (SMS adds the opt-out text).
     marketing: bool = False
     # WeChat can show one article; other channels get the plain text.
@@ -44,10 +45,13 @@ class Reply:
 
     def plain_text(self) -> str:
         """The rendering every channel can show: text, then the numbered choices."""
-        if not self.choices:
-            return self.text
-        lines = [self.text] + [f"{i}. {c.label}" for i, c in enumerate(self.choices, start=1)]
-        return "\n".join(lines)
+        if len(self.choices) == 1:  # a lone option reads as an instruction: "回复 1 看详细"
+            lines = [self.text, f"回复 1 {self.choices[0].label}"]
+        else:
+            lines = [self.text] + [f"{i}. {c.label}" for i, c in enumerate(self.choices, start=1)]
+        if self.footer:
+            lines.append(self.footer)
+        return "\n".join(line for line in lines if line)
 
 
 class OutputChannel(Protocol):

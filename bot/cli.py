@@ -1,0 +1,102 @@
+"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.db import make_engine, migrate
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    # Migrate once here, before any worker starts, so N workers never race on the schema.
+    migrate(make_engine(settings.database_url))
+    uvicorn.run(
+        "bot.app:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from bot.channels.base import InboundMessage
+    from bot.conversation import Services, handle_message
+    from bot.db import make_engine, make_sessionmaker, migrate
+    from bot.logs import configure_logging
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    configure_logging("WARNING", json_lines=False)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    services = Services.build(settings, make_sessionmaker(engine))
+    print("工友对话（输入 exit 或按 Ctrl-D 退出）", flush=True)
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if text.strip().lower() in {"exit", "quit"}:
+            break
+        outcome = handle_message(services, InboundMessage(channel="simulator", user_id=args.user, text=text))
+        for reply in outcome.replies:
+            print(f"工友：{reply.plain_text()}", flush=True)
+    return 0
+
+
+def _nlu_eval(args: argparse.Namespace) -> int:
+    from bot.nlu.evaluate import run_eval
+    from bot.settings import get_settings
+
+    return run_eval(
+        Path(args.file),
+        get_settings().knowledge_dir,
+        min_accuracy=args.min_accuracy,
+        min_topic_accuracy=args.min_topic_accuracy,
+    )
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from bot.db import make_engine, migrate
+    from bot.settings import get_settings
+
+    migrate(make_engine(get_settings().database_url))
+    print("database is at the newest revision")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gongyou", description="工友: WeChat/SMS assistant for rural labourers")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=_serve)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument("--user", default="terminal")
+    chat.set_defaults(func=_chat)
+
+    nlu_eval = sub.add_parser("nlu-eval", help="evaluate the intent router on a labelled JSONL file")
+    nlu_eval.add_argument("file")
+    nlu_eval.add_argument("--min-accuracy", type=float, default=None)
+    nlu_eval.add_argument("--min-topic-accuracy", type=float, default=None)
+    nlu_eval.set_defaults(func=_nlu_eval)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,252 @@
+"""The message pipeline every channel shares.
+
+inbound → dedupe (platform message id) → conversation state → dialog in progress? → menu choice?
+→ intent router → handler (first that accepts) → replies logged → channel renders them.
+The inbound message is committed before anything else runs, so a failing handler never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import dialogs
+from bot.channels.base import Choice, InboundMessage, Reply
+from bot.db import session_scope
+from bot.intents import Handler, load_handlers
+from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.models import ConversationState, Labourer, MessageLog, utcnow
+from bot.nlu.router import Router, get_router
+from bot.nlu.types import Parse
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FALLBACK_CONFIDENCE = 0.5
+_DIGIT = re.compile(r"^\s*(\d{1,2})\s*[.。!！?？、]*\s*$")
+
+
+@dataclass
+class Services:
+    """What a turn needs besides the database session; built once per app."""
+
+    settings: Settings
+    sessionmaker: sessionmaker[Session]
+    kb: KnowledgeBase
+    router: Router
+    handlers: dict[str, Handler]
+
+    @classmethod
+    def build(cls, settings: Settings, factory: sessionmaker[Session]) -> "Services":
+        return cls(
+            settings=settings,
+            sessionmaker=factory,
+            kb=load_knowledge(settings.knowledge_dir),
+            router=get_router(settings.knowledge_dir),
+            handlers=load_handlers(),
+        )
+
+
+@dataclass
+class Turn:
+    session: Session
+    message: InboundMessage
+    state: ConversationState
+    services: Services
+    text: str = ""  # the message text as the NLU sees it (bounded)
+    parse: Parse | None = None
+    action: dict[str, Any] = field(default_factory=dict)  # set when a menu choice triggered the handler
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.services.kb
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def say(self, key: str, **values: Any) -> str:
+        return self.kb.text(key, **values)
+
+    def labourer(self) -> Labourer | None:
+        if self.state.labourer_id is None:
+            return None
+        return self.session.get(Labourer, self.state.labourer_id)
+
+    def run(self, intent: str, **action: Any) -> list[Reply]:
+        """Hand the turn to another intent's handler (menus, fallbacks)."""
+        self.action = {"intent": intent, **action}
+        return self.services.handlers[intent](self) or []
+
+
+@dataclass(frozen=True)
+class Outcome:
+    replies: list[Reply]
+    duplicate: bool = False
+    inbound_id: int | None = None
+
+
+def handle_message(services: Services, message: InboundMessage) -> Outcome:
+    inbound_id = _log_inbound(services, message)
+    if inbound_id is None:
+        log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
+        return Outcome(replies=[], duplicate=True)
+    try:
+        with session_scope(services.sessionmaker) as session:
+            state = _load_state(session, message)
+            turn = Turn(session=session, message=message, state=state, services=services)
+            replies = _respond(turn)
+            _remember_menu(state, replies)
+            inbound = session.get(MessageLog, inbound_id)
+            if inbound is not None and turn.parse is not None:
+                inbound.intent, inbound.confidence = turn.parse.intent, turn.parse.confidence
+                inbound.topic, inbound.entry_id = turn.parse.topic, turn.parse.entry_id
+            _log_outbound(session, message, replies)
+            return Outcome(replies=replies, inbound_id=inbound_id)
+    except Exception as exc:  # a failing handler answers with an apology; the message stays logged
+        log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
+        apology = [Reply(services.kb.text("apology"))]
+        with session_scope(services.sessionmaker) as session:
+            inbound = session.get(MessageLog, inbound_id)
+            if inbound is not None:
+                inbound.status, inbound.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+            _log_outbound(session, message, apology)
+        return Outcome(replies=apology, inbound_id=inbound_id)
+
+
+def _log_inbound(services: Services, message: InboundMessage) -> int | None:
+    row = MessageLog(
+        channel=message.channel,
+        user_id=message.user_id,
+        direction="in",
+        external_id=message.external_id,
+        kind=message.kind,
+        text=message.text,
+        media_id=message.media_id,
+        created_at=message.received_at,
+    )
+    try:
+        with session_scope(services.sessionmaker) as session:
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        return None  # the (channel, direction, external_id) unique key: a platform retry
+
+
+def _load_state(session: Session, message: InboundMessage) -> ConversationState:
+    query = select(ConversationState).where(
+        ConversationState.channel == message.channel, ConversationState.user_id == message.user_id
+    )
+    state = session.scalars(query.with_for_update()).one_or_none()
+    if state is not None:
+        return state
+    state = ConversationState(channel=message.channel, user_id=message.user_id, slots={}, context={})
+    try:
+        with session.begin_nested():
+            session.add(state)
+    except IntegrityError:  # another worker created it a moment ago
+        state = session.scalars(query.with_for_update()).one()
+    return state
+
+
+def _respond(turn: Turn) -> list[Reply]:
+    message, services = turn.message, turn.services
+    if message.kind == "event":
+        return turn.run("welcome") if message.event == "subscribe" else _route_event_key(turn)
+    turn.text = _clean(message.text)[: services.settings.max_message_chars]
+    if turn.text:
+        turn.parse = services.router.parse(turn.text)
+    if turn.state.dialog:
+        replies = dialogs.continue_dialog(turn)
+        if replies is not None:
+            return replies
+        replies = _route(turn)
+        resume = dialogs.resume_prompt(turn)
+        return replies + ([resume] if resume else [])
+    return _route(turn)
+
+
+def _route(turn: Turn) -> list[Reply]:
+    if not turn.text:
+        if turn.message.kind in ("image", "video", "link", "location", "voice"):
+            return turn.run("help", reason="media")
+        return turn.run("help", reason="empty")
+    digit = _DIGIT.match(turn.text)
+    if digit and turn.state.context.get("menu"):
+        return _choose(turn, int(digit.group(1)))
+    parse = turn.parse
+    assert parse is not None
+    if parse.ambiguous:
+        return [_clarify(turn, parse)]
+    # First handler that accepts wins; runners-up are tried only when they are plausible themselves.
+    fallbacks = [c.intent for c in parse.ranking if c.intent != parse.intent and c.confidence >= FALLBACK_CONFIDENCE]
+    for candidate in dict.fromkeys((parse.intent, *fallbacks)):
+        handler = turn.services.handlers.get(candidate)
+        if handler is None:
+            continue
+        turn.action = {"intent": candidate}
+        replies = handler(turn)
+        if replies is not None:
+            return replies
+    return turn.run("out_of_scope")
+
+
+def _clarify(turn: Turn, parse: Parse) -> Reply:
+    choices = []
+    for cand in parse.ambiguous:
+        if cand.entry_id and cand.entry_id in turn.kb.entries:
+            label = turn.kb.entries[cand.entry_id].title
+            choices.append(Choice(label, {"intent": "policy_entry", "entry": cand.entry_id}))
+        else:
+            label = turn.kb.text(f"intent_labels.{cand.intent}")
+            choices.append(Choice(label, {"intent": cand.intent}))
+    return Reply(turn.say("clarify"), tuple(choices))
+
+
+def _choose(turn: Turn, number: int) -> list[Reply]:
+    menu = turn.state.context.get("menu") or []
+    if not 1 <= number <= len(menu):
+        return [Reply(turn.say("choice_unknown"), tuple(Choice(**c) for c in menu))]
+    action = dict(menu[number - 1]["action"])
+    return turn.run(action.pop("intent"), **action)
+
+
+def _route_event_key(turn: Turn) -> list[Reply]:
+    key = (turn.message.event_key or "").strip()
+    if turn.message.event == "CLICK" and key in turn.services.handlers:
+        return turn.run(key)
+    return []
+
+
+def _remember_menu(state: ConversationState, replies: list[Reply]) -> None:
+    menu = next((r.choices for r in reversed(replies) if r.choices), ())
+    context = dict(state.context or {})
+    context["menu"] = [{"label": c.label, "action": c.action} for c in menu]
+    state.context = context  # reassign: JSON columns only notice a new object
+
+
+def _log_outbound(session: Session, message: InboundMessage, replies: list[Reply]) -> None:
+    for reply in replies:
+        session.add(
+            MessageLog(
+                channel=message.channel,
+                user_id=message.user_id,
+                direction="out",
+                text=reply.plain_text(),
+                status="sent",
+                created_at=utcnow(),
+            )
+        )
+
+
+def _clean(text: str) -> str:
+    # Control characters (other than newlines) carry nothing and upset XML and terminals.
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()

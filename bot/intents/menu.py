@@ -1,0 +1,32 @@
+"""greeting, help, the subscribe welcome, and the honest fallback (out_of_scope)."""
+
+from __future__ import annotations
+
+from bot.channels.base import Choice, Reply
+from bot.conversation import Turn
+from bot.intents import handles
+
+
+def main_menu(turn: Turn, lead: str = "") -> Reply:
+    menu = turn.kb.texts["menu"]
+    choices = tuple(Choice(c["label"], dict(c["action"])) for c in menu["choices"])
+    return Reply("".join(part for part in (lead, menu["title"]) if part), choices, footer=menu["footer"])
+
+
+@handles("greeting", "help", "welcome")
+def greet(turn: Turn) -> list[Reply]:
+    lead = {
+        "greeting": turn.say("greeting"),
+        "welcome": turn.say("welcome"),
+    }.get(turn.action.get("intent"), "")
+    reason = turn.action.get("reason")
+    if reason == "empty":
+        lead = turn.say("empty")
+    elif reason == "media":
+        lead = turn.say("media_ack")
+    return [main_menu(turn, lead)]
+
+
+@handles("out_of_scope")
+def out_of_scope(turn: Turn) -> list[Reply]:
+    return [main_menu(turn, turn.say("out_of_scope"))]

@@ -1,0 +1,177 @@
+"""Test harness: the real app on a real database.
+
+By default every test gets its own SQLite file (a copy of one migrated template). With
+GONGYOU_TEST_DATABASE_URL=postgresql+psycopg://… the whole suite runs on PostgreSQL instead, in a schema
+of its own that is emptied after each test. Tests that need PostgreSQL whatever the default is use the
+`pg_url` fixture: it skips, saying why, when the server is unreachable — unless GONGYOU_REQUIRE_POSTGRES=1
+(set by .ci/run), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.app import create_app
+from bot.db import make_engine, migrate, normalize_url
+from bot.models import Base
+from bot.settings import Settings
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TEST_DB_URL = os.environ.get("GONGYOU_TEST_DATABASE_URL", "")
+REQUIRE_PG = os.environ.get("GONGYOU_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_reachable(url: str) -> str | None:
+    try:
+        engine = create_engine(normalize_url(url), connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" here
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _schema_url(base: str, schema: str) -> str:
+    url = make_url(normalize_url(base))
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+class PgSchema:
+    """A throwaway schema on the PostgreSQL server, migrated once, emptied between tests."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = normalize_url(base_url)
+        self.schema = f"t_{uuid.uuid4().hex[:10]}"
+        self.url = _schema_url(self.base_url, self.schema)
+        admin = create_engine(self.base_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+        admin.dispose()
+        self.engine = make_engine(self.url)
+        migrate(self.engine)
+
+    def truncate(self) -> None:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with self.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        admin = create_engine(self.base_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
+        admin.dispose()
+
+
+def _require_pg(url: str) -> None:
+    problem = _pg_reachable(url)
+    if problem is None:
+        return
+    message = f"PostgreSQL not reachable at {url} ({problem})"
+    if REQUIRE_PG:
+        pytest.fail(message + " and GONGYOU_REQUIRE_POSTGRES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def _suite_pg() -> Iterator[PgSchema | None]:
+    if not TEST_DB_URL.startswith("postgres"):
+        yield None
+        return
+    _require_pg(TEST_DB_URL)
+    schema = PgSchema(TEST_DB_URL)
+    yield schema
+    schema.drop()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:  # fold the WAL into the main file so a plain copy is complete
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def db_url(_suite_pg: PgSchema | None, _sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database for this test."""
+    if _suite_pg is not None:
+        yield _suite_pg.url
+        _suite_pg.truncate()
+        return
+    path = tmp_path / "gongyou.db"
+    shutil.copyfile(_sqlite_template, path)
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    url = TEST_DB_URL if TEST_DB_URL.startswith("postgres") else os.environ.get("GONGYOU_PG_URL", DEFAULT_PG_URL)
+    _require_pg(url)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL schema of this test's own, whatever the suite's default database."""
+    schema = PgSchema(pg_base_url)
+    yield schema.url
+    schema.drop()
+
+
+@pytest.fixture
+def make_settings(db_url: str) -> Callable[..., Settings]:
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": db_url,
+            "demo_data": False,
+            "log_json": False,
+            "admin_token": "test-admin-token-0123456789",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings):  # noqa: ANN201
+    application = create_app(settings, configure_logs=False)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # noqa: ANN001
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def say(client: TestClient) -> Callable[..., list[str]]:
+    """Talk to the bot as a labourer would: send text as `user`, get back the reply texts."""
+
+    def send(text: str, user: str = "labourer-1", **extra: object) -> list[str]:
+        response = client.post("/api/simulator/message", json={"user": user, "text": text, **extra})
+        assert response.status_code == 200, response.text
+        return [r["text"] for r in response.json()["replies"]]
+
+    return send
