@@ -54,9 +54,20 @@ class Reply:
         return "\n".join(line for line in lines if line)
 
 
+@dataclass(frozen=True)
+class SendResult:
+    """What a provider said about one outbound message."""
+
+    ok: bool
+    provider_message_id: str | None = None
+    error_code: str | None = None  # the provider's own code, e.g. "45015" or "isv.BUSINESS_LIMIT_CONTROL"
+    error: str | None = None
+    retryable: bool = False  # a temporary failure (busy, rate limit): try again later
+
+
 class OutputChannel(Protocol):
     name: str
 
-    def send(self, user_id: str, reply: Reply) -> str | None:
-        """Deliver a reply outside the request that caused it; returns the provider's message id."""
+    def send(self, user_id: str, reply: Reply) -> SendResult:
+        """Deliver a reply outside the request that caused it (customer-service API, SMS gateway)."""
         ...
