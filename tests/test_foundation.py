@@ -1,0 +1,83 @@
+"""Foundation: health, settings, migrations, packaging."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from pydantic import ValidationError
+
+from bot.db import make_engine
+from bot.models import Base
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_health_reports_database_and_knowledge(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["database"] in {"sqlite", "postgresql"}
+    assert body["knowledge_entries"] >= 14
+
+
+def test_migrations_match_the_models(db_url):
+    """Every model change comes with a migration: the migrated schema equals the models' metadata."""
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "GONGYOU_ADMIN_TOKEN"),
+        ({"GONGYOU_ADMIN_TOKEN": "x" * 20, "GONGYOU_DATA_KEY": "k" * 32}, "GONGYOU_WECHAT_TOKEN"),
+        ({"GONGYOU_ADMIN_TOKEN": "short", "GONGYOU_WECHAT_TOKEN": "t", "GONGYOU_DATA_KEY": "k"}, "at least 16"),
+    ],
+)
+def test_production_refuses_unsafe_defaults(monkeypatch, env, message):
+    monkeypatch.setenv("GONGYOU_ENV", "production")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_development_needs_nothing_set(monkeypatch):
+    monkeypatch.delenv("GONGYOU_ENV", raising=False)
+    settings = Settings()
+    assert settings.database_url.startswith("sqlite")
+
+
+def test_wheel_carries_the_knowledge(tmp_path):
+    """Installed from a wheel (not the checkout), the package still finds knowledge/."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("gongyou-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert "bot/knowledge/topics.yaml" in names
+        assert any(n.startswith("bot/knowledge/policies/") for n in names)
+        assert "bot/migrations/env.py" in names
+        archive.extractall(tmp_path / "site")
+    probe = (
+        "from bot.settings import default_knowledge_dir; from bot.knowledge import load_knowledge;"
+        "d = default_knowledge_dir(); kb = load_knowledge(d); print(d, len(kb.entries))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
+        check=True, capture_output=True, text=True,
+    ).stdout
+    path, count = out.split()
+    assert path.startswith(str(tmp_path / "site")) and int(count) >= 14
