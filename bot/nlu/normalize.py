@@ -1,0 +1,127 @@
+"""Text normalisation for colloquial, typo-ridden Sichuanese messages.
+
+Two levels:
+- `fold` maps one character to one character (full-width → half-width, traditional → simplified,
+  lower case), so entity offsets found on the folded text are offsets into the original message.
+- `Normalizer.normalize` then removes emoji, punctuation runs and fillers, fixes typos/homophones of
+  domain words and rewrites dialect into standard Mandarin, for scoring.
+The maps are data in knowledge/nlu/ so officials and linguists can extend them without code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from bot.nlu.entities import pinyin_key
+
+MAX_SCORED_CHARS = 300  # a 10,000-character paste is scored on its beginning only
+
+_PUNCT_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
+_REPEAT_RE = re.compile(r"(.)\1{3,}")
+
+
+def _load_trad_simp(path: Path) -> dict[int, int]:
+    table: dict[int, int] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                continue
+            for pair in line.split():
+                if len(pair) == 2 and pair[0] != pair[1]:
+                    table[ord(pair[0])] = ord(pair[1])
+    return table
+
+
+def _fullwidth_table() -> dict[int, int]:
+    table = {0x3000: 0x20}
+    for code in range(0xFF01, 0xFF5F):
+        table[code] = code - 0xFEE0
+    return table
+
+
+class Normalizer:
+    def __init__(self, nlu_dir: Path, domain_words: Iterable[str] = ()):
+        self.fold_table = _fullwidth_table() | _load_trad_simp(nlu_dir / "trad_simp.txt")
+        for c in range(ord("A"), ord("Z") + 1):
+            self.fold_table[c] = c + 32
+        dialect = yaml.safe_load((nlu_dir / "dialect.yaml").read_text(encoding="utf-8")) or {}
+        homo = yaml.safe_load((nlu_dir / "homophones.yaml").read_text(encoding="utf-8")) or {}
+        self.homophones = {k: v for k, v in homo.items() if k != v}
+        self.dialect = dict(dialect.get("replace") or {})
+        self.patterns = [(re.compile(p), r) for p, r in dialect.get("patterns") or ()]
+        fillers = [
+            line.strip() for line in (nlu_dir / "fillers.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        self.filler_re = re.compile("|".join(map(re.escape, sorted(fillers, key=len, reverse=True))))
+        self.homo_re = self._alternation(self.homophones)
+        self.dialect_re = self._alternation(self.dialect)
+        # pinyin index of domain words: a homophone typo of one (扶平 for 扶贫) is rewritten to it
+        self.domain: dict[tuple[str, ...], str] = {}
+        self.domain_lengths: list[int] = []
+        self.known_words: set[str] = set()
+        for w in domain_words:
+            if 2 <= len(w) <= 6 and all("\u4e00" <= c <= "\u9fff" for c in w):
+                self.domain.setdefault(pinyin_key(w), w)
+                self.known_words.add(w)
+        self.domain_lengths = sorted({len(k) for k in self.domain}, reverse=True)
+        self.common_words: set[str] | frozenset[str] = frozenset()
+
+    @staticmethod
+    def _alternation(mapping: dict[str, str]) -> re.Pattern[str] | None:
+        if not mapping:
+            return None
+        return re.compile("|".join(map(re.escape, sorted(mapping, key=len, reverse=True))))
+
+    def fold(self, text: str) -> str:
+        """One-to-one character folding; keeps offsets."""
+        return text.translate(self.fold_table)
+
+    def fix_homophones(self, text: str) -> str:
+        if self.homo_re is not None:
+            text = self.homo_re.sub(lambda m: self.homophones[m.group(0)], text)
+        if not self.domain:
+            return text
+        keys = pinyin_key(text)
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            for length in self.domain_lengths:
+                if i + length > n:
+                    continue
+                word = self.domain.get(keys[i:i + length])
+                if word is None:
+                    continue
+                surface = text[i:i + length]
+                if surface == word:
+                    out.append(surface)
+                    i += length
+                    break
+                same = sum(a == b for a, b in zip(surface, word))
+                # a real word that merely sounds alike (事业 / 失业) is left alone
+                if same * 2 >= length and surface not in self.common_words:
+                    out.append(word)
+                    i += length
+                    break
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+    def normalize(self, text: str) -> str:
+        text = self.fold(text[:MAX_SCORED_CHARS])
+        text = _PUNCT_RE.sub(" ", text)
+        text = _REPEAT_RE.sub(r"\1\1", text)
+        text = self.fix_homophones(text)
+        if self.dialect_re is not None:
+            text = self.dialect_re.sub(lambda m: self.dialect[m.group(0)], text)
+        for pattern, repl in self.patterns:
+            text = pattern.sub(repl, text)
+        stripped = self.filler_re.sub(" ", text)
+        if stripped.strip():
+            text = stripped
+        return " ".join(text.split())
