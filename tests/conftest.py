@@ -175,3 +175,68 @@ def say(client: TestClient) -> Callable[..., list[str]]:
         return [r["text"] for r in response.json()["replies"]]
 
     return send
+
+
+class LiveServer:
+    """The app served by uvicorn on a loopback port in a background thread: real HTTP."""
+
+    def __init__(self, application) -> None:  # noqa: ANN001
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+    with LiveServer(app) as server:
+        yield server
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def browser_page():  # noqa: ANN201
+    """A page in Debian's headless chromium, driven by Playwright (never a downloaded browser)."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = "Debian's chromium is not installed (apt-get install -y chromium)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            reason = "playwright for Python is not installed"
+    if reason:
+        if os.environ.get("GONGYOU_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " and GONGYOU_REQUIRE_BROWSER=1")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
