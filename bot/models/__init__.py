@@ -1,12 +1,30 @@
 """All tables. One module per area; importing this package registers every table on Base.metadata."""
 
 from bot.models.base import Base, UTCDateTime, utcnow
+from bot.models.campaigns import (
+    Audience,
+    Campaign,
+    CampaignStep,
+    Delivery,
+    Event,
+    IdempotencyKey,
+    SchedulerJob,
+    SignUp,
+)
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import AccessLog, JobWish, Labourer, TrainingNeed, WorkingAway
 
 __all__ = [
     "AccessLog",
+    "Audience",
     "Base",
+    "Campaign",
+    "CampaignStep",
+    "Delivery",
+    "Event",
+    "IdempotencyKey",
+    "SchedulerJob",
+    "SignUp",
     "ConversationState",
     "Handoff",
     "JobWish",

@@ -1,0 +1,171 @@
+"""Campaign area: events (job fairs, training sessions), campaigns and their steps, audiences, deliveries,
+sign-ups and the idempotency keys of the officials' API.
+
+A campaign's state changes only through `scheduler.campaigns.transition`; a delivery's only through the
+dispatcher (`scheduler.dispatch`). One delivery row per (campaign, step, labourer), enforced by a unique
+constraint, is what makes a second fire, a retried job or a restart harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.models.base import Base, utcnow
+
+CAMPAIGN_STATES = ("draft", "scheduled", "sending", "done", "paused", "cancelled")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
+SIGNUP_STATUSES = ("registered", "waitlisted", "cancelled")
+
+
+class Event(Base):
+    """A job fair (招聘会) or a training session (农闲班, 流动班, 小灶班, 网络班, 补习班)."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # job_fair | training
+    title: Mapped[str] = mapped_column(String(128))
+    organiser: Mapped[str | None] = mapped_column(String(128))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    venue: Mapped[str | None] = mapped_column(String(128))
+    county: Mapped[str | None] = mapped_column(String(32))
+    township: Mapped[str | None] = mapped_column(String(32))
+    jobs_count: Mapped[int | None] = mapped_column(Integer)  # job fair: number of jobs offered
+    employers: Mapped[list[str]] = mapped_column(default=list)
+    training_type: Mapped[str | None] = mapped_column(String(32))
+    training_format: Mapped[str | None] = mapped_column(String(16))  # 农闲班 | 流动班 | 小灶班 | 网络班 | 补习班
+    capacity: Mapped[int | None] = mapped_column(Integer)  # None: no limit (no waiting list)
+    cost_note: Mapped[str | None] = mapped_column(String(128))  # what it costs or pays (补贴)
+    signup_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | cancelled
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Audience(Base):
+    """A saved filter over the registry and the five lists, resolved when a step fires."""
+
+    __tablename__ = "audience"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    include_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    exclude_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id", ondelete="SET NULL"), index=True)
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audience.id"))
+    template: Mapped[str] = mapped_column(Text)  # placeholders: {姓名} {时间} {地点} {报名方式} …
+    sms_template: Mapped[str] = mapped_column(Text)  # the SMS-length version
+    channels: Mapped[list[str]] = mapped_column(default=list)  # in order of preference
+    send_at: Mapped[datetime | None]  # None: as soon as it is scheduled
+    recurrence: Mapped[str | None] = mapped_column(String(64))  # crontab "m h dom mon dow", local time
+    recurrence_until: Mapped[datetime | None]
+    reminders: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"days_before": 1, "at": "18:00"}]
+    signup: Mapped[bool] = mapped_column(Boolean, default=True)  # replies "报名" / "1" sign up for the event
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CampaignStep(Base):
+    """One firing of a campaign: the initial send, one occurrence of a recurring send, or a reminder."""
+
+    __tablename__ = "campaign_step"
+    __table_args__ = (UniqueConstraint("campaign_id", "kind", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # initial | recurring | reminder
+    due_at: Mapped[datetime]
+    to_signed_up: Mapped[bool] = mapped_column(Boolean, default=False)  # reminders go to who signed up
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired | skipped
+    fired_at: Mapped[datetime | None]
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    skip_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Delivery(Base):
+    """One message of one step to one labourer: queued → sending → sent → delivered | failed (or skipped)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "step_id", "labourer_id"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        Index("ix_delivery_labourer_sent", "labourer_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    step_id: Mapped[int] = mapped_column(ForeignKey("campaign_step.id", ondelete="CASCADE"), index=True)
+    labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"))
+    channel: Mapped[str | None] = mapped_column(String(16))  # wechat | sms; changes on fallback
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    capped: Mapped[bool] = mapped_column(Boolean, default=True)  # counts toward the weekly broadcast cap
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]  # a "sending" row past its lease belongs to a crashed worker
+    queued_at: Mapped[datetime | None]
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+
+
+class SignUp(Base):
+    __tablename__ = "signup"
+    __table_args__ = (UniqueConstraint("event_id", "labourer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16))  # registered | waitlisted | cancelled
+    channel: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # also the waiting-list order
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` already answered: the same key with the same request returns the same response."""
+
+    __tablename__ = "idempotency_key"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerJob(Base):
+    """APScheduler 3's SQLAlchemyJobStore table, declared here so the migration owns the schema."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)
