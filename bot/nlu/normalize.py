@@ -64,7 +64,10 @@ class Normalizer:
         self.domain: dict[tuple[str, ...], str] = {}
         self.domain_lengths: list[int] = []
         self.known_words: set[str] = set()
+        typos = set(self.homophones)
         for w in domain_words:
+            if w in typos:
+                continue
             if 2 <= len(w) <= 6 and all("\u4e00" <= c <= "\u9fff" for c in w):
                 self.domain.setdefault(pinyin_key(w), w)
                 self.known_words.add(w)
@@ -97,7 +100,7 @@ class Normalizer:
                 if word is None:
                     continue
                 surface = text[i:i + length]
-                if surface == word:
+                if surface == word or surface in self.known_words:
                     out.append(surface)
                     i += length
                     break

@@ -51,6 +51,7 @@ class _Cue:
     weight: float
     unless: re.Pattern[str] | None
     topic: str | None
+    unless_domain: bool = False
 
 
 def _read_yaml(path: Path) -> Any:
@@ -67,6 +68,7 @@ class Router:
         nlu_dir = self.knowledge_dir / NLU_DIR
         self.tokenizer = _make_tokenizer(nlu_dir, self.kb)
         domain = set(self._domain_words(nlu_dir))
+        self.domain_re = re.compile("|".join(map(re.escape, sorted((w for w in domain if len(w) >= 2), key=len, reverse=True))) or "(?!)")
         self.normalizer = Normalizer(nlu_dir, domain)
         self.normalizer.common_words = _CommonWords(self.tokenizer, domain)
         self.exact: dict[str, str] = {}
@@ -81,6 +83,7 @@ class Router:
                 weight=float(c["weight"]),
                 unless=re.compile(c["unless"]) if c.get("unless") else None,
                 topic=c.get("topic"),
+                unless_domain=bool(c.get("unless_domain")),
             )
             for c in (_read_yaml(nlu_dir / "cues.yaml") or [])
         ]
@@ -161,7 +164,7 @@ class Router:
             if idf is not None:
                 vec[k] = (1 + math.log(v)) * idf if v >= 1 else v * idf
         # unknown features still count in the query norm: a message mostly about something else scores low
-        unknown = sum(((1 + math.log(v)) if v >= 1 else v) ** 2 * 4.0 for k, v in f.items() if k not in vec)
+        unknown = sum(((1 + math.log(v)) if v >= 1 else v) ** 2 for k, v in f.items() if k not in vec)
         qn = math.sqrt(sum(w * w for w in vec.values()) + unknown) or 1.0
         scores: dict[int, float] = defaultdict(float)
         for k, w in vec.items():
@@ -200,7 +203,9 @@ class Router:
         topic_boost: dict[str, float] = defaultdict(float)
         cue_bonus: dict[str, float] = defaultdict(float)
         for cue in self.cues:
-            if cue.pattern.search(norm) and not (cue.unless and cue.unless.search(norm)):
+            if cue.pattern.search(norm) and not (cue.unless and cue.unless.search(norm)) and not (
+                cue.unless_domain and self.domain_re.search(norm)
+            ):
                 if cue.topic:
                     topic_boost[cue.topic] += cue.weight
                 else:
@@ -241,7 +246,9 @@ class Router:
         best_score, best = candidates[0]
         confidence = _confidence(best_score)
         ambiguous: list[Candidate] = []
-        if best.intent == OUT_OF_SCOPE or best_score < MIN_SCORE:
+        # long messages spread their weight over many words: the bar is lower, the ranking unchanged
+        min_score = max(0.14, MIN_SCORE * math.sqrt(12 / max(len(norm), 12)))
+        if best.intent == OUT_OF_SCOPE or best_score < min_score:
             return Parse(text, norm, OUT_OF_SCOPE, round(max(confidence, 1 - confidence), 4) if best.intent == OUT_OF_SCOPE else round(1 - confidence, 4),
                          None, None, entities, tokens, ranking, [])
         close = [rc for (s, _c), rc in zip(candidates[:3], ranking[:3])
