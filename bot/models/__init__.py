@@ -11,6 +11,7 @@ from bot.models.campaigns import (
     SchedulerJob,
     SignUp,
 )
+from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import AccessLog, JobWish, Labourer, TrainingNeed, WorkingAway
 
@@ -30,8 +31,12 @@ __all__ = [
     "JobWish",
     "Labourer",
     "MessageLog",
+    "OutboundMessage",
+    "SmsNumber",
     "TrainingNeed",
     "UTCDateTime",
+    "WeChatFollower",
+    "WeChatToken",
     "WorkingAway",
     "utcnow",
 ]
