@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
-import cn2an
 from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz
 
@@ -53,6 +52,8 @@ def _value(span: str) -> float | None:
     s = s.replace("k", "千").replace("K", "千").replace("w", "万").replace("W", "万")
     if re.fullmatch(r"\d+(?:\.\d+)?", s):
         return float(s)
+    import cn2an  # imported on first use: it costs 0.2 s of start-up
+
     try:
         value = cn2an.cn2an(s, "smart")
     except Exception:  # cn2an raises ValueError and friends for anything it cannot read
@@ -235,6 +236,10 @@ class Gazetteer:
             if surface and surface not in self.surfaces:
                 self.surfaces[surface] = payload
         self.lengths = sorted({len(s) for s in self.surfaces}, reverse=True)
+        by_first: dict[str, set[int]] = {}
+        for s in self.surfaces:
+            by_first.setdefault(s[0], set()).add(len(s))
+        self.by_first = {c: sorted(ls, reverse=True) for c, ls in by_first.items()}
         self.pinyin: dict[tuple[str, ...], tuple[str, Any]] = {}
         if pinyin:
             for s, p in self.surfaces.items():
@@ -247,8 +252,9 @@ class Gazetteer:
         """Non-overlapping exact matches, longest first at each position: (start, end, surface, payload)."""
         out = []
         i, n = 0, len(text)
+        by_first = self.by_first
         while i < n:
-            for length in self.lengths:
+            for length in by_first.get(text[i], ()):
                 if i + length <= n:
                     s = text[i:i + length]
                     if s in self.surfaces:

@@ -18,6 +18,7 @@ import yaml
 
 from bot.nlu.entities import pinyin_key
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_SCORED_CHARS = 300  # a 10,000-character paste is scored on its beginning only
 
 _PUNCT_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
@@ -48,8 +49,8 @@ class Normalizer:
         self.fold_table = _fullwidth_table() | _load_trad_simp(nlu_dir / "trad_simp.txt")
         for c in range(ord("A"), ord("Z") + 1):
             self.fold_table[c] = c + 32
-        dialect = yaml.safe_load((nlu_dir / "dialect.yaml").read_text(encoding="utf-8")) or {}
-        homo = yaml.safe_load((nlu_dir / "homophones.yaml").read_text(encoding="utf-8")) or {}
+        dialect = yaml.load((nlu_dir / "dialect.yaml").read_text(encoding="utf-8"), Loader=_LOADER) or {}
+        homo = yaml.load((nlu_dir / "homophones.yaml").read_text(encoding="utf-8"), Loader=_LOADER) or {}
         self.homophones = {k: v for k, v in homo.items() if k != v}
         self.dialect = dict(dialect.get("replace") or {})
         self.patterns = [(re.compile(p), r) for p, r in dialect.get("patterns") or ()]

@@ -54,9 +54,12 @@ class _Cue:
     unless_domain: bool = False
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader, the C one when available
 
 
 class Router:
@@ -112,7 +115,7 @@ class Router:
             words.extend(item.aliases)
         return words
 
-    def _features(self, text: str) -> dict[str, float]:
+    def _features(self, text: str, tokens: list[str] | None = None) -> dict[str, float]:
         feats: dict[str, float] = defaultdict(float)
         for chunk in text.split():
             for i, ch in enumerate(chunk):
@@ -120,7 +123,7 @@ class Router:
                     feats[ch] += 0.5
                 if i + 1 < len(chunk):
                     feats[chunk[i:i + 2]] += 1.0
-        for tok in self.tokenizer.lcut(text, HMM=False):
+        for tok in tokens if tokens is not None else self.tokenizer.lcut(text, HMM=False):
             if len(tok) >= 2 and not tok.isspace():
                 feats["w:" + tok] += 1.0
         return feats
@@ -141,7 +144,13 @@ class Router:
             for k in f:
                 df[k] += 1
         n = len(raw) or 1
-        self.idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items()}
+        # features in more than a tenth of the documents say little and cost the most to score
+        common = {k for k, v in df.items() if v > max(20, n // 10)}
+        for f in raw:
+            for k in common & f.keys():
+                del f[k]
+        self.idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items() if k not in common}
+        self.common_features = common
         self.index: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for i, f in enumerate(raw):
             vec = {k: (1 + math.log(v)) * self.idf[k] if v >= 1 else v * self.idf[k] for k, v in f.items()}
@@ -156,15 +165,18 @@ class Router:
 
     # ---------------------------------------------------------------- parsing
 
-    def _retrieve(self, norm: str) -> dict[int, float]:
-        f = self._features(norm)
+    def _retrieve(self, norm: str, tokens: list[str]) -> dict[int, float]:
+        f = self._features(norm, tokens)
         vec = {}
         for k, v in f.items():
+            if k in self.common_features:
+                continue
             idf = self.idf.get(k)
             if idf is not None:
                 vec[k] = (1 + math.log(v)) * idf if v >= 1 else v * idf
         # unknown features still count in the query norm: a message mostly about something else scores low
-        unknown = sum(((1 + math.log(v)) if v >= 1 else v) ** 2 for k, v in f.items() if k not in vec)
+        unknown = sum(((1 + math.log(v)) if v >= 1 else v) ** 2 for k, v in f.items()
+                      if k not in vec and k not in self.common_features)
         qn = math.sqrt(sum(w * w for w in vec.values()) + unknown) or 1.0
         scores: dict[int, float] = defaultdict(float)
         for k, w in vec.items():
@@ -179,7 +191,8 @@ class Router:
         norm = self.normalizer.normalize(text)
         tokens = [t for t in self.tokenizer.lcut(norm, HMM=False) if not t.isspace()] if norm else []
         entities = extract_entities(folded, self.kb) if norm else []
-        exact = self.exact.get(self._exact_key(folded))
+        key = self._exact_key(folded)
+        exact = self.exact.get(key) if key else None
         if exact:
             cand = Candidate(exact, 1.0)
             return Parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
@@ -187,7 +200,7 @@ class Router:
             cand = Candidate(OUT_OF_SCOPE, 1.0)
             return Parse(text, norm, OUT_OF_SCOPE, 1.0, None, None, entities, tokens, [cand], [])
 
-        doc_scores = self._retrieve(norm)
+        doc_scores = self._retrieve(norm, tokens)
         # best score per intent, and per policy entry
         intent_best: dict[str, float] = defaultdict(float)
         entry_best: dict[str, float] = defaultdict(float)
@@ -283,11 +296,12 @@ def _make_tokenizer(nlu_dir: Path, kb: KnowledgeBase) -> Any:
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    tok = jieba.Tokenizer()
-    # jieba caches its parsed dictionary; a per-user temp dir keeps start-up near 0.5 s after the first run
+    # jieba's full dictionary (350k words) takes about a second to load; the 25k most frequent words
+    # (knowledge/nlu/vocab.txt) segment these short messages as well and load in a fraction of it.
+    vocab = nlu_dir / "vocab.txt"
+    tok = jieba.Tokenizer(str(vocab)) if vocab.exists() else jieba.Tokenizer()
     cache_dir = Path(os.environ.get("GONGYOU_CACHE_DIR") or tempfile.gettempdir())
     tok.tmp_dir = str(cache_dir)
-    tok.cache_file = "gongyou.jieba.cache"
     tok.initialize()
     userdict = nlu_dir / "userdict.txt"
     if userdict.exists():

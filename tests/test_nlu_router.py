@@ -1,0 +1,115 @@
+"""The router as a labourer meets it: dev-set accuracy, typos, dialect, ties, junk input, entities."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.nlu.evaluate import evaluate, load_rows
+from bot.nlu.router import get_router
+from bot.nlu.types import INTENTS, TOPICS
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWLEDGE = ROOT / "knowledge"
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def router():
+    return get_router(KNOWLEDGE)
+
+
+def test_examples_all_right():
+    ev = evaluate(load_rows(DATA / "examples.jsonl"), KNOWLEDGE)
+    misses = [(r["text"], p.intent, p.topic) for r, p in ev["results"]
+              if p.intent != r["intent"] or (r.get("topic") and p.topic != r["topic"])]
+    assert not misses
+
+
+@pytest.mark.skipif(not (DATA / "nlu_dev.jsonl").exists(), reason="dev set not present")
+def test_dev_set_accuracy():
+    ev = evaluate(load_rows(DATA / "nlu_dev.jsonl"), KNOWLEDGE)
+    assert ev["accuracy"] >= 0.95, ev["accuracy"]
+    assert ev["topic_accuracy"] >= 0.92, ev["topic_accuracy"]
+
+
+def test_parse_contract(router):
+    p = router.parse("社保补贴咋个申请")
+    assert p.intent in INTENTS and 0.0 <= p.confidence <= 1.0
+    assert p.intent == "policy_question" and p.topic in TOPICS and p.entry_id
+    assert p.tokens and p.ranking and all(0 <= c.confidence <= 1 for c in p.ranking)
+    assert set(p.as_api()) >= {"intent", "confidence", "topic", "entities", "tokens", "ranking"}
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("工益性岗位咋个申请", "public_welfare_post"),
+    ("陪训有没有补贴", "training_subsidy"),
+    ("社宝补贴在哪办", "social_insurance_subsidy"),
+    ("扶平车间是做啥子的", "poverty_workshop"),
+])
+def test_typos_and_homophones_reach_the_entry(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic) == ("policy_question", topic)
+
+
+def test_dialect_is_normalised(router):
+    p = router.parse("啥子时候开招聘会嘛")
+    assert "什么时候" in p.normalized
+    assert p.intent == "query_events"
+    assert "没有" in router.parse("屋头莫得人 娃儿小").normalized
+
+
+def test_own_problem_is_a_complaint_general_question_is_policy(router):
+    assert router.parse("老板欠我三个月工资咋办").intent == "rights_complaint"
+    p = router.parse("法律援助在哪里申请")
+    assert (p.intent, p.topic) == ("policy_question", "rights_protection")
+
+
+def test_near_tie_offers_choices(router):
+    p = router.parse("培训")
+    assert p.intent != "out_of_scope"
+    assert p.ambiguous == [] or 2 <= len(p.ambiguous) <= 3
+
+
+def test_short_domain_word_goes_somewhere(router):
+    p = router.parse("护林员")
+    assert p.intent == "policy_question" and p.topic == "public_welfare_post"
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "😀😀😀", "asdfghjkl", "。。。！！！", "'; DROP TABLE users; --", "SELECT * FROM labourers",
+    "x" * 10_000, "啊" * 10_000,
+])
+def test_junk_is_out_of_scope_and_fast(router, text):
+    t = time.perf_counter()
+    p = router.parse(text)
+    assert time.perf_counter() - t < 0.05
+    assert p.intent == "out_of_scope"
+
+
+def test_long_real_message_is_fast(router):
+    text = "老板欠我三个月工资两万块 " * 800
+    t = time.perf_counter()
+    p = router.parse(text)
+    assert time.perf_counter() - t < 0.05
+    assert p.intent == "rights_complaint"
+
+
+def test_entities_of_wage_arrears(router):
+    p = router.parse("老板欠我三个月工资两万块")
+    assert p.intent == "rights_complaint"
+    assert p.entity("money").value == 20000
+    assert p.entity("duration").value == {"value": 3, "unit": "month"}
+
+
+def test_entities_of_training_wish(router):
+    p = router.parse("我想学电焊")
+    assert p.intent == "register_training"
+    assert p.entity("training_type").value == "焊工"
+
+
+@pytest.mark.parametrize("text", ["T", "Ｔ", "TD", "退订"])
+def test_unsubscribe_commands(router, text):
+    assert router.parse(text).intent == "unsubscribe"
