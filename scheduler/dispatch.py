@@ -1,0 +1,451 @@
+"""The dispatcher: claims queued deliveries, sends them through the channel senders, records the outcome.
+
+    queued ──claim──> sending ──provider ok──> sent ──receipt──> delivered
+       ^                 │  └──temporary failure, tries left──> queued (next_attempt_at = now + delay)
+       │                 ├──temporary failure, no tries left──> failed (retries_exhausted)
+       │                 ├──refused, another channel left──> queued on that channel (WeChat → SMS)
+       │                 └──refused, nothing left──> failed (the provider's reason)
+       └──lease expired after a crash, provider has no record of our key──┘
+
+Claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING, so two
+workers never claim the same row (SKIP LOCKED on PostgreSQL; SQLite serialises writers). A row is
+marked "sending" and committed before the provider call; after a crash the provider's record of our
+idempotency key decides whether it was sent (see `reconcile`), so nothing is sent twice or lost.
+
+Allowed hours are per channel (SMS 08:00–20:00 local by default): rows of a closed channel are simply
+not claimed, so they wait for the window. The weekly cap is checked at claim time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import pii
+from bot.channels.base import SendResult
+from bot.db import session_scope
+from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
+from bot.settings import Settings
+from scheduler.render import Renderer, campaign_texts
+from scheduler.senders import OutboundDelivery, Reconcilable, Sender
+
+log = logging.getLogger(__name__)
+D = Delivery.__table__
+Clock = Callable[[], datetime]
+
+
+def parse_hours(spec: str) -> tuple[dtime, dtime] | None:
+    """"08:00-20:00" → (08:00, 20:00); "" or "00:00-24:00" → None (always open)."""
+    if not spec or spec.replace(" ", "") in ("00:00-24:00", "always"):
+        return None
+    start, end = (part.strip() for part in spec.split("-"))
+    return dtime.fromisoformat(start), dtime.fromisoformat(end) if end != "24:00" else dtime.max
+
+
+def window_open(window: tuple[dtime, dtime] | None, local: datetime) -> bool:
+    if window is None:
+        return True
+    start, end = window
+    now = local.time()
+    return start <= now < end if start <= end else (now >= start or now < end)  # overnight windows
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    rates: dict[str, float] = field(default_factory=lambda: {"sms": 50.0, "wechat": 20.0})  # 0 = unlimited
+    windows: dict[str, tuple[dtime, dtime] | None] = field(default_factory=dict)
+    tz: str = "Asia/Shanghai"
+    weekly_cap: int = 3  # 0 = no cap
+    retry_delays: tuple[timedelta, ...] = (timedelta(minutes=5), timedelta(minutes=10))
+    batch_size: int = 100
+    lease: timedelta = timedelta(minutes=5)
+    data_key: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "DispatchConfig":
+        values: dict[str, Any] = {
+            "rates": {"sms": settings.dispatch_rate_sms, "wechat": settings.dispatch_rate_wechat},
+            "windows": {"sms": parse_hours(settings.sms_send_hours), "wechat": parse_hours(settings.wechat_send_hours)},
+            "tz": settings.timezone,
+            "weekly_cap": settings.broadcast_weekly_cap,
+            "retry_delays": tuple(timedelta(minutes=m) for m in settings.dispatch_retry_minutes),
+            "batch_size": settings.dispatch_batch_size,
+            "lease": timedelta(seconds=settings.dispatch_lease_seconds),
+            "data_key": settings.data_key,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+class RateLimiter:
+    """Paces sends to `rate` per second with no burst: each send gets the next slot on a fixed grid, so
+    sleep overshoot does not accumulate and the measured rate converges on `rate`."""
+
+    def __init__(self, rate: float, *, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate if rate and rate > 0 else 0.0
+        self.monotonic, self.sleep = monotonic, sleep
+        self._next = 0.0
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        now = self.monotonic()
+        if self._next < now - self.interval:  # idle for a while: start a fresh grid, no catch-up burst
+            self._next = now
+        wait = self._next - now
+        if wait > 0:
+            self.sleep(wait)
+        self._next += self.interval
+
+
+@dataclass
+class _Row:
+    id: int
+    campaign_id: int
+    step_id: int
+    labourer_id: int
+    channel: str
+    key: str
+    attempts: int
+    capped: bool
+    name: str
+    openid: str | None
+    phone_enc: bytes | None
+    sub_wechat: bool
+    sub_sms: bool
+
+
+@dataclass
+class BatchStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    fallback: int = 0
+    reconciled: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        senders: dict[str, Sender],
+        config: DispatchConfig | None = None,
+        *,
+        clock: Clock = utcnow,
+        worker_id: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        texts: dict[str, Any] | None = None,
+    ) -> None:
+        self.factory, self.senders = factory, senders
+        self.config = config or DispatchConfig()
+        self.clock = clock
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+        self.limiters = {c: RateLimiter(self.config.rates.get(c, 0), monotonic=monotonic, sleep=sleep) for c in senders}
+        self.sleep = sleep
+        self.texts = texts or campaign_texts()
+        self.totals = BatchStats()
+        self._campaigns: dict[int, tuple[Campaign, Event | None]] = {}
+        self._steps: dict[int, str] = {}
+
+    # ---- one round ---------------------------------------------------------------------------
+
+    def open_channels(self, now: datetime) -> list[str]:
+        local = now.astimezone(ZoneInfo(self.config.tz))
+        return [c for c in self.senders if window_open(self.config.windows.get(c), local)]
+
+    def run_once(self) -> BatchStats:
+        """Reconcile stale rows, then claim and send one batch. Returns what happened."""
+        stats = BatchStats()
+        stats.reconciled = self.reconcile()
+        now = self.clock()
+        channels = self.open_channels(now)
+        if not channels:
+            return stats
+        rows, over_cap = self._claim(channels, now)
+        stats.claimed = len(rows)
+        if rows:
+            self._send_batch(rows, over_cap, stats)
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled"):
+            setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+        return stats
+
+    def run(self, *, stop: threading.Event | None = None, idle_sleep: float = 1.0, until_idle: bool = False,
+            settle: bool = True) -> BatchStats:
+        """Loop until `stop` is set (or, with until_idle, until a round finds nothing to do)."""
+        from scheduler.campaigns import settle_campaigns
+
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            stats = self.run_once()
+            if settle and stats.claimed == 0:
+                with session_scope(self.factory) as session:
+                    settle_campaigns(session, now=self.clock())
+            if stats.claimed == 0 and stats.reconciled == 0:
+                if until_idle:
+                    break
+                stop.wait(idle_sleep)
+        return self.totals
+
+    # ---- claim ---------------------------------------------------------------------------------
+
+    def _claim(self, channels: list[str], now: datetime) -> tuple[list[_Row], set[int]]:
+        cfg = self.config
+        with session_scope(self.factory) as session:
+            due = (
+                select(D.c.id)
+                .where(
+                    D.c.status == "queued",
+                    D.c.next_attempt_at <= now,
+                    D.c.channel.in_(channels),
+                    exists().where(Campaign.id == D.c.campaign_id, Campaign.state == "sending"),
+                )
+                .order_by(D.c.next_attempt_at, D.c.id)
+                .limit(cfg.batch_size)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = session.execute(
+                update(D)
+                .where(D.c.id.in_(due.scalar_subquery()), D.c.status == "queued")
+                .values(status="sending", claimed_by=self.worker_id, lease_until=now + cfg.lease,
+                        sending_at=now, updated_at=now, attempts=D.c.attempts + 1)
+                .returning(D.c.id)
+            ).scalars().all()
+            if not claimed:
+                return [], set()
+            result = session.execute(
+                select(D.c.id, D.c.campaign_id, D.c.step_id, D.c.labourer_id, D.c.channel, D.c.idempotency_key,
+                       D.c.attempts, D.c.capped, Labourer.name, Labourer.wechat_openid, Labourer.phone_enc,
+                       Labourer.subscribed_wechat, Labourer.subscribed_sms)
+                .join(Labourer, Labourer.id == D.c.labourer_id)
+                .where(D.c.id.in_(claimed))
+                .order_by(D.c.id)
+            )
+            rows = [_Row(*r) for r in result]
+            self._load_campaigns(session, {r.campaign_id for r in rows}, {r.step_id for r in rows})
+            return rows, self._over_cap(session, rows, now)
+
+    def _load_campaigns(self, session: Session, campaign_ids: set[int], step_ids: set[int]) -> None:
+        for cid in campaign_ids:
+            campaign = session.get(Campaign, cid)
+            assert campaign is not None
+            event = session.get(Event, campaign.event_id) if campaign.event_id else None
+            session.expunge(campaign)
+            if event is not None:
+                session.expunge(event)
+            self._campaigns[cid] = (campaign, event)
+        missing = step_ids - set(self._steps)
+        if missing:
+            for sid, kind in session.execute(select(CampaignStep.id, CampaignStep.kind).where(CampaignStep.id.in_(missing))):
+                self._steps[sid] = kind
+
+    def _over_cap(self, session: Session, rows: list[_Row], now: datetime) -> set[int]:
+        """Deliveries of this batch that must not go out: their labourer reached the weekly broadcast cap."""
+        cap = self.config.weekly_cap
+        capped = [r for r in rows if r.capped]
+        if not cap or not capped:
+            return set()
+        ids = sorted({r.labourer_id for r in capped})
+        since = now - timedelta(days=7)
+        batch_ids = [r.id for r in rows]
+        counts = Counter(
+            dict(
+                session.execute(
+                    select(D.c.labourer_id, func.count())
+                    .where(
+                        D.c.labourer_id.in_(ids),
+                        D.c.capped.is_(True),
+                        D.c.id.not_in(batch_ids),
+                        D.c.status.in_(("sending", "sent", "delivered")),
+                        func.coalesce(D.c.sent_at, D.c.sending_at) >= since,
+                    )
+                    .group_by(D.c.labourer_id)
+                ).all()
+            )
+        )
+        over: set[int] = set()
+        for row in capped:  # in id order: the earlier campaign gets the slot
+            if counts[row.labourer_id] >= cap:
+                over.add(row.id)
+            else:
+                counts[row.labourer_id] += 1
+        return over
+
+    # ---- send ----------------------------------------------------------------------------------
+
+    def _address(self, row: _Row, channel: str) -> str | None:
+        if channel == "wechat":
+            return row.openid if row.openid and row.sub_wechat else None
+        if channel == "sms" and row.phone_enc is not None and row.sub_sms:
+            return pii.decrypt(row.phone_enc, self.config.data_key)
+        return None
+
+    def _fallback(self, row: _Row, campaign: Campaign) -> str | None:
+        """The next channel of the campaign's order the labourer can still be reached on."""
+        order = list(campaign.channels or [])
+        later = order[order.index(row.channel) + 1:] if row.channel in order else []
+        for channel in later:
+            if channel in self.senders and self._address(row, channel) is not None:
+                return channel
+        return None
+
+    def _send_batch(self, rows: list[_Row], over_cap: set[int], stats: BatchStats) -> None:
+        renderers: dict[int, Renderer] = {}
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            campaign, event = self._campaigns[row.campaign_id]
+            now = self.clock()
+            outcome: dict[str, Any] = {
+                "b_id": row.id, "status": "sent", "channel": row.channel, "attempts": row.attempts,
+                "next_attempt_at": None, "provider_message_id": None, "failure_reason": None,
+                "error_code": None, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
+            }
+            updates.append(outcome)
+            if row.id in over_cap:
+                outcome.update(status="skipped", failure_reason="frequency_cap", attempts=row.attempts - 1)
+                stats.skipped += 1
+                continue
+            address = self._address(row, row.channel)
+            if address is None:  # unsubscribed since planning, or the address was removed
+                self._refuse(row, campaign, outcome, stats, SendResult(ok=False, error_code="unsubscribed",
+                                                                         error="not reachable on this channel"))
+                continue
+            renderer = renderers.get(row.step_id)
+            if renderer is None:
+                renderer = renderers[row.step_id] = Renderer(
+                    campaign, event, tz=self.config.tz, texts=self.texts,
+                    reminder=self._steps.get(row.step_id) == "reminder",
+                )
+            text = renderer.render(row.channel, row.name)
+            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address, row.key, row.name)
+            self.limiters[row.channel].acquire()
+            try:
+                result = self.senders[row.channel].send(delivery, text)
+            except Exception as exc:  # noqa: BLE001 - a sender bug or network error is a temporary failure
+                log.exception("sender raised", extra={"delivery_id": row.id, "channel": row.channel})
+                result = SendResult(ok=False, error_code="exception", error=f"{type(exc).__name__}: {exc}"[:500],
+                                    retryable=True)
+            if result.ok:
+                outcome.update(provider_message_id=result.provider_message_id, sent_at=self.clock())
+                stats.sent += 1
+            elif result.retryable:
+                self._retry(row, outcome, stats, result)
+            else:
+                self._refuse(row, campaign, outcome, stats, result)
+        self._record(updates)
+
+    def _retry(self, row: _Row, outcome: dict[str, Any], stats: BatchStats, result: SendResult) -> None:
+        delays = self.config.retry_delays
+        outcome.update(error_code=result.error_code, error=result.error)
+        if row.attempts <= len(delays):
+            outcome.update(status="queued", next_attempt_at=outcome["updated_at"] + delays[row.attempts - 1])
+            stats.retried += 1
+        else:
+            outcome.update(status="failed", failure_reason="retries_exhausted", failed_at=outcome["updated_at"])
+            stats.failed += 1
+
+    def _refuse(self, row: _Row, campaign: Campaign, outcome: dict[str, Any], stats: BatchStats,
+                result: SendResult) -> None:
+        outcome.update(error_code=result.error_code, error=result.error)
+        fallback = self._fallback(row, campaign)
+        if fallback is not None:
+            # A new channel starts its own tries; the wait for its allowed hours happens at claim time.
+            outcome.update(status="queued", channel=fallback, attempts=0, next_attempt_at=outcome["updated_at"],
+                           failure_reason=f"fallback_from_{row.channel}")
+            stats.fallback += 1
+            return
+        reason = "unsubscribed" if result.error_code == "unsubscribed" else "refused"
+        outcome.update(status="failed", failure_reason=reason, failed_at=outcome["updated_at"])
+        stats.failed += 1
+
+    def _record(self, updates: list[dict[str, Any]]) -> None:
+        if not updates:
+            return
+        stmt = (
+            update(D)
+            .where(D.c.id == bindparam("b_id"), D.c.status == "sending", D.c.claimed_by == self.worker_id)
+            .values(
+                status=bindparam("status"), channel=bindparam("channel"), attempts=bindparam("attempts"),
+                next_attempt_at=bindparam("next_attempt_at"), provider_message_id=bindparam("provider_message_id"),
+                failure_reason=bindparam("failure_reason"), error_code=bindparam("error_code"),
+                error=bindparam("error"), sent_at=bindparam("sent_at"), failed_at=bindparam("failed_at"),
+                updated_at=bindparam("updated_at"), lease_until=None,
+            )
+        )
+        with session_scope(self.factory) as session:
+            session.connection().execute(stmt, updates)
+
+    # ---- crash recovery ------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Settle rows left "sending" by a worker that died: the provider's record of our idempotency key
+        says whether the message went out. Returns how many rows were settled."""
+        now = self.clock()
+        with session_scope(self.factory) as session:
+            stale = (
+                select(D.c.id, D.c.channel, D.c.idempotency_key, D.c.provider_message_id, D.c.attempts)
+                .where(D.c.status == "sending", D.c.lease_until < now)
+                .order_by(D.c.id)
+                .limit(1000)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                stale = stale.with_for_update(skip_locked=True)
+            rows = session.execute(stale).all()
+            settled = 0
+            for delivery_id, channel, key, provider_id, attempts in rows:
+                values: dict[str, Any]
+                sender = self.senders.get(channel)
+                found = None
+                if provider_id is None and isinstance(sender, Reconcilable):
+                    found = sender.lookup(key)
+                if provider_id is not None or (found is not None and found.ok):
+                    values = {"status": "sent", "sent_at": now,
+                              "provider_message_id": provider_id or (found.provider_message_id if found else None)}
+                elif isinstance(sender, Reconcilable) or getattr(sender, "deduplicates", False):
+                    # The provider never got it (or will deduplicate it): send again; the lost try is not counted.
+                    values = {"status": "queued", "next_attempt_at": now, "attempts": max(attempts - 1, 0)}
+                else:
+                    values = {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
+                session.execute(
+                    update(D)
+                    .where(and_(D.c.id == delivery_id, D.c.status == "sending"))
+                    .values(lease_until=None, claimed_by=None, updated_at=now, **values)
+                )
+                settled += 1
+            if settled:
+                log.warning("reconciled deliveries left sending", extra={"count": settled, "worker": self.worker_id})
+            return settled
+
+
+def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,
+                  error: str | None = None, at: datetime | None = None) -> int:
+    """A provider's delivery report: sent → delivered, or sent → failed with its reason."""
+    at = at or utcnow()
+    values: dict[str, Any] = (
+        {"status": "delivered", "delivered_at": at}
+        if delivered
+        else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
+    )
+    result = session.execute(
+        update(D)
+        .where(D.c.provider_message_id == provider_message_id, D.c.status == "sent")
+        .values(updated_at=at, **values)
+    )
+    return result.rowcount or 0

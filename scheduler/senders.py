@@ -1,0 +1,135 @@
+"""What the dispatcher sends through: one Sender per channel.
+
+The dispatcher never talks to a gateway itself; adapters here call the channels' own clients
+(bot/channels/sms.py, bot/channels/wechat_api.py), which apply their own rules (per-number opt-out,
+SMS frequency caps, the WeChat 48-hour window).
+
+Crash safety needs one more thing from a sender: after a crash, a delivery left "sending" is settled by
+asking the provider whether our idempotency key was accepted (`lookup`). A sender that cannot answer
+that and does not deduplicate by key itself is never retried blindly: the row fails as
+"outcome_unknown" rather than risk a second message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from bot.channels.base import SendResult
+
+
+@dataclass(frozen=True)
+class OutboundDelivery:
+    """One delivery as a sender needs it: where to, and the key that makes the send idempotent."""
+
+    delivery_id: int
+    campaign_id: int
+    labourer_id: int
+    channel: str  # wechat | sms
+    address: str  # openid, or the mainland mobile number (decrypted only for this call)
+    idempotency_key: str
+    name: str = ""
+
+
+class Sender(Protocol):
+    channel: str
+
+    def send(self, delivery: OutboundDelivery, text: str) -> SendResult: ...
+
+
+@runtime_checkable
+class Reconcilable(Protocol):
+    def lookup(self, idempotency_key: str) -> SendResult | None:
+        """The provider's record of a message sent with this key, or None when it never arrived."""
+        ...
+
+
+def can_reconcile(sender: object) -> bool:
+    return isinstance(sender, Reconcilable) or bool(getattr(sender, "deduplicates", False))
+
+
+class RecordingSender:
+    """In-memory sender for tests: records every accepted message, deduplicates by idempotency key,
+    and fails on request (`fail` maps a labourer id to a list of SendResults returned in turn)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.sent: list[tuple[OutboundDelivery, str]] = []
+        self.by_key: dict[str, SendResult] = {}
+        self.fail: dict[int, list[SendResult]] = {}
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
+        with self._lock:
+            self.calls += 1
+            scripted = self.fail.get(delivery.labourer_id)
+            if scripted:
+                return scripted.pop(0)
+            if delivery.idempotency_key in self.by_key:
+                return self.by_key[delivery.idempotency_key]
+            result = SendResult(ok=True, provider_message_id=f"{self.channel}-{len(self.sent) + 1}")
+            self.sent.append((delivery, text))
+            self.by_key[delivery.idempotency_key] = result
+            return result
+
+    def lookup(self, idempotency_key: str) -> SendResult | None:
+        return self.by_key.get(idempotency_key)
+
+
+class JsonlGateway:
+    """A loopback gateway that appends every accepted message to a JSON-lines file (flushed and fsynced
+    before it answers, like a provider that has accepted the message). Used by the crash test and the
+    benchmark; its file is the gateway's log the checks count."""
+
+    def __init__(self, path: str | Path, channel: str, *, fsync: bool = True) -> None:
+        self.path, self.channel, self.fsync = Path(path), channel, fsync
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self._keys[row["key"]] = row["id"]
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
+        with self._lock:
+            if delivery.idempotency_key in self._keys:
+                return SendResult(ok=True, provider_message_id=self._keys[delivery.idempotency_key])
+            message_id = f"{self.channel}-{delivery.delivery_id}"
+            row = {"id": message_id, "key": delivery.idempotency_key, "channel": self.channel,
+                   "delivery_id": delivery.delivery_id, "labourer_id": delivery.labourer_id, "text": text}
+            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._file.flush()
+            if self.fsync:
+                import os
+
+                os.fsync(self._file.fileno())
+            self._keys[delivery.idempotency_key] = message_id
+            return SendResult(ok=True, provider_message_id=message_id)
+
+    def lookup(self, idempotency_key: str) -> SendResult | None:
+        message_id = self._keys.get(idempotency_key)
+        return SendResult(ok=True, provider_message_id=message_id) if message_id else None
+
+
+def jsonl_senders(directory: str | Path, *, fsync: bool = True) -> dict[str, Sender]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return {c: JsonlGateway(directory / f"{c}.jsonl", c, fsync=fsync) for c in ("wechat", "sms")}
+
+
+def load_factory(spec: str) -> Callable[..., dict[str, Sender]]:
+    """"module:callable" → the callable (settings.dispatch_senders)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["JsonlGateway", "OutboundDelivery", "Reconcilable", "RecordingSender", "SendResult", "Sender",
+           "asdict", "can_reconcile", "jsonl_senders", "load_factory"]
