@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     sms_min_interval_seconds: int = 30
     sms_max_per_day: int = 10
 
+    # Campaigns and broadcasts (scheduler/)
+    scheduler_enabled: bool = False  # run the scheduler (leader) and a dispatcher inside the web process
+    dispatch_rate_sms: float = 50.0  # messages/second per dispatch worker; 0 = unlimited
+    dispatch_rate_wechat: float = 20.0
+    sms_send_hours: str = "08:00-20:00"  # local time (see `timezone`); a delivery due outside waits
+    wechat_send_hours: str = "08:00-21:00"
+    broadcast_weekly_cap: int = 3  # broadcasts per labourer in any 7 days (reminders to sign-ups excepted)
+    dispatch_retry_minutes: list[int] = [5, 10]  # waits before the 2nd and 3rd try; then failed
+    dispatch_batch_size: int = 100
+    dispatch_lease_seconds: int = 300  # a "sending" row older than this belongs to a crashed worker
+    dispatch_senders: str = ""  # "module:factory" building the senders (tests, benchmarks); "" = channels
+    signup_reply_window_hours: int = 168  # "报名"/"1" counts as a sign-up this long after the broadcast
+
     redis_url: str = ""
     timezone: str = "Asia/Shanghai"
 
