@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bot.api import nlu
-from bot.channels import simulator
+from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
 from bot.logs import configure_logging
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     app.include_router(nlu.router)
     app.include_router(simulator.router)
+    app.include_router(wechat.router)
+    app.include_router(sms.router)
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app
 

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     wechat_reply_deadline_seconds: float = 4.0
     wechat_max_body_bytes: int = 64 * 1024
     wechat_timestamp_tolerance_seconds: int = 300
+    wechat_api_timeout_seconds: float = 5.0
+    wechat_reply_workers: int = 32  # threads that run the pipeline for callbacks (per process)
+    wechat_cs_window_hours: int = 48  # customer-service messages only this long after the person's last action
+    # Template message fallback: the template id and its field keys, in order (each value <= 20 characters).
+    wechat_template_id: str = ""
+    wechat_template_fields: str = "thing1,thing2,thing3"
 
     # SMS
     sms_provider: str = "log"  # log | aliyun | tencent
@@ -57,6 +63,11 @@ class Settings(BaseSettings):
     sms_template_id: str = ""
     sms_min_interval_seconds: int = 30
     sms_max_per_day: int = 10
+    sms_marketing_template_id: str = ""  # a marketing-type template (营销短信); falls back to sms_template_id
+    sms_region: str = ""  # aliyun: cn-hangzhou, tencent: ap-guangzhou when empty
+    sms_timeout_seconds: float = 5.0
+    # When set, POST /sms/inbound requires ?token=<this> (configure it in the provider's callback URL).
+    sms_callback_token: str = ""
 
     # Campaigns and broadcasts (scheduler/)
     scheduler_enabled: bool = False  # run the scheduler (leader) and a dispatcher inside the web process

@@ -1,0 +1,511 @@
+"""SMS both ways: gateway adapters behind one interface, the rules every message follows, POST /sms/inbound.
+
+Gateways: `log` (the embedded default: writes the outbox, sends nothing), `aliyun` (Dysms SendSms /
+SendBatchSms, RPC signature HMAC-SHA1) and `tencent` (SMS 2021-01-11 SendSms, TC3-HMAC-SHA256). The
+request signing is done here over httpx, so the providers' SDKs (declared as the optional extras
+`sms-aliyun` / `sms-tencent`) are not needed at run time.
+
+Rules (运营商/工信部 rules for commercial SMS): the signature 【…】 leads every message; length is counted
+in segments (70 characters fit one, longer ones go in parts of 67); marketing-type notices end with
+"拒收请回复R"; an opt-out keyword (R, T, TD, N, 退订, 拒收, STOP) stops all non-essential SMS to that number at
+once, registered or not, until the person sends 订阅; notices are capped per number (default one per 30 s,
+ten per day). A reply to the person's own message is essential: no cap, no opt-out block.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import math
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import pii
+from bot.channels.base import InboundMessage, Reply, SendResult
+from bot.conversation import Services, handle_message
+from bot.db import session_scope
+from bot.models import Labourer, OutboundMessage, SmsNumber, utcnow
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+OPT_OUT_KEYWORDS = {"R", "T", "TD", "N", "退订", "拒收", "STOP"}
+OPT_IN_KEYWORDS = {"订阅"}
+SINGLE_SEGMENT = 70
+MULTI_SEGMENT = 67
+ESSENTIAL = "reply"
+PURPOSES = ("reply", "notice", "marketing")
+INBOUND_MAX_BYTES = 256 * 1024
+ALIYUN_ACK = {"code": 0, "msg": "成功"}
+TENCENT_ACK = {"result": 0, "errmsg": ""}
+
+
+# ---- text rules ---------------------------------------------------------------------------------
+
+
+def keyword(text: str) -> str | None:
+    """"out" for an opt-out keyword, "in" for 订阅, else None (case and surrounding punctuation ignored)."""
+    core = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch)[0] not in "PZSC")
+    core = core.upper()
+    if core in OPT_OUT_KEYWORDS:
+        return "out"
+    if core in OPT_IN_KEYWORDS:
+        return "in"
+    return None
+
+
+def segments(text: str) -> int:
+    n = len(text)
+    return 1 if n <= SINGLE_SEGMENT else math.ceil(n / MULTI_SEGMENT)
+
+
+def render(settings: Settings, body: str, *, purpose: str, opt_out_suffix: str) -> str:
+    text = f"【{settings.sms_signature}】{body.strip()}"
+    if purpose == "marketing" and not text.endswith(opt_out_suffix):
+        text += opt_out_suffix
+    return text
+
+
+def number_hash(number: str, settings: Settings) -> str:
+    return pii.lookup_hash(number, settings.data_key)
+
+
+# ---- gateways -----------------------------------------------------------------------------------
+
+
+class SmsGateway(Protocol):
+    name: str
+
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+        """One result per number. `text` is the full message as the phone shows it; `body` is the text
+        without signature (providers add the signature themselves from their SignName)."""
+        ...
+
+
+class LogGateway:
+    """The embedded default: nothing leaves the machine; the outbox row is the message."""
+
+    name = "log"
+
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+        for number in numbers:
+            log.info("sms (log provider)", extra={"to": pii.mask_phone(number), "sms_text": text, "segments": segments(text)})
+        return [SendResult(ok=True, provider_message_id=f"log-{uuid.uuid4().hex[:16]}") for _ in numbers]
+
+
+def _rfc3986(value: str) -> str:
+    return quote(value, safe="~")
+
+
+def aliyun_signature(params: dict[str, str], secret: str, method: str = "POST") -> str:
+    """Aliyun RPC signature (SignatureVersion 1.0, HMAC-SHA1) over the sorted, percent-encoded parameters."""
+    canonical = "&".join(f"{_rfc3986(k)}={_rfc3986(v)}" for k, v in sorted(params.items()))
+    to_sign = f"{method}&{_rfc3986('/')}&{_rfc3986(canonical)}"
+    digest = hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+ALIYUN_RETRYABLE = ("isv.BUSINESS_LIMIT_CONTROL", "Throttling", "isp.SYSTEM_ERROR", "ServiceUnavailable", "InternalError")
+
+
+class AliyunGateway:
+    name = "aliyun"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.endpoint = settings.sms_api_base or "https://dysmsapi.aliyuncs.com/"
+        self.http = httpx.Client(timeout=settings.sms_timeout_seconds)
+
+    def _template(self, marketing: bool) -> str:
+        return (self.settings.sms_marketing_template_id if marketing else "") or self.settings.sms_template_id
+
+    def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+        base = {
+            "AccessKeyId": self.settings.sms_access_key_id,
+            "Action": action,
+            "Format": "JSON",
+            "RegionId": self.settings.sms_region or "cn-hangzhou",
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureNonce": uuid.uuid4().hex,
+            "SignatureVersion": "1.0",
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": "2017-05-25",
+            **params,
+        }
+        base["Signature"] = aliyun_signature(base, self.settings.sms_access_key_secret)
+        response = self.http.post(self.endpoint, data=base)
+        try:
+            return response.json()
+        except ValueError:
+            return {"Code": f"HTTP{response.status_code}", "Message": response.text[:200]}
+
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+        template = self._template(marketing)
+        try:
+            if len(numbers) == 1:
+                data = self._call("SendSms", {
+                    "PhoneNumbers": numbers[0],
+                    "SignName": self.settings.sms_signature,
+                    "TemplateCode": template,
+                    "TemplateParam": json.dumps({"content": body}, ensure_ascii=False),
+                })
+            else:
+                data = self._call("SendBatchSms", {
+                    "PhoneNumberJson": json.dumps(numbers),
+                    "SignNameJson": json.dumps([self.settings.sms_signature] * len(numbers), ensure_ascii=False),
+                    "TemplateCode": template,
+                    "TemplateParamJson": json.dumps([{"content": body}] * len(numbers), ensure_ascii=False),
+                })
+        except httpx.HTTPError as exc:
+            return [SendResult(ok=False, error_code="network", error=str(exc), retryable=True) for _ in numbers]
+        code = str(data.get("Code", ""))
+        if code == "OK":
+            return [SendResult(ok=True, provider_message_id=str(data.get("BizId", ""))) for _ in numbers]
+        retryable = code.startswith(ALIYUN_RETRYABLE)
+        return [SendResult(ok=False, error_code=code, error=str(data.get("Message", "")), retryable=retryable) for _ in numbers]
+
+
+def tc3_authorization(
+    *, secret_id: str, secret_key: str, host: str, payload: bytes, timestamp: int, service: str = "sms"
+) -> str:
+    """Tencent Cloud API 3.0 signature (TC3-HMAC-SHA256) for a JSON POST to '/'."""
+    day = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+    canonical = "\n".join([
+        "POST", "/", "",
+        f"content-type:application/json; charset=utf-8\nhost:{host}\n",
+        "content-type;host",
+        hashlib.sha256(payload).hexdigest(),
+    ])
+    scope = f"{day}/{service}/tc3_request"
+    to_sign = "\n".join(["TC3-HMAC-SHA256", str(timestamp), scope, hashlib.sha256(canonical.encode()).hexdigest()])
+
+    def _mac(key: bytes, msg: str) -> bytes:
+        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+    key = _mac(_mac(_mac(("TC3" + secret_key).encode(), day), service), "tc3_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, Signature={signature}"
+
+
+TENCENT_RETRYABLE = ("LimitExceeded", "InternalError", "RequestLimitExceeded", "FailedOperation.InsufficientBalance")
+
+
+class TencentGateway:
+    name = "tencent"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.endpoint = settings.sms_api_base or "https://sms.tencentcloudapi.com/"
+        self.host = urlsplit(self.endpoint).netloc
+        self.http = httpx.Client(timeout=settings.sms_timeout_seconds)
+
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+        template = (self.settings.sms_marketing_template_id if marketing else "") or self.settings.sms_template_id
+        payload = json.dumps({
+            "PhoneNumberSet": [f"+86{n}" for n in numbers],
+            "SmsSdkAppId": self.settings.sms_app_id,
+            "SignName": self.settings.sms_signature,
+            "TemplateId": template,
+            "TemplateParamSet": [body],
+        }, ensure_ascii=False).encode()
+        timestamp = int(datetime.now(UTC).timestamp())
+        headers = {
+            "Authorization": tc3_authorization(
+                secret_id=self.settings.sms_access_key_id, secret_key=self.settings.sms_access_key_secret,
+                host=self.host, payload=payload, timestamp=timestamp,
+            ),
+            "Content-Type": "application/json; charset=utf-8",
+            "Host": self.host,
+            "X-TC-Action": "SendSms",
+            "X-TC-Timestamp": str(timestamp),
+            "X-TC-Version": "2021-01-11",
+            "X-TC-Region": self.settings.sms_region or "ap-guangzhou",
+        }
+        try:
+            data = self.http.post(self.endpoint, content=payload, headers=headers).json().get("Response", {})
+        except (httpx.HTTPError, ValueError) as exc:
+            return [SendResult(ok=False, error_code="network", error=str(exc), retryable=True) for _ in numbers]
+        if "Error" in data:
+            code = str(data["Error"].get("Code", ""))
+            error = str(data["Error"].get("Message", ""))
+            return [SendResult(ok=False, error_code=code, error=error, retryable=code.startswith(TENCENT_RETRYABLE)) for _ in numbers]
+        by_number = {s.get("PhoneNumber", ""): s for s in data.get("SendStatusSet", [])}
+        results = []
+        for number in numbers:
+            status = by_number.get(f"+86{number}", {})
+            code = str(status.get("Code", "missing"))
+            if code == "Ok":
+                results.append(SendResult(ok=True, provider_message_id=str(status.get("SerialNo", ""))))
+            else:
+                results.append(SendResult(ok=False, error_code=code, error=str(status.get("Message", "")),
+                                          retryable=code.startswith(TENCENT_RETRYABLE)))
+        return results
+
+
+def make_gateway(settings: Settings) -> SmsGateway:
+    provider = settings.sms_provider.lower()
+    if provider == "log":
+        return LogGateway()
+    if provider == "aliyun":
+        return AliyunGateway(settings)
+    if provider == "tencent":
+        return TencentGateway(settings)
+    raise ValueError(f"GONGYOU_SMS_PROVIDER must be log, aliyun or tencent, not {settings.sms_provider!r}")
+
+
+# ---- per-number state -----------------------------------------------------------------------------
+
+
+def number_row(session: Session, settings: Settings, number: str, *, lock: bool = False) -> SmsNumber:
+    """The number's state row, created on first use (registered or not)."""
+    digest = number_hash(number, settings)
+    query = select(SmsNumber).where(SmsNumber.number_hash == digest)
+    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if row is not None:
+        return row
+    row = SmsNumber(number_hash=digest, number_enc=pii.encrypt(number, settings.data_key),
+                    number_masked=pii.mask_phone(number), opted_out=False, notices_today=0)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # created by a concurrent request
+        row = session.scalars(query.with_for_update() if lock else query).one()
+    return row
+
+
+def set_opt_out(session: Session, settings: Settings, number: str, *, out: bool, word: str | None = None) -> None:
+    row = number_row(session, settings, number, lock=True)
+    row.opted_out = out
+    row.opted_out_at = utcnow() if out else None
+    row.opt_out_keyword = word[:16] if (out and word) else None
+    digest = row.number_hash
+    session.execute(
+        update(Labourer)
+        .where((Labourer.sms_number_hash == digest) | (Labourer.phone_hash == digest))
+        .values(subscribed_sms=not out)
+    )
+
+
+def number_for_hash(session: Session, settings: Settings, digest: str) -> str | None:
+    row = session.scalars(select(SmsNumber).where(SmsNumber.number_hash == digest)).one_or_none()
+    if row is not None:
+        return pii.decrypt(row.number_enc, settings.data_key)
+    labourer = session.scalars(
+        select(Labourer).where((Labourer.sms_number_hash == digest) | (Labourer.phone_hash == digest)).limit(1)
+    ).first()
+    if labourer is not None and labourer.phone_enc:
+        return pii.decrypt(labourer.phone_enc, settings.data_key)
+    return None
+
+
+def _local_day(settings: Settings, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def _cap_refusal(settings: Settings, row: SmsNumber, now: datetime) -> SendResult | None:
+    if row.last_notice_at is not None and now - row.last_notice_at < timedelta(seconds=settings.sms_min_interval_seconds):
+        return SendResult(ok=False, error_code="rate_limited", error="at most one notice per "
+                          f"{settings.sms_min_interval_seconds} s to a number", retryable=True)
+    today = _local_day(settings, now)
+    if row.notice_day == today and row.notices_today >= settings.sms_max_per_day:
+        return SendResult(ok=False, error_code="daily_cap", error=f"{settings.sms_max_per_day} notices a day reached",
+                          retryable=True)
+    return None
+
+
+# ---- sending -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Texts:
+    opt_out_suffix: str
+
+
+def _texts(settings: Settings) -> _Texts:
+    from bot.channels.wechat import channel_texts
+
+    return _Texts(opt_out_suffix=channel_texts(settings.knowledge_dir)["sms_opt_out_suffix"])
+
+
+def send_sms(
+    session: Session, services: Services, *, number: str, reply: Reply | str, purpose: str = ESSENTIAL,
+    gateway: SmsGateway | None = None,
+) -> SendResult:
+    """Send one SMS under the rules (opt-out, caps, signature, opt-out text) and record it in the outbox."""
+    from bot.channels.outbound import channels
+
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}")
+    settings = services.settings
+    number = pii.normalize_phone(number)
+    gateway = gateway or channels(services).sms
+    body = reply.plain_text() if isinstance(reply, Reply) else reply
+    text = render(settings, body, purpose=purpose, opt_out_suffix=_texts(settings).opt_out_suffix)
+    row = number_row(session, settings, number, lock=True)
+    now = utcnow()
+    refusal = None
+    if purpose != ESSENTIAL:
+        if row.opted_out:
+            refusal = SendResult(ok=False, error_code="opted_out", error="the number opted out of notices")
+        else:
+            refusal = _cap_refusal(settings, row, now)
+    record = OutboundMessage(channel="sms", kind="sms", user_id=row.number_hash, number_masked=row.number_masked,
+                             provider=gateway.name, purpose=purpose, text=text, segments=segments(text))
+    session.add(record)
+    if refusal is not None:
+        record.status, record.error_code, record.error = "blocked", refusal.error_code, refusal.error
+        return refusal
+    provider_body = text.removeprefix(f"【{settings.sms_signature}】")  # providers add it from SignName
+    result = gateway.send([number], text, provider_body, marketing=purpose == "marketing")[0]
+    _record_result(record, result, gateway.name)
+    if result.ok and purpose != ESSENTIAL:
+        today = _local_day(settings, now)
+        row.notices_today = (row.notices_today if row.notice_day == today else 0) + 1
+        row.notice_day, row.last_notice_at = today, now
+    return result
+
+
+def _record_result(record: OutboundMessage, result: SendResult, provider: str) -> None:
+    record.provider_message_id = result.provider_message_id
+    if result.ok:
+        record.status = "logged" if provider == "log" else "sent"
+    else:
+        record.status, record.error_code, record.error = "failed", result.error_code, result.error
+
+
+# ---- inbound: upstream messages and delivery receipts -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upstream:
+    number: str
+    text: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    number: str | None
+    provider_message_id: str
+    delivered: bool
+    error_code: str | None
+
+
+def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
+    """Recognise the provider by the shape of its push. Raises ValueError for anything else."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or not all(isinstance(i, dict) for i in items):
+        raise ValueError("expected a JSON object or a list of objects")
+    first = items[0]
+    ups: list[Upstream] = []
+    receipts: list[Receipt] = []
+    if "phone_number" in first:  # Aliyun: SmsUp (content) or SmsReport (biz_id, success)
+        for item in items:
+            number = str(item.get("phone_number", ""))
+            if "content" in item:
+                ident = str(item.get("sequence_id") or f"{item.get('send_time', '')}:{_digest(number, item['content'])}")
+                ups.append(Upstream(number, str(item["content"]), f"aliyun:{ident}"))
+            elif "biz_id" in item:
+                ok = item.get("success") in (True, "true", "True")
+                receipts.append(Receipt(number, str(item["biz_id"]), ok, None if ok else str(item.get("err_code", ""))[:64]))
+            else:
+                raise ValueError("Aliyun push item without content or biz_id")
+        return "aliyun", ups, receipts
+    if "mobile" in first or "sid" in first:  # Tencent: upstream object, or a list of status reports
+        for item in items:
+            number = str(item.get("mobile", ""))
+            if "text" in item:
+                ident = f"{item.get('time', '')}:{_digest(number, str(item['text']))}"
+                ups.append(Upstream(number, str(item["text"]), f"tencent:{ident}"))
+            elif "sid" in item:
+                ok = str(item.get("report_status", "")).upper() == "SUCCESS"
+                receipts.append(Receipt(number or None, str(item["sid"]), ok, None if ok else str(item.get("errmsg", ""))[:64]))
+            else:
+                raise ValueError("Tencent push item without text or sid")
+        return "tencent", ups, receipts
+    raise ValueError("neither an Aliyun nor a Tencent SMS push")
+
+
+def _digest(number: str, text: str) -> str:
+    return hashlib.sha256(f"{number}\x00{text}".encode()).hexdigest()[:24]
+
+
+def handle_upstream(services: Services, up: Upstream) -> None:
+    """One message a person sent by SMS: opt-out/in first, then the conversation; replies go back by SMS."""
+    settings = services.settings
+    try:
+        number = pii.normalize_phone(up.number)
+    except pii.InvalidPersonalData:
+        log.warning("sms from an invalid number ignored")
+        return
+    word = keyword(up.text)
+    text = up.text
+    if word is not None:
+        with session_scope(services.sessionmaker) as session:
+            set_opt_out(session, settings, number, out=word == "out", word=up.text.strip())
+        text = "退订" if word == "out" else "订阅"  # carrier shorthand (R, TD, …) as the conversation understands it
+    digest = number_hash(number, settings)
+    with session_scope(services.sessionmaker) as session:
+        number_row(session, settings, number)  # so a reply can find the number from the hash
+    outcome = handle_message(services, InboundMessage(channel="sms", user_id=digest, text=text, external_id=up.external_id[:128]))
+    for reply in outcome.replies:
+        with session_scope(services.sessionmaker) as session:
+            result = send_sms(session, services, number=number, reply=reply, purpose=ESSENTIAL)
+        if not result.ok:
+            log.warning("sms reply not sent", extra={"error_code": result.error_code})
+
+
+def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], provider: str) -> None:
+    from bot.channels.outbound import record_receipt
+
+    for receipt in receipts:
+        user_id = None
+        if receipt.number:
+            try:
+                user_id = number_hash(pii.normalize_phone(receipt.number), services.settings)
+            except pii.InvalidPersonalData:
+                user_id = None
+        with session_scope(services.sessionmaker) as session:
+            record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
+                           delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id)
+    for up in ups:
+        try:
+            handle_upstream(services, up)
+        except Exception:  # noqa: BLE001 - one bad message must not lose the others of the batch
+            log.exception("sms upstream failed")
+
+
+@router.post("/sms/inbound")
+async def sms_inbound(request: Request, background: BackgroundTasks) -> JSONResponse:
+    services: Services = request.app.state.services
+    token = services.settings.sms_callback_token
+    if token and not hmac.compare_digest(request.query_params.get("token", ""), token):
+        return JSONResponse({"code": 1, "msg": "forbidden", "result": 1, "errmsg": "forbidden"}, status_code=403)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > INBOUND_MAX_BYTES:
+            return JSONResponse({"code": 1, "msg": "too large", "result": 1, "errmsg": "too large"}, status_code=413)
+    try:
+        provider, ups, receipts = parse_callback(json.loads(body.decode("utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return JSONResponse({"code": 1, "msg": str(exc)[:200], "result": 1, "errmsg": str(exc)[:200]}, status_code=400)
+    # Acknowledge at once in the provider's shape; the work runs after the response is sent.
+    background.add_task(_process, services, ups, receipts, provider)
+    return JSONResponse(ALIYUN_ACK if provider == "aliyun" else TENCENT_ACK)
