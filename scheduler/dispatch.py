@@ -127,6 +127,8 @@ class _Row:
     phone_enc: bytes | None
     sub_wechat: bool
     sub_sms: bool
+    prev_reason: str | None  # e.g. fallback_from_wechat: kept on the row when the next channel succeeds
+    prev_code: str | None
 
 
 @dataclass
@@ -233,7 +235,7 @@ class Dispatcher:
             result = session.execute(
                 select(D.c.id, D.c.campaign_id, D.c.step_id, D.c.labourer_id, D.c.channel, D.c.idempotency_key,
                        D.c.attempts, D.c.capped, Labourer.name, Labourer.wechat_openid, Labourer.phone_enc,
-                       Labourer.subscribed_wechat, Labourer.subscribed_sms)
+                       Labourer.subscribed_wechat, Labourer.subscribed_sms, D.c.failure_reason, D.c.error_code)
                 .join(Labourer, Labourer.id == D.c.labourer_id)
                 .where(D.c.id.in_(claimed))
                 .order_by(D.c.id)
@@ -314,8 +316,8 @@ class Dispatcher:
             now = self.clock()
             outcome: dict[str, Any] = {
                 "b_id": row.id, "status": "sent", "channel": row.channel, "attempts": row.attempts,
-                "next_attempt_at": None, "provider_message_id": None, "failure_reason": None,
-                "error_code": None, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
+                "next_attempt_at": None, "provider_message_id": None, "failure_reason": row.prev_reason,
+                "error_code": row.prev_code, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
             }
             updates.append(outcome)
             if row.id in over_cap:
