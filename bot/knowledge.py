@@ -59,10 +59,14 @@ class KnowledgeBase:
         return str(node).format(**values) if values else str(node)
 
 
-def _read_yaml(path: Path) -> Any:
+# libyaml's loader when present: the knowledge files are most of the start-up time otherwise.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{path}: {exc}") from exc
 
@@ -71,7 +75,7 @@ def _catalogue(path: Path) -> tuple[CatalogueItem, ...]:
     if not path.exists():
         return ()
     items = []
-    for raw in _read_yaml(path) or []:
+    for raw in read_yaml(path) or []:
         items.append(
             CatalogueItem(
                 name=raw["name"],
@@ -86,7 +90,7 @@ def _catalogue(path: Path) -> tuple[CatalogueItem, ...]:
 def _policy_entries(directory: Path) -> dict[str, PolicyEntry]:
     entries: dict[str, PolicyEntry] = {}
     for path in sorted((directory / "policies").glob("*.yaml")):
-        doc = _read_yaml(path) or {}
+        doc = read_yaml(path) or {}
         topic = doc.get("topic")
         if topic not in TOPICS:
             raise KnowledgeError(f"{path}: unknown topic {topic!r}")
@@ -115,11 +119,11 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     directory = Path(directory)
     if not directory.is_dir():
         raise KnowledgeError(f"knowledge directory not found: {directory} (set GONGYOU_KNOWLEDGE_DIR)")
-    topics = _read_yaml(directory / "topics.yaml") or {}
+    topics = read_yaml(directory / "topics.yaml") or {}
     if set(topics) != set(TOPICS):
         raise KnowledgeError(f"topics.yaml must list exactly the {len(TOPICS)} topics of DESIGN.md")
     regions_path = directory / "regions.yaml"
-    texts = _read_yaml(directory / "texts.yaml") or {}
+    texts = read_yaml(directory / "texts.yaml") or {}
     missing = {"menu", "out_of_scope", "apology", "clarify"} - set(texts)
     if missing:
         raise KnowledgeError(f"texts.yaml lacks {sorted(missing)}")
@@ -130,6 +134,6 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
         training_types=_catalogue(directory / "training_types.yaml"),
         job_types=_catalogue(directory / "job_types.yaml"),
         formats=_catalogue(directory / "event_formats.yaml"),
-        regions=(_read_yaml(regions_path) or {}) if regions_path.exists() else {},
+        regions=(read_yaml(regions_path) or {}) if regions_path.exists() else {},
         texts=texts,
     )
