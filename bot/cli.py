@@ -1,4 +1,4 @@
-"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate."""
+"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler."""
 
 from __future__ import annotations
 
@@ -71,6 +71,20 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _wechat_menu(args: argparse.Namespace) -> int:
+    from bot.channels.wechat_api import WeChatApiError
+    from bot.channels.wechat_menu import create_menu
+    from bot.settings import get_settings
+
+    try:
+        create_menu(get_settings(), Path(args.file) if args.file else None)
+    except (ValueError, WeChatApiError) as exc:
+        print(f"menu not created: {exc}", file=sys.stderr)
+        return 1
+    print("menu created")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gongyou", description="工友: WeChat/SMS assistant for rural labourers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,8 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_eval.add_argument("--min-topic-accuracy", type=float, default=None)
     nlu_eval.set_defaults(func=_nlu_eval)
 
+    menu = sub.add_parser("wechat-menu", help="create the Official Account menu from knowledge/wechat_menu.yaml")
+    menu.add_argument("--file", default=None, help="another menu file")
+    menu.set_defaults(func=_wechat_menu)
+
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=_migrate)
+
+    from scheduler.cli import add_commands as add_scheduler_commands
+
+    add_scheduler_commands(sub)  # dispatch, scheduler
     return parser
 
 
