@@ -200,10 +200,15 @@ class Dispatcher:
                 with session_scope(self.factory) as session:
                     settle_campaigns(session, now=self.clock())
             if stats.claimed == 0 and stats.reconciled == 0:
-                if until_idle:
+                if until_idle and not self._in_flight():
                     break
                 stop.wait(idle_sleep)
         return self.totals
+
+    def _in_flight(self) -> bool:
+        """Rows some worker (perhaps a dead one) still holds: an until-idle run waits for their lease."""
+        with session_scope(self.factory) as session:
+            return bool(session.scalar(select(exists().where(D.c.status == "sending"))))
 
     # ---- claim ---------------------------------------------------------------------------------
 
@@ -397,43 +402,50 @@ class Dispatcher:
     # ---- crash recovery ------------------------------------------------------------------------
 
     def reconcile(self) -> int:
-        """Settle rows left "sending" by a worker that died: the provider's record of our idempotency key
-        says whether the message went out. Returns how many rows were settled."""
+        """Settle rows left "sending" by a worker that died: the provider's record of the delivery says
+        whether the message went out. Returns how many rows were settled."""
         now = self.clock()
         with session_scope(self.factory) as session:
             stale = (
-                select(D.c.id, D.c.channel, D.c.idempotency_key, D.c.provider_message_id, D.c.attempts)
+                select(D.c.id, D.c.campaign_id, D.c.labourer_id, D.c.channel, D.c.idempotency_key,
+                       D.c.provider_message_id, D.c.attempts, D.c.sending_at, Labourer.name,
+                       Labourer.wechat_openid, Labourer.phone_enc)
+                .join(Labourer, Labourer.id == D.c.labourer_id)
                 .where(D.c.status == "sending", D.c.lease_until < now)
                 .order_by(D.c.id)
                 .limit(1000)
             )
             if session.get_bind().dialect.name == "postgresql":
-                stale = stale.with_for_update(skip_locked=True)
+                stale = stale.with_for_update(of=D, skip_locked=True)
             rows = session.execute(stale).all()
-            settled = 0
-            for delivery_id, channel, key, provider_id, attempts in rows:
-                values: dict[str, Any]
-                sender = self.senders.get(channel)
-                found = None
-                if provider_id is None and isinstance(sender, Reconcilable):
-                    found = sender.lookup(key)
-                if provider_id is not None or (found is not None and found.ok):
-                    values = {"status": "sent", "sent_at": now,
-                              "provider_message_id": provider_id or (found.provider_message_id if found else None)}
-                elif isinstance(sender, Reconcilable) or getattr(sender, "deduplicates", False):
-                    # The provider never got it (or will deduplicate it): send again; the lost try is not counted.
-                    values = {"status": "queued", "next_attempt_at": now, "attempts": max(attempts - 1, 0)}
-                else:
-                    values = {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
+            for row in rows:
+                values = self._settle_stale(row, now)
                 session.execute(
                     update(D)
-                    .where(and_(D.c.id == delivery_id, D.c.status == "sending"))
+                    .where(and_(D.c.id == row.id, D.c.status == "sending"))
                     .values(lease_until=None, claimed_by=None, updated_at=now, **values)
                 )
-                settled += 1
-            if settled:
-                log.warning("reconciled deliveries left sending", extra={"count": settled, "worker": self.worker_id})
-            return settled
+            if rows:
+                log.warning("reconciled deliveries left sending", extra={"count": len(rows), "worker": self.worker_id})
+            return len(rows)
+
+    def _settle_stale(self, row: Any, now: datetime) -> dict[str, Any]:
+        if row.provider_message_id is not None:
+            return {"status": "sent", "sent_at": now}
+        sender = self.senders.get(row.channel)
+        if isinstance(sender, Reconcilable):
+            address = row.wechat_openid if row.channel == "wechat" else (
+                pii.decrypt(row.phone_enc, self.config.data_key) if row.phone_enc is not None else "")
+            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address or "",
+                                        row.idempotency_key, row.name)
+            found = sender.lookup(delivery, row.sending_at or now)
+            if found is not None and found.ok:
+                return {"status": "sent", "sent_at": now, "provider_message_id": found.provider_message_id}
+            # The provider never got it: send again; the lost try is not counted.
+            return {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
+        if getattr(sender, "deduplicates", False):  # the provider drops a second message with the same key
+            return {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
+        return {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
 
 
 def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,

@@ -16,11 +16,18 @@ import importlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.channels.base import SendResult
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.conversation import Services
+    from bot.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,9 @@ class Sender(Protocol):
 
 @runtime_checkable
 class Reconcilable(Protocol):
-    def lookup(self, idempotency_key: str) -> SendResult | None:
-        """The provider's record of a message sent with this key, or None when it never arrived."""
+    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
+        """The provider's record of this delivery (by its idempotency key, or what the channel logged for
+        the address since the row was claimed), or None when it never arrived."""
         ...
 
 
@@ -78,8 +86,8 @@ class RecordingSender:
             self.by_key[delivery.idempotency_key] = result
             return result
 
-    def lookup(self, idempotency_key: str) -> SendResult | None:
-        return self.by_key.get(idempotency_key)
+    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
+        return self.by_key.get(delivery.idempotency_key)
 
 
 class JsonlGateway:
@@ -114,8 +122,8 @@ class JsonlGateway:
             self._keys[delivery.idempotency_key] = message_id
             return SendResult(ok=True, provider_message_id=message_id)
 
-    def lookup(self, idempotency_key: str) -> SendResult | None:
-        message_id = self._keys.get(idempotency_key)
+    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
+        message_id = self._keys.get(delivery.idempotency_key)
         return SendResult(ok=True, provider_message_id=message_id) if message_id else None
 
 
@@ -125,11 +133,88 @@ def jsonl_senders(directory: str | Path, *, fsync: bool = True) -> dict[str, Sen
     return {c: JsonlGateway(directory / f"{c}.jsonl", c, fsync=fsync) for c in ("wechat", "sms")}
 
 
+class _ChannelSender:
+    """Base of the adapters over bot.channels: one short session per send, so the outbox row and the
+    per-number counters the channel keeps commit with the message."""
+
+    channel = ""
+
+    def __init__(self, services: "Services", purpose: str = "marketing") -> None:
+        self.services, self.purpose = services, purpose
+
+    def user_id(self, delivery: OutboundDelivery) -> str:
+        return delivery.address
+
+    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
+        """The channel's outbox row for this address since the claim. The outbox row commits with the
+        provider's answer, so a crash in between (milliseconds) is the one case this cannot see."""
+        from sqlalchemy import select
+
+        from bot.db import session_scope
+        from bot.models import OutboundMessage
+
+        with session_scope(self.services.sessionmaker) as session:
+            row = session.scalars(
+                select(OutboundMessage)
+                .where(
+                    OutboundMessage.channel == self.channel,
+                    OutboundMessage.user_id == self.user_id(delivery),
+                    OutboundMessage.purpose == self.purpose,
+                    OutboundMessage.created_at >= since,
+                    OutboundMessage.status.in_(("sent", "logged", "delivered")),
+                )
+                .limit(1)
+            ).first()
+            return SendResult(ok=True, provider_message_id=row.provider_message_id) if row else None
+
+
+class WeChatSender(_ChannelSender):
+    """Customer-service message inside the 48-hour window, else the configured template message. SMS is
+    not tried here: the dispatcher falls back itself, so the delivery row says which channel carried it."""
+
+    channel = "wechat"
+
+    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
+        from bot.channels import outbound
+        from bot.channels.base import Reply
+        from bot.db import session_scope
+
+        reply = Reply(text, marketing=self.purpose == "marketing")
+        with session_scope(self.services.sessionmaker) as session:
+            result = outbound.send_customer_service(session, self.services, delivery.address, reply, purpose=self.purpose)
+            if not result.ok and not (result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES):
+                if self.services.settings.wechat_template_id:
+                    result = outbound.send_template(session, self.services, delivery.address, reply, purpose=self.purpose)
+            return result
+
+
+class SmsSender(_ChannelSender):
+    """bot.channels.sms.send_sms: signature, opt-out text, per-number opt-out and caps, the outbox."""
+
+    channel = "sms"
+
+    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
+        from bot.channels import sms
+        from bot.db import session_scope
+
+        with session_scope(self.services.sessionmaker) as session:
+            return sms.send_sms(session, self.services, number=delivery.address, reply=text, purpose=self.purpose)
+
+    def user_id(self, delivery: OutboundDelivery) -> str:
+        from bot.channels import sms
+
+        return sms.number_hash(delivery.address, self.services.settings)
+
+
+def channel_senders(settings: "Settings", factory: "sessionmaker[Session]") -> dict[str, Sender]:
+    """The production senders: the channels' own clients, configured by settings."""
+    from bot.conversation import Services
+
+    services = Services.build(settings, factory)
+    return {"wechat": WeChatSender(services), "sms": SmsSender(services)}
+
+
 def load_factory(spec: str) -> Callable[..., dict[str, Sender]]:
     """"module:callable" → the callable (settings.dispatch_senders)."""
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-__all__ = ["JsonlGateway", "OutboundDelivery", "Reconcilable", "RecordingSender", "SendResult", "Sender",
-           "asdict", "can_reconcile", "jsonl_senders", "load_factory"]

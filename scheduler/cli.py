@@ -1,0 +1,91 @@
+"""`gongyou dispatch` (a dispatch worker) and `gongyou scheduler` (the schedule runner), added to bot.cli."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from datetime import timedelta
+
+
+def _senders(args: argparse.Namespace, settings, factory):  # noqa: ANN001, ANN202
+    from scheduler.senders import channel_senders, jsonl_senders, load_factory
+
+    if args.loopback:
+        return jsonl_senders(args.loopback, fsync=not args.no_fsync)
+    spec = args.senders or settings.dispatch_senders
+    if spec:
+        return load_factory(spec)(settings, factory)
+    return channel_senders(settings, factory)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from bot.db import make_engine, make_sessionmaker, migrate
+    from bot.logs import configure_logging
+    from bot.settings import get_settings
+    from scheduler.dispatch import DispatchConfig, Dispatcher
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    overrides: dict[str, object] = {}
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.lease_seconds:
+        overrides["lease"] = timedelta(seconds=args.lease_seconds)
+    config = DispatchConfig.from_settings(settings, **overrides)
+    if args.rate is not None:
+        config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
+    if args.always_open:
+        config = DispatchConfig(**{**config.__dict__, "windows": {}})
+    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id)
+    logging.getLogger(__name__).info("dispatch worker started", extra={"worker": dispatcher.worker_id})
+    totals = dispatcher.run(stop=_stop_on_signals(), idle_sleep=args.idle_sleep, until_idle=args.until_idle)
+    print(f"sent={totals.sent} retried={totals.retried} failed={totals.failed} skipped={totals.skipped} "
+          f"fallback={totals.fallback} reconciled={totals.reconciled}", flush=True)
+    engine.dispose()
+    return 0
+
+
+def run_scheduler(args: argparse.Namespace) -> int:
+    from bot.settings import get_settings
+    from scheduler.jobs import CampaignScheduler
+
+    settings = get_settings()
+    scheduler = CampaignScheduler.from_settings(settings)
+    stop = _stop_on_signals()
+    scheduler.start(with_dispatcher=args.with_dispatcher)
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown()
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser("dispatch", help="run a broadcast dispatch worker")
+    worker.add_argument("--worker-id", default=None)
+    worker.add_argument("--batch-size", type=int, default=0)
+    worker.add_argument("--lease-seconds", type=int, default=0)
+    worker.add_argument("--rate", type=float, default=None, help="messages/second per channel (0 = unlimited)")
+    worker.add_argument("--always-open", action="store_true", help="ignore allowed hours (tests, benchmarks)")
+    worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
+    worker.add_argument("--idle-sleep", type=float, default=1.0)
+    worker.add_argument("--senders", default="", help="module:factory(settings, sessionmaker) -> senders")
+    worker.add_argument("--loopback", default="", help="send to JSON-lines loopback gateways in this folder")
+    worker.add_argument("--no-fsync", action="store_true")
+    worker.set_defaults(func=dispatch)
+
+    runner = sub.add_parser("scheduler", help="run campaign schedules (one leader; others stand by)")
+    runner.add_argument("--with-dispatcher", action="store_true", help="also run a dispatcher in this process")
+    runner.set_defaults(func=run_scheduler)
