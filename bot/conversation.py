@@ -45,6 +45,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, factory: sessionmaker[Session]) -> "Services":
+        dialogs.check(settings.knowledge_dir)
         return cls(
             settings=settings,
             sessionmaker=factory,
@@ -177,7 +178,7 @@ def _respond(turn: Turn) -> list[Reply]:
 def _route(turn: Turn) -> list[Reply]:
     if not turn.text:
         if turn.message.kind in ("image", "video", "link", "location", "voice"):
-            return turn.run("help", reason="media")
+            return dialogs.receive_media(turn) or turn.run("help", reason="media")
         return turn.run("help", reason="empty")
     digit = _DIGIT.match(turn.text)
     if digit and turn.state.context.get("menu"):

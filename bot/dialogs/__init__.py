@@ -1,22 +1,18 @@
-"""Multi-turn slot-filling dialogs. The engine (issue 3) plugs in here; the pipeline only calls these three.
+"""Multi-turn slot-filling dialogs. The pipeline only calls the functions re-exported here.
 
 - `continue_dialog(turn)`: the user has a dialog in progress; return its replies, or None when the
   message is a digression the router should answer instead.
 - `resume_prompt(turn)`: after a digression was answered, the line that brings the user back.
+- `receive_media(turn)`: a photo outside a dialog, which a just-finished dialog may still want.
+- `start(turn, name)`: open a dialog (intent handlers call this).
+- `check(knowledge_dir)`: at start-up, refuse dialog definitions whose texts are missing.
+
+The engine is `bot.dialogs.engine`; the dialogs themselves are declared in `bot.dialogs.definitions`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from bot.dialogs import definitions as _definitions  # noqa: F401 - registers the dialogs
+from bot.dialogs.engine import DIALOGS, check, continue_dialog, current_prompt, receive_media, resume_prompt, start
 
-if TYPE_CHECKING:
-    from bot.channels.base import Reply
-    from bot.conversation import Turn
-
-
-def continue_dialog(turn: "Turn") -> "list[Reply] | None":
-    return None
-
-
-def resume_prompt(turn: "Turn") -> "Reply | None":
-    return None
+__all__ = ["DIALOGS", "check", "continue_dialog", "current_prompt", "receive_media", "resume_prompt", "start"]

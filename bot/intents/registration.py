@@ -1,15 +1,27 @@
-"""register_training, register_job, rights_complaint: the entry points of the registration dialogs.
+"""register_training, register_job, rights_complaint: open the dialog that fills the list.
 
-Until the dialog engine (issue 3) lands these say what will happen and offer the village station.
+"已经在外务工" under register_job opens the working-away dialog (转移就业名单) instead of a job wish.
 """
 
 from __future__ import annotations
 
+import re
+
+from bot import dialogs
 from bot.channels.base import Reply
 from bot.conversation import Turn
 from bot.intents import handles
 
+WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
+                          r"|在外(务工|打工)|出去打工了|已经出去")
+
 
 @handles("register_training", "register_job", "rights_complaint")
 def start_registration(turn: Turn) -> list[Reply]:
-    return [Reply(turn.say(turn.action["intent"]) + turn.say("registration_soon"))]
+    name = turn.action["intent"]
+    if name == "register_job" and WORKING_AWAY.search(turn.text or ""):
+        name = "working_away"
+    if turn.state.dialog == name:
+        prompt = dialogs.current_prompt(turn)
+        return [prompt] if prompt else []
+    return dialogs.start(turn, name)

@@ -12,6 +12,7 @@ from bot.models.campaigns import (
     SignUp,
 )
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
+from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import AccessLog, JobWish, Labourer, TrainingNeed, WorkingAway
 
@@ -19,6 +20,9 @@ __all__ = [
     "AccessLog",
     "Audience",
     "Base",
+    "Complaint",
+    "ComplaintEvidence",
+    "ComplaintNote",
     "Campaign",
     "CampaignStep",
     "Delivery",
@@ -33,6 +37,7 @@ __all__ = [
     "MessageLog",
     "OutboundMessage",
     "SmsNumber",
+    "TicketCounter",
     "TrainingNeed",
     "UTCDateTime",
     "WeChatFollower",

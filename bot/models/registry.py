@@ -44,6 +44,7 @@ class Labourer(Base):
     public_welfare_post: Mapped[bool] = mapped_column(Boolean, default=False)  # 公益性岗位名单
     source: Mapped[str] = mapped_column(String(16), default="roster")  # roster | self_reported
     verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    verify_note: Mapped[str | None] = mapped_column(Text)  # what the village assistant should check
     wechat_source: Mapped[str | None] = mapped_column(String(64))  # qrscene_ key of the poster scanned
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -58,7 +59,8 @@ class TrainingNeed(Base):
     labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
     training_type: Mapped[str] = mapped_column(String(32), index=True)
     preferred_format: Mapped[str | None] = mapped_column(String(16))  # 农闲班 … or None = no preference
-    available_from: Mapped[str | None] = mapped_column(String(64))
+    available_from: Mapped[str | None] = mapped_column(String(64))  # as the labourer said it (农闲时, 下个月)
+    available_date: Mapped[date | None]  # the same, read as a date when it names one
     township: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | arranged | trained | cancelled
     channel: Mapped[str | None] = mapped_column(String(16))
@@ -78,6 +80,7 @@ class JobWish(Base):
     place: Mapped[str | None] = mapped_column(String(32))  # a named city or province
     min_monthly_pay: Mapped[int | None]
     start_when: Mapped[str | None] = mapped_column(String(64))
+    start_date: Mapped[date | None]
     accepts_public_welfare: Mapped[bool | None]
     accepts_home_based: Mapped[bool | None]
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | matched | employed | cancelled
@@ -97,6 +100,7 @@ class WorkingAway(Base):
     employer: Mapped[str | None] = mapped_column(String(64))
     job_type: Mapped[str | None] = mapped_column(String(32))
     since: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

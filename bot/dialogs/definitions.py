@@ -1,0 +1,287 @@
+"""The dialogs Gongyou runs, declared as data, and the rows each one writes when confirmed.
+
+- register_training → 培训需求名单 (TrainingNeed)
+- register_job → 求职名单 (JobWish); working_away → 转移就业名单 (WorkingAway), for "已经在外务工"
+- rights_complaint → a help-desk ticket (Complaint, with its evidence)
+
+Every dialog first finds out who is talking when the chat is not yet bound to a roster entry: the name,
+then (except on SMS, where the number is known) an ID number or a phone. Texts are in
+knowledge/dialogs.yaml under the dialog's name.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.channels.base import Reply
+from bot.dialogs import validators as v
+from bot.dialogs.engine import MEDIA_HANDLERS, Dialog, Run, Slot, finish, register
+from bot.models import Complaint, Labourer, utcnow
+from bot.models.complaints import add_evidence, create_complaint
+from bot.registry import (
+    WECHAT_LIKE,
+    bind_channel,
+    create_job_wish,
+    create_training_need,
+    find_labourer,
+    labourer_for,
+    record_working_away,
+    register_self_reported,
+)
+from bot import pii
+
+EVIDENCE_WINDOW = timedelta(minutes=30)  # photos sent this long after filing still join the ticket
+
+
+# ---- who is talking ----------------------------------------------------------------------------
+
+
+def _prepare(run: Run) -> None:
+    labourer = labourer_for(run.turn.session, run.turn.state, data_key=run.turn.settings.data_key)
+    run.meta["bound"] = labourer is not None
+    if labourer is not None and labourer.township and run.dialog.slot("township") is not None:
+        run.slots["township"] = {"county": labourer.county, "township": labourer.township, "village": labourer.village}
+
+
+def _unbound(run: Run) -> bool:
+    return not run.meta.get("bound")
+
+
+def _asks_id_or_phone(run: Run) -> bool:
+    return _unbound(run) and run.turn.state.channel != "sms"
+
+
+IDENTITY = (
+    Slot("name", v.parse_name, ask_if=_unbound, texts="identity.slots.name"),
+    Slot("identity", v.parse_id_or_phone, show=v.show_protected, entity="phone", ask_if=_asks_id_or_phone,
+         texts="identity.slots.identity"),
+)
+
+
+def _clear(run: Run, name: str) -> str | None:
+    value = run.slots.get(name)
+    return v.reveal(value, run.turn.settings.data_key) if value else None
+
+
+def _sms_phone(run: Run) -> str | None:
+    if run.turn.state.channel != "sms":
+        return None
+    try:
+        return pii.normalize_phone(run.turn.state.user_id)
+    except pii.InvalidPersonalData:
+        return None
+
+
+def _county_of(run: Run, id_number: str | None) -> str | None:
+    if not id_number:
+        return None
+    counties = (run.turn.kb.regions or {}).get("counties") or []
+    return next((c["name"] for c in counties if str(c.get("code")) == id_number[:6]), None)
+
+
+def identify(run: Run, place: dict | None = None) -> Labourer:
+    """The roster entry of whoever is talking: bound before, matched now, or registered as self-reported."""
+    turn, key = run.turn, run.turn.settings.data_key
+    labourer = labourer_for(turn.session, turn.state, data_key=key)
+    if labourer is not None:
+        return labourer
+    identity = run.slots.get("identity") or {}
+    id_number = _clear(run, "identity") if identity.get("kind") == "id" else None
+    phone = _clear(run, "identity") if identity.get("kind") == "phone" else _sms_phone(run)
+    name = run.get("name", "")
+    labourer = find_labourer(turn.session, name=name, data_key=key, id_number=id_number, phone=phone)
+    if labourer is None:
+        place = place or {}
+        labourer = register_self_reported(
+            turn.session, name=name, data_key=key, id_number=id_number, phone=phone,
+            county=place.get("county") or _county_of(run, id_number), township=place.get("township"),
+            village=place.get("village"), note=f"{turn.state.channel} 自助登记",
+        )
+    bind_channel(turn.session, labourer, turn.state, data_key=key)
+    return labourer
+
+
+def _date(value: dict | None) -> date | None:
+    return date.fromisoformat(value["date"]) if value and value.get("date") else None
+
+
+# ---- register_training -------------------------------------------------------------------------
+
+
+def _complete_training(run: Run) -> list[Reply]:
+    township = run.get("township", {})
+    labourer = identify(run, township)
+    when = run.get("available")
+    _need, created = create_training_need(
+        run.turn.session, labourer=labourer, training_type=run.slots["training_type"],
+        preferred_format=run.get("format"), available_from=when["text"] if when else None,
+        available_date=_date(when), township=township.get("township"), channel=run.turn.state.channel,
+    )
+    finish(run.turn)
+    key = "done" if created else "updated"
+    return [Reply(run.text(key, name=labourer.name, training_type=run.slots["training_type"]))]
+
+
+register(Dialog(
+    name="register_training",
+    intent="register_training",
+    prepare=_prepare,
+    slots=(
+        *IDENTITY,
+        Slot("training_type", v.parse_training_type, entity="training_type"),
+        Slot("format", v.parse_format, scan=True),
+        Slot("available", v.parse_when, show=v.show_when),
+        Slot("township", v.parse_township, show=v.show_township, entity="place"),
+    ),
+    complete=_complete_training,
+    texts=("done", "updated"),
+))
+
+
+# ---- register_job and working_away ---------------------------------------------------------------
+
+
+def _complete_job(run: Run) -> list[Reply]:
+    labourer = identify(run)
+    place = run.get("place", {})
+    start = run.get("start")
+    _wish, created = create_job_wish(
+        run.turn.session, labourer=labourer, job_type=run.slots["job_type"], place_scope=place.get("scope"),
+        place=place.get("place"), min_monthly_pay=run.get("pay"), start_when=start["text"] if start else None,
+        start_date=_date(start), accepts_public_welfare=run.slots.get("public_welfare"),
+        accepts_home_based=run.slots.get("home_based"), channel=run.turn.state.channel,
+    )
+    finish(run.turn)
+    lines = [run.text("done" if created else "updated", name=labourer.name, job_type=run.slots["job_type"])]
+    if run.slots.get("public_welfare"):
+        lines.append(run.text("public_welfare_next"))
+    return [Reply("".join(lines))]
+
+
+register(Dialog(
+    name="register_job",
+    intent="register_job",
+    prepare=_prepare,
+    slots=(
+        *IDENTITY,
+        Slot("job_type", v.parse_job_type, entity="job_type"),
+        Slot("place", v.parse_place_wish, show=v.show_place_wish, entity="place"),
+        Slot("pay", v.parse_monthly_pay, show=v.show_money, entity="money", optional=True),
+        Slot("start", v.parse_when, show=v.show_when),
+        Slot("public_welfare", v.parse_yes_no, show=v.show_yes_no),
+        Slot("home_based", v.parse_yes_no, show=v.show_yes_no),
+    ),
+    complete=_complete_job,
+    texts=("done", "updated", "public_welfare_next"),
+))
+
+
+def _parse_away_place(text: str, ctx: v.SlotContext) -> str:
+    place = v.match_place(text, ctx.kb) or {}
+    named = place.get("destination") or place.get("province")
+    return named or v.parse_text(text, ctx)[:32]
+
+
+def _complete_working_away(run: Run) -> list[Reply]:
+    labourer = identify(run)
+    since = run.get("since")
+    record_working_away(
+        run.turn.session, labourer=labourer, place=run.slots["place"], employer=run.get("employer"),
+        job_type=run.get("job_type"), since=since["text"] if since else None, channel=run.turn.state.channel,
+    )
+    finish(run.turn)
+    return [Reply(run.text("done", name=labourer.name, place=run.slots["place"]))]
+
+
+register(Dialog(
+    name="working_away",
+    intent="register_job",
+    prepare=_prepare,
+    slots=(
+        *IDENTITY,
+        Slot("place", _parse_away_place, entity="place"),
+        Slot("job_type", v.parse_job_type, entity="job_type", optional=True),
+        Slot("employer", v.parse_text, optional=True, free_text=True),
+        Slot("since", v.parse_when, show=v.show_when, optional=True),
+    ),
+    complete=_complete_working_away,
+    texts=("done",),
+))
+
+
+# ---- rights_complaint ----------------------------------------------------------------------------
+
+
+def _owed(run: Run) -> bool:
+    return run.slots.get("category") == "欠薪"
+
+
+def _asks_phone(run: Run) -> bool:
+    identity = run.slots.get("identity") or {}
+    return run.turn.state.channel != "sms" and identity.get("kind") != "phone" and not run.meta.get("bound")
+
+
+def _asks_evidence(run: Run) -> bool:
+    return run.turn.state.channel in WECHAT_LIKE
+
+
+def _complete_complaint(run: Run) -> list[Reply]:
+    turn = run.turn
+    labourer = identify(run)
+    contact = run.slots.get("phone") or (run.slots.get("identity") if (run.slots.get("identity") or {}).get("kind") == "phone" else None)
+    if contact is not None:
+        protected = (contact["enc"].encode("ascii"), contact["hash"], contact["masked"])
+    elif labourer.phone_enc is not None:
+        protected = (labourer.phone_enc, labourer.phone_hash or "", labourer.phone_masked or "")
+    else:
+        protected = None
+    period = run.get("period")
+    complaint = create_complaint(
+        turn.session,
+        day=datetime.now(ZoneInfo(turn.settings.timezone)).date(),
+        channel=turn.state.channel, user_id=turn.state.user_id, labourer_id=labourer.id,
+        category=run.slots["category"], employer=run.slots["employer"], site=run.get("site"),
+        amount_owed=run.get("amount"), period=v.show_period(period) if period else None,
+        workers_affected=run.get("workers"), description=run.get("description"), contact_phone=protected,
+        media_ids=list(run.meta.get("media") or ()),
+    )
+    finish(turn)
+    context = dict(turn.state.context or {})
+    context["attach_media"] = {"dialog": "rights_complaint", "complaint_id": complaint.id,
+                               "until": (utcnow() + EVIDENCE_WINDOW).isoformat()}
+    turn.state.context = context
+    key = "done_urgent" if complaint.urgent else "done"
+    return [Reply(run.text(key, ticket=complaint.ticket_no))]
+
+
+def _attach_after_filing(turn, attach: dict) -> list[Reply]:  # noqa: ANN001 - Turn, imported lazily by the engine
+    complaint = turn.session.get(Complaint, attach["complaint_id"])
+    if complaint is None:
+        return [Reply(turn.kb.text("media_ack"))]
+    add_evidence(turn.session, complaint, channel=turn.message.channel, media_id=turn.message.media_id)
+    from bot.dialogs.engine import text
+
+    return [Reply(text(turn, "rights_complaint.evidence_added", ticket=complaint.ticket_no))]
+
+
+register(Dialog(
+    name="rights_complaint",
+    intent="rights_complaint",
+    prepare=_prepare,
+    slots=(
+        Slot("category", v.parse_category, scan=True),
+        Slot("employer", v.parse_text, free_text=True),
+        Slot("site", v.parse_text, optional=True, free_text=True),
+        Slot("amount", v.parse_amount, show=v.show_money, entity="money", optional=True, ask_if=_owed),
+        Slot("period", v.parse_period, show=v.show_period, entity="duration", optional=True, ask_if=_owed),
+        Slot("workers", v.parse_workers, show=v.show_workers, entity="count"),
+        Slot("description", v.parse_text, optional=True, free_text=True),
+        *IDENTITY,
+        Slot("phone", v.parse_phone, show=v.show_protected, ask_if=_asks_phone),
+        Slot("evidence", v.parse_evidence_done, show=lambda _value: "", optional=True, ask_if=_asks_evidence),
+    ),
+    complete=_complete_complaint,
+    texts=("done", "done_urgent", "evidence_added"),
+))
+MEDIA_HANDLERS["rights_complaint"] = _attach_after_filing

@@ -1,0 +1,616 @@
+"""The generic slot-filling engine. A dialog is data (its slots in order, each with a parser); this module
+knows nothing about training, jobs or complaints.
+
+State lives in ConversationState: `dialog` (name), `step` (a slot name, CONFIRM or EDIT), `slots`
+(answers so far, JSON) and `context["dialog"]` (the engine's bookkeeping: last activity, failures on the
+current step, the order slots were answered in for 上一步, a pending offer, evidence media ids).
+The pipeline reads these through the database on every message, so a restart or a second worker
+continues where the first left off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from bot.channels.base import Choice, Reply
+from bot.dialogs.validators import Invalid, SlotContext, compact, looks_like_question
+from bot.models import utcnow
+
+if TYPE_CHECKING:
+    from bot.conversation import Turn
+
+log = logging.getLogger(__name__)
+
+CONFIRM = "__confirm__"
+EDIT = "__edit__"
+MAX_FAILURES = 3
+# The router must be at least this sure before a message the slot parser rejected is treated as a
+# question about something else (answered, then the dialog resumes) rather than a bad answer.
+DIGRESSION_CONFIDENCE = 0.6
+NOT_DIGRESSIONS = ("out_of_scope", "greeting", "help")  # 不晓得 at a question is a failed answer, not a menu request
+# Starting another dialog throws this one away, so that needs a router that is all but certain.
+DIALOG_INTENTS = ("register_training", "register_job", "rights_complaint")
+SWITCH_CONFIDENCE = 0.95
+
+CANCEL_WORDS = ("取消", "算了", "不报了", "不登记了", "不弄了", "不搞了", "不填了", "退出", "不要了", "不投诉了",
+                "不想报了", "不想登记了", "不办了", "不用了")
+BACK_WORDS = ("上一步", "返回", "上一个", "退回", "回上一步", "返回上一步", "上一题", "back")
+UNSUBSCRIBE_WORDS = ("TD", "T", "退订", "退订通知", "N")
+SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
+              "无", "不确定", "搞不清")
+CONTINUE_WORDS = ("继续", "接着", "接到", "1")
+RESTART_WORDS = ("重新", "从头", "重来", "2")
+CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
+EDIT_WORDS = ("修改", "改一下", "改下", "改", "错了", "不对", "换成", "重填", "更正")
+
+Parser = Callable[[str, SlotContext], Any]
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    parse: Parser
+    show: Callable[[Any], str] = str
+    optional: bool = False  # 跳过/不知道 leaves it empty
+    entity: str | None = None  # prefill from the first message's entity of this type
+    scan: bool = False  # prefill by running the parser over the whole first message (keyword slots)
+    free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
+    ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
+    texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
+
+
+@dataclass(frozen=True)
+class Dialog:
+    name: str
+    slots: tuple[Slot, ...]
+    complete: Callable[["Run"], list[Reply]]  # writes the rows; returns the closing replies
+    intent: str | None = None  # the router intent that starts it: its own words are never a digression
+    texts: tuple[str, ...] = ()  # further dialogs.yaml keys `complete` uses, checked at start-up
+    prepare: Callable[["Run"], None] | None = None  # runs once when the dialog opens (who is this?)
+
+    def __post_init__(self) -> None:
+        if not self.slots:
+            raise ValueError(f"dialog {self.name!r} has no slots")
+        names = [s.name for s in self.slots]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"dialog {self.name!r}: duplicate slots {duplicates}")
+        for slot in self.slots:
+            if not callable(slot.parse):
+                raise ValueError(f"dialog {self.name!r}: slot {slot.name!r} has no parser")
+            if slot.name.startswith("_") or slot.name in (CONFIRM, EDIT):
+                raise ValueError(f"dialog {self.name!r}: reserved slot name {slot.name!r}")
+        if not callable(self.complete):
+            raise ValueError(f"dialog {self.name!r} has no completion function")
+        slots = tuple(replace(s, texts=s.texts or f"{self.name}.slots.{s.name}") for s in self.slots)
+        object.__setattr__(self, "slots", slots)
+
+    def slot(self, name: str) -> Slot | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+
+DIALOGS: dict[str, Dialog] = {}
+
+
+def register(dialog: Dialog) -> Dialog:
+    if dialog.name in DIALOGS and DIALOGS[dialog.name] is not dialog:
+        raise ValueError(f"two dialogs named {dialog.name!r}")
+    DIALOGS[dialog.name] = dialog
+    return dialog
+
+
+# ---- texts (knowledge/dialogs.yaml) -------------------------------------------------------------
+
+COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
+               "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled",
+               "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched")
+
+
+@lru_cache(maxsize=4)
+def load_texts(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / "dialogs.yaml"
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def _lookup(texts: dict[str, Any], key: str) -> Any:
+    node: Any = texts
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def check(directory: Path) -> None:
+    """Refuse to start when a dialog refers to a text knowledge/dialogs.yaml does not have."""
+    texts = load_texts(Path(directory))
+    missing = []
+    keys = [f"common.{k}" for k in COMMON_KEYS]
+    for dialog in DIALOGS.values():
+        keys += [f"{dialog.name}.title", f"{dialog.name}.start", *(f"{dialog.name}.{k}" for k in dialog.texts)]
+        keys += [f"{slot.texts}.{part}" for slot in dialog.slots for part in ("label", "prompt", "reask")]
+    for key in keys:
+        try:
+            _lookup(texts, key)
+        except KeyError:
+            missing.append(key)
+    if missing:
+        raise RuntimeError(f"knowledge/dialogs.yaml lacks {missing}")
+    for dialog in DIALOGS.values():
+        for slot in dialog.slots:
+            options = _lookup(texts, slot.texts).get("options")
+            if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
+                raise RuntimeError(f"knowledge/dialogs.yaml: {slot.texts}.options must be a list of strings")
+
+
+def text(turn: "Turn", key: str, **values: Any) -> str:
+    node = _lookup(load_texts(turn.settings.knowledge_dir), key)
+    return str(node).format(**values) if values else str(node)
+
+
+def _node(turn: "Turn", key: str) -> dict[str, Any]:
+    return _lookup(load_texts(turn.settings.knowledge_dir), key)
+
+
+# ---- the run: one dialog in progress -----------------------------------------------------------
+
+
+@dataclass
+class Run:
+    turn: "Turn"
+    dialog: Dialog
+    slots: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.slots.get(name)
+        return default if value is None else value
+
+    def text(self, key: str, **values: Any) -> str:
+        return text(self.turn, f"{self.dialog.name}.{key}", **values)
+
+    def context(self, slot: Slot) -> SlotContext:
+        settings = self.turn.settings
+        options = tuple(_node(self.turn, slot.texts).get("options") or ())
+        return SlotContext(
+            kb=self.turn.kb,
+            data_key=settings.data_key,
+            today=datetime.now(ZoneInfo(settings.timezone)).date(),
+            options=options,
+        )
+
+    def asks(self, slot: Slot) -> bool:
+        return slot.ask_if is None or bool(slot.ask_if(self))
+
+    def save(self, step: str | None) -> None:
+        state = self.turn.state
+        state.dialog, state.step = self.dialog.name, step
+        state.slots = dict(self.slots)  # reassign: JSON columns only notice a new object
+        self.meta["at"] = utcnow().isoformat()
+        context = dict(state.context or {})
+        context["dialog"] = dict(self.meta)
+        state.context = context
+
+
+def _load(turn: "Turn") -> Run | None:
+    dialog = DIALOGS.get(turn.state.dialog or "")
+    if dialog is None:
+        return None
+    meta = dict((turn.state.context or {}).get("dialog") or {})
+    return Run(turn, dialog, dict(turn.state.slots or {}), meta)
+
+
+def finish(turn: "Turn") -> None:
+    """Close the dialog: the state forgets the answers (the rows written by `complete` keep them)."""
+    state = turn.state
+    state.dialog, state.step, state.slots = None, None, {}
+    context = dict(state.context or {})
+    context.pop("dialog", None)
+    state.context = context
+
+
+# ---- entry points -----------------------------------------------------------------------------
+
+
+def start(turn: "Turn", name: str) -> list[Reply]:
+    """Open dialog `name`, prefill what the first message already says, ask for the rest."""
+    dialog = DIALOGS[name]
+    lead = text(turn, f"{name}.start")
+    previous = DIALOGS.get(turn.state.dialog or "")
+    if previous is not None and previous.name != name:
+        lead = text(turn, "common.switched", title=text(turn, f"{previous.name}.title")) + lead
+    run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
+    if dialog.prepare is not None:
+        dialog.prepare(run)
+    filled = _prefill(run)
+    if filled:
+        items = "，".join(f"{_label(run, s)}：{s.show(run.slots[s.name])}" for s in filled)
+        lead += text(turn, "common.prefilled", items=items)
+    return _advance(run, lead)
+
+
+def _prefill(run: Run) -> list[Slot]:
+    turn = run.turn
+    entities = list(turn.parse.entities) if turn.parse is not None else []
+    filled = []
+    for slot in run.dialog.slots:
+        if not run.asks(slot):
+            continue
+        candidates = [e.text for e in entities if slot.entity and e.type == slot.entity]
+        if slot.scan and turn.text:
+            candidates.append(turn.text)
+        for candidate in candidates:
+            try:
+                run.slots[slot.name] = _parse(run, slot, candidate)
+            except Invalid:
+                continue
+            run.meta["history"].append(slot.name)
+            filled.append(slot)
+            break
+    return filled
+
+
+def continue_dialog(turn: "Turn") -> list[Reply] | None:
+    run = _load(turn)
+    if run is None:  # a dialog this version no longer has: forget it rather than fail every message
+        finish(turn)
+        return None
+    words = compact(turn.text)
+    if turn.message.kind != "text" and not turn.text:
+        return _media(run)
+    if words in CANCEL_WORDS or (len(words) <= 8 and any(w in words for w in CANCEL_WORDS[:4])):
+        finish(turn)
+        return [Reply(text(turn, "common.cancelled", title=run.text("title")))]
+    if words.upper() in UNSUBSCRIBE_WORDS or (turn.parse is not None and turn.parse.intent == "unsubscribe"
+                                                and turn.parse.confidence >= DIGRESSION_CONFIDENCE):
+        replies = turn.run("unsubscribe")
+        run.save(turn.state.step)
+        return replies + [_resume(run)]
+    if run.meta.get("paused") or _expired(run):
+        return _paused(run, words)
+    if run.meta.get("offer") == "handoff":
+        run.meta.pop("offer")
+        if words in ("1", "人工", "转人工", "找人工"):
+            run.meta["fails"] = 0
+            replies = turn.run("human_handoff")
+            run.save(turn.state.step)
+            return replies + [_resume(run)]
+        if words == "2":
+            run.meta["fails"] = 0
+            return [_ask(run, turn.state.step)]
+    if words in BACK_WORDS:
+        return _back(run)
+    if turn.state.step == CONFIRM:
+        return _confirm(run, words)
+    if turn.state.step == EDIT:
+        return _pick_edit(run, words)
+    slot = run.dialog.slot(turn.state.step or "")
+    if slot is None:
+        return _advance(run)
+    return _answer(run, slot)
+
+
+def current_prompt(turn: "Turn") -> Reply | None:
+    """What the open dialog is waiting for (someone asked to start the dialog they are already in)."""
+    run = _load(turn)
+    return None if run is None else _resume(run)
+
+
+def resume_prompt(turn: "Turn") -> Reply | None:
+    run = _load(turn)
+    if run is None or run.meta.get("opened") == turn.message.received_at.isoformat():
+        return None  # no dialog, or it was (re)opened by this very message
+    return _resume(run)
+
+
+def receive_media(turn: "Turn") -> list[Reply] | None:
+    """A photo outside any dialog: attach it when a dialog that collects evidence just finished."""
+    attach = (turn.state.context or {}).get("attach_media")
+    if not attach or turn.message.kind != "image" or not turn.message.media_id:
+        return None
+    until = datetime.fromisoformat(attach["until"])
+    if utcnow() > until:
+        return None
+    dialog = DIALOGS.get(attach["dialog"])
+    if dialog is None or dialog.name not in MEDIA_HANDLERS:
+        return None
+    return MEDIA_HANDLERS[dialog.name](turn, attach)
+
+
+# Dialogs that attach media after they complete: name → function(turn, attach context) → replies.
+MEDIA_HANDLERS: dict[str, Callable[["Turn", dict[str, Any]], list[Reply]]] = {}
+
+
+# ---- steps ------------------------------------------------------------------------------------
+
+
+def _label(run: Run, slot: Slot) -> str:
+    return str(_node(run.turn, slot.texts)["label"])
+
+
+def _option_choices(run: Run, slot: Slot) -> tuple[Choice, ...]:
+    options = _node(run.turn, slot.texts).get("options") or ()
+    intent = run.dialog.intent or "help"
+    return tuple(Choice(o, {"intent": intent, "dialog_answer": o}) for o in options)
+
+
+def _ask(run: Run, step: str | None, lead: str = "", key: str = "prompt") -> Reply:
+    if step == CONFIRM:
+        return _confirmation(run, lead)
+    if step == EDIT:
+        return _edit_menu(run)
+    slot = run.dialog.slot(step or "")
+    if slot is None:
+        return Reply(lead)
+    node = _node(run.turn, slot.texts)
+    body = str(node.get(key) or node["reask"])
+    return Reply(lead + body, _option_choices(run, slot))
+
+
+def _resume(run: Run) -> Reply:
+    if run.meta.get("paused"):
+        return _pause_offer(run)
+    prompt = _ask(run, run.turn.state.step)
+    return Reply(text(run.turn, "common.resume", prompt=prompt.text), prompt.choices, prompt.footer)
+
+
+def _next_slot(run: Run) -> Slot | None:
+    return next((s for s in run.dialog.slots if s.name not in run.slots and run.asks(s)), None)
+
+
+def _advance(run: Run, lead: str = "") -> list[Reply]:
+    # An answer can change which later slots apply (工伤 needs no amount owed): drop answers that no
+    # longer apply so the confirmation reads back only what will be saved.
+    for slot in run.dialog.slots:
+        if slot.name in run.slots and not run.asks(slot):
+            del run.slots[slot.name]
+            if slot.name in run.meta.get("history", []):
+                run.meta["history"].remove(slot.name)
+    slot = _next_slot(run)
+    run.meta["fails"] = 0
+    step = slot.name if slot else CONFIRM
+    run.save(step)
+    return [_ask(run, step, lead)]
+
+
+def _parse(run: Run, slot: Slot, answer: str) -> Any:
+    try:
+        return slot.parse(answer, run.context(slot))
+    except Invalid:
+        raise
+    except Exception:  # a parser bug must not cost the labourer what they already told us
+        log.exception("slot parser failed", extra={"dialog": run.dialog.name, "slot": slot.name})
+        raise Invalid() from None
+
+
+def _digit_option(run: Run, slot: Slot, words: str) -> str | None:
+    options = _node(run.turn, slot.texts).get("options") or ()
+    if words.isdigit() and 1 <= int(words) <= len(options):
+        return str(options[int(words) - 1])
+    return None
+
+
+def _is_digression(run: Run, slot: Slot | None) -> bool:
+    parse = run.turn.parse
+    if parse is None or parse.intent in NOT_DIGRESSIONS or parse.intent == run.dialog.intent:
+        return False
+    if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
+        return False
+    if parse.intent in DIALOG_INTENTS:
+        return parse.confidence >= SWITCH_CONFIDENCE and len(compact(run.turn.text)) >= 4
+    return parse.confidence >= DIGRESSION_CONFIDENCE
+
+
+def _foreign_menu(run: Run, words: str) -> bool:
+    """A bare digit answering a menu that is not this dialog's (a policy answer's 回复 1 看详细)."""
+    menu = (run.turn.state.context or {}).get("menu") or []
+    return words.isdigit() and len(words) <= 2 and bool(menu) and not any("dialog_answer" in (c.get("action") or {}) for c in menu)
+
+
+def _answer(run: Run, slot: Slot) -> list[Reply] | None:
+    turn = run.turn
+    words = compact(turn.text)
+    answer = _digit_option(run, slot, words)
+    if answer is None and _foreign_menu(run, words):
+        return None
+    if answer is None:
+        answer = turn.text
+    if slot.optional and words in SKIP_WORDS:
+        value = None
+    else:
+        try:
+            value = _parse(run, slot, answer)
+        except Invalid as exc:
+            return None if exc.counts and _is_digression(run, slot) else _failed(run, slot, exc)
+        if slot.free_text and _is_digression(run, slot):
+            return None
+    run.slots[slot.name] = value
+    history = [n for n in run.meta.get("history", []) if n != slot.name]
+    run.meta["history"] = history + [slot.name]
+    return _advance(run)
+
+
+def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
+    node = _node(run.turn, slot.texts)
+    if not exc.counts:
+        run.save(slot.name)
+        return [_ask(run, slot.name, key=exc.key or "reask")]
+    run.meta["fails"] = int(run.meta.get("fails", 0)) + 1
+    if run.meta["fails"] >= MAX_FAILURES:
+        run.meta["offer"] = "handoff"
+        run.meta["fails"] = 0
+        run.save(slot.name)
+        labels = text(run.turn, "common.handoff_choices").split("|")
+        choices = (Choice(labels[0], {"intent": "human_handoff"}),
+                   Choice(labels[1], {"intent": run.dialog.intent or "help", "dialog_answer": "continue"}))
+        return [Reply(text(run.turn, "common.handoff_offer", label=_label(run, slot)), choices)]
+    run.save(slot.name)
+    key = exc.key if exc.key and exc.key in node else "reask"
+    return [_ask(run, slot.name, key=key)]
+
+
+def _back(run: Run) -> list[Reply]:
+    history = list(run.meta.get("history") or [])
+    current = run.turn.state.step
+    if current not in (CONFIRM, EDIT) and current in history:
+        history.remove(current)
+    if not history:
+        run.save(current)
+        return [_ask(run, current, text(run.turn, "common.back_first"))]
+    previous = history.pop()
+    run.slots.pop(previous, None)
+    run.meta["history"] = history
+    run.meta["fails"] = 0
+    run.save(previous)
+    return [_ask(run, previous)]
+
+
+def _expired(run: Run) -> bool:
+    at = run.meta.get("at")
+    if not at:
+        return False
+    timeout = timedelta(minutes=run.turn.settings.dialog_timeout_minutes)
+    return utcnow() - datetime.fromisoformat(at) > timeout
+
+
+def _pause_offer(run: Run) -> Reply:
+    labels = text(run.turn, "common.paused_choices").split("|")
+    intent = run.dialog.intent or "help"
+    choices = tuple(Choice(label, {"intent": intent, "dialog_answer": label}) for label in labels)
+    return Reply(text(run.turn, "common.paused", title=text(run.turn, f"{run.dialog.name}.title")), choices)
+
+
+def _paused(run: Run, words: str) -> list[Reply] | None:
+    step = run.turn.state.step
+    if run.meta.get("paused"):
+        if any(words.startswith(w) for w in CONTINUE_WORDS):
+            run.meta["paused"] = False
+            run.save(step)
+            return [_ask(run, step)]
+        if any(words.startswith(w) for w in RESTART_WORDS):
+            run.slots, run.meta = {}, {"history": [], "fails": 0, "opened": run.meta.get("opened")}
+            if run.dialog.prepare is not None:
+                run.dialog.prepare(run)
+            return _advance(run, run.text("start"))
+    run.meta["paused"] = True
+    run.save(step)
+    if _is_digression(run, None):
+        return None
+    return [_pause_offer(run)]
+
+
+def _media(run: Run) -> list[Reply]:
+    turn = run.turn
+    collects = run.dialog.name in MEDIA_HANDLERS
+    if collects and turn.message.kind == "image" and turn.message.media_id:
+        media = list(run.meta.get("media") or [])
+        if turn.message.media_id not in media:
+            media.append(turn.message.media_id)
+        run.meta["media"] = media
+        run.save(turn.state.step)
+        return [_ask(run, turn.state.step, text(turn, "common.evidence_ack", count=len(media)))]
+    run.save(turn.state.step)
+    return [_ask(run, turn.state.step, text(turn, "common.media_ack"))]
+
+
+# ---- confirmation and edits --------------------------------------------------------------------
+
+
+def _confirmation(run: Run, lead: str = "") -> Reply:
+    lines = []
+    for slot in run.dialog.slots:
+        if slot.name not in run.slots:
+            continue
+        value = run.slots[slot.name]
+        shown = text(run.turn, "common.not_filled") if value is None else slot.show(value)
+        if shown:
+            lines.append(f"{_label(run, slot)}：{shown}")
+    if run.meta.get("media"):
+        lines.append(text(run.turn, "common.media_count", count=len(run.meta["media"])))
+    labels = text(run.turn, "common.confirm_choices").split("|")
+    intent = run.dialog.intent or "help"
+    choices = tuple(Choice(label, {"intent": intent, "dialog_answer": label}) for label in labels)
+    body = text(run.turn, "common.confirm", title=text(run.turn, f"{run.dialog.name}.title"), summary="\n".join(lines))
+    return Reply(lead + body, choices)
+
+
+def _mentioned_slot(run: Run, words: str) -> tuple[Slot, str] | None:
+    """The answered slot a correction names (改一下电话 → phone), and what is left of the message."""
+    best: tuple[int, Slot, str] | None = None
+    for slot in run.dialog.slots:
+        if slot.name not in run.slots:
+            continue
+        node = _node(run.turn, slot.texts)
+        for alias in (node["label"], *(node.get("aliases") or ())):
+            if alias and alias in words and (best is None or len(alias) > best[0]):
+                best = (len(alias), slot, alias)
+    if best is None:
+        return None
+    rest = words.replace(best[2], "", 1)
+    for word in sorted(EDIT_WORDS + ("一下", "我的", "成", "为", "是", "应该", "要"), key=len, reverse=True):
+        rest = rest.replace(word, "")
+    return best[1], rest
+
+
+def _edit(run: Run, slot: Slot, rest: str) -> list[Reply]:
+    if rest:
+        try:
+            run.slots[slot.name] = _parse(run, slot, rest)
+            return _advance(run)
+        except Invalid:
+            pass
+    run.slots.pop(slot.name, None)
+    run.meta["fails"] = 0
+    run.save(slot.name)
+    return [_ask(run, slot.name, text(run.turn, "common.edit_again", label=_label(run, slot)))]
+
+
+def _confirm(run: Run, words: str) -> list[Reply] | None:
+    labels = text(run.turn, "common.confirm_choices").split("|")
+    if words in ("1", labels[0]) or words in CONFIRM_WORDS:
+        replies = run.dialog.complete(run)
+        return replies
+    mentioned = _mentioned_slot(run, words)
+    if mentioned is not None:
+        return _edit(run, *mentioned)
+    if words in ("2", labels[1]) or words in EDIT_WORDS:
+        run.save(EDIT)
+        return [_edit_menu(run)]
+    if words in ("3", labels[2]):
+        finish(run.turn)
+        return [Reply(text(run.turn, "common.cancelled", title=run.text("title")))]
+    if _is_digression(run, None) or _foreign_menu(run, words):
+        return None
+    run.save(CONFIRM)
+    return [_confirmation(run, text(run.turn, "common.confirm_reask"))]
+
+
+def _edit_menu(run: Run) -> Reply:
+    asked = [s for s in run.dialog.slots if s.name in run.slots]
+    intent = run.dialog.intent or "help"
+    choices = tuple(Choice(_label(run, s), {"intent": intent, "dialog_answer": s.name}) for s in asked)
+    return Reply(text(run.turn, "common.edit_which"), choices)
+
+
+def _pick_edit(run: Run, words: str) -> list[Reply] | None:
+    asked = [s for s in run.dialog.slots if s.name in run.slots]
+    if words.isdigit() and 1 <= int(words) <= len(asked):
+        return _edit(run, asked[int(words) - 1], "")
+    mentioned = _mentioned_slot(run, words)
+    if mentioned is not None:
+        return _edit(run, *mentioned)
+    if words in CONFIRM_WORDS or words in ("不改", "不改了", "没有"):
+        return _advance(run)
+    if _is_digression(run, None):
+        return None
+    return [_edit_menu(run)]
