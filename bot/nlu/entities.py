@@ -222,7 +222,7 @@ def char_pinyin(ch: str) -> str:
 
 
 def pinyin_key(text: str) -> tuple[str, ...]:
-    return tuple(char_pinyin(c) for c in text)
+    return tuple(map(char_pinyin, text))
 
 
 class Gazetteer:
@@ -245,6 +245,11 @@ class Gazetteer:
             for s, p in self.surfaces.items():
                 if len(s) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in s):
                     self.pinyin.setdefault(pinyin_key(s), (s, p))
+        # the lengths of the pinyin keys starting with each syllable: most positions of a message start none
+        py_first: dict[str, set[int]] = {}
+        for key in self.pinyin:
+            py_first.setdefault(key[0], set()).add(len(key))
+        self.py_first = {syl: sorted(ls, reverse=True) for syl, ls in py_first.items()}
         self.fuzzy = fuzzy
         self.long_surfaces = [s for s in self.surfaces if len(s) >= 3]
 
@@ -265,15 +270,17 @@ class Gazetteer:
                 i += 1
         return out
 
-    def find_pinyin(self, text: str) -> list[tuple[int, int, str, Any]]:
+    def find_pinyin(self, text: str, keys: tuple[str, ...] | None = None) -> list[tuple[int, int, str, Any]]:
         if not self.pinyin:
             return []
-        keys = pinyin_key(text)
+        if keys is None:
+            keys = pinyin_key(text)
         out = []
         i, n = 0, len(text)
+        py_first = self.py_first
         while i < n:
-            for length in self.lengths:
-                if length >= 2 and i + length <= n:
+            for length in py_first.get(keys[i], ()):
+                if i + length <= n:
                     hit = self.pinyin.get(keys[i:i + length])
                     # a homophone must share at least one character with the real word
                     if hit and any(a == b for a, b in zip(text[i:i + length], hit[0])):
@@ -429,9 +436,15 @@ def extract_entities(text: str, kb: Any) -> list[Entity]:
     out: list[Entity] = []
     idx = _index(kb)
     taken: list[tuple[int, int]] = []
+    keys = None
     for type_ in ("training_type", "job_type"):
         gaz = idx[type_]
-        for start, end, _s, payload in gaz.find_all(text) or gaz.find_pinyin(text):
+        hits = gaz.find_all(text)
+        if not hits:
+            if keys is None:
+                keys = pinyin_key(text)
+            hits = gaz.find_pinyin(text, keys)
+        for start, end, _s, payload in hits:
             out.append(Entity(type_, payload, text[start:end], start, end))
     place_hits = idx["place"].find_all(text)
     if place_hits:

@@ -8,6 +8,7 @@ Each line: {"text": ..., "intent": ..., "topic": ... (policy_question only)}.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import Counter
@@ -31,6 +32,11 @@ def load_rows(path: Path) -> list[dict]:
                 raise ValueError(f"{path}:{n}: each line needs text and intent")
             rows.append(row)
     return rows
+
+
+def half_of(text: str) -> str:
+    """A fixed split of a labelled set into halves A and B: tune on one, check on the other."""
+    return "A" if hashlib.md5(text.encode("utf-8")).digest()[0] % 2 == 0 else "B"
 
 
 def evaluate(rows: list[dict], knowledge_dir: Path) -> dict:
@@ -57,13 +63,16 @@ def run_eval(
     *,
     min_accuracy: float | None = None,
     min_topic_accuracy: float | None = None,
+    half: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     rows = load_rows(path)
+    if half:
+        rows = [row for row in rows if half_of(row["text"]) == half]
     ev = evaluate(rows, knowledge_dir)
     results = ev["results"]
     w = out.write
-    w(f"NLU evaluation: {path} ({len(rows)} messages)\n")
+    w(f"NLU evaluation: {path}{f' half {half}' if half else ''} ({len(rows)} messages)\n")
     w(f"intent accuracy: {ev['accuracy']:.4f}\n")
     w(f"topic accuracy (policy_question rows, n={ev['topic_support']}): {ev['topic_accuracy']:.4f}\n\n")
 
@@ -118,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--knowledge-dir", type=Path, default=None)
     ap.add_argument("--min-accuracy", type=float, default=None)
     ap.add_argument("--min-topic-accuracy", type=float, default=None)
+    ap.add_argument("--half", choices=("A", "B"), default=None, help="only the rows of one fixed half")
     args = ap.parse_args(argv)
     kdir = args.knowledge_dir
     if kdir is None:
         import os
 
         kdir = Path(os.environ.get("GONGYOU_KNOWLEDGE_DIR") or DEFAULT_KNOWLEDGE)
-    return run_eval(args.file, kdir, min_accuracy=args.min_accuracy, min_topic_accuracy=args.min_topic_accuracy)
+    return run_eval(args.file, kdir, min_accuracy=args.min_accuracy, min_topic_accuracy=args.min_topic_accuracy,
+                    half=args.half)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,11 @@ class Normalizer:
                 self.domain.setdefault(pinyin_key(w), w)
                 self.known_words.add(w)
         self.domain_lengths = sorted({len(k) for k in self.domain}, reverse=True)
+        # per first syllable, the lengths of the domain words starting with it (longest first)
+        first: dict[str, set[int]] = {}
+        for key in self.domain:
+            first.setdefault(key[0], set()).add(len(key))
+        self.domain_first = {syl: sorted(ls, reverse=True) for syl, ls in first.items()}
         self.common_words: set[str] | frozenset[str] = frozenset()
 
     @staticmethod
@@ -93,8 +98,9 @@ class Normalizer:
         keys = pinyin_key(text)
         out: list[str] = []
         i, n = 0, len(text)
+        first = self.domain_first
         while i < n:
-            for length in self.domain_lengths:
+            for length in first.get(keys[i], ()):
                 if i + length > n:
                     continue
                 word = self.domain.get(keys[i:i + length])
@@ -116,8 +122,10 @@ class Normalizer:
                 i += 1
         return "".join(out)
 
-    def normalize(self, text: str) -> str:
-        text = self.fold(text[:MAX_SCORED_CHARS])
+    def normalize(self, text: str, *, folded: bool = False) -> str:
+        text = text[:MAX_SCORED_CHARS]
+        if not folded:
+            text = self.fold(text)
         text = _PUNCT_RE.sub(" ", text)
         text = _REPEAT_RE.sub(r"\1\1", text)
         text = self.fix_homophones(text)

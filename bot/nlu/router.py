@@ -1,12 +1,16 @@
-"""The intent router: normalise, segment, retrieve, add cues, decide.
+"""The intent router: normalise, segment, classify, retrieve, add cues, decide.
 
-Scoring is nearest-neighbour retrieval over everything the router learns from — every policy entry's
-questions and title (each entry knows its topic) and the intent examples of knowledge/nlu/intents.yaml —
-with TF-IDF weighted character n-grams and jieba words, through an inverted index so a message costs
-a few hundred dictionary operations. Weighted cue patterns (knowledge/nlu/cues.yaml) then encode the
-labelling conventions that similarity alone gets wrong (a labourer's own wage arrears is a complaint,
-a general "who do I ask about arrears" is a policy question). Low scores become `out_of_scope`:
-the bot says it did not understand rather than answering a guess.
+Three signals, learnt at start-up from everything in knowledge/ (every policy entry's questions and
+title — each entry knows its topic — and the intent examples of knowledge/nlu/intents.yaml):
+- a multinomial naive Bayes over character 1–3-grams and jieba words, one for the intent and one for
+  the topic. It generalises from all the phrasings of a class at once, so a message that resembles no
+  single example still lands in the right class; it trains by counting, in a few tens of milliseconds.
+- nearest-neighbour retrieval (TF-IDF character bigrams and words through an inverted index): the most
+  similar question picks the policy entry, and a close paraphrase is strong evidence for its class.
+- weighted cue patterns (knowledge/nlu/cues.yaml) for the labelling conventions that similarity gets
+  wrong (a labourer's own wage arrears is a complaint, a general "who do I ask about arrears" is a
+  policy question).
+Low evidence becomes `out_of_scope`: the bot says it did not understand rather than answering a guess.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import os
 import re
 import tempfile
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +29,26 @@ import yaml
 from bot.knowledge import KnowledgeBase
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer
-from bot.nlu.types import INTENTS, Candidate, Parse
+from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse
 
 NLU_DIR = "nlu"
 OUT_OF_SCOPE = "out_of_scope"
 
-# Decision constants, set by measurement on the dev set (benchmarks/nlu.py, python -m bot.nlu.evaluate).
-MIN_SCORE = 0.30  # below this the best candidate is not trusted
+# Decision constants, set by measurement on half A of the dev set and checked on half B
+# (python -m bot.nlu.evaluate FILE --half A|B; benchmarks/nlu.py for speed).
+MIN_SCORE = 0.30  # retrieval + cue evidence below this (scaled by length) is not trusted
+MIN_SCORE_DOMAIN = 0.20  # ... unless the message names something of ours (培训, 社保, 护林员 …)
 TIE_MARGIN = 0.04  # best two closer than this → ask which one
-STOP_CHARS = set("的了吗么呢吧啊呀哦嘛不没是我你他她它们这那个一有在要想就也都还和跟与及把被给")
+NB_WEIGHT = 0.4  # the classifiers' posterior counts this much next to the retrieval cosine
+NB_TEMPERATURE = 4.0  # naive Bayes is overconfident: its log-odds are flattened before the softmax
+NB_ALPHA = 0.3  # additive smoothing of the feature counts
+STOP_CHARS = frozenset("的了吗么呢吧啊呀哦嘛不没是我你他她它们这那个一有在要想就也都还和跟与及把被给")
+N_INTENTS = len(INTENTS)
+N_TOPICS = len(TOPICS)
+POLICY = INTENTS.index("policy_question")
+# a message without one Chinese character is scored only through the exact commands (T, TD, hello)
+_HAS_WORD_RE = re.compile(r"[\u4e00-\u9fff]")
+_EXACT_STRIP_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,58 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _read_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return yaml.load(fh, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader, the C one when available
+
+
+class _NaiveBayes:
+    """Multinomial naive Bayes over binary features with uniform class priors.
+
+    Stored sparsely: a feature keeps, per class it was seen in, its log-probability minus the class's
+    unseen-feature log-probability, so scoring a message touches only the classes each feature knows.
+    """
+
+    def __init__(self, classes: tuple[str, ...], samples: list[tuple[frozenset[str], str]], alpha: float):
+        self.classes = classes
+        index = {c: i for i, c in enumerate(classes)}
+        counts: dict[str, dict[int, int]] = {}
+        totals = [0] * len(classes)
+        for feats, label in samples:
+            k = index[label]
+            totals[k] += len(feats)
+            for f in feats:
+                per = counts.get(f)
+                if per is None:
+                    counts[f] = {k: 1}
+                else:
+                    per[k] = per.get(k, 0) + 1
+        vocab = len(counts) or 1
+        denom = [math.log(t + alpha * vocab) for t in totals]
+        self.unseen = [math.log(alpha) - d for d in denom]
+        self.weights: dict[str, tuple[tuple[int, float], ...]] = {
+            f: tuple((k, math.log(1 + n / alpha)) for k, n in per.items()) for f, per in counts.items()
+        }
+        # a class nobody gave examples for is never predicted
+        self.empty = [t == 0 for t in totals]
+
+    def posterior(self, feats: frozenset[str] | set[str]) -> list[float]:
+        weights = self.weights
+        scores = [0.0] * len(self.classes)
+        known = 0
+        for f in feats:
+            w = weights.get(f)
+            if w is not None:
+                known += 1
+                for k, d in w:
+                    scores[k] += d
+        return self.softmax(scores, known)
+
+    def softmax(self, scores: list[float], known: int) -> list[float]:
+        """Posterior from the summed sparse weights of `known` features in the vocabulary."""
+        scores = [(s + known * u) / NB_TEMPERATURE if not e else -1e9
+                  for s, u, e in zip(scores, self.unseen, self.empty)]
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        z = sum(exps)
+        return [e / z for e in exps]
 
 
 class Router:
@@ -99,7 +165,10 @@ class Router:
             if intent not in INTENTS:
                 raise ValueError(f"intents.yaml: unknown intent {intent!r}")
             docs.extend((str(e), _Label(intent)) for e in examples)
-        self._build_index(docs)
+        self.first_entry = {}
+        for entry in self.kb.entries.values():
+            self.first_entry.setdefault(entry.topic, entry.id)
+        self._build(docs)
 
     # ---------------------------------------------------------------- building
 
@@ -115,156 +184,189 @@ class Router:
             words.extend(item.aliases)
         return words
 
-    def _features(self, text: str, tokens: list[str] | None = None) -> dict[str, float]:
-        feats: dict[str, float] = defaultdict(float)
-        for chunk in text.split():
-            for i, ch in enumerate(chunk):
-                if ch not in STOP_CHARS:
-                    feats[ch] += 0.5
-                if i + 1 < len(chunk):
-                    feats[chunk[i:i + 2]] += 1.0
-        for tok in tokens if tokens is not None else self.tokenizer.lcut(text, HMM=False):
-            if len(tok) >= 2 and not tok.isspace():
-                feats["w:" + tok] += 1.0
-        return feats
+    def _tokens(self, norm: str) -> list[str]:
+        return [t for t in self.tokenizer.lcut(norm, HMM=False) if not t.isspace()] if norm else []
 
-    def _build_index(self, docs: list[tuple[str, _Label]]) -> None:
+    @staticmethod
+    def _features(norm: str, tokens: list[str]) -> tuple[set[str], dict[str, float]]:
+        """Binary features for the classifiers; weighted ones (bigrams, words) for retrieval."""
+        cls: set[str] = set()
+        ret: dict[str, float] = {}
+        for chunk in norm.split():
+            n = len(chunk)
+            cls.add("^" + chunk[0])
+            for i in range(n):
+                ch = chunk[i]
+                if ch not in STOP_CHARS:
+                    cls.add(ch)
+                if i + 1 < n:
+                    bg = chunk[i:i + 2]
+                    cls.add(bg)
+                    ret[bg] = ret.get(bg, 0.0) + 1.0
+                    if i + 2 < n:
+                        cls.add(chunk[i:i + 3])
+        for tok in tokens:
+            if len(tok) >= 2:
+                w = "w:" + tok
+                cls.add(w)
+                ret[w] = ret.get(w, 0.0) + 1.0
+        return cls, ret
+
+    def _build(self, docs: list[tuple[str, _Label]]) -> None:
         self.labels: list[_Label] = []
         raw: list[dict[str, float]] = []
-        df: dict[str, int] = defaultdict(int)
+        intent_samples: list[tuple[frozenset[str], str]] = []
+        topic_samples: list[tuple[frozenset[str], str]] = []
+        df: dict[str, int] = {}
         seen: set[tuple[str, _Label]] = set()
         for text, label in docs:
             norm = self.normalizer.normalize(text)
             if not norm or (norm, label) in seen:
                 continue
             seen.add((norm, label))
-            f = self._features(norm)
-            raw.append(f)
+            cls, ret = self._features(norm, self._tokens(norm))
+            intent_samples.append((frozenset(cls), label.intent))
+            if label.topic:
+                topic_samples.append((frozenset(cls), label.topic))
+            raw.append(ret)
             self.labels.append(label)
-            for k in f:
-                df[k] += 1
+            for k in ret:
+                df[k] = df.get(k, 0) + 1
+        self.intent_nb = _NaiveBayes(INTENTS, intent_samples, NB_ALPHA)
+        self.topic_nb = _NaiveBayes(TOPICS, topic_samples, NB_ALPHA)
+        # one dictionary lookup per feature serves both classifiers
+        self.nb_weights = {
+            f: (self.intent_nb.weights.get(f, ()), self.topic_nb.weights.get(f, ()))
+            for f in self.intent_nb.weights.keys() | self.topic_nb.weights.keys()
+        }
+        intent_index = {c: i for i, c in enumerate(INTENTS)}
+        topic_index = {c: i for i, c in enumerate(TOPICS)}
+        self.doc_intent = [intent_index[lb.intent] for lb in self.labels]
+        self.doc_topic = [topic_index[lb.topic] if lb.topic else -1 for lb in self.labels]
+        self.doc_entry = [lb.entry_id for lb in self.labels]
+        self.cue_table = [
+            (c.pattern, c.unless, c.weight, intent_index[c.intent], topic_index[c.topic] if c.topic else -1,
+             c.unless_domain)
+            for c in self.cues
+        ]
         n = len(raw) or 1
         # features in more than a tenth of the documents say little and cost the most to score
-        common = {k for k, v in df.items() if v > max(20, n // 10)}
-        for f in raw:
-            for k in common & f.keys():
-                del f[k]
-        self.idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items() if k not in common}
-        self.common_features = common
-        self.index: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        limit = max(20, n // 10)
+        self.idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items() if v <= limit}
+        index: dict[str, list[tuple[int, float]]] = {}
         for i, f in enumerate(raw):
-            vec = {k: (1 + math.log(v)) * self.idf[k] if v >= 1 else v * self.idf[k] for k, v in f.items()}
+            vec = {k: (1 + math.log(v)) * self.idf[k] for k, v in f.items() if k in self.idf}
             norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
             for k, w in vec.items():
-                self.index[k].append((i, w / norm))
-        self.index = dict(self.index)
+                index.setdefault(k, []).append((i, w / norm))
+        self.index = {k: tuple(v) for k, v in index.items()}
 
     @staticmethod
     def _exact_key(text: str) -> str:
-        return re.sub(r"[^\w\u4e00-\u9fff]+", "", text).lower()
+        return _EXACT_STRIP_RE.sub("", text).lower()
 
     # ---------------------------------------------------------------- parsing
 
-    def _retrieve(self, norm: str, tokens: list[str]) -> dict[int, float]:
-        f = self._features(norm, tokens)
-        vec = {}
-        for k, v in f.items():
-            if k in self.common_features:
-                continue
-            idf = self.idf.get(k)
-            if idf is not None:
-                vec[k] = (1 + math.log(v)) * idf if v >= 1 else v * idf
-        # unknown features still count in the query norm: a message mostly about something else scores low
-        unknown = sum(((1 + math.log(v)) if v >= 1 else v) ** 2 for k, v in f.items()
-                      if k not in vec and k not in self.common_features)
-        qn = math.sqrt(sum(w * w for w in vec.values()) + unknown) or 1.0
-        scores: dict[int, float] = defaultdict(float)
-        for k, w in vec.items():
-            qw = w / qn
-            for doc, dw in self.index[k]:
-                scores[doc] += qw * dw
+    def _retrieve(self, ret: dict[str, float]) -> dict[int, float]:
+        idf = self.idf
+        vec = []
+        sq = 0.0
+        for k, v in ret.items():
+            w = 1 + math.log(v)
+            i = idf.get(k)
+            if i is not None:
+                w *= i
+                vec.append((k, w))
+            # unknown features still count in the query norm: a message mostly about something else scores low
+            sq += w * w
+        scores: dict[int, float] = {}
+        if not vec:
+            return scores
+        qn = 1.0 / math.sqrt(sq)
+        index = self.index
+        get = scores.get
+        for k, w in vec:
+            qw = w * qn
+            for doc, dw in index[k]:
+                scores[doc] = get(doc, 0.0) + qw * dw
         return scores
 
     def parse(self, text: str) -> Parse:
         text = text if isinstance(text, str) else str(text or "")
         folded = self.normalizer.fold(text[:MAX_SCORED_CHARS])
-        norm = self.normalizer.normalize(text)
-        tokens = [t for t in self.tokenizer.lcut(norm, HMM=False) if not t.isspace()] if norm else []
+        norm = self.normalizer.normalize(folded, folded=True)
+        tokens = self._tokens(norm)
         entities = extract_entities(folded, self.kb) if norm else []
         key = self._exact_key(folded)
         exact = self.exact.get(key) if key else None
         if exact:
             cand = Candidate(exact, 1.0)
             return Parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
-        if not norm or not re.search(r"[\u4e00-\u9fffa-z]", norm):
-            cand = Candidate(OUT_OF_SCOPE, 1.0)
-            return Parse(text, norm, OUT_OF_SCOPE, 1.0, None, None, entities, tokens, [cand], [])
+        if not norm or not _HAS_WORD_RE.search(norm):
+            return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
 
-        doc_scores = self._retrieve(norm, tokens)
-        # best score per intent, and per policy entry
-        intent_best: dict[str, float] = defaultdict(float)
-        entry_best: dict[str, float] = defaultdict(float)
-        entry_label: dict[str, _Label] = {}
+        cls, ret = self._features(norm, tokens)
+        doc_scores = self._retrieve(ret)
+        # best retrieval score per intent and per topic (with the entry it came from)
+        intent_best = [0.0] * N_INTENTS
+        topic_best = [0.0] * N_TOPICS
+        topic_doc = [-1] * N_TOPICS
+        doc_intent, doc_topic = self.doc_intent, self.doc_topic
         for doc, s in doc_scores.items():
-            label = self.labels[doc]
-            if label.entry_id:
-                if s > entry_best[label.entry_id]:
-                    entry_best[label.entry_id] = s
-                    entry_label[label.entry_id] = label
-            elif s > intent_best[label.intent]:
-                intent_best[label.intent] = s
-        topic_boost: dict[str, float] = defaultdict(float)
-        cue_bonus: dict[str, float] = defaultdict(float)
-        for cue in self.cues:
-            if cue.pattern.search(norm) and not (cue.unless and cue.unless.search(norm)) and not (
-                cue.unless_domain and self.domain_re.search(norm)
+            k = doc_intent[doc]
+            if s > intent_best[k]:
+                intent_best[k] = s
+            t = doc_topic[doc]
+            if t >= 0 and s > topic_best[t]:
+                topic_best[t] = s
+                topic_doc[t] = doc
+        domain = self.domain_re.search(norm) is not None
+        cue_bonus = [0.0] * N_INTENTS
+        topic_boost = [0.0] * N_TOPICS
+        for cue_re, unless, weight, k, t, unless_domain in self.cue_table:
+            if cue_re.search(norm) and not (unless is not None and unless.search(norm)) and not (
+                unless_domain and domain
             ):
-                if cue.topic:
-                    topic_boost[cue.topic] += cue.weight
+                if t >= 0:
+                    topic_boost[t] += weight
                 else:
-                    cue_bonus[cue.intent] += cue.weight
-        for eid, s in entry_best.items():
-            entry_best[eid] = s + topic_boost.get(entry_label[eid].topic, 0.0)
-        ranked_entries = sorted(entry_best.items(), key=lambda kv: kv[1], reverse=True)
-        if ranked_entries:
-            intent_best["policy_question"] = max(intent_best["policy_question"], ranked_entries[0][1])
+                    cue_bonus[k] += weight
 
-        final: dict[str, float] = {}
-        for intent in INTENTS:
-            s = intent_best.get(intent, 0.0) + cue_bonus.get(intent, 0.0)
-            if s > 0:
-                final[intent] = s
-        if not final:
-            cand = Candidate(OUT_OF_SCOPE, 1.0)
-            return Parse(text, norm, OUT_OF_SCOPE, 1.0, None, None, entities, tokens, [cand], [])
-
-        candidates: list[tuple[float, Candidate]] = []
-        for intent, s in final.items():
-            if intent == "policy_question":
-                continue
-            candidates.append((s, Candidate(intent, 0.0)))
-        policy_bonus = final.get("policy_question", 0.0) - (ranked_entries[0][1] if ranked_entries else 0.0)
-        seen_topics: set[str] = set()
-        for eid, s in ranked_entries[:8]:
-            label = entry_label[eid]
-            # one candidate per topic: the ambiguity question offers different subjects, not two answers of one
-            if label.topic in seen_topics:
-                continue
-            seen_topics.add(label.topic)
-            candidates.append((s + max(policy_bonus, 0.0), Candidate("policy_question", 0.0, label.topic, eid)))
-        candidates.sort(key=lambda c: c[0], reverse=True)
-        ranking = [
-            Candidate(c.intent, round(_confidence(s), 4), c.topic, c.entry_id) for s, c in candidates[:5]
-        ]
-        best_score, best = candidates[0]
+        p_intent, p_topic = self._posteriors(cls)
+        scores = [NB_WEIGHT * p + r + c for p, r, c in zip(p_intent, intent_best, cue_bonus)]
+        topic_scores = [NB_WEIGHT * p + r + c for p, r, c in zip(p_topic, topic_best, topic_boost)]
+        top_topic = max(topic_scores)
+        policy = scores[POLICY]
+        # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
+        # offers different subjects, not two answers of one
+        candidates = [(s, k, -1) for k, s in enumerate(scores) if k != POLICY]
+        candidates.extend((policy + s - top_topic, POLICY, t) for t, s in enumerate(topic_scores))
+        candidates.sort(reverse=True)
+        del candidates[5:]
+        ranking = []
+        for s, k, t in candidates:
+            if t < 0:
+                ranking.append(Candidate(INTENTS[k], round(_confidence(s), 4)))
+            else:
+                doc = topic_doc[t]
+                entry = self.doc_entry[doc] if doc >= 0 else self.first_entry.get(TOPICS[t])
+                ranking.append(Candidate("policy_question", round(_confidence(s), 4), TOPICS[t], entry))
+        best_score, best_k, best_t = candidates[0]
+        best = ranking[0]
         confidence = _confidence(best_score)
-        ambiguous: list[Candidate] = []
+        # evidence: how close the nearest example is, plus the cues; the classifiers' posterior is
+        # relative and says nothing about whether the message is ours at all
+        evidence = intent_best[best_k] + cue_bonus[best_k]
+        if best_k == POLICY:
+            evidence += max(topic_boost)
         # long messages spread their weight over many words: the bar is lower, the ranking unchanged
-        min_score = max(0.14, MIN_SCORE * math.sqrt(12 / max(len(norm), 12)))
-        if best.intent == OUT_OF_SCOPE or best_score < min_score:
-            return Parse(text, norm, OUT_OF_SCOPE, round(max(confidence, 1 - confidence), 4) if best.intent == OUT_OF_SCOPE else round(1 - confidence, 4),
-                         None, None, entities, tokens, ranking, [])
-        close = [rc for (s, _c), rc in zip(candidates[:3], ranking[:3])
+        scale = math.sqrt(12 / max(len(norm), 12))
+        min_score = max(0.14, (MIN_SCORE_DOMAIN if domain else MIN_SCORE) * scale)
+        if best.intent == OUT_OF_SCOPE or evidence < min_score:
+            conf = confidence if best.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
+            return self._out_of_scope(text, norm, entities, tokens, conf, ranking)
+        ambiguous: list[Candidate] = []
+        close = [rc for (s, _k, _t), rc in zip(candidates[:3], ranking[:3])
                  if best_score - s < TIE_MARGIN and rc.intent != OUT_OF_SCOPE]
         if len(close) >= 2:
             ambiguous = close
@@ -273,10 +375,38 @@ class Router:
             entities, tokens, ranking, ambiguous,
         )
 
+    def _posteriors(self, feats: set[str]) -> tuple[list[float], list[float]]:
+        """Naive Bayes posteriors of the intents and of the topics, in one pass over the features."""
+        weights = self.nb_weights
+        si = [0.0] * N_INTENTS
+        st = [0.0] * N_TOPICS
+        known_i = known_t = 0
+        for f in feats:
+            w = weights.get(f)
+            if w is None:
+                continue
+            wi, wt = w
+            if wi:
+                known_i += 1
+                for k, d in wi:
+                    si[k] += d
+            if wt:
+                known_t += 1
+                for k, d in wt:
+                    st[k] += d
+        return self.intent_nb.softmax(si, known_i), self.topic_nb.softmax(st, known_t)
+
+    @staticmethod
+    def _out_of_scope(text: str, norm: str, entities: list, tokens: list[str], confidence: float,
+                      ranking: list[Candidate]) -> Parse:
+        confidence = round(min(1.0, max(confidence, 0.5)), 4)
+        ranking = [Candidate(OUT_OF_SCOPE, confidence), *(c for c in ranking if c.intent != OUT_OF_SCOPE)][:5]
+        return Parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [])
+
 
 def _confidence(score: float) -> float:
-    """Map a raw score (cosine plus cue weights) to 0..1: 0.3 → ~0.5, 0.6 → ~0.9."""
-    return 1.0 / (1.0 + math.exp(-9.0 * (score - MIN_SCORE)))
+    """Map a raw score (classifier share, cosine and cue weights) to 0..1: 0.45 → 0.5, 0.75 → ~0.9."""
+    return 1.0 / (1.0 + math.exp(-7.0 * (score - MIN_SCORE - 0.15)))
 
 
 class _CommonWords:
