@@ -251,8 +251,10 @@ def _complete_complaint(run: Run) -> list[Reply]:
     context["attach_media"] = {"dialog": "rights_complaint", "complaint_id": complaint.id,
                                "until": (utcnow() + EVIDENCE_WINDOW).isoformat()}
     turn.state.context = context
-    key = "done_urgent" if complaint.urgent else "done"
-    return [Reply(run.text(key, ticket=complaint.ticket_no))]
+    lines = [run.text("done_urgent" if complaint.urgent else "done", ticket=complaint.ticket_no)]
+    if complaint.category == "工伤":
+        lines.append(run.text("injury_advice"))
+    return [Reply("".join(lines))]
 
 
 def _attach_after_filing(turn, attach: dict) -> list[Reply]:  # noqa: ANN001 - Turn, imported lazily by the engine
@@ -282,6 +284,6 @@ register(Dialog(
         Slot("evidence", v.parse_evidence_done, show=lambda _value: "", optional=True, ask_if=_asks_evidence),
     ),
     complete=_complete_complaint,
-    texts=("done", "done_urgent", "evidence_added"),
+    texts=("done", "done_urgent", "injury_advice", "evidence_added"),
 ))
 MEDIA_HANDLERS["rights_complaint"] = _attach_after_filing

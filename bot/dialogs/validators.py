@@ -164,9 +164,13 @@ def show_township(value: dict[str, str | None]) -> str:
 def _option(text: str, ctx: SlotContext) -> str | None:
     """The option named in the answer (the engine has already turned a digit into its label)."""
     value = compact(text)
-    for option in ctx.options:
-        head = option.split("（")[0]
-        if value == option or value == head or (len(head) >= 2 and head in value):
+    heads = {option.split("（")[0]: option for option in ctx.options}
+    for head, option in heads.items():
+        if value in (option, head):
+            return head
+    # longest first, so 不愿意 is not read as 愿意
+    for head in sorted(heads, key=len, reverse=True):
+        if len(head) >= 2 and head in value:
             return head
     return None
 
