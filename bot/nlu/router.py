@@ -37,7 +37,7 @@ OUT_OF_SCOPE = "out_of_scope"
 # Decision constants, set by measurement on half A of the dev set and checked on half B
 # (python -m bot.nlu.evaluate FILE --half A|B; benchmarks/nlu.py for speed).
 MIN_SCORE = 0.30  # retrieval + cue evidence below this (scaled by length) is not trusted
-MIN_SCORE_DOMAIN = 0.20  # ... unless the message names something of ours (培训, 社保, 护林员 …)
+MIN_SCORE_DOMAIN = 0.0  # a message naming something of ours (培训, 社保, 护林员 …) is never dropped for weak evidence
 TIE_MARGIN = 0.04  # best two closer than this → ask which one
 NB_WEIGHT = 0.4  # the classifiers' posterior counts this much next to the retrieval cosine
 NB_TEMPERATURE = 4.0  # naive Bayes is overconfident: its log-odds are flattened before the softmax
@@ -363,7 +363,7 @@ class Router:
             evidence += max(topic_boost)
         # long messages spread their weight over many words: the bar is lower, the ranking unchanged
         scale = math.sqrt(12 / max(len(norm), 12))
-        min_score = max(0.14, (MIN_SCORE_DOMAIN if domain else MIN_SCORE) * scale)
+        min_score = MIN_SCORE_DOMAIN * scale if domain else max(0.14, MIN_SCORE * scale)
         if best.intent == OUT_OF_SCOPE or evidence < min_score:
             conf = confidence if best.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
             return self._out_of_scope(text, norm, entities, tokens, conf, ranking)
