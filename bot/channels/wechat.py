@@ -213,6 +213,14 @@ def render_passive(openid: str, account: str, replies: list[Reply]) -> tuple[str
 # ---- the work done per message (in a worker thread) ----------------------------------------------
 
 
+# openid -> monotonic time this process last recorded a plain interaction. The 48-hour window does not
+# need second precision, so a person's next messages within TOUCH_EVERY skip the write (hot path).
+_touched: dict[str, float] = {}
+_touched_lock = threading.Lock()
+TOUCH_EVERY = 60.0
+TOUCHED_MAX = 100_000
+
+
 def _touch_follower(services: Services, message: InboundMessage) -> None:
     """Record what the platform rules need: following, QR source, the customer-service window."""
     now = utcnow()
@@ -223,6 +231,24 @@ def _touch_follower(services: Services, message: InboundMessage) -> None:
         source = message.event_key[len(SCENE_PREFIX):][:64]
     elif event == "SCAN" and message.event_key:
         source = message.event_key[:64]
+    plain = event is None and interaction
+    if plain:
+        with _touched_lock:
+            last = _touched.get(message.user_id)
+            if last is not None and time.monotonic() - last < TOUCH_EVERY:
+                return
+    else:
+        with _touched_lock:
+            _touched.pop(message.user_id, None)
+    _write_follower(services, message, now, event, interaction, source)
+    if plain:
+        with _touched_lock:
+            if len(_touched) >= TOUCHED_MAX:
+                _touched.clear()
+            _touched[message.user_id] = time.monotonic()
+
+
+def _write_follower(services: Services, message: InboundMessage, now, event, interaction, source) -> None:  # noqa: ANN001
     with session_scope(services.sessionmaker) as session:
         follower = session.get(WeChatFollower, message.user_id)
         if follower is None:
@@ -239,6 +265,8 @@ def _touch_follower(services: Services, message: InboundMessage) -> None:
 
 def forget_follower(services: Services, openid: str) -> None:
     """Unfollow: stop messages, unbind the openid, delete the chat history (the roster record stays)."""
+    with _touched_lock:
+        _touched.pop(openid, None)
     with session_scope(services.sessionmaker) as session:
         follower = session.get(WeChatFollower, openid)
         if follower is None:
