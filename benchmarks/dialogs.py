@@ -1,0 +1,144 @@
+"""Complete training registrations per second through the HTTP pipeline.
+
+Starts `gongyou serve` on a loopback port with a temporary SQLite database (or, with
+GONGYOU_DATABASE_URL=postgresql+psycopg://…, a throwaway schema on that server, dropped afterwards),
+then drives N people through the whole training dialog over POST /api/simulator/message — first
+message, name, ID number, format, time, township, confirmation: seven requests each — from
+`--concurrency` threads, and prints registrations/second and per-message latency.
+
+    python benchmarks/dialogs.py [--registrations 200] [--concurrency 4] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from stdnum.cn import ric
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def id_number(i: int) -> str:
+    body = f"511923{2001 + i % 7}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def conversation(i: int) -> list[str]:
+    return ["我想学电焊", f"王{'一二三四五六七八九十'[i % 10]}明", id_number(i), "1", "下个月", "江口镇", "1"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gongyou serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("gongyou serve did not become ready")
+
+
+def scratch_schema(url: str) -> tuple[str, str]:
+    """A schema of its own on the PostgreSQL server, so the benchmark never writes into shared tables."""
+    schema = f"bench_{os.getpid()}_{int(time.time())}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, scoped.render_as_string(hide_password=False)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def register(client: httpx.Client, base: str, i: int) -> list[float]:
+    latencies = []
+    for text in conversation(i):
+        started = time.perf_counter()
+        response = client.post(f"{base}/api/simulator/message", json={"user": f"bench-{i}", "text": text})
+        latencies.append(time.perf_counter() - started)
+        response.raise_for_status()
+    if "登记好了" not in response.json()["replies"][0]["text"]:
+        raise RuntimeError(f"registration {i} did not complete: {response.json()}")
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registrations", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, GONGYOU_DEMO_DATA="false", GONGYOU_LOG_LEVEL="WARNING")
+        # a checkout without `pip install -e .` still runs: the package is found from the repository root
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+        server_url = env.get("GONGYOU_DATABASE_URL", "")
+        schema = None
+        if server_url.startswith("postgres"):
+            schema, env["GONGYOU_DATABASE_URL"] = scratch_schema(server_url)
+        else:
+            env["GONGYOU_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
+        gongyou = Path(sys.executable).with_name("gongyou")
+        command = [str(gongyou)] if gongyou.exists() else [sys.executable, "-m", "bot"]
+        proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", str(args.workers)],
+                                cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            ready = wait_ready(base, proc)
+            with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.concurrency * 2)) as client:
+                register(client, base, 10_000_000)  # warm-up: first parse, first queries
+                started = time.perf_counter()
+                with ThreadPoolExecutor(args.concurrency) as pool:
+                    results = list(pool.map(lambda i: register(client, base, i), range(args.registrations)))
+                elapsed = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if schema is not None:
+                drop_schema(server_url, schema)
+    latencies = sorted(latency for result in results for latency in result)
+    database = env["GONGYOU_DATABASE_URL"].split(":", 1)[0]
+    print(f"database: {database}, server workers: {args.workers}, client threads: {args.concurrency}")
+    print(f"server ready in {ready:.1f} s")
+    print(f"{args.registrations} complete training registrations ({len(latencies)} messages) in {elapsed:.2f} s")
+    print(f"registrations/second: {args.registrations / elapsed:.1f}")
+    print(f"messages/second: {len(latencies) / elapsed:.1f}")
+    print(f"message latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
