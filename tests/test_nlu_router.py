@@ -113,3 +113,33 @@ def test_entities_of_training_wish(router):
 @pytest.mark.parametrize("text", ["T", "Ｔ", "TD", "退订"])
 def test_unsubscribe_commands(router, text):
     assert router.parse(text).intent == "unsubscribe"
+
+
+@pytest.mark.parametrize("text", ["村里路灯坏了找哪个", "手机屏幕摔碎了在哪修"])
+def test_everyday_requests_outside_the_programme_are_out_of_scope(router, text):
+    assert router.parse(text).intent == "out_of_scope"
+
+
+@pytest.mark.parametrize("text, intent, topic", [
+    ("我想去学开挖掘机", "register_training", None),  # wants to take a course
+    ("电焊培训国家补不补钱", "policy_question", "training_subsidy"),  # asks whether it is paid for
+    ("我报的电焊班有消息没", "my_records", None),  # status of one's own sign-up
+])
+def test_labelling_conventions(router, text, intent, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic) == (intent, topic)
+
+
+def test_segmentation_matches_jieba(router):
+    for text in ("我今年五十八了家里还有老母亲", "在外地工地上把腰伤了", "老板欠我三个月工资两万块"):
+        norm = router.normalizer.normalize(text)
+        assert router.segmenter.cut(norm) == [t for t in router.tokenizer.lcut(norm, HMM=False) if not t.isspace()]
+
+
+def test_dev_halves_both_hold():
+    from bot.nlu.evaluate import half_of
+
+    rows = load_rows(DATA / "nlu_dev.jsonl")
+    for half in "AB":
+        ev = evaluate([r for r in rows if half_of(r["text"]) == half], KNOWLEDGE)
+        assert ev["accuracy"] >= 0.94, (half, ev["accuracy"])

@@ -41,7 +41,9 @@ MIN_SCORE_DOMAIN = 0.0  # a message naming something of ours (培训, 社保, �
 TIE_MARGIN = 0.04  # best two closer than this → ask which one
 NB_WEIGHT = 0.4  # the classifiers' posterior counts this much next to the retrieval cosine
 NB_TEMPERATURE = 4.0  # naive Bayes is overconfident: its log-odds are flattened before the softmax
+NB_UNIGRAMS = True  # single characters as classifier features
 NB_ALPHA = 0.3  # additive smoothing of the feature counts
+RETRIEVAL_MAX_FEATURES = 16  # the query's highest-weighted features only
 RETRIEVAL_DF_DIVISOR = 20  # retrieval ignores features in more than 1/this of the documents
 STOP_CHARS = frozenset("的了吗么呢吧啊呀哦嘛不没是我你他她它们这那个一有在要想就也都还和跟与及把被给")
 N_INTENTS = len(INTENTS)
@@ -199,7 +201,7 @@ class Router:
             cls.add("^" + chunk[0])
             for i in range(n):
                 ch = chunk[i]
-                if ch not in STOP_CHARS:
+                if NB_UNIGRAMS and ch not in STOP_CHARS:
                     cls.add(ch)
                 if i + 1 < n:
                     bg = chunk[i:i + 2]
@@ -284,6 +286,10 @@ class Router:
         scores: dict[int, float] = {}
         if not vec:
             return scores
+        if len(vec) > RETRIEVAL_MAX_FEATURES:
+            # a long message is matched on its rarest words: bounded cost, nearly the same cosine
+            vec.sort(key=lambda kv: kv[1], reverse=True)
+            del vec[RETRIEVAL_MAX_FEATURES:]
         qn = 1.0 / math.sqrt(sq)
         index = self.index
         get = scores.get
