@@ -27,6 +27,7 @@ _CN_DIGIT = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"�
 _NUM_RE = re.compile(
     r"(?:\d+(?:\.\d+)?|[" + _CN + r"几])(?:\d+(?:\.\d+)?|[" + _CN + r"几来])*(?:[kKwW](?![a-zA-Z]))?"
 )
+_NUMERAL_RE = re.compile(r"[\d" + _CN + r"几半]")
 _PAIR_RE = re.compile(r"([一二两三四五六七八九])([二三四五六七八九])")
 
 
@@ -452,6 +453,10 @@ def extract_entities(text: str, kb: Any) -> list[Entity]:
         if merged:
             start, end = place_hits[0][0], place_hits[-1][1]
             out.append(Entity("place", merged, text[start:end], start, end))
+    if not _NUMERAL_RE.search(text):
+        # no numeral, no amount, duration or head count (most messages)
+        out.sort(key=lambda e: e.start)
+        return out
     for f in _duration_spans(text):
         out.append(Entity("duration", f.value, text[f.start:f.end], f.start, f.end))
         taken.append((f.start, f.end))
