@@ -454,11 +454,11 @@ def handle_upstream(services: Services, up: Upstream) -> None:
     except pii.InvalidPersonalData:
         log.warning("sms from an invalid number ignored")
         return
-    word = keyword(up.text)
-    text = up.text
+    text = up.text.replace("\x00", "")[:2000]  # PostgreSQL text cannot hold NUL; a long SMS is a few hundred chars
+    word = keyword(text)
     if word is not None:
         with session_scope(services.sessionmaker) as session:
-            set_opt_out(session, settings, number, out=word == "out", word=up.text.strip())
+            set_opt_out(session, settings, number, out=word == "out", word=text.strip())
         text = "退订" if word == "out" else "订阅"  # carrier shorthand (R, TD, …) as the conversation understands it
     digest = number_hash(number, settings)
     with session_scope(services.sessionmaker) as session:
