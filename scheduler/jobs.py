@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -245,3 +246,21 @@ class CampaignScheduler:
         self._stop_aps()
         if _runtime.get("owner") is self:
             _runtime.clear()
+
+
+@asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """FastAPI lifespan: with GONGYOU_SCHEDULER_ENABLED, this web process also runs the schedules (when it
+    wins leadership) and a dispatcher — the embedded one-process default. Off in tests unless turned on."""
+    settings: Settings = app.state.settings
+    if not settings.scheduler_enabled:
+        yield
+        return
+    scheduler = CampaignScheduler(settings, app.state.engine, app.state.sessionmaker)
+    scheduler.start(with_dispatcher=True)
+    app.state.campaign_scheduler = scheduler
+    try:
+        yield
+    finally:
+        app.state.campaign_scheduler = None
+        scheduler.shutdown()

@@ -1,0 +1,157 @@
+"""The officials' API: bearer token, events, campaigns with Idempotency-Key, preview, state actions,
+report and CSV — end to end through HTTP, the scheduler's planning and a dispatcher."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db import session_scope
+from bot.models import AccessLog, Campaign, CampaignStep, Labourer
+from scheduler.dispatch import DispatchConfig, Dispatcher
+from scheduler.planning import fire_step
+from scheduler.senders import RecordingSender
+from scheduler.synthetic import insert_labourers
+
+AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
+
+
+@pytest.fixture
+def factory(app):  # noqa: ANN001, ANN201
+    return app.state.sessionmaker
+
+
+def _event(client) -> dict:  # noqa: ANN001
+    body = {"kind": "job_fair", "title": "丽水专场招聘会", "organiser": "巴中市人社局",
+            "starts_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(), "venue": "巴州区人力资源市场",
+            "jobs_count": 1300, "employers": ["丽水某鞋业"], "capacity": 2}
+    response = client.post("/api/admin/events", json=body, headers=AUTH)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _campaign_body(event_id: int, **extra) -> dict:  # noqa: ANN003
+    return {"name": "丽水招聘会通知", "event_id": event_id, "audience": {"filter": {"township": ["兴文镇", "白衣镇"]}},
+            "channels": ["wechat", "sms"], "reminders": [{"days_before": 1, "at": "18:00"}], **extra}
+
+
+def test_token_is_required(client) -> None:  # noqa: ANN001
+    assert client.get("/api/admin/campaigns").status_code == 401
+    assert client.get("/api/admin/campaigns", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/admin/campaigns", headers=AUTH).status_code == 200
+
+
+def test_idempotency_key_on_create(client, factory) -> None:  # noqa: ANN001
+    event = _event(client)
+    body = _campaign_body(event["id"])
+    assert client.post("/api/admin/campaigns", json=body, headers=AUTH).status_code == 400  # no key
+    first = client.post("/api/admin/campaigns", json=body, headers={**AUTH, "Idempotency-Key": "k-1"})
+    again = client.post("/api/admin/campaigns", json=body, headers={**AUTH, "Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and again.headers.get("Idempotent-Replayed") == "true"
+    other = client.post("/api/admin/campaigns", json={**body, "name": "别的"}, headers={**AUTH, "Idempotency-Key": "k-1"})
+    assert other.status_code == 422
+    with session_scope(factory) as s:
+        assert s.scalar(select(func.count()).select_from(Campaign)) == 1
+    created = first.json()
+    assert created["state"] == "draft" and "{报名方式}" in created["template"]  # default Chinese template
+
+
+def test_bad_requests_are_refused(client) -> None:  # noqa: ANN001
+    event = _event(client)
+    headers = {**AUTH, "Idempotency-Key": "bad"}
+    bad_filter = _campaign_body(event["id"], audience={"filter": {"province": "四川"}})
+    assert client.post("/api/admin/campaigns", json=bad_filter, headers=headers).status_code == 422
+    assert client.post("/api/admin/campaigns", json=_campaign_body(event["id"], recurrence="every day"),
+                       headers={**AUTH, "Idempotency-Key": "bad2"}).status_code == 422
+    naive = {"kind": "training", "title": "x", "starts_at": "2026-03-10T09:00:00"}
+    assert client.post("/api/admin/events", json=naive, headers=AUTH).status_code == 422
+
+
+def test_preview_schedule_send_report_csv(client, factory) -> None:  # noqa: ANN001
+    with session_scope(factory) as s:
+        insert_labourers(s, 12)  # townships cycle through six; 兴文镇 and 白衣镇 get four people
+        s.execute(Labourer.__table__.update().where(Labourer.id == 1).values(wechat_openid=None))
+        s.execute(Labourer.__table__.update().where(Labourer.id == 7).values(subscribed_wechat=False,
+                                                                               subscribed_sms=False))
+    event = _event(client)
+    campaign = client.post("/api/admin/campaigns", json=_campaign_body(event["id"]),
+                           headers={**AUTH, "Idempotency-Key": "p-1"}).json()
+    cid = campaign["id"]
+
+    preview = client.get(f"/api/admin/campaigns/{cid}/preview", headers=AUTH).json()
+    assert preview["audience_total"] == 4 and preview["recipients"] == 3
+    assert preview["by_channel"] == {"sms": 1, "wechat": 2}
+    assert preview["unreachable"] == {"unsubscribed": 1}
+    assert preview["by_township"] == {"兴文镇": 1, "白衣镇": 2}
+    assert len(preview["samples"]) == 3 and "丽水专场招聘会" in preview["samples"][0]["text"]
+    assert preview["estimated_seconds"] is not None
+
+    assert client.post(f"/api/admin/campaigns/{cid}/resume", headers=AUTH).status_code == 409  # draft
+    assert client.post(f"/api/admin/campaigns/{cid}/schedule", headers=AUTH).json()["state"] == "scheduled"
+    with session_scope(factory) as s:
+        steps = {st.kind: st.id for st in s.scalars(select(CampaignStep).where(CampaignStep.campaign_id == cid))}
+        assert set(steps) == {"initial", "reminder"}
+        fire_step(s, steps["initial"])
+    wechat, sms = RecordingSender("wechat"), RecordingSender("sms")
+    Dispatcher(factory, {"wechat": wechat, "sms": sms}, DispatchConfig(rates={}, windows={})).run(until_idle=True)
+
+    report = client.get(f"/api/admin/campaigns/{cid}/report", headers=AUTH).json()
+    assert report["by_status"] == {"sent": 3, "skipped": 1}
+    assert report["by_channel"] == {"wechat": {"sent": 2}, "sms": {"sent": 1}, "none": {"skipped": 1}}
+    assert report["failures_by_reason"] == {"unsubscribed": 1}
+    assert report["state"] == "scheduled"  # the initial send is done, the reminder is still to come
+
+    response = client.get(f"/api/admin/campaigns/{cid}/report.csv", headers=AUTH)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"sent", "skipped"}
+    assert all("****" in r["phone"] for r in rows)
+    with session_scope(factory) as s:
+        assert s.scalar(select(func.count()).where(AccessLog.action == "export_campaign_report")) == 1
+
+    assert client.post(f"/api/admin/campaigns/{cid}/pause", headers=AUTH).json()["state"] == "paused"
+    assert client.post(f"/api/admin/campaigns/{cid}/resume", headers=AUTH).json()["state"] == "scheduled"
+    assert client.post(f"/api/admin/campaigns/{cid}/cancel", headers=AUTH).json()["state"] == "cancelled"
+    assert client.post(f"/api/admin/campaigns/{cid}/schedule", headers=AUTH).status_code == 409
+    assert client.post(f"/api/admin/campaigns/{cid}/explode", headers=AUTH).status_code == 404
+
+
+def test_in_process_scheduler_sends_a_scheduled_campaign(make_settings) -> None:  # noqa: ANN001
+    """GONGYOU_SCHEDULER_ENABLED: the app's lifespan runs the leader and a dispatcher."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    settings = make_settings(scheduler_enabled=True, dispatch_senders="tests.test_campaign_api:recording_senders",
+                             sms_send_hours="00:00-24:00", wechat_send_hours="00:00-24:00")
+    app = create_app(settings, configure_logs=False)
+    factory = app.state.sessionmaker
+    with session_scope(factory) as s:
+        insert_labourers(s, 6)
+    with TestClient(app) as client:
+        event = _event(client)
+        cid = client.post("/api/admin/campaigns", json=_campaign_body(event["id"], reminders=[]),
+                          headers={**AUTH, "Idempotency-Key": "live"}).json()["id"]
+        client.post(f"/api/admin/campaigns/{cid}/schedule", headers=AUTH)
+        deadline = time.monotonic() + 15
+        while client.get(f"/api/admin/campaigns/{cid}", headers=AUTH).json()["state"] != "done":
+            assert time.monotonic() < deadline, client.get(f"/api/admin/campaigns/{cid}/report", headers=AUTH).json()
+            time.sleep(0.1)
+        assert client.get(f"/api/admin/campaigns/{cid}/report", headers=AUTH).json()["by_status"] == {"sent": 4}
+    app.state.engine.dispose()
+    assert len(RECORDED["wechat"].sent) == 4
+
+
+RECORDED: dict[str, RecordingSender] = {}
+
+
+def recording_senders(_settings, _factory) -> dict[str, RecordingSender]:  # noqa: ANN001
+    RECORDED.update(wechat=RecordingSender("wechat"), sms=RecordingSender("sms"))
+    return RECORDED
