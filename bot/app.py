@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from bot.api import nlu
+from bot.api import admin, nlu
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
         load_demo_data(services)
 
-    app = FastAPI(title="Gongyou 工友", version="0.1.0")
+    from scheduler.jobs import lifespan as scheduler_lifespan  # runs schedules in-process when enabled
+
+    app = FastAPI(title="Gongyou 工友", version="0.1.0", lifespan=scheduler_lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = factory
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(simulator.router)
     app.include_router(wechat.router)
     app.include_router(sms.router)
+    app.include_router(admin.router)
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app
 

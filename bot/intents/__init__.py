@@ -23,7 +23,9 @@ Handler = Callable[["Turn"], "list[Reply] | None"]
 HANDLERS: dict[str, Handler] = {}
 
 # Pseudo-intents reachable only from menus, never predicted by the router.
-MENU_ACTIONS = ("policy_menu", "policy_topic", "policy_entry", "policy_detail", "welcome")
+MENU_ACTIONS = (
+    "policy_menu", "policy_topic", "policy_entry", "policy_detail", "welcome", "event_signup", "event_cancel",
+)
 
 
 def handles(*names: str) -> Callable[[Handler], Handler]:
