@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 FALLBACK_CONFIDENCE = 0.5
 _DIGIT = re.compile(r"^\s*(\d{1,2})\s*[.。!！?？、]*\s*$")
+
+# Checked before the menu and the intent router; each returns replies or None to pass. Registered by
+# the areas that need one (scheduler.replies: "报名"/"1"/"不去了" answering a broadcast).
+PRE_ROUTE_HOOKS: list[Callable[["Turn"], "list[Reply] | None"]] = []
 
 
 @dataclass
@@ -180,6 +185,10 @@ def _route(turn: Turn) -> list[Reply]:
         if turn.message.kind in ("image", "video", "link", "location", "voice"):
             return dialogs.receive_media(turn) or turn.run("help", reason="media")
         return turn.run("help", reason="empty")
+    for hook in PRE_ROUTE_HOOKS:
+        hooked = hook(turn)
+        if hooked is not None:
+            return hooked
     digit = _DIGIT.match(turn.text)
     if digit and turn.state.context.get("menu"):
         return _choose(turn, int(digit.group(1)))
