@@ -39,6 +39,8 @@ def transition(
     """Move a campaign to state `to`, with the side effects that state needs. The only writer of `state`."""
     now = now or utcnow()
     if to == "resume":  # paused → wherever its work says it is
+        if campaign.state != "paused":
+            raise TransitionError(campaign, to)
         to = "sending" if _has_outstanding(session, campaign.id) else "scheduled"
     if to not in TRANSITIONS[campaign.state]:
         raise TransitionError(campaign, to)

@@ -91,8 +91,12 @@ class DispatchConfig:
 
 
 class RateLimiter:
-    """Paces sends to `rate` per second with no burst: each send gets the next slot on a fixed grid, so
-    sleep overshoot does not accumulate and the measured rate converges on `rate`."""
+    """Paces sends to `rate` per second: each send gets the next slot on a fixed grid, so sleep overshoot
+    does not accumulate and the measured rate converges on `rate`."""
+
+    # Slots missed during a short pause (claiming the next batch) are made up; after a longer idle spell
+    # the grid starts afresh, so there is never a burst of more than this many seconds' worth.
+    CATCH_UP_SECONDS = 0.1
 
     def __init__(self, rate: float, *, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -104,7 +108,7 @@ class RateLimiter:
         if not self.interval:
             return
         now = self.monotonic()
-        if self._next < now - self.interval:  # idle for a while: start a fresh grid, no catch-up burst
+        if self._next < now - max(self.interval, self.CATCH_UP_SECONDS):
             self._next = now
         wait = self._next - now
         if wait > 0:
