@@ -162,3 +162,23 @@ def test_ticket_numbers_are_unique_under_concurrency(db_url):
     engine.dispose()
     assert not errors
     assert sorted(numbers) == [f"WQ-20261126-{n:04d}" for n in range(1, 81)]
+
+
+def test_change_the_phone_at_the_confirmation_and_a_question_at_a_free_text_step(say, app):
+    say("老板欠我三个月工资两万块")
+    say("丽水某某建筑公司")
+    say("跳过")
+    say("就我")
+    replies = say("欠薪了找哪个部门管？")  # a question, not what happened
+    assert replies[-1].startswith("好的，我们接着登记：") and "咋回事" in replies[-1]
+    say("干完活一直拖着不结账")
+    say("王小明")
+    say("13812345678")
+    say("没有")
+    assert "请重新告诉我身份证号或手机号" in say("改一下电话")[0]  # given as the phone: it is the contact
+    assert "139****0000" in say("13900000000")[0]
+    assert "150****1111" in say("电话改成15000001111")[0]
+    say("1")
+    [complaint] = rows(app, Complaint)
+    assert complaint.contact_phone_masked == "150****1111" and complaint.site is None
+    assert complaint.description == "干完活一直拖着不结账"

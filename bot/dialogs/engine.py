@@ -44,7 +44,7 @@ SWITCH_CONFIDENCE = 0.95
 CANCEL_WORDS = ("取消", "算了", "不报了", "不登记了", "不弄了", "不搞了", "不填了", "退出", "不要了", "不投诉了",
                 "不想报了", "不想登记了", "不办了", "不用了")
 BACK_WORDS = ("上一步", "返回", "上一个", "退回", "回上一步", "返回上一步", "上一题", "back")
-UNSUBSCRIBE_WORDS = ("TD", "T", "退订", "退订通知", "N")
+UNSUBSCRIBE_WORDS = ("TD", "退订", "退订通知")  # SMS carrier shorthand (R, T, N) is mapped by the SMS adapter
 SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
               "无", "不确定", "搞不清")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
