@@ -55,3 +55,21 @@ def test_already_working_away_goes_to_the_working_away_list(say, app):
     assert (away.place, away.job_type, away.employer, away.since) == ("丽水", "建筑工", None, "今年3月份")
     assert rows(app, Labourer)[0].employment_status == "working_away"
     assert rows(app, JobWish) == []
+
+
+def test_no_at_a_yes_no_question_is_an_answer_not_an_unsubscribe(say, app):
+    say("我想找工作")
+    say("王小明")
+    say("13812345678")
+    say("保洁")
+    say("县内")
+    say("3000")
+    say("下个月")
+    assert "手工活" in say("不想")[0]
+    assert "核对" in say("不要")[0]
+    replies = say("别给我发通知了")
+    assert "已退订" in replies[0] and "核对" in replies[-1]
+    say("1")
+    [wish] = rows(app, JobWish)
+    assert (wish.accepts_public_welfare, wish.accepts_home_based, wish.place_scope) == (False, False, "县内")
+    assert rows(app, Labourer)[0].subscribed_wechat is False

@@ -54,7 +54,8 @@ def _asks_id_or_phone(run: Run) -> bool:
 
 IDENTITY = (
     Slot("name", v.parse_name, ask_if=_unbound, texts="identity.slots.name"),
-    Slot("identity", v.parse_id_or_phone, show=v.show_protected, entity="phone", ask_if=_asks_id_or_phone,
+    # scan: an ID number or mobile number anywhere in the first message is unmistakable
+    Slot("identity", v.parse_id_or_phone, show=v.show_protected, scan=True, ask_if=_asks_id_or_phone,
          texts="identity.slots.identity"),
 )
 

@@ -271,8 +271,9 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     if words in CANCEL_WORDS or (len(words) <= 8 and any(w in words for w in CANCEL_WORDS[:4])):
         finish(turn)
         return [Reply(text(turn, "common.cancelled", title=run.text("title")))]
-    if words.upper() in UNSUBSCRIBE_WORDS or (turn.parse is not None and turn.parse.intent == "unsubscribe"
-                                                and turn.parse.confidence >= DIGRESSION_CONFIDENCE):
+    # 退订/TD wins over any question. Softer wording the router reads as unsubscribe (不要, 不想) is
+    # treated like any digression: only when it does not answer the question asked (不要 = 不愿意).
+    if words.upper() in UNSUBSCRIBE_WORDS:
         replies = turn.run("unsubscribe")
         run.save(turn.state.step)
         return replies + [_resume(run)]
@@ -287,6 +288,7 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
             return replies + [_resume(run)]
         if words == "2":
             run.meta["fails"] = 0
+            run.save(turn.state.step)
             return [_ask(run, turn.state.step)]
     if words in BACK_WORDS:
         return _back(run)
