@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import dialogs
 from bot.channels.base import Choice, InboundMessage, Reply
-from bot.db import session_scope
+from bot.db import dialect_insert, session_scope
 from bot.intents import Handler, load_handlers
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.models import ConversationState, Labourer, MessageLog, utcnow
@@ -31,6 +31,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 FALLBACK_CONFIDENCE = 0.5
+MESSAGES = MessageLog.__table__  # Core statements: the log is written on every message, keep it lean
 _DIGIT = re.compile(r"^\s*(\d{1,2})\s*[.。!！?？、]*\s*$")
 
 # Checked before the menu and the intent router; each returns replies or None to pass. Registered by
@@ -100,51 +101,62 @@ class Outcome:
 
 
 def handle_message(services: Services, message: InboundMessage) -> Outcome:
-    inbound_id = _log_inbound(services, message)
-    if inbound_id is None:
-        log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
-        return Outcome(replies=[], duplicate=True)
-    try:
-        with session_scope(services.sessionmaker) as session:
-            state = _load_state(session, message)
-            turn = Turn(session=session, message=message, state=state, services=services)
-            replies = _respond(turn)
-            _remember_menu(state, replies)
-            inbound = session.get(MessageLog, inbound_id)
-            if inbound is not None and turn.parse is not None:
-                inbound.intent, inbound.confidence = turn.parse.intent, turn.parse.confidence
-                inbound.topic, inbound.entry_id = turn.parse.topic, turn.parse.entry_id
+    """Process one inbound message in one transaction.
+
+    The message is understood first (pure CPU, no lock held). The inbound row goes in with ON CONFLICT DO
+    NOTHING: the unique key turns a platform retry into a no-op, across processes. The handler runs under a
+    savepoint, so when it fails only its own writes are undone: the message stays logged (marked failed)
+    and the person gets an apology.
+    """
+    text = "" if message.kind == "event" else _clean(message.text)[: services.settings.max_message_chars]
+    parse = services.router.parse(text) if text else None
+    with session_scope(services.sessionmaker) as session:
+        inbound_id = _log_inbound(session, message, parse)
+        if inbound_id is None:
+            log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
+            return Outcome(replies=[], duplicate=True)
+        try:
+            with session.begin_nested():
+                state = _load_state(session, message)
+                turn = Turn(session=session, message=message, state=state, services=services, text=text, parse=parse)
+                replies = _respond(turn)
+                _remember_menu(state, replies)
+                _log_outbound(session, message, replies)
+        except Exception as exc:  # a failing handler answers with an apology; the message stays logged
+            log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
+            replies = [Reply(services.kb.text("apology"))]
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            session.execute(update(MESSAGES).where(MESSAGES.c.id == inbound_id).values(status="failed", error=error))
             _log_outbound(session, message, replies)
-            return Outcome(replies=replies, inbound_id=inbound_id)
-    except Exception as exc:  # a failing handler answers with an apology; the message stays logged
-        log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
-        apology = [Reply(services.kb.text("apology"))]
-        with session_scope(services.sessionmaker) as session:
-            inbound = session.get(MessageLog, inbound_id)
-            if inbound is not None:
-                inbound.status, inbound.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-            _log_outbound(session, message, apology)
-        return Outcome(replies=apology, inbound_id=inbound_id)
+        return Outcome(replies=replies, inbound_id=inbound_id)
 
 
-def _log_inbound(services: Services, message: InboundMessage) -> int | None:
-    row = MessageLog(
-        channel=message.channel,
-        user_id=message.user_id,
-        direction="in",
-        external_id=message.external_id,
-        kind=message.kind,
-        text=message.text,
-        media_id=message.media_id,
-        created_at=message.received_at,
+def _log_inbound(session: Session, message: InboundMessage, parse: Parse | None) -> int | None:
+    """The new row's id, or None when this (channel, external_id) was seen before (a platform retry)."""
+    understood = (
+        {"intent": parse.intent, "confidence": parse.confidence, "topic": parse.topic, "entry_id": parse.entry_id}
+        if parse is not None
+        else {}
     )
-    try:
-        with session_scope(services.sessionmaker) as session:
-            session.add(row)
-            session.flush()
-            return row.id
-    except IntegrityError:
-        return None  # the (channel, direction, external_id) unique key: a platform retry
+    stmt = (
+        dialect_insert(session, MESSAGES)
+        .values(
+            channel=message.channel,
+            user_id=message.user_id,
+            direction="in",
+            external_id=message.external_id,
+            kind=message.kind,
+            # PostgreSQL text cannot hold NUL; it carries nothing a person wrote.
+            text=message.text.replace("\x00", ""),
+            media_id=message.media_id,
+            status="ok",
+            created_at=message.received_at,
+            **understood,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "direction", "external_id"])
+        .returning(MESSAGES.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def _load_state(session: Session, message: InboundMessage) -> ConversationState:
@@ -164,12 +176,9 @@ def _load_state(session: Session, message: InboundMessage) -> ConversationState:
 
 
 def _respond(turn: Turn) -> list[Reply]:
-    message, services = turn.message, turn.services
+    message = turn.message
     if message.kind == "event":
         return turn.run("welcome") if message.event == "subscribe" else _route_event_key(turn)
-    turn.text = _clean(message.text)[: services.settings.max_message_chars]
-    if turn.text:
-        turn.parse = services.router.parse(turn.text)
     if turn.state.dialog:
         replies = dialogs.continue_dialog(turn)
         if replies is not None:
@@ -244,17 +253,15 @@ def _remember_menu(state: ConversationState, replies: list[Reply]) -> None:
 
 
 def _log_outbound(session: Session, message: InboundMessage, replies: list[Reply]) -> None:
-    for reply in replies:
-        session.add(
-            MessageLog(
-                channel=message.channel,
-                user_id=message.user_id,
-                direction="out",
-                text=reply.plain_text(),
-                status="sent",
-                created_at=utcnow(),
-            )
-        )
+    if not replies:
+        return
+    now = utcnow()
+    rows = [
+        {"channel": message.channel, "user_id": message.user_id, "direction": "out", "kind": "text",
+         "text": reply.plain_text(), "status": "sent", "created_at": now}
+        for reply in replies
+    ]
+    session.execute(insert(MESSAGES), rows)
 
 
 def _clean(text: str) -> str:

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -25,6 +26,9 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """SQLite keeps pysqlite's own transaction handling: a transaction begins at its first write, so reads
+    never pin a stale snapshot. A SAVEPOINT is therefore only used after a write in the same transaction
+    (the message pipeline inserts the inbound row first), where SQLite nests it correctly."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -40,6 +44,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def dialect_insert(session: Session, table):  # noqa: ANN001, ANN201
+    """INSERT with ON CONFLICT support (`.on_conflict_do_nothing/do_update`) for the session's backend."""
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

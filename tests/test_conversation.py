@@ -128,3 +128,16 @@ def test_count_of_logged_messages_matches_after_many_turns(app, say):
     with session_scope(app.state.sessionmaker) as session:
         count = session.scalar(select(func.count()).select_from(MessageLog).where(MessageLog.direction == "in"))
     assert count == 5
+
+
+def test_a_failing_handler_leaves_no_half_written_rows(app, say, monkeypatch):
+    def half_done(turn):  # noqa: ANN001, ANN202
+        turn.session.add(Handoff(channel="simulator", user_id="h", reason="half"))
+        turn.session.flush()
+        raise RuntimeError("failed after writing")
+
+    monkeypatch.setitem(app.state.services.handlers, "human_handoff", half_done)
+    assert "消息已经记下" in say("我要人工", user="h")[0]
+    assert rows(app, Handoff) == []  # the handler's own writes were rolled back…
+    statuses = [(m.direction, m.status) for m in rows(app, MessageLog, MessageLog.user_id == "h")]
+    assert statuses == [("in", "failed"), ("out", "sent")]  # …the message and the apology were kept
