@@ -143,3 +143,25 @@ def test_dev_halves_both_hold():
     for half in "AB":
         ev = evaluate([r for r in rows if half_of(r["text"]) == half], KNOWLEDGE)
         assert ev["accuracy"] >= 0.94, (half, ev["accuracy"])
+
+
+@pytest.mark.parametrize("text, kept", [("我想找工作", "找工作"), ("找工作难", "找工作")])
+def test_common_words_are_not_typos(router, text, kept):
+    # 找工 sounds like the domain word 招工, but 工 belongs to the common word 工作 here
+    assert kept in router.normalizer.normalize(text)
+
+
+@pytest.mark.parametrize("text, fixed", [("护林猿咋个申请", "护林员"), ("公易性岗位", "公益性岗位")])
+def test_sound_alike_typos_of_domain_words_are_fixed(router, text, fixed):
+    assert fixed in router.normalizer.normalize(text)
+
+
+def test_start_up_cache_gives_the_same_router(tmp_path, monkeypatch):
+    from bot.nlu.router import Router
+
+    monkeypatch.setenv("GONGYOU_CACHE_DIR", str(tmp_path))
+    built = Router(KNOWLEDGE)
+    assert list(tmp_path.glob("gongyou-nlu-*.pickle"))
+    loaded = Router(KNOWLEDGE)
+    for text in ("老板欠我三个月工资咋办", "社保补贴咋个申请", "我想学电焊", "今天天气好"):
+        assert built.parse(text) == loaded.parse(text)

@@ -7,13 +7,15 @@ and is cheap enough to run on every message. Colloquial amounts are read as thei
 
 from __future__ import annotations
 
+import math
+import os
+import pickle
 import re
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
-
-from pypinyin import Style, lazy_pinyin
-from rapidfuzz import fuzz
 
 from bot.nlu.types import Entity
 
@@ -45,15 +47,82 @@ def _approx_to_exact(span: str) -> str:
     return _PAIR_RE.sub(pair, s)
 
 
+_UNIT = {"十": 10, "百": 100, "千": 1000}
+_BIG_UNIT = {"万": 10_000, "亿": 100_000_000}
+_DIGITS_RE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _read_numeral(s: str) -> float | None:
+    """Chinese numerals with Arabic digits mixed in (三千五, 3千5, 1.5万, 一百零五, 二零一九);
+    None for what it cannot read, which cn2an then tries."""
+    if not s:
+        return None
+    if _DIGITS_RE.fullmatch(s):
+        return float(s)
+    if all(c in _CN_DIGIT for c in s):  # 二零一九, 一三五: read digit by digit
+        return float("".join(str(_CN_DIGIT[c]) for c in s))
+    total = section = 0.0
+    number: float | None = None
+    last_unit = 0  # the unit just written, for 三千五 = 3500 and 两万五 = 25000
+    small_bound = big_bound = math.inf  # units fall within a section, sections fall (一万二千, not 二千一万)
+    zero = False
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        m = _DIGITS_RE.match(s, i)
+        if m:
+            if number is not None:
+                return None
+            number = float(m.group(0))
+            i = m.end()
+            continue
+        if c in "零〇":
+            if not (0 < i < n - 1 and (s[i - 1] in _UNIT or s[i - 1] in _BIG_UNIT) and s[i + 1] not in "零〇"):
+                return None
+            zero = True  # 一百零五: the next figure is in units
+        elif c in _CN_DIGIT:
+            if number is not None:
+                return None
+            number = float(_CN_DIGIT[c])
+        elif c in _UNIT:
+            unit = _UNIT[c]
+            if unit >= small_bound or number == 0:
+                return None
+            if number is None and not (c == "十" and section == 0 and total == 0):
+                return None
+            small_bound = unit
+            section += (1.0 if number is None else number) * unit
+            number, last_unit, zero = None, unit, False
+        elif c in _BIG_UNIT:
+            big = _BIG_UNIT[c]
+            section += number or 0.0
+            if section == 0 or big >= big_bound:
+                return None
+            big_bound, small_bound = big, math.inf
+            total += section * big
+            section, number, last_unit, zero = 0.0, None, big, False
+        else:
+            return None
+        i += 1
+    if number is not None:
+        if number == 0:
+            return None
+        if last_unit >= 100 and not zero and float(number).is_integer() and number < 10:
+            number *= last_unit / 10  # 三千五, 两万五: the figure after a unit counts in the next unit down
+        section += number
+    return total + section
+
+
 @lru_cache(maxsize=4096)
 def _value(span: str) -> float | None:
     s = _approx_to_exact(span)
     if not s:
         return None
     s = s.replace("k", "千").replace("K", "千").replace("w", "万").replace("W", "万")
-    if re.fullmatch(r"\d+(?:\.\d+)?", s):
-        return float(s)
-    import cn2an  # imported on first use: it costs 0.2 s of start-up
+    value = _read_numeral(s)
+    if value is not None:
+        return value
+    import cn2an  # only for the odd forms read above does not: it costs 0.2 s of start-up
 
     try:
         value = cn2an.cn2an(s, "smart")
@@ -207,11 +276,58 @@ def parse_count(text: str) -> int | None:
 _PINYIN_FUZZ = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"))
 
 
-@lru_cache(maxsize=20000)
+_PINYIN_VERSION = "1"  # bump when the folding above changes: the cached table is rebuilt
+_PINYIN: dict[str, str] = {}  # character → folded syllable
+# ord(character) → one character standing for its syllable, so a message's pinyin key is one
+# str.translate; the stand-ins are supplementary private-use characters, which no message holds
+_KEY_TABLE: dict[int, str] = {}
+_KEY_BASE = 0xF0000
+
+
+def cache_dir() -> Path:
+    """Where start-up work is cached (the pinyin table, the router's model, jieba's dictionary)."""
+    return Path(os.environ.get("GONGYOU_CACHE_DIR") or tempfile.gettempdir())
+
+
+def _load_pinyin() -> None:
+    """The folded syllable of every CJK unified ideograph, from the cache or (once) from pypinyin,
+    which costs 0.3 s to import and is then kept out of the process."""
+    from importlib.metadata import version
+
+    path = cache_dir() / f"gongyou-pinyin-{_PINYIN_VERSION}-{version('pypinyin')}.pickle"
+    try:
+        with path.open("rb") as fh:
+            table = pickle.load(fh)  # noqa: S301 - our own file
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        table = {chr(c): _fold_pinyin(chr(c)) for c in range(0x4E00, 0xA000)}
+        try:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    syllables: dict[str, str] = {}
+    keys = {}
+    for ch, py in table.items():
+        code = syllables.get(py)
+        if code is None:
+            code = syllables[py] = chr(_KEY_BASE + len(syllables))
+        keys[ord(ch)] = code
+    _PINYIN.update(table)
+    _KEY_TABLE.update(keys)
+
+
 def char_pinyin(ch: str) -> str:
     """Toneless pinyin of one character, folded for Sichuanese/IME confusions (zh=z, in=ing, l=n, hu=fu)."""
-    if not ("\u4e00" <= ch <= "\u9fff"):
-        return ch
+    if not _PINYIN:
+        _load_pinyin()
+    return _PINYIN.get(ch, ch)
+
+
+def _fold_pinyin(ch: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
     py = lazy_pinyin(ch, style=Style.NORMAL)[0]
     for a, b in _PINYIN_FUZZ:
         py = py.replace(a, b)
@@ -222,8 +338,16 @@ def char_pinyin(ch: str) -> str:
     return py
 
 
-def pinyin_key(text: str) -> tuple[str, ...]:
-    return tuple(map(char_pinyin, text))
+def pinyin_key(text: str) -> str:
+    """One character per character of `text`, equal where the syllables are (扶平 and 扶贫 agree)."""
+    if not _KEY_TABLE:
+        _load_pinyin()
+    return text.translate(_KEY_TABLE)
+
+
+def _char_class(chars: Iterable[str]) -> re.Pattern[str]:
+    chars = sorted(set(chars))
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]" if chars else "(?!)")
 
 
 class Gazetteer:
@@ -241,7 +365,7 @@ class Gazetteer:
         for s in self.surfaces:
             by_first.setdefault(s[0], set()).add(len(s))
         self.by_first = {c: sorted(ls, reverse=True) for c, ls in by_first.items()}
-        self.pinyin: dict[tuple[str, ...], tuple[str, Any]] = {}
+        self.pinyin: dict[str, tuple[str, Any]] = {}
         if pinyin:
             for s, p in self.surfaces.items():
                 if len(s) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in s):
@@ -251,45 +375,51 @@ class Gazetteer:
         for key in self.pinyin:
             py_first.setdefault(key[0], set()).add(len(key))
         self.py_first = {syl: sorted(ls, reverse=True) for syl, ls in py_first.items()}
+        self.first_re = _char_class(by_first)
+        self.py_first_re = _char_class(py_first)
         self.fuzzy = fuzzy
         self.long_surfaces = [s for s in self.surfaces if len(s) >= 3]
 
     def find_all(self, text: str) -> list[tuple[int, int, str, Any]]:
         """Non-overlapping exact matches, longest first at each position: (start, end, surface, payload)."""
         out = []
-        i, n = 0, len(text)
-        by_first = self.by_first
-        while i < n:
-            for length in by_first.get(text[i], ()):
+        pos, n = 0, len(text)
+        by_first, surfaces = self.by_first, self.surfaces
+        # only positions holding a surface's first character are tried (found by the regex engine)
+        for m in self.first_re.finditer(text):
+            i = m.start()
+            if i < pos:
+                continue
+            for length in by_first[text[i]]:
                 if i + length <= n:
                     s = text[i:i + length]
-                    if s in self.surfaces:
-                        out.append((i, i + length, s, self.surfaces[s]))
-                        i += length
+                    if s in surfaces:
+                        out.append((i, i + length, s, surfaces[s]))
+                        pos = i + length
                         break
-            else:
-                i += 1
         return out
 
-    def find_pinyin(self, text: str, keys: tuple[str, ...] | None = None) -> list[tuple[int, int, str, Any]]:
+    def find_pinyin(self, text: str, keys: str | None = None) -> list[tuple[int, int, str, Any]]:
+        """Homophones of the surfaces: only positions whose syllable starts one are tried."""
         if not self.pinyin:
             return []
         if keys is None:
             keys = pinyin_key(text)
         out = []
-        i, n = 0, len(text)
-        py_first = self.py_first
-        while i < n:
-            for length in py_first.get(keys[i], ()):
+        pos, n = 0, len(text)
+        py_first, pinyin = self.py_first, self.pinyin
+        for m in self.py_first_re.finditer(keys):
+            i = m.start()
+            if i < pos:
+                continue
+            for length in py_first[keys[i]]:
                 if i + length <= n:
-                    hit = self.pinyin.get(keys[i:i + length])
+                    hit = pinyin.get(keys[i:i + length])
                     # a homophone must share at least one character with the real word
                     if hit and any(a == b for a, b in zip(text[i:i + length], hit[0])):
                         out.append((i, i + length, hit[0], hit[1]))
-                        i += length
+                        pos = i + length
                         break
-            else:
-                i += 1
         return out
 
     def best(self, text: str) -> tuple[int, int, str, Any] | None:
@@ -300,6 +430,8 @@ class Gazetteer:
         if hits:
             return max(hits, key=lambda h: h[1] - h[0])
         if self.fuzzy and len(text) <= 40:
+            from rapidfuzz import fuzz
+
             best = None
             for s in self.long_surfaces:
                 score = fuzz.partial_ratio(s, text, score_cutoff=85)

@@ -14,12 +14,11 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-import yaml
-
+from bot.knowledge import read_yaml
 from bot.nlu.entities import pinyin_key
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_SCORED_CHARS = 300  # a 10,000-character paste is scored on its beginning only
+COMMON_WORD_MAX = 4  # longest common word looked for around a suspected typo
 
 _PUNCT_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
 _REPEAT_RE = re.compile(r"(.)\1{3,}")
@@ -49,8 +48,8 @@ class Normalizer:
         self.fold_table = _fullwidth_table() | _load_trad_simp(nlu_dir / "trad_simp.txt")
         for c in range(ord("A"), ord("Z") + 1):
             self.fold_table[c] = c + 32
-        dialect = yaml.load((nlu_dir / "dialect.yaml").read_text(encoding="utf-8"), Loader=_LOADER) or {}
-        homo = yaml.load((nlu_dir / "homophones.yaml").read_text(encoding="utf-8"), Loader=_LOADER) or {}
+        dialect = read_yaml(nlu_dir / "dialect.yaml") or {}
+        homo = read_yaml(nlu_dir / "homophones.yaml") or {}
         self.homophones = {k: v for k, v in homo.items() if k != v}
         self.dialect = dict(dialect.get("replace") or {})
         self.patterns = [(re.compile(p), r) for p, r in dialect.get("patterns") or ()]
@@ -62,7 +61,7 @@ class Normalizer:
         self.homo_re = self._alternation(self.homophones)
         self.dialect_re = self._alternation(self.dialect)
         # pinyin index of domain words: a homophone typo of one (扶平 for 扶贫) is rewritten to it
-        self.domain: dict[tuple[str, ...], str] = {}
+        self.domain: dict[str, str] = {}
         self.domain_lengths: list[int] = []
         self.known_words: set[str] = set()
         typos = set(self.homophones)
@@ -78,6 +77,8 @@ class Normalizer:
         for key in self.domain:
             first.setdefault(key[0], set()).add(len(key))
         self.domain_first = {syl: sorted(ls, reverse=True) for syl, ls in first.items()}
+        syllables = sorted(self.domain_first)
+        self.domain_first_re = re.compile("[" + "".join(map(re.escape, syllables)) + "]" if syllables else "(?!)")
         self.common_words: set[str] | frozenset[str] = frozenset()
 
     @staticmethod
@@ -97,30 +98,48 @@ class Normalizer:
             return text
         keys = pinyin_key(text)
         out: list[str] = []
-        i, n = 0, len(text)
-        first = self.domain_first
-        while i < n:
-            for length in first.get(keys[i], ()):
+        pos = scan = 0  # copied up to / looked at up to
+        n = len(text)
+        first, domain = self.domain_first, self.domain
+        # only positions whose syllable starts a domain word are tried (found by the regex engine)
+        for m in self.domain_first_re.finditer(keys):
+            i = m.start()
+            if i < scan:
+                continue
+            for length in first[keys[i]]:
                 if i + length > n:
                     continue
-                word = self.domain.get(keys[i:i + length])
+                word = domain.get(keys[i:i + length])
                 if word is None:
                     continue
                 surface = text[i:i + length]
                 if surface == word or surface in self.known_words:
-                    out.append(surface)
-                    i += length
+                    scan = i + length
                     break
                 same = sum(a == b for a, b in zip(surface, word))
-                # a real word that merely sounds alike (事业 / 失业) is left alone
-                if same * 2 >= length and surface not in self.common_words:
+                # a real word that merely sounds alike (事业 / 失业), or a span cutting through one
+                # (找工|作: 找 + 工作, not a typo of 招工), is left alone
+                if same * 2 >= length and surface not in self.common_words and not self._crosses_word(
+                    text, i, i + length
+                ):
+                    out.append(text[pos:i])
                     out.append(word)
-                    i += length
+                    pos = scan = i + length
                     break
-            else:
-                out.append(text[i])
-                i += 1
+        if not out:
+            return text
+        out.append(text[pos:])
         return "".join(out)
+
+    def _crosses_word(self, text: str, i: int, j: int) -> bool:
+        """Whether a common word overlaps text[i:j] and reaches outside it."""
+        common = self.common_words
+        n = len(text)
+        for s in range(max(0, i - COMMON_WORD_MAX + 1), j):
+            for e in range(max(s + 2, i + 1), min(n, s + COMMON_WORD_MAX) + 1):
+                if (s < i or e > j) and text[s:e] in common:
+                    return True
+        return False
 
     def normalize(self, text: str, *, folded: bool = False) -> str:
         text = text[:MAX_SCORED_CHARS]

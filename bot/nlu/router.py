@@ -11,22 +11,31 @@ title — each entry knows its topic — and the intent examples of knowledge/nl
   wrong (a labourer's own wage arrears is a complaint, a general "who do I ask about arrears" is a
   policy question).
 Low evidence becomes `out_of_scope`: the bot says it did not understand rather than answering a guess.
+
+Everything learnt is flat numpy arrays (one weight row per feature for both classifiers, retrieval
+postings in CSR form), cached on disk under the hash of what it was learnt from, so a restart loads
+instead of learning and a message is scored with a handful of vectorised gathers and sums.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import pickle
 import re
-import tempfile
 import threading
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-import yaml
+import numpy as np
 
-from bot.knowledge import KnowledgeBase
+from bot.knowledge import KnowledgeBase, read_yaml
+from bot.nlu.entities import cache_dir as _cache_dir
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer
 from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse
@@ -71,64 +80,115 @@ class _Cue:
     unless_domain: bool = False
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _read_yaml(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader, the C one when available
-
-
-class _NaiveBayes:
-    """Multinomial naive Bayes over binary features with uniform class priors.
-
-    Stored sparsely: a feature keeps, per class it was seen in, its log-probability minus the class's
-    unseen-feature log-probability, so scoring a message touches only the classes each feature knows.
-    """
-
-    def __init__(self, classes: tuple[str, ...], samples: list[tuple[frozenset[str], str]], alpha: float):
-        self.classes = classes
-        index = {c: i for i, c in enumerate(classes)}
-        counts: dict[str, dict[int, int]] = {}
-        totals = [0] * len(classes)
-        for feats, label in samples:
-            k = index[label]
-            totals[k] += len(feats)
-            for f in feats:
-                per = counts.get(f)
-                if per is None:
-                    counts[f] = {k: 1}
-                else:
-                    per[k] = per.get(k, 0) + 1
-        vocab = len(counts) or 1
-        denom = [math.log(t + alpha * vocab) for t in totals]
-        self.unseen = [math.log(alpha) - d for d in denom]
-        self.weights: dict[str, tuple[tuple[int, float], ...]] = {
-            f: tuple((k, math.log(1 + n / alpha)) for k, n in per.items()) for f, per in counts.items()
-        }
-        # a class nobody gave examples for is never predicted
-        self.empty = [t == 0 for t in totals]
-
-    def posterior(self, feats: frozenset[str] | set[str]) -> list[float]:
-        weights = self.weights
-        scores = [0.0] * len(self.classes)
-        known = 0
+def _naive_bayes(n_classes: int, samples: list[tuple[frozenset[str], int]], alpha: float,
+                 feat_id: dict[str, int], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial naive Bayes over binary features with uniform class priors, as one weight row per
+    feature: log P(f|class) for every class, so a message's class scores are the sum of its rows.
+    Returns the rows (features the classifier never saw stay zero) and the mask of empty classes."""
+    counts: dict[str, dict[int, int]] = {}
+    totals = [0] * n_classes
+    for feats, k in samples:
+        totals[k] += len(feats)
         for f in feats:
-            w = weights.get(f)
-            if w is not None:
-                known += 1
-                for k, d in w:
-                    scores[k] += d
-        return self.softmax(scores, known)
+            per = counts.get(f)
+            if per is None:
+                counts[f] = {k: 1}
+            else:
+                per[k] = per.get(k, 0) + 1
+    vocab = len(counts) or 1
+    unseen = np.array([math.log(alpha) - math.log(t + alpha * vocab) for t in totals])
+    rows = np.zeros((n_rows, n_classes))
+    for f, per in counts.items():
+        row = rows[feat_id[f]]
+        row += unseen
+        for k, n in per.items():
+            row[k] += math.log(1 + n / alpha)
+    # a class nobody gave examples for is never predicted
+    empty = np.array([-1e9 if t == 0 else 0.0 for t in totals])
+    return rows, empty
 
-    def softmax(self, scores: list[float], known: int) -> list[float]:
-        """Posterior from the summed sparse weights of `known` features in the vocabulary."""
-        scores = [(s + known * u) / NB_TEMPERATURE if not e else -1e9
-                  for s, u, e in zip(scores, self.unseen, self.empty)]
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        z = sum(exps)
-        return [e / z for e in exps]
+
+class _Model:
+    """Everything learnt from the knowledge, as flat arrays (picklable: the start-up cache).
+
+    Features are numbered once; per feature there is one row of naive Bayes weights (intents, then
+    topics), an idf (0: not indexed for retrieval) and its postings (documents, weights) in CSR form.
+    The documents are ordered by intent and, within policy_question, by topic, so the best score per
+    class is one `maximum.reduceat`."""
+
+    def __init__(self, feat_id: dict[str, int], nb: np.ndarray, nb_empty: np.ndarray, idf: np.ndarray,
+                 indptr: np.ndarray, post_doc: np.ndarray, post_val: np.ndarray, doc_intent: np.ndarray,
+                 doc_topic: np.ndarray, doc_entry: list[str | None]):
+        self.feat_id, self.nb, self.nb_empty, self.idf = feat_id, nb, nb_empty, idf
+        self.indptr, self.post_doc, self.post_val = indptr, post_doc, post_val
+        self.doc_intent, self.doc_topic, self.doc_entry = doc_intent, doc_topic, doc_entry
+
+    @classmethod
+    def build(cls, samples: list[tuple[set[str], Counter, _Label]]) -> _Model:
+        intent_index = {c: i for i, c in enumerate(INTENTS)}
+        topic_index = {c: i for i, c in enumerate(TOPICS)}
+        samples = sorted(samples, key=lambda s: (intent_index[s[2].intent],
+                                                 topic_index[s[2].topic] if s[2].topic else -1))
+        df: dict[str, int] = {}
+        for _cls, ret, _label in samples:
+            for k in ret:
+                df[k] = df.get(k, 0) + 1
+        n = len(samples) or 1
+        # features in more than 1/RETRIEVAL_DF_DIVISOR of the documents say little and cost the most to score
+        limit = max(20, n // RETRIEVAL_DF_DIVISOR)
+        idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items() if v <= limit}
+        feats: set[str] = set(idf)
+        for c, _ret, _label in samples:
+            feats |= c
+        feat_id = {f: i for i, f in enumerate(sorted(feats))}
+        n_rows = len(feat_id) + 1  # the last row stands for every unknown feature: all zero
+        intent_samples = [(frozenset(c), intent_index[lb.intent]) for c, _r, lb in samples]
+        topic_samples = [(frozenset(c), topic_index[lb.topic]) for c, _r, lb in samples if lb.topic]
+        nb_i, empty_i = _naive_bayes(N_INTENTS, intent_samples, NB_ALPHA, feat_id, n_rows)
+        nb_t, empty_t = _naive_bayes(N_TOPICS, topic_samples, NB_ALPHA, feat_id, n_rows)
+        idf_arr = np.zeros(n_rows)
+        for k, v in idf.items():
+            idf_arr[feat_id[k]] = v
+        postings: dict[int, list[tuple[int, float]]] = {}
+        for doc, (_c, ret, _lb) in enumerate(samples):
+            vec = {k: (1 + math.log(v)) * idf[k] for k, v in ret.items() if k in idf}
+            norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+            for k, w in vec.items():
+                postings.setdefault(feat_id[k], []).append((doc, w / norm))
+        indptr = np.zeros(n_rows + 1, dtype=np.intp)
+        docs: list[int] = []
+        vals: list[float] = []
+        for r in range(n_rows):
+            for d, w in postings.get(r, ()):
+                docs.append(d)
+                vals.append(w)
+            indptr[r + 1] = len(docs)
+        return cls(
+            feat_id,
+            np.hstack([nb_i, nb_t]) / NB_TEMPERATURE,
+            np.concatenate([empty_i, empty_t]),
+            idf_arr, indptr, np.array(docs, dtype=np.intp), np.array(vals),
+            np.array([intent_index[lb.intent] for _c, _r, lb in samples], dtype=np.intp),
+            np.array([topic_index[lb.topic] if lb.topic else -1 for _c, _r, lb in samples], dtype=np.intp),
+            [lb.entry_id for _c, _r, lb in samples],
+        )
+
+    def prepare(self) -> None:
+        """Derived lookups, computed after building or loading."""
+        self.unknown = len(self.feat_id)
+        self.n_docs = n_docs = len(self.doc_entry)
+        # per retrieval feature (by number) its documents and weights
+        ip = self.indptr.tolist()
+        self.post_docs = [self.post_doc[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
+        self.post_vals = [self.post_val[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
+        # the documents of each intent, then of each topic, one after the other (a class without any
+        # stands on a document that never scores): the best per class is one maximum.reduceat
+        groups = [np.flatnonzero(self.doc_intent == k) for k in range(N_INTENTS)]
+        groups += [np.flatnonzero(self.doc_topic == t) for t in range(N_TOPICS)]
+        groups = [g if g.size else np.array([n_docs]) for g in groups]
+        self.group_index = np.concatenate(groups)
+        self.group_starts = np.cumsum([0] + [g.size for g in groups[:-1]])
+        self.topic_docs = [(int(g[0]), int(g[-1]) + 1) if g[0] < n_docs else (0, 0) for g in groups[N_INTENTS:]]
 
 
 class Router:
@@ -137,15 +197,37 @@ class Router:
 
         self.knowledge_dir = Path(knowledge_dir)
         self.kb = kb or load_knowledge(self.knowledge_dir)
-        nlu_dir = self.knowledge_dir / NLU_DIR
-        self.tokenizer = _make_tokenizer(nlu_dir, self.kb)
-        self.segmenter = _Segmenter(self.tokenizer)
+        self.nlu_dir = nlu_dir = self.knowledge_dir / NLU_DIR
+        intents_doc = read_yaml(nlu_dir / "intents.yaml") or {}
+        cues_doc = read_yaml(nlu_dir / "cues.yaml") or []
         domain = set(self._domain_words(nlu_dir))
-        self.domain_re = re.compile("|".join(map(re.escape, sorted((w for w in domain if len(w) >= 2), key=len, reverse=True))) or "(?!)")
+        docs: list[tuple[str, _Label]] = []
+        for entry in self.kb.entries.values():
+            label = _Label("policy_question", entry.topic, entry.id)
+            docs.append((entry.title, label))
+            docs.extend((q, label) for q in entry.questions)
+        for intent, examples in (intents_doc.get("examples") or {}).items():
+            if intent not in INTENTS:
+                raise ValueError(f"intents.yaml: unknown intent {intent!r}")
+            docs.extend((str(e), _Label(intent)) for e in examples)
+
+        # Everything learnt is cached on disk, keyed by what it was learnt from (and this code):
+        # a restart with unchanged knowledge loads arrays instead of segmenting every example again.
+        key = self._cache_key(nlu_dir, docs, domain)
+        cached = self._load_cache(key)
+        if cached is None:
+            tokenizer = _make_tokenizer(nlu_dir, self.kb)
+            self.__dict__["tokenizer"] = tokenizer
+            seg = (dict(tokenizer.FREQ), tokenizer.total)
+        else:
+            seg, model = cached
+        self.segmenter = _Segmenter(*seg)
+        self.domain_re = re.compile(
+            "|".join(map(re.escape, sorted((w for w in domain if len(w) >= 2), key=len, reverse=True))) or "(?!)"
+        )
         self.normalizer = Normalizer(nlu_dir, domain)
-        self.normalizer.common_words = _CommonWords(self.tokenizer, domain)
+        self.normalizer.common_words = _CommonWords(self.segmenter.freq, domain)
         self.exact: dict[str, str] = {}
-        intents_doc = _read_yaml(nlu_dir / "intents.yaml") or {}
         for intent, phrases in (intents_doc.get("exact") or {}).items():
             for p in phrases:
                 self.exact[self._exact_key(str(p))] = intent
@@ -158,23 +240,62 @@ class Router:
                 topic=c.get("topic"),
                 unless_domain=bool(c.get("unless_domain")),
             )
-            for c in (_read_yaml(nlu_dir / "cues.yaml") or [])
+            for c in cues_doc
         ]
-        docs: list[tuple[str, _Label]] = []
-        for entry in self.kb.entries.values():
-            label = _Label("policy_question", entry.topic, entry.id)
-            docs.append((entry.title, label))
-            docs.extend((q, label) for q in entry.questions)
-        for intent, examples in (intents_doc.get("examples") or {}).items():
-            if intent not in INTENTS:
-                raise ValueError(f"intents.yaml: unknown intent {intent!r}")
-            docs.extend((str(e), _Label(intent)) for e in examples)
-        self.first_entry = {}
+        # (pattern, unless, unless_domain, index into intents-then-topics, weight)
+        self.cue_table = [
+            (c.pattern, c.unless, c.unless_domain,
+             N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent), c.weight)
+            for c in self.cues
+        ]
+        self.first_entry: dict[str, str] = {}
         for entry in self.kb.entries.values():
             self.first_entry.setdefault(entry.topic, entry.id)
-        self._build(docs)
+        if cached is None:
+            model = self._build(docs)
+            self._save_cache(key, (seg, model))
+        self.model = model
+        model.prepare()
 
     # ---------------------------------------------------------------- building
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """jieba's tokenizer over the same dictionary (the segmenter reproduces its cuts; kept for checks)."""
+        return _make_tokenizer(self.nlu_dir, self.kb)
+
+    def _cache_key(self, nlu_dir: Path, docs: list[tuple[str, _Label]], domain: set[str]) -> str:
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for name in ("router.py", "normalize.py", "entities.py"):
+            h.update((here / name).read_bytes())
+        for path in sorted(nlu_dir.iterdir()):
+            if path.is_file():
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+        h.update(repr(docs).encode())
+        h.update(repr(sorted(domain)).encode())
+        h.update(np.__version__.encode())
+        return h.hexdigest()[:24]
+
+    @staticmethod
+    def _load_cache(key: str) -> Any:
+        try:
+            with (_cache_dir() / f"gongyou-nlu-{key}.pickle").open("rb") as fh:
+                return pickle.load(fh)  # noqa: S301 - our own file, named by the hash of its sources
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+
+    @staticmethod
+    def _save_cache(key: str, payload: Any) -> None:
+        path = _cache_dir() / f"gongyou-nlu-{key}.pickle"
+        try:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only disk: the next start learns again
 
     def _domain_words(self, nlu_dir: Path) -> list[str]:
         words = []
@@ -192,36 +313,27 @@ class Router:
         return self.segmenter.cut(norm) if norm else []
 
     @staticmethod
-    def _features(norm: str, tokens: list[str]) -> tuple[set[str], dict[str, float]]:
-        """Binary features for the classifiers; weighted ones (bigrams, words) for retrieval."""
+    def _features(norm: str, tokens: list[str]) -> tuple[set[str], Counter]:
+        """Binary features for the classifiers; counted ones (bigrams, words) for retrieval."""
         cls: set[str] = set()
-        ret: dict[str, float] = {}
+        bigrams: list[str] = []
         for chunk in norm.split():
             n = len(chunk)
             cls.add("^" + chunk[0])
-            for i in range(n):
-                ch = chunk[i]
-                if NB_UNIGRAMS and ch not in STOP_CHARS:
-                    cls.add(ch)
-                if i + 1 < n:
-                    bg = chunk[i:i + 2]
-                    cls.add(bg)
-                    ret[bg] = ret.get(bg, 0.0) + 1.0
-                    if i + 2 < n:
-                        cls.add(chunk[i:i + 3])
-        for tok in tokens:
-            if len(tok) >= 2:
-                w = "w:" + tok
-                cls.add(w)
-                ret[w] = ret.get(w, 0.0) + 1.0
+            if NB_UNIGRAMS:
+                cls.update(chunk)
+            bigrams.extend([chunk[i:i + 2] for i in range(n - 1)])
+            cls.update([chunk[i:i + 3] for i in range(n - 2)])
+        cls -= STOP_CHARS
+        words = ["w:" + t for t in tokens if len(t) >= 2]
+        cls.update(bigrams)
+        cls.update(words)
+        ret = Counter(bigrams)
+        ret.update(words)
         return cls, ret
 
-    def _build(self, docs: list[tuple[str, _Label]]) -> None:
-        self.labels: list[_Label] = []
-        raw: list[dict[str, float]] = []
-        intent_samples: list[tuple[frozenset[str], str]] = []
-        topic_samples: list[tuple[frozenset[str], str]] = []
-        df: dict[str, int] = {}
+    def _build(self, docs: list[tuple[str, _Label]]) -> _Model:
+        samples: list[tuple[set[str], Counter, _Label]] = []
         seen: set[tuple[str, _Label]] = set()
         for text, label in docs:
             norm = self.normalizer.normalize(text)
@@ -229,41 +341,8 @@ class Router:
                 continue
             seen.add((norm, label))
             cls, ret = self._features(norm, self._tokens(norm))
-            intent_samples.append((frozenset(cls), label.intent))
-            if label.topic:
-                topic_samples.append((frozenset(cls), label.topic))
-            raw.append(ret)
-            self.labels.append(label)
-            for k in ret:
-                df[k] = df.get(k, 0) + 1
-        self.intent_nb = _NaiveBayes(INTENTS, intent_samples, NB_ALPHA)
-        self.topic_nb = _NaiveBayes(TOPICS, topic_samples, NB_ALPHA)
-        # one dictionary lookup per feature serves both classifiers
-        self.nb_weights = {
-            f: (self.intent_nb.weights.get(f, ()), self.topic_nb.weights.get(f, ()))
-            for f in self.intent_nb.weights.keys() | self.topic_nb.weights.keys()
-        }
-        intent_index = {c: i for i, c in enumerate(INTENTS)}
-        topic_index = {c: i for i, c in enumerate(TOPICS)}
-        self.doc_intent = [intent_index[lb.intent] for lb in self.labels]
-        self.doc_topic = [topic_index[lb.topic] if lb.topic else -1 for lb in self.labels]
-        self.doc_entry = [lb.entry_id for lb in self.labels]
-        self.cue_table = [
-            (c.pattern, c.unless, c.weight, intent_index[c.intent], topic_index[c.topic] if c.topic else -1,
-             c.unless_domain)
-            for c in self.cues
-        ]
-        n = len(raw) or 1
-        # features in more than a tenth of the documents say little and cost the most to score
-        limit = max(20, n // RETRIEVAL_DF_DIVISOR)
-        self.idf = {k: math.log((n + 1) / (v + 1)) + 1.0 for k, v in df.items() if v <= limit}
-        index: dict[str, list[tuple[int, float]]] = {}
-        for i, f in enumerate(raw):
-            vec = {k: (1 + math.log(v)) * self.idf[k] for k, v in f.items() if k in self.idf}
-            norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-            for k, w in vec.items():
-                index.setdefault(k, []).append((i, w / norm))
-        self.index = {k: tuple(v) for k, v in index.items()}
+            samples.append((cls, ret, label))
+        return _Model.build(samples)
 
     @staticmethod
     def _exact_key(text: str) -> str:
@@ -271,33 +350,39 @@ class Router:
 
     # ---------------------------------------------------------------- parsing
 
-    def _retrieve(self, ret: dict[str, float]) -> dict[int, float]:
-        idf = self.idf
-        vec = []
-        sq = 0.0
-        for k, v in ret.items():
-            w = 1 + math.log(v)
-            i = idf.get(k)
-            if i is not None:
-                w *= i
-                vec.append((k, w))
-            # unknown features still count in the query norm: a message mostly about something else scores low
-            sq += w * w
-        scores: dict[int, float] = {}
-        if not vec:
-            return scores
-        if len(vec) > RETRIEVAL_MAX_FEATURES:
+    def _retrieve(self, ids: np.ndarray, ret: Counter) -> np.ndarray | None:
+        """Cosine of the message with every document (None: no indexed feature). `ids` numbers the
+        classifier features, a superset of the retrieval ones (`ret`, with their counts)."""
+        m = self.model
+        idf = m.idf[ids]
+        indexed = idf > 0
+        sel = ids[indexed]
+        if not sel.size:
+            return None
+        w = idf[indexed]
+        # unknown features still count in the query norm: a message mostly about something else scores low
+        sq = float(w @ w) + (len(ret) - sel.size)
+        if ret.total() > len(ret):  # a repeated bigram or word: tf weighting, 1 + log(tf)
+            for k, v in ret.items():
+                if v > 1:
+                    f = 1.0 + math.log(v)
+                    r = m.feat_id.get(k)
+                    hit = sel == r if r is not None else None
+                    if hit is not None and hit.any():
+                        sq += float((w[hit] ** 2).sum()) * (f * f - 1)
+                        w[hit] *= f
+                    else:
+                        sq += f * f - 1
+        if sel.size > RETRIEVAL_MAX_FEATURES:
             # a long message is matched on its rarest words: bounded cost, nearly the same cosine
-            vec.sort(key=lambda kv: kv[1], reverse=True)
-            del vec[RETRIEVAL_MAX_FEATURES:]
-        qn = 1.0 / math.sqrt(sq)
-        index = self.index
-        get = scores.get
-        for k, w in vec:
-            qw = w * qn
-            for doc, dw in index[k]:
-                scores[doc] = get(doc, 0.0) + qw * dw
-        return scores
+            top = np.argpartition(w, -RETRIEVAL_MAX_FEATURES)[-RETRIEVAL_MAX_FEATURES:]
+            sel, w = sel[top], w[top]
+        rows = sel.tolist()
+        post_docs, post_vals = m.post_docs, m.post_vals
+        docs = np.concatenate([post_docs[r] for r in rows])
+        vals = np.concatenate([post_vals[r] for r in rows])
+        vals *= np.repeat(w * (1.0 / math.sqrt(sq)), [len(post_docs[r]) for r in rows])
+        return np.bincount(docs, vals, minlength=m.n_docs + 1)
 
     def parse(self, text: str) -> Parse:
         text = text if isinstance(text, str) else str(text or "")
@@ -313,36 +398,30 @@ class Router:
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
 
+        m = self.model
         cls, ret = self._features(norm, tokens)
-        doc_scores = self._retrieve(ret)
-        # best retrieval score per intent and per topic (with the entry it came from)
-        intent_best = [0.0] * N_INTENTS
-        topic_best = [0.0] * N_TOPICS
-        topic_doc = [-1] * N_TOPICS
-        doc_intent, doc_topic = self.doc_intent, self.doc_topic
-        for doc, s in doc_scores.items():
-            k = doc_intent[doc]
-            if s > intent_best[k]:
-                intent_best[k] = s
-            t = doc_topic[doc]
-            if t >= 0 and s > topic_best[t]:
-                topic_best[t] = s
-                topic_doc[t] = doc
+        ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls))
+        logp = (m.nb[ids].sum(axis=0) + m.nb_empty).tolist()
+        doc_scores = self._retrieve(ids, ret)
+        # best retrieval score per intent, then per topic
+        best = (np.maximum.reduceat(doc_scores[m.group_index], m.group_starts).tolist()
+                if doc_scores is not None else [0.0] * (N_INTENTS + N_TOPICS))
         domain = self.domain_re.search(norm) is not None
-        cue_bonus = [0.0] * N_INTENTS
-        topic_boost = [0.0] * N_TOPICS
-        for cue_re, unless, weight, k, t, unless_domain in self.cue_table:
+        cue = [0.0] * (N_INTENTS + N_TOPICS)
+        for cue_re, unless, unless_domain, k, weight in self.cue_table:
             if cue_re.search(norm) and not (unless is not None and unless.search(norm)) and not (
                 unless_domain and domain
             ):
-                if t >= 0:
-                    topic_boost[t] += weight
-                else:
-                    cue_bonus[k] += weight
+                cue[k] += weight
 
-        p_intent, p_topic = self._posteriors(cls)
-        scores = [NB_WEIGHT * p + r + c for p, r, c in zip(p_intent, intent_best, cue_bonus)]
-        topic_scores = [NB_WEIGHT * p + r + c for p, r, c in zip(p_topic, topic_best, topic_boost)]
+        li, lt = logp[:N_INTENTS], logp[N_INTENTS:]
+        top_i, top_t = max(li), max(lt)
+        exp = math.exp
+        ei = [exp(v - top_i) for v in li]
+        et = [exp(v - top_t) for v in lt]
+        zi, zt = NB_WEIGHT / sum(ei), NB_WEIGHT / sum(et)
+        scores = [zi * p + r + c for p, r, c in zip(ei, best, cue)]
+        topic_scores = [zt * p + r + c for p, r, c in zip(et, best[N_INTENTS:], cue[N_INTENTS:])]
         top_topic = max(topic_scores)
         policy = scores[POLICY]
         # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
@@ -356,22 +435,21 @@ class Router:
             if t < 0:
                 ranking.append(Candidate(INTENTS[k], round(_confidence(s), 4)))
             else:
-                doc = topic_doc[t]
-                entry = self.doc_entry[doc] if doc >= 0 else self.first_entry.get(TOPICS[t])
-                ranking.append(Candidate("policy_question", round(_confidence(s), 4), TOPICS[t], entry))
-        best_score, best_k, best_t = candidates[0]
-        best = ranking[0]
+                ranking.append(Candidate("policy_question", round(_confidence(s), 4), TOPICS[t],
+                                         self._entry(doc_scores, t)))
+        best_score, best_k, _best_t = candidates[0]
+        top = ranking[0]
         confidence = _confidence(best_score)
         # evidence: how close the nearest example is, plus the cues; the classifiers' posterior is
         # relative and says nothing about whether the message is ours at all
-        evidence = intent_best[best_k] + cue_bonus[best_k]
+        evidence = best[best_k] + cue[best_k]
         if best_k == POLICY:
-            evidence += max(topic_boost)
+            evidence += max(cue[N_INTENTS:])
         # long messages spread their weight over many words: the bar is lower, the ranking unchanged
         scale = math.sqrt(12 / max(len(norm), 12))
         min_score = MIN_SCORE_DOMAIN * scale if domain else max(0.14, MIN_SCORE * scale)
-        if best.intent == OUT_OF_SCOPE or evidence < min_score:
-            conf = confidence if best.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
+        if top.intent == OUT_OF_SCOPE or evidence < min_score:
+            conf = confidence if top.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
             return self._out_of_scope(text, norm, entities, tokens, conf, ranking)
         ambiguous: list[Candidate] = []
         close = [rc for (s, _k, _t), rc in zip(candidates[:3], ranking[:3])
@@ -379,30 +457,19 @@ class Router:
         if len(close) >= 2:
             ambiguous = close
         return Parse(
-            text, norm, best.intent, round(confidence, 4), best.topic, best.entry_id,
+            text, norm, top.intent, round(confidence, 4), top.topic, top.entry_id,
             entities, tokens, ranking, ambiguous,
         )
 
-    def _posteriors(self, feats: set[str]) -> tuple[list[float], list[float]]:
-        """Naive Bayes posteriors of the intents and of the topics, in one pass over the features."""
-        weights = self.nb_weights
-        si = [0.0] * N_INTENTS
-        st = [0.0] * N_TOPICS
-        known_i = known_t = 0
-        for f in feats:
-            w = weights.get(f)
-            if w is None:
-                continue
-            wi, wt = w
-            if wi:
-                known_i += 1
-                for k, d in wi:
-                    si[k] += d
-            if wt:
-                known_t += 1
-                for k, d in wt:
-                    st[k] += d
-        return self.intent_nb.softmax(si, known_i), self.topic_nb.softmax(st, known_t)
+    def _entry(self, doc_scores: np.ndarray | None, t: int) -> str | None:
+        """The policy entry of topic `t` nearest to the message (its first entry without evidence)."""
+        lo, hi = self.model.topic_docs[t]
+        if doc_scores is not None and hi > lo:
+            seg = doc_scores[lo:hi]
+            i = int(seg.argmax())
+            if seg[i] > 0:
+                return self.model.doc_entry[lo + i]
+        return self.first_entry.get(TOPICS[t])
 
     @staticmethod
     def _out_of_scope(text: str, norm: str, entities: list, tokens: list[str], confidence: float,
@@ -424,15 +491,16 @@ class _Segmenter:
     """jieba's dictionary segmentation without HMM (the most probable path through the word DAG),
     inlined for the normalised text: about twice as fast as `Tokenizer.lcut`, same dictionary."""
 
-    def __init__(self, tokenizer: Any):
-        self.freq = tokenizer.FREQ  # words with their counts, and every prefix of a word with 0
-        logtotal = math.log(tokenizer.total)
-        self.logp = {w: math.log(f) - logtotal for w, f in tokenizer.FREQ.items() if f}
+    def __init__(self, freq: dict[str, int], total: int):
+        self.freq = freq  # words with their counts, and every prefix of a word with 0
+        logtotal = math.log(total)
+        # one lookup per fragment: a word's log-probability (< 0), or 0.0 for a mere prefix of words
+        self.logp = {w: math.log(f) - logtotal if f else 0.0 for w, f in freq.items()}
         self.unknown = -logtotal
 
     def cut(self, text: str) -> list[str]:
         out: list[str] = []
-        freq, logp, unknown = self.freq, self.logp, self.unknown
+        get, unknown, inf = self.logp.get, self.unknown, -math.inf
         for run in _RUN_RE.findall(text):
             n = len(run)
             if n == 1 or not ("\u4e00" <= run[0] <= "\u9fff"):
@@ -442,17 +510,17 @@ class _Segmenter:
             end = [0] * n
             for i in range(n - 1, -1, -1):
                 # as jieba: a character without a count of its own is only a word when no longer word starts there
-                lp = logp.get(run[i])
-                score, stop = (lp if lp is not None else -math.inf) + best[i + 1], i
+                lp = get(run[i])
+                score, stop = (lp if lp else inf) + best[i + 1], i
                 j = i + 2
-                frag = run[i:j]
-                while j <= n and frag in freq:
-                    lp = logp.get(frag)
-                    if lp is not None and lp + best[j] >= score:
+                while j <= n:
+                    lp = get(run[i:j])
+                    if lp is None:
+                        break
+                    if lp and lp + best[j] >= score:
                         score, stop = lp + best[j], j - 1
                     j += 1
-                    frag = run[i:j]
-                if score == -math.inf:
+                if score == inf:
                     score = unknown + best[i + 1]
                 best[i] = score
                 end[i] = stop
@@ -467,8 +535,8 @@ class _Segmenter:
 class _CommonWords:
     """Membership in jieba's general dictionary, minus our domain words: such words are not typos."""
 
-    def __init__(self, tokenizer: Any, domain: set[str]):
-        self.freq = tokenizer.FREQ
+    def __init__(self, freq: dict[str, int], domain: set[str]):
+        self.freq = freq
         self.domain = domain
 
     def __contains__(self, word: object) -> bool:
@@ -485,8 +553,7 @@ def _make_tokenizer(nlu_dir: Path, kb: KnowledgeBase) -> Any:
     # (knowledge/nlu/vocab.txt) segment these short messages as well and load in a fraction of it.
     vocab = nlu_dir / "vocab.txt"
     tok = jieba.Tokenizer(str(vocab)) if vocab.exists() else jieba.Tokenizer()
-    cache_dir = Path(os.environ.get("GONGYOU_CACHE_DIR") or tempfile.gettempdir())
-    tok.tmp_dir = str(cache_dir)
+    tok.tmp_dir = str(_cache_dir())
     tok.initialize()
     userdict = nlu_dir / "userdict.txt"
     if userdict.exists():
