@@ -231,10 +231,16 @@ class Dispatcher:
                 .limit(cfg.batch_size)
             )
             if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
+                # Lock the batch first, then update it: inside "IN (subquery)" PostgreSQL may run a
+                # LIMIT … SKIP LOCKED subquery more than once and claim more rows than asked.
+                ids: Any = list(session.scalars(due.with_for_update(skip_locked=True)))
+                if not ids:
+                    return [], set()
+            else:  # one statement: SQLite takes the write lock for the whole UPDATE
+                ids = due.scalar_subquery()
             claimed = session.execute(
                 update(D)
-                .where(D.c.id.in_(due.scalar_subquery()), D.c.status == "queued")
+                .where(D.c.id.in_(ids), D.c.status == "queued")
                 .values(status="sending", claimed_by=self.worker_id, lease_until=now + cfg.lease,
                         sending_at=now, updated_at=now, attempts=D.c.attempts + 1)
                 .returning(D.c.id)

@@ -38,7 +38,7 @@ from scheduler.planning import FireResult, fire_step
 
 log = logging.getLogger(__name__)
 
-LEADER_KEY = 0x676F6E67796F75  # "gongyou"
+LEADER_KEY = 0x676F6E67  # "gong"; the second key is the schema's hash
 SYNC_JOB = "sync-campaigns"
 
 # What the job functions need. APScheduler stores jobs as "module:function" plus arguments, so the
@@ -110,7 +110,9 @@ class CampaignScheduler:
             return True
         if self.engine.dialect.name == "postgresql":
             conn = self.engine.connect()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_KEY}).scalar()
+            # One leader per schema: deployments (and test schemas) sharing a server do not block each other.
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                               {"k": LEADER_KEY}).scalar()
             conn.commit()  # the session-level lock outlives the transaction; the connection holds it
             if not got:
                 conn.close()

@@ -117,11 +117,14 @@ def plan_deliveries(session: Session, campaign: Campaign, step: CampaignStep, *,
     columns = ["campaign_id", "step_id", "labourer_id", "channel", "status", "capped", "attempts",
                "next_attempt_at", "idempotency_key", "failure_reason", "queued_at", "updated_at"]
     dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Delivery)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Delivery.__table__)
     # SQLite needs a WHERE in the SELECT of an INSERT … SELECT … ON CONFLICT to parse it: audience_where has one.
     stmt = insert.from_select(columns, source).on_conflict_do_nothing(
         index_elements=["campaign_id", "step_id", "labourer_id"]
     )
+    if dialect == "postgresql":  # psycopg reports no rowcount for INSERT … SELECT here: count what came back
+        inserted = stmt.returning(Delivery.__table__.c.id).cte("inserted")
+        return session.scalar(select(func.count()).select_from(inserted)) or 0
     return session.execute(stmt).rowcount or 0
 
 
