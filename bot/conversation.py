@@ -191,7 +191,9 @@ def _respond(turn: Turn) -> list[Reply]:
 
 def _route(turn: Turn) -> list[Reply]:
     if not turn.text:
-        if turn.message.kind in ("image", "video", "link", "location", "voice"):
+        if turn.message.kind == "voice":  # no speech recognised; the media id is kept in the log
+            return [Reply(turn.say("channels.voice_unclear"))]
+        if turn.message.kind in ("image", "video", "link", "location"):
             return dialogs.receive_media(turn) or turn.run("help", reason="media")
         return turn.run("help", reason="empty")
     for hook in PRE_ROUTE_HOOKS:

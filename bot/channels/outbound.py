@@ -144,13 +144,11 @@ def send_customer_service(session: Session, services: Services, openid: str, rep
 def template_data(services: Services, reply: Reply) -> dict[str, dict[str, str]]:
     """The reply cut into the template's fields, each <= 20 characters; no colours (WeChat ignores them
     in new templates and they read as noise). Text that does not fit ends with "see the account"."""
-    from bot.channels.wechat import channel_texts
-
     fields = [f.strip() for f in services.settings.wechat_template_fields.split(",") if f.strip()]
     text = " ".join(reply.plain_text().split())
     chunks = [text[i : i + TEMPLATE_FIELD_CHARS] for i in range(0, len(text), TEMPLATE_FIELD_CHARS)] or [""]
     if len(chunks) > len(fields):
-        chunks = chunks[: len(fields) - 1] + [channel_texts(services.settings.knowledge_dir)["template_more"][:TEMPLATE_FIELD_CHARS]]
+        chunks = chunks[: len(fields) - 1] + [services.kb.text("channels.template_more")[:TEMPLATE_FIELD_CHARS]]
     return {field: {"value": chunk} for field, chunk in zip(fields, chunks)}
 
 

@@ -332,17 +332,6 @@ def _cap_refusal(settings: Settings, row: SmsNumber, now: datetime) -> SendResul
 # ---- sending -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Texts:
-    opt_out_suffix: str
-
-
-def _texts(settings: Settings) -> _Texts:
-    from bot.channels.wechat import channel_texts
-
-    return _Texts(opt_out_suffix=channel_texts(settings.knowledge_dir)["sms_opt_out_suffix"])
-
-
 def send_sms(
     session: Session, services: Services, *, number: str, reply: Reply | str, purpose: str = ESSENTIAL,
     gateway: SmsGateway | None = None,
@@ -356,7 +345,7 @@ def send_sms(
     number = pii.normalize_phone(number)
     gateway = gateway or channels(services).sms
     body = reply.plain_text() if isinstance(reply, Reply) else reply
-    text = render(settings, body, purpose=purpose, opt_out_suffix=_texts(settings).opt_out_suffix)
+    text = render(settings, body, purpose=purpose, opt_out_suffix=services.kb.text("channels.sms_opt_out_suffix"))
     row = number_row(session, settings, number, lock=True)
     now = utcnow()
     refusal = None

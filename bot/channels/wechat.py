@@ -20,16 +20,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner
@@ -57,15 +54,6 @@ class BadRequest(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-# ---- texts the adapter says itself --------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def channel_texts(knowledge_dir: Path) -> dict[str, Any]:
-    with (knowledge_dir / "channels.yaml").open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
 
 
 # ---- crypto and checks ---------------------------------------------------------------------------
@@ -304,28 +292,11 @@ def template_job_finished(services: Services, node: dict[str, Any]) -> None:
 def process(services: Services, message: InboundMessage) -> list[Reply]:
     """The pipeline for one WeChat message, with what only WeChat needs around it."""
     _touch_follower(services, message)
-    if message.kind == "voice" and not message.text:
-        return _unclear_voice(services, message)
     outcome = handle_message(services, message)
     if message.kind == "event" and message.event == "unsubscribe":
         forget_follower(services, message.user_id)
         return []
     return outcome.replies
-
-
-def _unclear_voice(services: Services, message: InboundMessage) -> list[Reply]:
-    # No speech recognised: ask to type or say it again; the voice (media id) is kept in the log.
-    reply = Reply(channel_texts(services.settings.knowledge_dir)["voice_unclear"])
-    try:
-        with session_scope(services.sessionmaker) as session:
-            session.add(MessageLog(channel="wechat", user_id=message.user_id, direction="in", external_id=message.external_id,
-                                   kind="voice", text="", media_id=message.media_id, created_at=message.received_at))
-            session.flush()  # the (channel, direction, external_id) key: a platform retry stops here
-            session.add(MessageLog(channel="wechat", user_id=message.user_id, direction="out", text=reply.plain_text(),
-                                   status="sent", created_at=utcnow()))
-    except IntegrityError:
-        return []
-    return [reply]
 
 
 def send_later(services: Services, openid: str, replies: list[Reply]) -> None:
