@@ -54,6 +54,11 @@ NB_UNIGRAMS = True  # single characters as classifier features
 NB_ALPHA = 0.3  # additive smoothing of the feature counts
 RETRIEVAL_MAX_FEATURES = 16  # the query's highest-weighted features only
 RETRIEVAL_DF_DIVISOR = 20  # retrieval ignores features in more than 1/this of the documents
+# weak topic evidence for the topic classifier only: topics.yaml scope text, the entries' answers
+# (checked on dev half B: 94.0 → 94.8% topic accuracy; half A, where nothing was tuned, unchanged)
+TOPIC_EXTRA = ("scope", "answer")
+_CLAUSE_RE = re.compile(r"[、，,。；;（）()：:/]+")
+_SENTENCE_RE = re.compile(r"[。；;！!？?\n]+")
 STOP_CHARS = frozenset("的了吗么呢吧啊呀哦嘛不没是我你他她它们这那个一有在要想就也都还和跟与及把被给")
 N_INTENTS = len(INTENTS)
 N_TOPICS = len(TOPICS)
@@ -124,7 +129,8 @@ class _Model:
         self.doc_intent, self.doc_topic, self.doc_entry = doc_intent, doc_topic, doc_entry
 
     @classmethod
-    def build(cls, samples: list[tuple[set[str], Counter, _Label]]) -> _Model:
+    def build(cls, samples: list[tuple[set[str], Counter, _Label]],
+              topic_extra: list[tuple[set[str], str]] = ()) -> _Model:
         intent_index = {c: i for i, c in enumerate(INTENTS)}
         topic_index = {c: i for i, c in enumerate(TOPICS)}
         samples = sorted(samples, key=lambda s: (intent_index[s[2].intent],
@@ -140,10 +146,13 @@ class _Model:
         feats: set[str] = set(idf)
         for c, _ret, _label in samples:
             feats |= c
+        for c, _topic in topic_extra:
+            feats |= c
         feat_id = {f: i for i, f in enumerate(sorted(feats))}
         n_rows = len(feat_id) + 1  # the last row stands for every unknown feature: all zero
         intent_samples = [(frozenset(c), intent_index[lb.intent]) for c, _r, lb in samples]
         topic_samples = [(frozenset(c), topic_index[lb.topic]) for c, _r, lb in samples if lb.topic]
+        topic_samples += [(frozenset(c), topic_index[t]) for c, t in topic_extra]
         nb_i, empty_i = _naive_bayes(N_INTENTS, intent_samples, NB_ALPHA, feat_id, n_rows)
         nb_t, empty_t = _naive_bayes(N_TOPICS, topic_samples, NB_ALPHA, feat_id, n_rows)
         idf_arr = np.zeros(n_rows)
@@ -210,6 +219,17 @@ class Router:
             if intent not in INTENTS:
                 raise ValueError(f"intents.yaml: unknown intent {intent!r}")
             docs.extend((str(e), _Label(intent)) for e in examples)
+        # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
+        for topic, info in self.kb.topics.items():
+            if "scope" in TOPIC_EXTRA:
+                for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
+                    if len(part) >= 2:
+                        docs.append((part, _Label("", topic)))
+        if "answer" in TOPIC_EXTRA:
+            for entry in self.kb.entries.values():
+                for part in _SENTENCE_RE.split(entry.answer):
+                    if len(part) >= 4:
+                        docs.append((part, _Label("", entry.topic)))
 
         # Everything learnt is cached on disk, keyed by what it was learnt from (and this code):
         # a restart with unchanged knowledge loads arrays instead of segmenting every example again.
@@ -335,14 +355,18 @@ class Router:
     def _build(self, docs: list[tuple[str, _Label]]) -> _Model:
         samples: list[tuple[set[str], Counter, _Label]] = []
         seen: set[tuple[str, _Label]] = set()
+        extra: list[tuple[set[str], str]] = []
         for text, label in docs:
             norm = self.normalizer.normalize(text)
             if not norm or (norm, label) in seen:
                 continue
             seen.add((norm, label))
             cls, ret = self._features(norm, self._tokens(norm))
-            samples.append((cls, ret, label))
-        return _Model.build(samples)
+            if label.intent:
+                samples.append((cls, ret, label))
+            else:  # topic evidence only: not an example of any intent, nothing to retrieve
+                extra.append((cls, label.topic))
+        return _Model.build(samples, extra)
 
     @staticmethod
     def _exact_key(text: str) -> str:
