@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,7 +113,8 @@ class JsonlGateway:
                 return SendResult(ok=True, provider_message_id=self._keys[delivery.idempotency_key])
             message_id = f"{self.channel}-{delivery.delivery_id}"
             row = {"id": message_id, "key": delivery.idempotency_key, "channel": self.channel,
-                   "delivery_id": delivery.delivery_id, "labourer_id": delivery.labourer_id, "text": text}
+                   "delivery_id": delivery.delivery_id, "labourer_id": delivery.labourer_id, "text": text,
+                   "at": round(time.time(), 6)}
             self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._file.flush()
             if self.fsync:
