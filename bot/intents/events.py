@@ -1,23 +1,21 @@
 """query_events: upcoming job fairs and training sessions from the database, each a numbered sign-up
 choice; event_signup / event_cancel: the menu actions behind those numbers. Replies to a broadcast
-("报名", "1", "不去了") are handled before routing by scheduler.replies (registered here)."""
+("报名", "1", "不去了") are handled before routing by scheduler.replies (installed here, see scheduler.hooks)."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import conversation
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
 from bot.intents import handles
 from bot.models import Event, utcnow
-from scheduler import replies
+from scheduler import hooks, replies
 from scheduler.render import campaign_texts, event_values, fill
 
 MAX_LISTED = 5
 
-if replies.broadcast_reply not in conversation.PRE_ROUTE_HOOKS:
-    conversation.PRE_ROUTE_HOOKS.append(replies.broadcast_reply)
+hooks.install()
 
 
 @handles("query_events")
