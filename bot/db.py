@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +44,38 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        _serialize_sqlite_writers(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _serialize_sqlite_writers(engine: Engine) -> None:
+    """Writers of one process queue on a Python lock, taken at a transaction's first write.
+
+    SQLite allows one writer at a time; a thread that finds the database locked waits in SQLite's busy
+    handler, which sleeps in steps of up to 100 ms — under concurrent messages that becomes seconds of
+    latency. A lock wakes the next writer the moment the previous one commits."""
+    lock = threading.RLock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+        if not conn.info.get("writer") and _WRITE.match(statement):
+            lock.acquire()
+            conn.info["writer"] = True
+
+    def _give(info: dict) -> None:
+        if info.pop("writer", False):
+            lock.release()
+
+    event.listen(engine, "commit", lambda conn: _give(conn.info))
+    event.listen(engine, "rollback", lambda conn: _give(conn.info))
+    # A connection returned to the pool mid-transaction is rolled back there: release with it.
+    @event.listens_for(engine.pool, "reset")
+    def _reset(_dbapi, record, _reset_state) -> None:  # noqa: ANN001
+        _give(record.info)
 
 
 def dialect_insert(session: Session, table):  # noqa: ANN001, ANN201
