@@ -22,12 +22,13 @@ from scheduler.synthetic import insert_labourers, make_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 600
+BATCH = 25
 
 
 def _worker(db_url: str, gateway: Path, worker_id: str) -> subprocess.Popen:
     env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "bot", "dispatch", "--loopback", str(gateway), "--rate", "400",
-               "--always-open", "--until-idle", "--idle-sleep", "0.2", "--batch-size", "25",
+               "--always-open", "--until-idle", "--idle-sleep", "0.2", "--batch-size", str(BATCH),
                "--lease-seconds", "1", "--worker-id", worker_id]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -55,7 +56,8 @@ def test_kill_9_mid_broadcast_then_restart(db_url: str, tmp_path: Path) -> None:
 
     first = _worker(db_url, gateway, "first")
     deadline = time.monotonic() + 60
-    while len(_log(gateway)) < TOTAL // 4:
+    # Kill mid-batch: a count that is not a multiple of the batch size means a claimed batch is half sent.
+    while (sent := len(_log(gateway))) < TOTAL // 4 or sent % BATCH == 0:
         assert first.poll() is None, first.communicate()
         assert time.monotonic() < deadline, "the worker sent nothing"
         time.sleep(0.02)
