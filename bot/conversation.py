@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import dialogs
+from bot import dialogs, pii
 from bot.channels.base import Choice, InboundMessage, Reply
 from bot.db import dialect_insert, session_scope
 from bot.intents import Handler, load_handlers
@@ -146,8 +146,7 @@ def _log_inbound(session: Session, message: InboundMessage, parse: Parse | None)
             direction="in",
             external_id=message.external_id,
             kind=message.kind,
-            # PostgreSQL text cannot hold NUL; it carries nothing a person wrote.
-            text=message.text.replace("\x00", ""),
+            text=_loggable(message.text),
             media_id=message.media_id,
             status="ok",
             created_at=message.received_at,
@@ -260,10 +259,16 @@ def _log_outbound(session: Session, message: InboundMessage, replies: list[Reply
     now = utcnow()
     rows = [
         {"channel": message.channel, "user_id": message.user_id, "direction": "out", "kind": "text",
-         "text": reply.plain_text(), "status": "sent", "created_at": now}
+         "text": _loggable(reply.plain_text()), "status": "sent", "created_at": now}
         for reply in replies
     ]
     session.execute(insert(MESSAGES), rows)
+
+
+def _loggable(text: str) -> str:
+    # ID numbers and phones are masked in the log (the dialogs keep them encrypted where they belong);
+    # PostgreSQL text cannot hold NUL, which carries nothing a person wrote.
+    return pii.redact(text.replace("\x00", ""))
 
 
 def _clean(text: str) -> str:

@@ -4,9 +4,7 @@ A few hundred synthetic labourers across Bazhong's five counties, with checksumm
 mobile numbers, stored protected like real ones, and some of them on each of the five lists. The same
 seed gives the same people every time; a registry that already has anyone is left alone.
 
-ID numbers: python-stdnum accepts a region code only for people born after the code existed, and the
-5119xx codes date from 2000 (恩阳区's 511903 from 2013, when it was split off 巴州区). The demo people are
-therefore born 2000–2008, and 恩阳区's carry 巴州区's code, as its real adults do.
+Ages are those of working labourers (18 to 60); each county carries its own region code.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SEED = 20190122  # the date of the seed document
 DEMO_SIZE = 300
-ID_REGION = {"巴州区": "511902", "恩阳区": "511902", "通江县": "511921", "南江县": "511922", "平昌县": "511923"}
+ID_REGION = {"巴州区": "511902", "恩阳区": "511903", "通江县": "511921", "南江县": "511922", "平昌县": "511923"}
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
 GIVEN = "秀英桂兰玉兰国强建华志强红梅小明小红德华春花明亮永福光荣家贵文华海燕晓东大山福林树林兴旺金凤翠花国富子豪雨涵浩然思雨俊杰欣怡"
 MOBILE_PREFIXES = ("138", "139", "150", "151", "152", "157", "158", "159", "182", "187", "188", "135", "136", "137")
@@ -41,7 +39,7 @@ SCOPES = ("本地", "县内", "市内", "省内", "省外")
 
 def demo_id_number(rng: random.Random, county: str, used: set[str]) -> str:
     while True:
-        born = date(2000, 1, 1) + timedelta(days=rng.randrange(0, 3100))
+        born = date(1966, 1, 1) + timedelta(days=rng.randrange(0, 42 * 365))
         body = f"{ID_REGION[county]}{born:%Y%m%d}{rng.randrange(0, 1000):03d}"
         number = body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder check digit
         if number not in used:

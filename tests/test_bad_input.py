@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot import pii
 from bot.db import session_scope
 from bot.models import MessageLog
 
@@ -33,8 +34,8 @@ def test_bad_input_gets_a_sensible_reply_and_is_logged(name, app, client):
     with session_scope(app.state.sessionmaker) as session:
         logged = session.scalars(select(MessageLog).where(MessageLog.user_id == f"bad-{name}")).all()
     inbound = [m for m in logged if m.direction == "in"]
-    # Stored whole, even 10,000 characters; only NUL, which PostgreSQL text cannot hold, is dropped.
-    assert len(inbound) == 1 and inbound[0].text == text.replace("\x00", "")
+    # Stored whole, even 10,000 characters; NUL (PostgreSQL text cannot hold it) is dropped, phones masked.
+    assert len(inbound) == 1 and inbound[0].text == pii.redact(text.replace("\x00", ""))
     assert inbound[0].status == "ok"
 
 

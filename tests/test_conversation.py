@@ -141,3 +141,17 @@ def test_a_failing_handler_leaves_no_half_written_rows(app, say, monkeypatch):
     assert rows(app, Handoff) == []  # the handler's own writes were rolled back…
     statuses = [(m.direction, m.status) for m in rows(app, MessageLog, MessageLog.user_id == "h")]
     assert statuses == [("in", "failed"), ("out", "sent")]  # …the message and the apology were kept
+
+
+def test_id_numbers_and_phones_are_masked_in_the_log_and_handoff(app, say):
+    from stdnum.cn import ric
+
+    body = "51190219600101001"
+    number = body + ric.calc_check_digit(body + "0")
+    say(f"我身份证是{number} 电话13812345678 老板欠我工资", user="p")
+    say("我要人工", user="p")
+    logged = " ".join(m.text for m in rows(app, MessageLog, MessageLog.user_id == "p"))
+    transcript = " ".join(m["text"] for m in rows(app, Handoff)[0].transcript)
+    for text in (logged, transcript):
+        assert number not in text and "13812345678" not in text
+        assert "5119**********" + number[-4:] in text and "138****5678" in text

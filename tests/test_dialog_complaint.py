@@ -8,9 +8,10 @@ import threading
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import Complaint, ComplaintEvidence, Labourer
+from bot.models import Complaint, ComplaintEvidence, ConversationState, Labourer
 from bot.models.complaints import ComplaintTransitionError, add_note, next_ticket_no, transition_complaint
 
 from test_dialog_support import db, rows, send
@@ -182,3 +183,14 @@ def test_change_the_phone_at_the_confirmation_and_a_question_at_a_free_text_step
     [complaint] = rows(app, Complaint)
     assert complaint.contact_phone_masked == "150****1111" and complaint.site is None
     assert complaint.description == "干完活一直拖着不结账"
+
+
+@pytest.mark.parametrize("ask", ["我要人工", "转人工", "能不能找个真人跟我说"])
+def test_asking_for_a_person_mid_dialog_hands_off_and_keeps_the_dialog(app, say, ask):
+    say("老板欠我工资", user="ho")
+    reply = say(ask, user="ho")
+    assert "RG-" in reply[0]  # the hand-off is recorded…
+    with session_scope(app.state.sessionmaker) as session:
+        state = session.scalars(select(ConversationState).where(ConversationState.user_id == "ho")).one()
+        assert state.dialog and "employer" not in (state.slots or {})  # …not taken as the employer's name
+    assert "老板" in reply[-1] or "公司" in reply[-1]  # and the question is asked again

@@ -44,6 +44,8 @@ SWITCH_CONFIDENCE = 0.95
 CANCEL_WORDS = ("取消", "算了", "不报了", "不登记了", "不弄了", "不搞了", "不填了", "退出", "不要了", "不投诉了",
                 "不想报了", "不想登记了", "不办了", "不用了")
 BACK_WORDS = ("上一步", "返回", "上一个", "退回", "回上一步", "返回上一步", "上一题", "back")
+HANDOFF_CONFIDENCE = 0.8  # asking for a person interrupts any question, free-text ones included
+HANDOFF_WORDS = ("人工", "转人工", "找人工", "我要人工", "人工服务", "人工客服", "要人工")
 UNSUBSCRIBE_WORDS = ("TD", "退订", "退订通知")  # SMS carrier shorthand (R, T, N) is mapped by the SMS adapter
 SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
               "无", "不确定", "搞不清")
@@ -277,11 +279,19 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
         replies = turn.run("unsubscribe")
         run.save(turn.state.step)
         return replies + [_resume(run)]
+    # Asking for a person works whatever was asked: the request is recorded and the dialog kept.
+    if words in HANDOFF_WORDS or (
+        turn.parse is not None and turn.parse.intent == "human_handoff" and turn.parse.confidence >= HANDOFF_CONFIDENCE
+    ):
+        run.meta.pop("offer", None)
+        replies = turn.run("human_handoff")
+        run.save(turn.state.step)
+        return replies + [_resume(run)]
     if run.meta.get("paused") or _expired(run):
         return _paused(run, words)
     if run.meta.get("offer") == "handoff":
         run.meta.pop("offer")
-        if words in ("1", "人工", "转人工", "找人工"):
+        if words == "1":
             run.meta["fails"] = 0
             replies = turn.run("human_handoff")
             run.save(turn.state.step)
