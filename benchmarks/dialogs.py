@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,11 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from service import (
+    running_service,  # benchmarks/service.py (run as a script, this folder is on sys.path)
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stdnum.cn import ric
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def id_number(i: int) -> str:
@@ -37,26 +37,6 @@ def id_number(i: int) -> str:
 
 def conversation(i: int) -> list[str]:
     return ["我想学电焊", f"王{'一二三四五六七八九十'[i % 10]}明", id_number(i), "1", "下个月", "江口镇", "1"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gongyou serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("gongyou serve did not become ready")
 
 
 def scratch_schema(url: str) -> tuple[str, str]:
@@ -79,9 +59,9 @@ def drop_schema(url: str, schema: str) -> None:
 
 def register(client: httpx.Client, base: str, i: int) -> list[float]:
     latencies = []
-    for text in conversation(i):
+    for message in conversation(i):
         started = time.perf_counter()
-        response = client.post(f"{base}/api/simulator/message", json={"user": f"bench-{i}", "text": text})
+        response = client.post(f"{base}/api/simulator/message", json={"user": f"bench-{i}", "text": message})
         latencies.append(time.perf_counter() - started)
         response.raise_for_status()
     if "登记好了" not in response.json()["replies"][0]["text"]:
@@ -97,35 +77,23 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, GONGYOU_DEMO_DATA="false", GONGYOU_LOG_LEVEL="WARNING")
-        # a checkout without `pip install -e .` still runs: the package is found from the repository root
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+        env = dict(os.environ)
         server_url = env.get("GONGYOU_DATABASE_URL", "")
         schema = None
         if server_url.startswith("postgres"):
             schema, env["GONGYOU_DATABASE_URL"] = scratch_schema(server_url)
         else:
             env["GONGYOU_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
-        gongyou = Path(sys.executable).with_name("gongyou")
-        command = [str(gongyou)] if gongyou.exists() else [sys.executable, "-m", "bot"]
-        proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", str(args.workers)],
-                                cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            ready = wait_ready(base, proc)
-            with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.concurrency * 2)) as client:
-                register(client, base, 10_000_000)  # warm-up: first parse, first queries
-                started = time.perf_counter()
-                with ThreadPoolExecutor(args.concurrency) as pool:
-                    results = list(pool.map(lambda i: register(client, base, i), range(args.registrations)))
-                elapsed = time.perf_counter() - started
+            with running_service(env, workers=args.workers, cwd=Path(tmp)) as service:
+                base, ready = service.base, service.ready_seconds
+                with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.concurrency * 2)) as client:
+                    register(client, base, 10_000_000)  # warm-up: first parse, first queries
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(args.concurrency) as pool:
+                        results = list(pool.map(lambda i: register(client, base, i), range(args.registrations)))
+                    elapsed = time.perf_counter() - started
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
             if schema is not None:
                 drop_schema(server_url, schema)
     latencies = sorted(latency for result in results for latency in result)

@@ -15,9 +15,7 @@ import asyncio
 import base64
 import hashlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,18 +23,15 @@ from pathlib import Path
 
 import httpx
 import xmltodict
+from service import (
+    running_service,  # benchmarks/service.py (run as a script, this folder is on sys.path)
+)
 from wechatpy.crypto import WeChatCrypto
 
 TOKEN = "bench-token"
 AES_KEY = base64.b64encode(hashlib.sha256(b"bench-aes").digest()).decode().rstrip("=")
 APPID = "wx-bench"
 QUESTIONS = ["公益性岗位咋个申请嘛", "培训补贴有好多钱", "老板欠我工资不给", "你好", "社保补贴咋个领", "我想去浙江打工"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sign(*parts: str) -> str:
@@ -98,34 +93,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     args = parser.parse_args()
 
-    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="gongyou-bench-"))
-    env = {**os.environ, "GONGYOU_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "GONGYOU_DEMO_DATA": "false",
-           "GONGYOU_WECHAT_TOKEN": TOKEN, "GONGYOU_WECHAT_AES_KEY": AES_KEY, "GONGYOU_WECHAT_APPID": APPID,
-           "GONGYOU_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}/wechat"
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                print(server.stderr.read().decode()[-2000:], file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+    env = {**os.environ, "GONGYOU_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+           "GONGYOU_WECHAT_TOKEN": TOKEN, "GONGYOU_WECHAT_AES_KEY": AES_KEY, "GONGYOU_WECHAT_APPID": APPID}
+    with running_service(env, workers=args.workers, cwd=workdir) as service:
+        url = f"{service.base}/wechat"
         prepared = build_requests(args.warmup + args.requests)
         asyncio.run(drive(url, prepared[: args.warmup], min(args.concurrency, 8), args.duration))
         latencies, errors, elapsed = asyncio.run(drive(url, prepared[args.warmup :], args.concurrency, args.duration))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
     done = len(latencies)
     cuts = statistics.quantiles(latencies, n=100) if done >= 2 else [0.0] * 99
     print(f"workers={args.workers} concurrency={args.concurrency} cpus={os.cpu_count()} requests={done} errors={errors}")

@@ -1,0 +1,63 @@
+"""`gongyou serve` in a subprocess on a loopback port, for benchmarks that load it from another process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Service:
+    base: str
+    ready_seconds: float
+
+
+@contextmanager
+def running_service(env: dict[str, str], *, workers: int = 1, cwd: Path | None = None,
+                    timeout: float = 60) -> Iterator[Service]:
+    """Start the service with `env` (GONGYOU_* settings), wait for /health, stop it afterwards."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING", **env}
+    # a checkout without `pip install -e .` still runs: the package is found from the repository root
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        started = time.perf_counter()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gongyou serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError("gongyou serve did not become healthy")
+            time.sleep(0.1)
+        yield Service(base, time.perf_counter() - started)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
