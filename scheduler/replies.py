@@ -8,6 +8,7 @@ otherwise it returns None and the router carries on ("报名" alone, with no bro
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from scheduler.render import campaign_texts, event_values, fill
 
 if TYPE_CHECKING:
     from bot.conversation import Turn
+
+log = logging.getLogger(__name__)
 
 SIGNUP_WORDS = frozenset({"报名", "我报名", "我要报名", "报个名", "我去", "我要去", "去", "要去", "参加", "我参加",
                           "我要参加", "1", "好", "好的"})
@@ -180,6 +183,35 @@ def outcome_reply(outcome: SignUpOutcome, *, tz: str, texts: dict[str, Any] | No
     return Reply(fill(texts[key], values))
 
 
+def notify_promoted(turn: "Turn", outcome: SignUpOutcome) -> None:
+    """Tell the first person on the waiting list that a place came free (WeChat if bound, else SMS)."""
+    labourer_id = outcome.promoted_labourer_id
+    if labourer_id is None:
+        return
+    from bot.channels import outbound
+
+    labourer = turn.session.execute(
+        select(Labourer.wechat_openid, Labourer.subscribed_wechat, Labourer.phone_hash).where(Labourer.id == labourer_id)
+    ).one()
+    if labourer.wechat_openid and labourer.subscribed_wechat:
+        channel, user_id = "wechat", labourer.wechat_openid
+    elif labourer.phone_hash:
+        channel, user_id = "sms", labourer.phone_hash
+    else:
+        return
+    texts = campaign_texts(turn.settings.knowledge_dir)
+    reply = Reply(fill(texts["signup_promoted"], event_values(outcome.event, turn.settings.timezone, texts)))
+    try:
+        with turn.session.begin_nested():
+            result = outbound.deliver(turn.session, turn.services, channel=channel, user_id=user_id, reply=reply,
+                                      purpose="notice")
+    except Exception:  # the cancellation stands; the promoted person also gets the event's reminders
+        log.exception("could not tell a promoted labourer", extra={"labourer_id": labourer_id})
+        return
+    if not result.ok:
+        log.warning("promotion notice not sent", extra={"labourer_id": labourer_id, "error_code": result.error_code})
+
+
 def broadcast_reply(turn: "Turn") -> list[Reply] | None:
     """Pre-route hook: answer "报名"/"1"/"不去了" sent in reply to a broadcast; None otherwise."""
     kind = classify(turn.text)
@@ -194,7 +226,9 @@ def broadcast_reply(turn: "Turn") -> list[Reply] | None:
         active = _active_signup(session, labourer_id, now)
         if active is None:
             return None
-        return [outcome_reply(cancel(session, active.event_id, labourer_id, now=now), tz=tz)]
+        outcome = cancel(session, active.event_id, labourer_id, now=now)
+        notify_promoted(turn, outcome)
+        return [outcome_reply(outcome, tz=tz)]
     delivery = latest_broadcast(session, labourer_id, now=now, window=window)
     if delivery is None:
         return None

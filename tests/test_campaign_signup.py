@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import session_scope
-from bot.models import CampaignStep, ConversationState, Event, SignUp
+from bot.models import CampaignStep, ConversationState, Event, Labourer, OutboundMessage, SignUp
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
@@ -93,7 +93,11 @@ def test_signing_up_by_replying_to_the_broadcast(factory, say) -> None:  # noqa:
     assert "已取消" in say("不去了", user="p1")[0]
     with session_scope(factory) as s:
         statuses = dict(s.execute(select(SignUp.labourer_id, SignUp.status)).all())
+        # p3 moved up from the waiting list and was told so by SMS (the `log` provider's outbox).
+        p3_hash = s.scalar(select(Labourer.phone_hash).where(Labourer.id == 3))
+        notices = s.scalars(select(OutboundMessage.text).where(OutboundMessage.user_id == p3_hash)).all()
     assert statuses == {1: "cancelled", 2: "registered", 3: "registered"}
+    assert len(notices) == 1 and "有空位" in notices[0]
 
 
 def test_one_picks_from_a_newer_menu(factory, say) -> None:  # noqa: ANN001

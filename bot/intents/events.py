@@ -60,4 +60,5 @@ def event_cancel(turn: Turn) -> list[Reply]:
     if event_id is None or labourer_id is None:
         return query_events(turn)
     outcome = replies.cancel(turn.session, event_id, labourer_id)
+    replies.notify_promoted(turn, outcome)
     return [replies.outcome_reply(outcome, tz=turn.settings.timezone, texts=texts)]
