@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from bot.db import make_engine, make_sessionmaker, migrate, session_scope  # noqa: E402
-from bot.models import CampaignStep, Delivery  # noqa: E402
-from scheduler.campaigns import transition  # noqa: E402
-from scheduler.dispatch import DispatchConfig, Dispatcher  # noqa: E402
-from scheduler.planning import fire_step  # noqa: E402
-from scheduler.senders import jsonl_senders  # noqa: E402
-from scheduler.synthetic import insert_labourers, make_campaign  # noqa: E402
+from bot.db import make_engine, make_sessionmaker, migrate, session_scope
+from bot.models import CampaignStep, Delivery
+from scheduler.campaigns import transition
+from scheduler.dispatch import DispatchConfig, Dispatcher
+from scheduler.planning import fire_step
+from scheduler.senders import jsonl_senders
+from scheduler.synthetic import insert_labourers, make_campaign
 
 
-def _plan(factory, filter_: dict | None = None) -> tuple[int, float]:  # noqa: ANN001
+def _plan(factory, filter_: dict | None = None) -> tuple[int, float]:
     with session_scope(factory) as s:
         campaign = make_campaign(s, filter=filter_ or {}, channels=["wechat", "sms"])
         transition(s, campaign, "scheduled")
@@ -86,9 +86,7 @@ def main() -> int:
     dispatch_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with session_scope(factory) as s:
         sent_rows = s.scalar(select(func.count()).where(Delivery.status == "sent"))
-    logged = sum(
-        sum(1 for _ in open(path, encoding="utf-8")) for path in (workdir / "gateway").glob("*.jsonl")
-    )
+    logged = sum(len(path.read_text(encoding="utf-8").splitlines()) for path in (workdir / "gateway").glob("*.jsonl"))
     figures["dispatch_messages"] = totals.sent
     figures["dispatch_seconds"] = round(elapsed, 2)
     figures["dispatch_msgs_per_second"] = round(totals.sent / elapsed, 1)
@@ -110,7 +108,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     # Measured at the gateway: N*T messages span (N*T - 1) intervals from the first to the last arrival.
     arrivals = sorted(json.loads(line)["at"] for path in (workdir / "paced").glob("*.jsonl")
-                      for line in open(path, encoding="utf-8"))
+                      for line in path.read_text(encoding="utf-8").splitlines())
     measured = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     figures["paced_target_per_second"] = args.rate
     figures["paced_measured_per_second"] = round(measured, 1)

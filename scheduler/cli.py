@@ -9,7 +9,7 @@ import threading
 from datetime import timedelta
 
 
-def _senders(args: argparse.Namespace, settings, factory):  # noqa: ANN001, ANN202
+def _senders(args: argparse.Namespace, settings, factory):
     from scheduler.senders import channel_senders, jsonl_senders, load_factory
 
     if args.loopback:

@@ -75,7 +75,7 @@ class DispatchConfig:
     data_key: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> "DispatchConfig":
+    def from_settings(cls, settings: Settings, **overrides: Any) -> DispatchConfig:
         values: dict[str, Any] = {
             "rates": {"sms": settings.dispatch_rate_sms, "wechat": settings.dispatch_rate_wechat},
             "windows": {"sms": parse_hours(settings.sms_send_hours), "wechat": parse_hours(settings.wechat_send_hours)},
@@ -355,7 +355,7 @@ class Dispatcher:
             self.limiters[row.channel].acquire()
             try:
                 result = self.senders[row.channel].send(delivery, text)
-            except Exception as exc:  # noqa: BLE001 - a sender bug or network error is a temporary failure
+            except Exception as exc:
                 log.exception("sender raised", extra={"delivery_id": row.id, "channel": row.channel})
                 result = SendResult(ok=False, error_code="exception", error=f"{type(exc).__name__}: {exc}"[:500],
                                     retryable=True)

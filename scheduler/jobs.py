@@ -93,7 +93,7 @@ class CampaignScheduler:
         self._dispatcher: Any = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "CampaignScheduler":
+    def from_settings(cls, settings: Settings) -> CampaignScheduler:
         engine = make_engine(settings.database_url)
         migrate(engine)
         return cls(settings, engine, make_sessionmaker(engine))
@@ -129,7 +129,7 @@ class CampaignScheduler:
             self._lock_conn.execute(text("SELECT 1"))
             self._lock_conn.commit()
             return True
-        except Exception:  # noqa: BLE001 - a dead connection has dropped the lock with it
+        except Exception:
             log.exception("leader lock connection lost")
             return False
 
@@ -162,7 +162,7 @@ class CampaignScheduler:
             return
         try:
             self.sync()
-        except Exception:  # noqa: BLE001 - the next sync tries again; a shut-down scheduler ends here
+        except Exception:
             log.exception("campaign sync failed")
 
     def _stop_aps(self) -> None:
@@ -176,7 +176,7 @@ class CampaignScheduler:
                 self._lock_conn.invalidate()
                 self._lock_conn.close()
             except Exception:  # noqa: BLE001 - already dead: the lock went with it
-                pass
+                log.debug("leader lock connection already closed")
             self._lock_conn = None
 
     def sync(self) -> dict[str, int]:
@@ -207,8 +207,8 @@ class CampaignScheduler:
         for job_id in existing - set(wanted):
             try:
                 aps.remove_job(job_id)
-            except JobLookupError:
-                pass
+            except JobLookupError:  # it ran (a date job) and removed itself meanwhile
+                log.debug("job already gone", extra={"job_id": job_id})
         for job_id in set(wanted) - existing:
             func, trigger, args = wanted[job_id]
             aps.add_job(func, trigger, args=args, id=job_id, jobstore="default", replace_existing=True)

@@ -13,11 +13,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, SignUp, UTCDateTime, utcnow
+from bot.models import (
+    Audience,
+    Campaign,
+    CampaignStep,
+    Delivery,
+    Event,
+    Labourer,
+    SignUp,
+    UTCDateTime,
+    utcnow,
+)
 from scheduler.audience import audience_where, has_address, reachable
 from scheduler.campaigns import transition
 
@@ -111,7 +131,8 @@ def plan_deliveries(session: Session, campaign: Campaign, step: CampaignStep, *,
             )
         )
     else:
-        audience = campaign_audience(session, campaign)
+        audience = session.get(Audience, campaign.audience_id)
+        assert audience is not None
         source = source.where(audience_where(audience.filter or {}, audience.include_ids or [],
                                              audience.exclude_ids or [], today=today))
     columns = ["campaign_id", "step_id", "labourer_id", "channel", "status", "capped", "attempts",
@@ -126,19 +147,3 @@ def plan_deliveries(session: Session, campaign: Campaign, step: CampaignStep, *,
         inserted = stmt.returning(Delivery.__table__.c.id).cte("inserted")
         return session.scalar(select(func.count()).select_from(inserted)) or 0
     return session.execute(stmt).rowcount or 0
-
-
-def campaign_audience(session: Session, campaign: Campaign):  # noqa: ANN201
-    from bot.models import Audience
-
-    audience = session.get(Audience, campaign.audience_id)
-    assert audience is not None
-    return audience
-
-
-def queued_count(session: Session, campaign_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Delivery).where(
-            and_(Delivery.campaign_id == campaign_id, Delivery.status == "queued")
-        )
-    ) or 0

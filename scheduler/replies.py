@@ -125,7 +125,7 @@ def cancel(session: Session, event_id: int, labourer_id: int, *, now: datetime |
 # ---- the conversation side -------------------------------------------------------------------------
 
 
-def labourer_for(turn: "Turn") -> int | None:
+def labourer_for(turn: Turn) -> int | None:
     if turn.state.labourer_id is not None:
         return turn.state.labourer_id
     channel, user_id = turn.message.channel, turn.message.user_id
@@ -183,7 +183,7 @@ def outcome_reply(outcome: SignUpOutcome, *, tz: str, texts: dict[str, Any] | No
     return Reply(fill(texts[key], values))
 
 
-def notify_promoted(turn: "Turn", outcome: SignUpOutcome) -> None:
+def notify_promoted(turn: Turn, outcome: SignUpOutcome) -> None:
     """Tell the first person on the waiting list that a place came free (WeChat if bound, else SMS)."""
     labourer_id = outcome.promoted_labourer_id
     if labourer_id is None:
@@ -212,7 +212,7 @@ def notify_promoted(turn: "Turn", outcome: SignUpOutcome) -> None:
         log.warning("promotion notice not sent", extra={"labourer_id": labourer_id, "error_code": result.error_code})
 
 
-def broadcast_reply(turn: "Turn") -> list[Reply] | None:
+def broadcast_reply(turn: Turn) -> list[Reply] | None:
     """Pre-route hook: answer "报名"/"1"/"不去了" sent in reply to a broadcast; None otherwise."""
     kind = classify(turn.text)
     if kind is None:

@@ -17,7 +17,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from bot.models import Audience, Campaign, CampaignStep, Delivery, Event, Labourer, SignUp, utcnow
+from bot.models import (
+    Audience,
+    Campaign,
+    CampaignStep,
+    Delivery,
+    Event,
+    Labourer,
+    SignUp,
+    utcnow,
+)
 from bot.settings import Settings
 from scheduler.audience import audience_where, has_address
 from scheduler.dispatch import parse_hours, window_open

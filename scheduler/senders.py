@@ -141,7 +141,7 @@ class _ChannelSender:
 
     channel = ""
 
-    def __init__(self, services: "Services", purpose: str = "marketing") -> None:
+    def __init__(self, services: Services, purpose: str = "marketing") -> None:
         self.services, self.purpose = services, purpose
 
     def user_id(self, delivery: OutboundDelivery) -> str:
@@ -184,9 +184,10 @@ class WeChatSender(_ChannelSender):
         reply = Reply(text, marketing=self.purpose == "marketing")
         with session_scope(self.services.sessionmaker) as session:
             result = outbound.send_customer_service(session, self.services, delivery.address, reply, purpose=self.purpose)
-            if not result.ok and not (result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES):
-                if self.services.settings.wechat_template_id:
-                    result = outbound.send_template(session, self.services, delivery.address, reply, purpose=self.purpose)
+            window_closed = not result.ok and not (
+                result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
+            if window_closed and self.services.settings.wechat_template_id:
+                result = outbound.send_template(session, self.services, delivery.address, reply, purpose=self.purpose)
             return result
 
 
@@ -208,7 +209,7 @@ class SmsSender(_ChannelSender):
         return sms.number_hash(delivery.address, self.services.settings)
 
 
-def channel_senders(settings: "Settings", factory: "sessionmaker[Session]") -> dict[str, Sender]:
+def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:
     """The production senders: the channels' own clients, configured by settings."""
     from bot.conversation import Services
 

@@ -21,11 +21,11 @@ AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
 
 
 @pytest.fixture
-def factory(app):  # noqa: ANN001, ANN201
+def factory(app):
     return app.state.sessionmaker
 
 
-def _event(client) -> dict:  # noqa: ANN001
+def _event(client) -> dict:
     body = {"kind": "job_fair", "title": "丽水专场招聘会", "organiser": "巴中市人社局",
             "starts_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(), "venue": "巴州区人力资源市场",
             "jobs_count": 1300, "employers": ["丽水某鞋业"], "capacity": 2}
@@ -34,18 +34,18 @@ def _event(client) -> dict:  # noqa: ANN001
     return response.json()
 
 
-def _campaign_body(event_id: int, **extra) -> dict:  # noqa: ANN003
+def _campaign_body(event_id: int, **extra) -> dict:
     return {"name": "丽水招聘会通知", "event_id": event_id, "audience": {"filter": {"township": ["兴文镇", "白衣镇"]}},
             "channels": ["wechat", "sms"], "reminders": [{"days_before": 1, "at": "18:00"}], **extra}
 
 
-def test_token_is_required(client) -> None:  # noqa: ANN001
+def test_token_is_required(client) -> None:
     assert client.get("/api/admin/campaigns").status_code == 401
     assert client.get("/api/admin/campaigns", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/api/admin/campaigns", headers=AUTH).status_code == 200
 
 
-def test_idempotency_key_on_create(client, factory) -> None:  # noqa: ANN001
+def test_idempotency_key_on_create(client, factory) -> None:
     event = _event(client)
     body = _campaign_body(event["id"])
     assert client.post("/api/admin/campaigns", json=body, headers=AUTH).status_code == 400  # no key
@@ -61,7 +61,7 @@ def test_idempotency_key_on_create(client, factory) -> None:  # noqa: ANN001
     assert created["state"] == "draft" and "{报名方式}" in created["template"]  # default Chinese template
 
 
-def test_bad_requests_are_refused(client) -> None:  # noqa: ANN001
+def test_bad_requests_are_refused(client) -> None:
     event = _event(client)
     headers = {**AUTH, "Idempotency-Key": "bad"}
     bad_filter = _campaign_body(event["id"], audience={"filter": {"province": "四川"}})
@@ -72,7 +72,7 @@ def test_bad_requests_are_refused(client) -> None:  # noqa: ANN001
     assert client.post("/api/admin/events", json=naive, headers=AUTH).status_code == 422
 
 
-def test_preview_schedule_send_report_csv(client, factory) -> None:  # noqa: ANN001
+def test_preview_schedule_send_report_csv(client, factory) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 12)  # townships cycle through six; 兴文镇 and 白衣镇 get four people
         s.execute(Labourer.__table__.update().where(Labourer.id == 1).values(wechat_openid=None))
@@ -121,7 +121,7 @@ def test_preview_schedule_send_report_csv(client, factory) -> None:  # noqa: ANN
     assert client.post(f"/api/admin/campaigns/{cid}/explode", headers=AUTH).status_code == 404
 
 
-def test_in_process_scheduler_sends_a_scheduled_campaign(make_settings) -> None:  # noqa: ANN001
+def test_in_process_scheduler_sends_a_scheduled_campaign(make_settings) -> None:
     """GONGYOU_SCHEDULER_ENABLED: the app's lifespan runs the leader and a dispatcher."""
     import time
 
@@ -150,5 +150,5 @@ def test_in_process_scheduler_sends_a_scheduled_campaign(make_settings) -> None:
     app.state.engine.dispose()
 
 
-def recording_senders(_settings, _factory) -> dict[str, RecordingSender]:  # noqa: ANN001
+def recording_senders(_settings, _factory) -> dict[str, RecordingSender]:
     return {"wechat": RecordingSender("wechat"), "sms": RecordingSender("sms")}

@@ -9,7 +9,17 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import Audience, Campaign, CampaignStep, Delivery, Event, JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models import (
+    Audience,
+    Campaign,
+    CampaignStep,
+    Delivery,
+    Event,
+    JobWish,
+    Labourer,
+    TrainingNeed,
+    WorkingAway,
+)
 from scheduler.audience import AudienceError, resolve, validate_filter
 from scheduler.campaigns import TransitionError, reminder_due, transition
 from scheduler.planning import fire_step
@@ -20,13 +30,13 @@ TODAY = date(2026, 3, 2)
 
 
 @pytest.fixture
-def factory(db_url: str):  # noqa: ANN201
+def factory(db_url: str):
     engine = make_engine(db_url)
     yield make_sessionmaker(engine)
     engine.dispose()
 
 
-def _add(session, n: int, name: str, **fields) -> int:  # noqa: ANN001
+def _add(session, n: int, name: str, **fields) -> int:
     row = labourer_row(n, name=name, **fields)
     labourer = Labourer(**row)
     session.add(labourer)
@@ -35,7 +45,7 @@ def _add(session, n: int, name: str, **fields) -> int:  # noqa: ANN001
 
 
 @pytest.fixture
-def registry(factory) -> dict[str, int]:  # noqa: ANN001
+def registry(factory) -> dict[str, int]:
     """Eight people chosen so that every filter below picks a different, known set."""
     with session_scope(factory) as s:
         ids = {
@@ -65,7 +75,7 @@ def registry(factory) -> dict[str, int]:  # noqa: ANN001
     return ids
 
 
-def names(factory, filter: dict, include=(), exclude=()) -> set[str]:  # noqa: ANN001, A002
+def names(factory, filter: dict, include=(), exclude=()) -> set[str]:
     with session_scope(factory) as s:
         audience = Audience(name="t", filter=filter, include_ids=list(include), exclude_ids=list(exclude))
         ids = resolve(s, audience, today=TODAY)
@@ -103,11 +113,11 @@ ALL = {"王一", "李二", "张三", "刘四", "陈五", "杨六", "赵七", "�
         ({"township": "玉堂镇", "gender": "M", "channel": "any"}, {"陈五"}),
     ],
 )
-def test_audience_filters_pick_exactly(factory, registry, filter, expected) -> None:  # noqa: ANN001, A002
+def test_audience_filters_pick_exactly(factory, registry, filter, expected) -> None:
     assert names(factory, filter) == expected
 
 
-def test_include_and_exclude_lists(factory, registry) -> None:  # noqa: ANN001
+def test_include_and_exclude_lists(factory, registry) -> None:
     got = names(factory, {"township": "兴文镇"}, include=[registry["黄八"]], exclude=[registry["王一"]])
     assert got == {"李二", "黄八"}
 
@@ -119,7 +129,7 @@ def test_bad_filters_are_refused() -> None:
             validate_filter(bad)
 
 
-def _scheduled(factory, **kwargs) -> tuple[int, int]:  # noqa: ANN001
+def _scheduled(factory, **kwargs) -> tuple[int, int]:
     with session_scope(factory) as s:
         campaign = make_campaign(s, **kwargs)
         transition(s, campaign, "scheduled", now=NOW)
@@ -128,7 +138,7 @@ def _scheduled(factory, **kwargs) -> tuple[int, int]:  # noqa: ANN001
         return campaign.id, step.id
 
 
-def _deliveries(factory, campaign_id: int) -> dict[str, tuple[str, str | None, str | None]]:  # noqa: ANN001
+def _deliveries(factory, campaign_id: int) -> dict[str, tuple[str, str | None, str | None]]:
     with session_scope(factory) as s:
         rows = s.execute(
             select(Labourer.name, Delivery.status, Delivery.channel, Delivery.failure_reason)
@@ -138,7 +148,7 @@ def _deliveries(factory, campaign_id: int) -> dict[str, tuple[str, str | None, s
         return {name: (status, channel, reason) for name, status, channel, reason in rows}
 
 
-def test_planning_chooses_channels_and_records_the_unreachable(factory, registry) -> None:  # noqa: ANN001
+def test_planning_chooses_channels_and_records_the_unreachable(factory, registry) -> None:
     campaign_id, step_id = _scheduled(factory, channels=["wechat", "sms"])
     with session_scope(factory) as s:
         result = fire_step(s, step_id, now=NOW)
@@ -157,7 +167,7 @@ def test_planning_chooses_channels_and_records_the_unreachable(factory, registry
         assert s.get(Campaign, campaign_id).state == "sending"
 
 
-def test_sms_only_campaign(factory, registry) -> None:  # noqa: ANN001
+def test_sms_only_campaign(factory, registry) -> None:
     campaign_id, step_id = _scheduled(factory, channels=["sms"], filter={"township": "玉堂镇"})
     with session_scope(factory) as s:
         fire_step(s, step_id, now=NOW)
@@ -168,7 +178,7 @@ def test_sms_only_campaign(factory, registry) -> None:  # noqa: ANN001
     }
 
 
-def test_duplicate_fire_never_makes_a_second_delivery(factory, registry) -> None:  # noqa: ANN001
+def test_duplicate_fire_never_makes_a_second_delivery(factory, registry) -> None:
     campaign_id, step_id = _scheduled(factory)
     with session_scope(factory) as s:
         assert fire_step(s, step_id, now=NOW).planned == 8
@@ -187,7 +197,7 @@ def test_duplicate_fire_never_makes_a_second_delivery(factory, registry) -> None
     assert count == 8 and keys == 8
 
 
-def test_audience_is_resolved_when_the_step_fires(factory, registry) -> None:  # noqa: ANN001
+def test_audience_is_resolved_when_the_step_fires(factory, registry) -> None:
     campaign_id, step_id = _scheduled(factory, filter={"township": "兴文镇"})
     with session_scope(factory) as s:  # someone moves in after the campaign was written
         _add(s, 9, "周九", township="兴文镇")
@@ -196,7 +206,7 @@ def test_audience_is_resolved_when_the_step_fires(factory, registry) -> None:  #
     assert set(_deliveries(factory, campaign_id)) == {"王一", "李二", "周九"}
 
 
-def test_state_machine_refuses_impossible_moves(factory, registry) -> None:  # noqa: ANN001
+def test_state_machine_refuses_impossible_moves(factory, registry) -> None:
     with session_scope(factory) as s:
         campaign = make_campaign(s)
         with pytest.raises(TransitionError):
@@ -212,7 +222,7 @@ def test_state_machine_refuses_impossible_moves(factory, registry) -> None:  # n
         assert [(st.status, st.skip_reason) for st in steps] == [("skipped", "cancelled")]
 
 
-def test_reminders_and_misfires(factory, registry) -> None:  # noqa: ANN001
+def test_reminders_and_misfires(factory, registry) -> None:
     start = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)  # 09:00 local on 10 March
     assert reminder_due(start, {"days_before": 1, "at": "18:00"}, "Asia/Shanghai") == datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
     with session_scope(factory) as s:

@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import session_scope
-from bot.models import CampaignStep, ConversationState, Event, Labourer, OutboundMessage, SignUp
+from bot.models import (
+    CampaignStep,
+    ConversationState,
+    Event,
+    Labourer,
+    OutboundMessage,
+    SignUp,
+)
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
@@ -19,11 +26,11 @@ from scheduler.synthetic import insert_labourers, make_campaign
 
 
 @pytest.fixture
-def factory(app):  # noqa: ANN001, ANN201
+def factory(app):
     return app.state.sessionmaker
 
 
-def _event(factory, capacity: int | None, **fields) -> int:  # noqa: ANN001, ANN003
+def _event(factory, capacity: int | None, **fields) -> int:
     with session_scope(factory) as s:
         event = Event(kind="training", title="电工农闲班", starts_at=datetime.now(UTC) + timedelta(days=5),
                       venue="兴文镇就业扶贫站", capacity=capacity, cost_note="免费，结业发补贴", **fields)
@@ -32,7 +39,7 @@ def _event(factory, capacity: int | None, **fields) -> int:  # noqa: ANN001, ANN
         return event.id
 
 
-def test_capacity_and_waiting_list(factory) -> None:  # noqa: ANN001
+def test_capacity_and_waiting_list(factory) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 5)
     event_id = _event(factory, capacity=2)
@@ -53,7 +60,7 @@ def test_capacity_and_waiting_list(factory) -> None:  # noqa: ANN001
     assert statuses == {1: "registered", 2: "waitlisted", 3: "registered", 4: "cancelled"}
 
 
-def test_closed_event(factory) -> None:  # noqa: ANN001
+def test_closed_event(factory) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 1)
     event_id = _event(factory, capacity=None, status="cancelled")
@@ -66,7 +73,7 @@ def test_reply_words() -> None:
         "signup", "signup", "signup", "signup", "cancel", "cancel", None]
 
 
-def _broadcast(factory, event_id: int, people: int) -> None:  # noqa: ANN001
+def _broadcast(factory, event_id: int, people: int) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, people, openid=None)
         for n in range(1, people + 1):  # the simulator user "p<n>" is labourer n
@@ -82,7 +89,7 @@ def _broadcast(factory, event_id: int, people: int) -> None:  # noqa: ANN001
     assert "回1报名" in sms.sent[0][1]
 
 
-def test_signing_up_by_replying_to_the_broadcast(factory, say) -> None:  # noqa: ANN001
+def test_signing_up_by_replying_to_the_broadcast(factory, say) -> None:
     event_id = _event(factory, capacity=2)
     _broadcast(factory, event_id, 4)
     assert "报名成功" in say("报名", user="p1")[0]
@@ -100,7 +107,7 @@ def test_signing_up_by_replying_to_the_broadcast(factory, say) -> None:  # noqa:
     assert len(notices) == 1 and "有空位" in notices[0]
 
 
-def test_one_picks_from_a_newer_menu(factory, say) -> None:  # noqa: ANN001
+def test_one_picks_from_a_newer_menu(factory, say) -> None:
     event_id = _event(factory, capacity=None)
     _broadcast(factory, event_id, 1)
     say("你好", user="p1")  # the main menu is now the newest thing the person saw
@@ -109,7 +116,7 @@ def test_one_picks_from_a_newer_menu(factory, say) -> None:  # noqa: ANN001
     assert "报名成功" in say("报名", user="p1")[0]  # the word still means the broadcast
 
 
-def test_without_a_broadcast_the_router_decides(factory, say) -> None:  # noqa: ANN001
+def test_without_a_broadcast_the_router_decides(factory, say) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 1)
         s.add(ConversationState(channel="simulator", user_id="p1", labourer_id=1, slots={}, context={}))
@@ -117,7 +124,7 @@ def test_without_a_broadcast_the_router_decides(factory, say) -> None:  # noqa: 
     assert not any("报名成功" in r for r in say("报名", user="p1"))
 
 
-def test_query_events_lists_upcoming_and_signs_up_by_number(factory, say) -> None:  # noqa: ANN001
+def test_query_events_lists_upcoming_and_signs_up_by_number(factory, say) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 1)
         s.add(ConversationState(channel="simulator", user_id="p1", labourer_id=1, slots={}, context={}))

@@ -13,7 +13,13 @@ from bot.channels.base import SendResult
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Labourer
 from scheduler.campaigns import settle_campaigns, transition
-from scheduler.dispatch import DispatchConfig, Dispatcher, RateLimiter, apply_receipt, parse_hours
+from scheduler.dispatch import (
+    DispatchConfig,
+    Dispatcher,
+    RateLimiter,
+    apply_receipt,
+    parse_hours,
+)
 from scheduler.planning import fire_step
 from scheduler.senders import RecordingSender
 from scheduler.synthetic import insert_labourers, make_campaign
@@ -34,7 +40,7 @@ class Clock:
 
 
 @pytest.fixture
-def factory(db_url: str):  # noqa: ANN201
+def factory(db_url: str):
     engine = make_engine(db_url)
     yield make_sessionmaker(engine)
     engine.dispose()
@@ -45,7 +51,7 @@ def senders() -> dict[str, RecordingSender]:
     return {"wechat": RecordingSender("wechat"), "sms": RecordingSender("sms")}
 
 
-def config(**overrides) -> DispatchConfig:  # noqa: ANN003
+def config(**overrides) -> DispatchConfig:
     values = {
         "rates": {"wechat": 0, "sms": 0},
         "windows": {"sms": parse_hours("08:00-20:00"), "wechat": parse_hours("08:00-21:00")},
@@ -56,7 +62,7 @@ def config(**overrides) -> DispatchConfig:  # noqa: ANN003
     return DispatchConfig(**values)
 
 
-def launch(factory, clock: Clock, **kwargs) -> int:  # noqa: ANN001, ANN003
+def launch(factory, clock: Clock, **kwargs) -> int:
     """A scheduled campaign whose initial step has fired; returns its id."""
     with session_scope(factory) as s:
         campaign = make_campaign(s, **kwargs)
@@ -66,7 +72,7 @@ def launch(factory, clock: Clock, **kwargs) -> int:  # noqa: ANN001, ANN003
         return campaign.id
 
 
-def statuses(factory, campaign_id: int) -> Counter:  # noqa: ANN001
+def statuses(factory, campaign_id: int) -> Counter:
     with session_scope(factory) as s:
         return Counter(s.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign_id)))
 
@@ -76,7 +82,7 @@ def drain(dispatcher: Dispatcher) -> None:
         pass
 
 
-def test_sends_each_delivery_once_with_its_text(factory, senders) -> None:  # noqa: ANN001
+def test_sends_each_delivery_once_with_its_text(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 5)
@@ -97,7 +103,7 @@ def test_sends_each_delivery_once_with_its_text(factory, senders) -> None:  # no
         assert s.get(Campaign, campaign_id).state == "done"
 
 
-def test_sms_outside_allowed_hours_waits_for_the_window(factory, senders) -> None:  # noqa: ANN001
+def test_sms_outside_allowed_hours_waits_for_the_window(factory, senders) -> None:
     clock = Clock(datetime(2026, 3, 2, 13, 0, tzinfo=UTC))  # 21:00 local: SMS closed, WeChat closed at 21:00
     with session_scope(factory) as s:
         insert_labourers(s, 3, openid=None)
@@ -114,7 +120,7 @@ def test_sms_outside_allowed_hours_waits_for_the_window(factory, senders) -> Non
         assert {r.sent_at for r in s.scalars(select(Delivery))} == {clock.now}
 
 
-def test_wechat_window_differs_from_sms(factory, senders) -> None:  # noqa: ANN001
+def test_wechat_window_differs_from_sms(factory, senders) -> None:
     clock = Clock(datetime(2026, 3, 2, 12, 30, tzinfo=UTC))  # 20:30 local: WeChat open, SMS closed
     with session_scope(factory) as s:
         insert_labourers(s, 2)
@@ -125,7 +131,7 @@ def test_wechat_window_differs_from_sms(factory, senders) -> None:  # noqa: ANN0
     assert len(senders["wechat"].sent) == 2 and not senders["sms"].sent
 
 
-def test_weekly_cap(factory, senders) -> None:  # noqa: ANN001
+def test_weekly_cap(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 2)
@@ -145,7 +151,7 @@ def test_weekly_cap(factory, senders) -> None:  # noqa: ANN001
     assert statuses(factory, fifth) == {"sent": 2}
 
 
-def test_two_campaigns_in_one_batch_respect_the_cap(factory, senders) -> None:  # noqa: ANN001
+def test_two_campaigns_in_one_batch_respect_the_cap(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 1)
@@ -154,7 +160,7 @@ def test_two_campaigns_in_one_batch_respect_the_cap(factory, senders) -> None:  
     assert statuses(factory, first) == {"sent": 1} and statuses(factory, second) == {"skipped": 1}
 
 
-def test_retry_then_fail(factory, senders) -> None:  # noqa: ANN001
+def test_retry_then_fail(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 2, openid=None)
@@ -183,7 +189,7 @@ def test_retry_then_fail(factory, senders) -> None:  # noqa: ANN001
     assert senders["sms"].calls == 4  # 1 success + 3 tries
 
 
-def test_retry_then_succeed(factory, senders) -> None:  # noqa: ANN001
+def test_retry_then_succeed(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 1, openid=None)
@@ -196,7 +202,7 @@ def test_retry_then_succeed(factory, senders) -> None:  # noqa: ANN001
     assert statuses(factory, campaign_id) == {"sent": 1}
 
 
-def test_wechat_refusal_falls_back_to_sms(factory, senders) -> None:  # noqa: ANN001
+def test_wechat_refusal_falls_back_to_sms(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 3)
@@ -217,7 +223,7 @@ def test_wechat_refusal_falls_back_to_sms(factory, senders) -> None:  # noqa: AN
     assert dispatcher.totals.fallback == 1
 
 
-def test_fallback_at_night_waits_for_sms_hours(factory, senders) -> None:  # noqa: ANN001
+def test_fallback_at_night_waits_for_sms_hours(factory, senders) -> None:
     clock = Clock(datetime(2026, 3, 2, 12, 30, tzinfo=UTC))  # 20:30: WeChat open, SMS closed
     with session_scope(factory) as s:
         insert_labourers(s, 1)
@@ -231,7 +237,7 @@ def test_fallback_at_night_waits_for_sms_hours(factory, senders) -> None:  # noq
     assert statuses(factory, campaign_id) == {"sent": 1} and len(senders["sms"].sent) == 1
 
 
-def test_paused_campaign_is_not_sent_until_resumed(factory, senders) -> None:  # noqa: ANN001
+def test_paused_campaign_is_not_sent_until_resumed(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 4)
@@ -247,7 +253,7 @@ def test_paused_campaign_is_not_sent_until_resumed(factory, senders) -> None:  #
     assert statuses(factory, campaign_id) == {"sent": 4}
 
 
-def test_cancel_skips_what_is_still_queued(factory, senders) -> None:  # noqa: ANN001
+def test_cancel_skips_what_is_still_queued(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 5)
@@ -260,7 +266,7 @@ def test_cancel_skips_what_is_still_queued(factory, senders) -> None:  # noqa: A
     assert statuses(factory, campaign_id) == {"sent": 2, "skipped": 3}
 
 
-def test_unsubscribed_after_planning_is_not_sent(factory, senders) -> None:  # noqa: ANN001
+def test_unsubscribed_after_planning_is_not_sent(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 2, openid=None)
@@ -274,7 +280,7 @@ def test_unsubscribed_after_planning_is_not_sent(factory, senders) -> None:  # n
     assert statuses(factory, campaign_id) == {"sent": 1, "failed": 1}
 
 
-def test_crash_between_claim_and_record_is_reconciled(factory, senders) -> None:  # noqa: ANN001
+def test_crash_between_claim_and_record_is_reconciled(factory, senders) -> None:
     """A worker dies after the provider accepted some messages of its batch: the provider's record of the
     idempotency key settles each row; nothing is sent twice and nothing is lost."""
     clock = Clock(MORNING)
@@ -299,11 +305,11 @@ def test_crash_between_claim_and_record_is_reconciled(factory, senders) -> None:
     assert len({d.idempotency_key for d, _ in senders["wechat"].sent}) == 6
 
 
-def test_unknown_outcome_is_never_sent_twice(factory) -> None:  # noqa: ANN001
+def test_unknown_outcome_is_never_sent_twice(factory) -> None:
     class Blind:  # no lookup, no deduplication: we cannot know whether it went out
         channel = "wechat"
 
-        def send(self, delivery, text):  # noqa: ANN001, ANN201
+        def send(self, delivery, text):
             return SendResult(ok=True, provider_message_id="x")
 
     clock = Clock(MORNING)
@@ -319,7 +325,7 @@ def test_unknown_outcome_is_never_sent_twice(factory) -> None:  # noqa: ANN001
     assert (row.status, row.failure_reason) == ("failed", "outcome_unknown")
 
 
-def test_receipts(factory, senders) -> None:  # noqa: ANN001
+def test_receipts(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 2, openid=None)

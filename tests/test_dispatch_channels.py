@@ -35,7 +35,7 @@ def fakes() -> Iterator[tuple[FakeWeChatApi, FakeAliyunSms]]:
 
 
 @pytest.fixture
-def settings(make_settings, fakes):  # noqa: ANN001, ANN201
+def settings(make_settings, fakes):
     wechat, aliyun = fakes
     return make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
                          sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
@@ -43,13 +43,13 @@ def settings(make_settings, fakes):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def factory(settings):  # noqa: ANN001, ANN201
+def factory(settings):
     engine = make_engine(settings.database_url)
     yield make_sessionmaker(engine)
     engine.dispose()
 
 
-def _people(factory, settings) -> dict[str, int]:  # noqa: ANN001
+def _people(factory, settings) -> dict[str, int]:
     """in-window WeChat follower; WeChat follower WeChat refuses (45015); SMS only; SMS only but opted out."""
     ids = {}
     with session_scope(factory) as s:
@@ -68,7 +68,7 @@ def _people(factory, settings) -> dict[str, int]:  # noqa: ANN001
     return ids
 
 
-def _launch(factory) -> int:  # noqa: ANN001
+def _launch(factory) -> int:
     with session_scope(factory) as s:
         campaign = make_campaign(s, template="{姓名}您好，电工培训班下周开课。", sms_template="电工培训班下周开课")
         transition(s, campaign, "scheduled")
@@ -77,7 +77,7 @@ def _launch(factory) -> int:  # noqa: ANN001
         return campaign.id
 
 
-def _rows(factory) -> dict[int, Delivery]:  # noqa: ANN001
+def _rows(factory) -> dict[int, Delivery]:
     with session_scope(factory) as s:
         return {d.labourer_id: d for d in s.scalars(select(Delivery))}
 
@@ -86,7 +86,7 @@ def _numbers(aliyun: FakeAliyunSms) -> list[str]:
     return [p["PhoneNumbers"] for p in aliyun.sent]
 
 
-def test_broadcast_through_the_channels(settings, factory, fakes) -> None:  # noqa: ANN001
+def test_broadcast_through_the_channels(settings, factory, fakes) -> None:
     wechat, aliyun = fakes
     ids = _people(factory, settings)
     wechat.out_of_window.add("o-gone")
@@ -114,7 +114,7 @@ def test_broadcast_through_the_channels(settings, factory, fakes) -> None:  # no
     assert _rows(factory)[ids["丙"]].status == "delivered"
 
 
-def test_opt_out_after_planning_is_refused_by_the_sms_channel(settings, factory, fakes) -> None:  # noqa: ANN001
+def test_opt_out_after_planning_is_refused_by_the_sms_channel(settings, factory, fakes) -> None:
     _wechat, aliyun = fakes
     ids = _people(factory, settings)
     _launch(factory)
@@ -127,7 +127,7 @@ def test_opt_out_after_planning_is_refused_by_the_sms_channel(settings, factory,
     assert "13980000003" not in _numbers(aliyun)
 
 
-def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) -> None:  # noqa: ANN001
+def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) -> None:
     wechat, aliyun = fakes
     _people(factory, settings)
     _launch(factory)

@@ -17,7 +17,7 @@ from scheduler.jobs import CampaignScheduler
 from scheduler.synthetic import insert_labourers, make_campaign
 
 
-def _wait(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+def _wait(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -25,18 +25,18 @@ def _wait(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def engine(db_url: str):  # noqa: ANN201
+def engine(db_url: str):
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
 
 
-def _deliveries(factory) -> int:  # noqa: ANN001
+def _deliveries(factory) -> int:
     with session_scope(factory) as s:
         return s.scalar(select(func.count()).select_from(Delivery))
 
 
-def test_due_steps_fire_and_future_steps_persist_in_the_job_store(engine, make_settings) -> None:  # noqa: ANN001
+def test_due_steps_fire_and_future_steps_persist_in_the_job_store(engine, make_settings) -> None:
     factory = make_sessionmaker(engine)
     now = datetime.now(UTC)
     with session_scope(factory) as s:
@@ -69,7 +69,7 @@ def test_due_steps_fire_and_future_steps_persist_in_the_job_store(engine, make_s
         again.shutdown()
 
 
-def test_job_for_a_cancelled_campaign_is_removed(engine, make_settings) -> None:  # noqa: ANN001
+def test_job_for_a_cancelled_campaign_is_removed(engine, make_settings) -> None:
     factory = make_sessionmaker(engine)
     with session_scope(factory) as s:
         campaign = make_campaign(s, send_at=datetime.now(UTC) + timedelta(days=1))
@@ -90,7 +90,7 @@ def test_job_for_a_cancelled_campaign_is_removed(engine, make_settings) -> None:
         scheduler.shutdown()
 
 
-def test_recurring_occurrence_fires_once(engine, make_settings) -> None:  # noqa: ANN001
+def test_recurring_occurrence_fires_once(engine, make_settings) -> None:
     factory = make_sessionmaker(engine)
     with session_scope(factory) as s:
         insert_labourers(s, 3)
@@ -110,7 +110,7 @@ def test_recurring_occurrence_fires_once(engine, make_settings) -> None:  # noqa
 
 
 @pytest.mark.postgres
-def test_one_leader_on_postgresql(pg_url: str, make_settings) -> None:  # noqa: ANN001
+def test_one_leader_on_postgresql(pg_url: str, make_settings) -> None:
     engine_a, engine_b = make_engine(pg_url), make_engine(pg_url)
     settings = make_settings(database_url=pg_url)
     a = CampaignScheduler(settings, engine_a, make_sessionmaker(engine_a), standby_seconds=0.2, sync_seconds=3600)

@@ -20,7 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import SessionDep, session_scope
-from bot.models import AccessLog, Audience, Campaign, Event, IdempotencyKey, SignUp, utcnow
+from bot.models import (
+    AccessLog,
+    Audience,
+    Campaign,
+    Event,
+    IdempotencyKey,
+    SignUp,
+    utcnow,
+)
 from scheduler.audience import AudienceError, validate_filter
 from scheduler.campaigns import TransitionError, transition
 from scheduler.render import campaign_texts, default_templates
@@ -71,7 +79,7 @@ class EventIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _order(self) -> "EventIn":
+    def _order(self) -> EventIn:
         if self.ends_at is not None and self.ends_at < self.starts_at:
             raise ValueError("ends_at is before starts_at")
         return self
