@@ -33,7 +33,7 @@ from wechatpy.utils import WeChatSigner
 
 from bot.channels.base import InboundMessage, Reply
 from bot.conversation import Services, handle_message
-from bot.db import session_scope
+from bot.db import dialect_insert, session_scope
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
 
 log = logging.getLogger(__name__)
@@ -237,17 +237,23 @@ def _touch_follower(services: Services, message: InboundMessage) -> None:
 
 
 def _write_follower(services: Services, message: InboundMessage, now, event, interaction, source) -> None:  # noqa: ANN001
+    changes: dict[str, object] = {}
+    if event == "subscribe":
+        changes.update(subscribed=True, subscribed_at=now)
+    if interaction:
+        changes.update(last_interaction_at=now, window_closed=False, cs_sent=0)
+    if source:
+        changes["source"] = source
+    table = WeChatFollower.__table__
     with session_scope(services.sessionmaker) as session:
-        follower = session.get(WeChatFollower, message.user_id)
-        if follower is None:
-            follower = WeChatFollower(openid=message.user_id, subscribed=True, window_closed=False, cs_sent=0)
-            session.add(follower)
-        if event == "subscribe":
-            follower.subscribed, follower.subscribed_at = True, now
-        if interaction:
-            follower.last_interaction_at, follower.window_closed, follower.cs_sent = now, False, 0
+        # One upsert per message: this runs on every callback, before the pipeline.
+        stmt = dialect_insert(session, table).values(
+            {"openid": message.user_id, "subscribed": True, "window_closed": False, "cs_sent": 0, **changes}
+        )
+        index = [table.c.openid]
+        session.execute(stmt.on_conflict_do_update(index_elements=index, set_=changes) if changes
+                        else stmt.on_conflict_do_nothing(index_elements=index))
         if source:
-            follower.source = source
             session.execute(update(Labourer).where(Labourer.wechat_openid == message.user_id).values(wechat_source=source))
 
 
