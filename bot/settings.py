@@ -82,7 +82,6 @@ class Settings(BaseSettings):
     dispatch_senders: str = ""  # "module:factory" building the senders (tests, benchmarks); "" = channels
     signup_reply_window_hours: int = 168  # "报名"/"1" counts as a sign-up this long after the broadcast
 
-    redis_url: str = ""
     timezone: str = "Asia/Shanghai"
 
     @model_validator(mode="after")
