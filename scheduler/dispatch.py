@@ -219,13 +219,17 @@ class Dispatcher:
     def _claim(self, channels: list[str], now: datetime) -> tuple[list[_Row], set[int]]:
         cfg = self.config
         with session_scope(self.factory) as session:
+            # A handful of campaigns send at once: a literal list keeps the claim an ordered index scan.
+            sending = list(session.scalars(select(Campaign.id).where(Campaign.state == "sending")))
+            if not sending:
+                return [], set()
             due = (
                 select(D.c.id)
                 .where(
                     D.c.status == "queued",
                     D.c.next_attempt_at <= now,
                     D.c.channel.in_(channels),
-                    exists().where(Campaign.id == D.c.campaign_id, Campaign.state == "sending"),
+                    D.c.campaign_id.in_(sending),
                 )
                 .order_by(D.c.next_attempt_at, D.c.id)
                 .limit(cfg.batch_size)

@@ -116,7 +116,8 @@ class Delivery(Base):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("campaign_id", "step_id", "labourer_id"),
-        Index("ix_delivery_due", "status", "next_attempt_at"),
+        # Claiming reads this index in order and stops at the batch size (no sort of the whole queue).
+        Index("ix_delivery_due", "status", "next_attempt_at", "id"),
         Index("ix_delivery_labourer_sent", "labourer_id", "sent_at"),
     )
 

@@ -158,7 +158,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_delivery_idempotency_key'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_delivery_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_delivery_due', ['status', 'next_attempt_at', 'id'], unique=False)
         batch_op.create_index('ix_delivery_labourer_sent', ['labourer_id', 'sent_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_provider_message_id'), ['provider_message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_step_id'), ['step_id'], unique=False)
