@@ -399,7 +399,8 @@ class Router:
                         sq += f * f - 1
         if sel.size > RETRIEVAL_MAX_FEATURES:
             # a long message is matched on its rarest words: bounded cost, nearly the same cosine
-            top = np.argpartition(w, -RETRIEVAL_MAX_FEATURES)[-RETRIEVAL_MAX_FEATURES:]
+            # ties (equal idf is common) go to the lower feature number: the same choice in every process
+            top = np.argsort(-w, kind="stable")[:RETRIEVAL_MAX_FEATURES]
             sel, w = sel[top], w[top]
         rows = sel.tolist()
         post_docs, post_vals = m.post_docs, m.post_vals
@@ -424,7 +425,7 @@ class Router:
 
         m = self.model
         cls, ret = self._features(norm, tokens)
-        ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls))
+        ids = np.sort(np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls)))
         logp = (m.nb[ids].sum(axis=0) + m.nb_empty).tolist()
         doc_scores = self._retrieve(ids, ret)
         # best retrieval score per intent, then per topic
