@@ -13,7 +13,9 @@ marked "sending" and committed before the provider call; after a crash the provi
 idempotency key decides whether it was sent (see `reconcile`), so nothing is sent twice or lost.
 
 Allowed hours are per channel (SMS 08:00–20:00 local by default): rows of a closed channel are simply
-not claimed, so they wait for the window. The weekly cap is checked at claim time.
+not claimed, so they wait for the window. The weekly cap is checked at claim time. The per-channel rate
+is the fleet's, not a worker's: every worker takes its send slots from the channel's `send_rate` row
+(see `RateLimiter`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,13 +33,25 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pii
 from bot.channels.base import SendResult
 from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
+from bot.models.campaigns import SendRate
 from bot.settings import Settings
 from scheduler.render import Renderer, campaign_texts
 from scheduler.senders import OutboundDelivery, Reconcilable, Sender
@@ -91,29 +105,59 @@ class DispatchConfig:
 
 
 class RateLimiter:
-    """Paces sends to `rate` per second: each send gets the next slot on a fixed grid, so sleep overshoot
-    does not accumulate and the measured rate converges on `rate`."""
+    """Paces one channel's sends to `rate` per second across every worker and process.
+
+    The channel's `send_rate` row holds the next free slot on a fixed grid (Unix seconds, so workers on
+    several hosts need synchronised clocks). A worker takes a run of slots in one
+    UPDATE … SET next_slot = next_slot + n·interval … RETURNING — one round trip per 100 ms worth of
+    sends, not per message — then sleeps until each of its slots. Slots never overlap, so N workers
+    together send at `rate`, and sleep overshoot does not accumulate.
+    """
 
     # Slots missed during a short pause (claiming the next batch) are made up; after a longer idle spell
     # the grid starts afresh, so there is never a burst of more than this many seconds' worth.
     CATCH_UP_SECONDS = 0.1
+    CHUNK_SECONDS = 0.1  # slots taken per round trip
 
-    def __init__(self, rate: float, *, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, factory: sessionmaker[Session], channel: str, rate: float, *,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.factory, self.channel = factory, channel
         self.interval = 1.0 / rate if rate and rate > 0 else 0.0
-        self.monotonic, self.sleep = monotonic, sleep
-        self._next = 0.0
+        self.chunk = max(1, int(rate * self.CHUNK_SECONDS)) if self.interval else 0
+        self.clock, self.sleep = clock, sleep
+        self._slots: deque[float] = deque()
 
-    def acquire(self) -> None:
+    def acquire(self, wanted: int = 1) -> None:
+        """Wait for this worker's next slot. `wanted`: sends still to come in this batch on this channel,
+        so a worker never takes (and wastes) more slots than it will use."""
         if not self.interval:
             return
-        now = self.monotonic()
-        if self._next < now - max(self.interval, self.CATCH_UP_SECONDS):
-            self._next = now
-        wait = self._next - now
+        now = self.clock()
+        while self._slots and self._slots[0] < now - self.CATCH_UP_SECONDS:
+            self._slots.popleft()  # taken but left unused too long: using them now would be a burst
+        if not self._slots:
+            self._slots.extend(self._reserve(min(max(wanted, 1), self.chunk), now))
+        wait = self._slots.popleft() - now
         if wait > 0:
             self.sleep(wait)
-        self._next += self.interval
+
+    def _reserve(self, count: int, now: float) -> list[float]:
+        R = SendRate.__table__
+        span = count * self.interval
+        start = case((R.c.next_slot < literal(now - self.CATCH_UP_SECONDS), literal(now)), else_=R.c.next_slot)
+        take = update(R).where(R.c.channel == self.channel).values(next_slot=start + span).returning(R.c.next_slot)
+        for _ in range(2):
+            with session_scope(self.factory) as session:
+                end = session.execute(take).scalar_one_or_none()
+            if end is not None:
+                first = end - span
+                return [first + i * self.interval for i in range(count)]
+            try:  # first use of this channel's row
+                with session_scope(self.factory) as session:
+                    session.execute(insert(R).values(channel=self.channel, next_slot=0.0))
+            except IntegrityError:
+                pass  # another worker created it
+        raise RuntimeError(f"no send_rate row for {self.channel!r}")
 
 
 @dataclass
@@ -155,7 +199,7 @@ class Dispatcher:
         *,
         clock: Clock = utcnow,
         worker_id: str | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        timer: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         texts: dict[str, Any] | None = None,
     ) -> None:
@@ -163,7 +207,7 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
-        self.limiters = {c: RateLimiter(self.config.rates.get(c, 0), monotonic=monotonic, sleep=sleep) for c in senders}
+        self.limiters = {c: RateLimiter(factory, c, self.config.rates.get(c, 0), clock=timer, sleep=sleep) for c in senders}
         self.sleep = sleep
         self.texts = texts or campaign_texts()
         self.totals = BatchStats()
@@ -330,6 +374,7 @@ class Dispatcher:
     def _send_batch(self, rows: list[_Row], over_cap: set[int], stats: BatchStats) -> None:
         renderers: dict[int, Renderer] = {}
         updates: list[dict[str, Any]] = []
+        to_send = Counter(r.channel for r in rows if r.id not in over_cap)
         for row in rows:
             campaign, event = self._campaigns[row.campaign_id]
             now = self.clock()
@@ -356,7 +401,8 @@ class Dispatcher:
                 )
             text = renderer.render(row.channel, row.name)
             delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address, row.key, row.name)
-            self.limiters[row.channel].acquire()
+            self.limiters[row.channel].acquire(to_send[row.channel])
+            to_send[row.channel] -= 1
             try:
                 result = self.senders[row.channel].send(delivery, text)
             except Exception as exc:
@@ -366,6 +412,11 @@ class Dispatcher:
             if result.ok:
                 outcome.update(provider_message_id=result.provider_message_id, sent_at=self.clock())
                 stats.sent += 1
+            elif result.error_code == "outcome_unknown":
+                # An earlier attempt under this key may have gone out: no retry, no other channel.
+                outcome.update(status="failed", failure_reason="outcome_unknown", error_code=result.error_code,
+                               error=result.error, failed_at=outcome["updated_at"])
+                stats.failed += 1
             elif result.retryable:
                 self._retry(row, outcome, stats, result)
             else:
@@ -433,12 +484,8 @@ class Dispatcher:
                 stale = stale.with_for_update(of=D, skip_locked=True)
             rows = session.execute(stale).all()
             for row in rows:
-                values = self._settle_stale(row, now)
-                session.execute(
-                    update(D)
-                    .where(and_(D.c.id == row.id, D.c.status == "sending"))
-                    .values(lease_until=None, claimed_by=None, updated_at=now, **values)
-                )
+                values = {"lease_until": None, "claimed_by": None, "updated_at": now, **self._settle_stale(row, now)}
+                session.execute(update(D).where(and_(D.c.id == row.id, D.c.status == "sending")).values(**values))
             if rows:
                 log.warning("reconciled deliveries left sending", extra={"count": len(rows), "worker": self.worker_id})
             return len(rows)
@@ -446,6 +493,7 @@ class Dispatcher:
     def _settle_stale(self, row: Any, now: datetime) -> dict[str, Any]:
         if row.provider_message_id is not None:
             return {"status": "sent", "sent_at": now}
+        requeue = {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
         sender = self.senders.get(row.channel)
         if isinstance(sender, Reconcilable):
             address = row.wechat_openid if row.channel == "wechat" else (
@@ -453,12 +501,20 @@ class Dispatcher:
             delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address or "",
                                         row.idempotency_key, row.name)
             found = sender.lookup(delivery, row.sending_at or now)
-            if found is not None and found.ok:
+            if found is None:  # the provider never got it: send again; the lost try is not counted
+                return requeue
+            if found.ok:
                 return {"status": "sent", "sent_at": now, "provider_message_id": found.provider_message_id}
-            # The provider never got it: send again; the lost try is not counted.
-            return {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
+            if found.retryable:  # the provider could not be asked just now: ask again after another lease
+                return {"status": "sending", "lease_until": now + self.config.lease, "error": found.error}
+            if found.error_code == "outcome_unknown":  # nobody can tell: a second message is the worse risk
+                log.warning("delivery outcome unknown after a crash", extra={"delivery_id": row.id, "channel": row.channel})
+                return {"status": "failed", "failure_reason": "outcome_unknown", "error_code": found.error_code,
+                        "error": found.error, "failed_at": now}
+            # The provider took it and it failed: another try is no duplicate.
+            return {"status": "queued", "next_attempt_at": now, "error_code": found.error_code, "error": found.error}
         if getattr(sender, "deduplicates", False):  # the provider drops a second message with the same key
-            return {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
+            return requeue
         return {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
 
 

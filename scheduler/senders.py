@@ -5,9 +5,10 @@ The dispatcher never talks to a gateway itself; adapters here call the channels'
 SMS frequency caps, the WeChat 48-hour window).
 
 Crash safety needs one more thing from a sender: after a crash, a delivery left "sending" is settled by
-asking the provider whether our idempotency key was accepted (`lookup`). A sender that cannot answer
-that and does not deduplicate by key itself is never retried blindly: the row fails as
-"outcome_unknown" rather than risk a second message.
+`lookup` of its idempotency key: ok → it was sent; None → it never was (send it); a failure with
+error_code "outcome_unknown" → nobody can tell, and the row fails rather than risk a second message;
+"lookup_failed" → ask again later. A sender without `lookup` that does not deduplicate by key itself
+is never retried blindly either.
 """
 
 from __future__ import annotations
@@ -136,38 +137,29 @@ def jsonl_senders(directory: str | Path, *, fsync: bool = True) -> dict[str, Sen
 
 
 class _ChannelSender:
-    """Base of the adapters over bot.channels: one short session per send, so the outbox row and the
-    per-number counters the channel keeps commit with the message."""
+    """Base of the adapters over bot.channels: one short session per send. The channel's outbox row is
+    committed as "sending" under the delivery's idempotency key before the provider call
+    (bot.channels.outbound.send_recorded), so `lookup` finds it after a crash whatever the moment."""
 
     channel = ""
 
     def __init__(self, services: Services, purpose: str = "marketing") -> None:
         self.services, self.purpose = services, purpose
 
-    def user_id(self, delivery: OutboundDelivery) -> str:
-        return delivery.address
-
     def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
-        """The channel's outbox row for this address since the claim. The outbox row commits with the
-        provider's answer, so a crash in between (milliseconds) is the one case this cannot see."""
+        """The outbox row of the delivery's key: none or a failed attempt → None (never sent); sent →
+        ok; still "sending" → the provider is asked where it can be (outcome_unknown where not)."""
         from sqlalchemy import select
 
+        from bot.channels import outbound
         from bot.db import session_scope
         from bot.models import OutboundMessage
 
         with session_scope(self.services.sessionmaker) as session:
             row = session.scalars(
-                select(OutboundMessage)
-                .where(
-                    OutboundMessage.channel == self.channel,
-                    OutboundMessage.user_id == self.user_id(delivery),
-                    OutboundMessage.purpose == self.purpose,
-                    OutboundMessage.created_at >= since,
-                    OutboundMessage.status.in_(("sent", "logged", "delivered")),
-                )
-                .limit(1)
-            ).first()
-            return SendResult(ok=True, provider_message_id=row.provider_message_id) if row else None
+                select(OutboundMessage).where(OutboundMessage.idempotency_key == delivery.idempotency_key)
+            ).one_or_none()
+            return None if row is None else outbound.earlier_outcome(session, self.services, row)
 
 
 class WeChatSender(_ChannelSender):
@@ -182,12 +174,15 @@ class WeChatSender(_ChannelSender):
         from bot.db import session_scope
 
         reply = Reply(text, marketing=self.purpose == "marketing")
+        key = delivery.idempotency_key
         with session_scope(self.services.sessionmaker) as session:
-            result = outbound.send_customer_service(session, self.services, delivery.address, reply, purpose=self.purpose)
-            window_closed = not result.ok and not (
+            result = outbound.send_customer_service(session, self.services, delivery.address, reply,
+                                                    purpose=self.purpose, key=key)
+            window_closed = not result.ok and result.error_code != outbound.OUTCOME_UNKNOWN and not (
                 result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
             if window_closed and self.services.settings.wechat_template_id:
-                result = outbound.send_template(session, self.services, delivery.address, reply, purpose=self.purpose)
+                result = outbound.send_template(session, self.services, delivery.address, reply,
+                                                purpose=self.purpose, key=key)
             return result
 
 
@@ -201,12 +196,8 @@ class SmsSender(_ChannelSender):
         from bot.db import session_scope
 
         with session_scope(self.services.sessionmaker) as session:
-            return sms.send_sms(session, self.services, number=delivery.address, reply=text, purpose=self.purpose)
-
-    def user_id(self, delivery: OutboundDelivery) -> str:
-        from bot.channels import sms
-
-        return sms.number_hash(delivery.address, self.services.settings)
+            return sms.send_sms(session, self.services, number=delivery.address, reply=text, purpose=self.purpose,
+                                key=delivery.idempotency_key)
 
 
 def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:

@@ -338,10 +338,31 @@ def test_receipts(factory, senders) -> None:
     assert statuses(factory, campaign_id) == {"delivered": 1, "failed": 1}
 
 
-def test_rate_limiter_paces_without_bursts() -> None:
-    now = [0.0]
-    limiter = RateLimiter(50, monotonic=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s * 1.01))
+def test_rate_limiter_paces_without_bursts(factory) -> None:
+    now = [1_000_000.0]
+    limiter = RateLimiter(factory, "sms", 50, clock=lambda: now[0],
+                          sleep=lambda s: now.__setitem__(0, now[0] + s * 1.01))
     for _ in range(500):
-        limiter.acquire()
+        limiter.acquire(500)
     # 500 sends at 50/s take ~10 s (the first goes at once); oversleeping 1 % does not accumulate.
-    assert 9.9 <= now[0] <= 10.1
+    assert 9.9 <= now[0] - 1_000_000 <= 10.1
+
+
+def test_rate_limiter_is_shared_by_every_worker(factory) -> None:
+    """Two workers (two limiters, nothing shared in memory) each asking for slots as fast as they can:
+    their sends together keep to the channel's rate, because the slots come from one database row."""
+    now = [1_000_000.0]
+    sends: list[tuple[str, float]] = []
+    limiters = {w: RateLimiter(factory, "sms", 50, clock=lambda: now[0], sleep=lambda s: None) for w in "ab"}
+    for _ in range(250):
+        for worker, limiter in limiters.items():
+            limiter.acquire(250)
+            sends.append((worker, now[0]))
+        now[0] += 0.001
+    # Distinct slots on one 20 ms grid: the 500 sends of both workers span 10 s.
+    with session_scope(factory) as s:
+        from bot.models.campaigns import SendRate
+
+        assert 9.9 <= s.get(SendRate, "sms").next_slot - 1_000_000 <= 10.1
+    assert Counter(w for w, _ in sends) == {"a": 250, "b": 250}
+    assert RateLimiter(factory, "wechat", 0).chunk == 0  # unlimited: no database round trip at all

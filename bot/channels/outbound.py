@@ -10,8 +10,13 @@ configured, otherwise an SMS when the person has a number; on SMS the SMS rules 
 opt-outs and frequency caps apply, marketing SMS carry the opt-out text).
 
 Lower-level senders for callers that choose the channel themselves: send_customer_service,
-send_template, send_mass_by_tag, bot.channels.sms.send_sms. Every send is recorded in
-`outbound_message`; receipts (SMS reports, TEMPLATESENDJOBFINISH) update it through record_receipt.
+send_template, send_mass_by_tag, bot.channels.sms.send_sms. Every one of them goes through
+`send_recorded`: the `outbound_message` row is committed as "sending" before the provider call and
+updated with the provider's answer, so a process killed in between leaves a row that says "ask the
+provider". A broadcast delivery passes its idempotency key: one row per key, and a second send under
+the same key returns the first one's outcome instead of a second message (`earlier_outcome` asks the
+provider about a row left "sending" where the provider can be asked). Receipts (SMS reports,
+TEMPLATESENDJOBFINISH) update the rows through record_receipt.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ WINDOW_CLOSED_CODES = {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
 # Functions called with (session, OutboundMessage) when a receipt arrives; the scheduler registers here.
 receipt_listeners: list[Callable[[Session, OutboundMessage], None]] = []
 send_sms = sms.send_sms
+
+SETTLED = ("sent", "logged", "delivered")  # outbox statuses that mean the provider took the message
+# The provider may or may not have the message and cannot be asked (WeChat), or its answer proves
+# nothing yet: sending again could duplicate it, so the delivery fails with this reason instead.
+OUTCOME_UNKNOWN = "outcome_unknown"
+LOOKUP_FAILED = "lookup_failed"  # asking the provider failed (network, throttling): ask again later
 
 
 @dataclass
@@ -114,31 +125,119 @@ def _wechat_error(exc: WeChatApiError) -> SendResult:
     return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable)
 
 
-def send_customer_service(session: Session, services: Services, openid: str, reply: Reply, *, purpose: str = "reply") -> SendResult:
+def send_recorded(
+    session: Session, services: Services, record: OutboundMessage, call: Callable[[], SendResult], *,
+    refusal: SendResult | None = None, on_record: Callable[[], None] | None = None,
+) -> SendResult:
+    """Record, call, record the answer: the one way a message goes to a provider.
+
+    1. The outbox row (`record`, or the earlier row of its idempotency key) is committed as "sending",
+       together with whatever `on_record` changes (the SMS per-number counters), BEFORE the call: a
+       process killed during the call leaves the row, and reconciliation asks the provider about it.
+    2. `call()` talks to the provider.
+    3. The provider's answer is written to the row and committed.
+
+    A key whose earlier row settled returns that outcome without calling (no second message); an
+    earlier row still "sending" is first resolved with the provider (`earlier_outcome`). `refusal`
+    (opt-out, frequency cap, closed window) records the row as blocked and calls nothing.
+    The caller's session is committed at steps 1 and 3.
+    """
+    row = record
+    if record.idempotency_key is not None:
+        earlier = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.idempotency_key == record.idempotency_key).with_for_update()
+        ).one_or_none()
+        if earlier is not None:
+            outcome = earlier_outcome(session, services, earlier)
+            if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
+                session.commit()
+                return outcome
+            for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
+                setattr(earlier, column, getattr(record, column))
+            earlier.provider_message_id = earlier.error_code = earlier.error = None
+            row = earlier
+    if row is record:
+        session.add(record)
+    if refusal is not None:
+        row.status, row.error_code, row.error = "blocked", refusal.error_code, refusal.error
+        return refusal
+    row.status = "sending"
+    if on_record is not None:
+        on_record()
+    session.commit()
+    result = call()  # a crash here leaves the row "sending": see earlier_outcome
+    _record_answer(row, result)
+    session.commit()
+    return result
+
+
+def _record_answer(row: OutboundMessage, result: SendResult) -> None:
+    row.provider_message_id = result.provider_message_id
+    if result.ok:
+        row.status = "logged" if row.provider == "log" else "sent"
+        row.error_code = row.error = None
+    else:
+        row.status, row.error_code, row.error = "failed", result.error_code, result.error
+
+
+def earlier_outcome(session: Session, services: Services, row: OutboundMessage) -> SendResult | None:
+    """What became of an attempt recorded in `row`. ok: the provider took it. None: it never left (or
+    the provider refused it), so sending now is no duplicate. OUTCOME_UNKNOWN: nobody can tell.
+    LOOKUP_FAILED: the provider could not be asked just now. A "sending" row the provider answers
+    for is updated with that answer."""
+    if row.status in SETTLED:
+        return SendResult(ok=True, provider_message_id=row.provider_message_id)
+    if row.status != "sending":
+        return None  # failed or blocked: that attempt sent nothing
+    since = row.updated_at or row.created_at
+    found: SendResult | None
+    if row.channel == "sms":
+        number = sms.number_for_hash(session, services.settings, row.user_id)
+        gateway = channels(services).sms
+        if number is None or gateway.name != row.provider:
+            found = SendResult(ok=False, error_code=OUTCOME_UNKNOWN, error=f"cannot ask {row.provider} about this message")
+        else:
+            found = gateway.lookup(number, row.idempotency_key or "", since)
+    else:
+        # WeChat has no way to ask whether a customer-service or template message went out (a template's
+        # client_msg_id only makes WeChat drop a repeat within 10 minutes).
+        found = SendResult(ok=False, error_code=OUTCOME_UNKNOWN, error="WeChat cannot be asked whether it was sent")
+    if found is None or not (found.ok or found.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
+        row.status = "failed"
+        row.error_code, row.error = (found.error_code, found.error) if found else ("not_received", "the provider has no record")
+        return None
+    if found.ok:
+        _record_answer(row, found)
+    return found
+
+
+def send_customer_service(session: Session, services: Services, openid: str, reply: Reply, *, purpose: str = "reply",
+                          key: str | None = None) -> SendResult:
     follower = session.get(WeChatFollower, openid)
     record = OutboundMessage(channel="wechat", kind="customer_service", user_id=openid, provider="wechat",
-                             purpose=purpose, text=reply.plain_text())
-    session.add(record)
+                             purpose=purpose, text=reply.plain_text(), idempotency_key=key)
+    refusal = None
     if not _window_open(services, follower):
-        record.status, record.error_code = "blocked", str(OUT_OF_WINDOW)
-        return SendResult(ok=False, error_code=str(OUT_OF_WINDOW), error="outside the 48-hour window")
+        refusal = SendResult(ok=False, error_code=str(OUT_OF_WINDOW), error="outside the 48-hour window")
     api = channels(services).wechat
-    try:
-        if reply.article_url:
-            title, _, description = reply.plain_text().partition("\n")
-            api.send_article(openid, title, description, reply.article_url)
-        else:
-            api.send_text(openid, reply.plain_text())
-    except WeChatApiError as exc:
-        result = _wechat_error(exc)
-        record.status, record.error_code, record.error = "failed", result.error_code, result.error
-        if result.error_code in WINDOW_CLOSED_CODES and follower is not None:
-            follower.window_closed = True
-        return result
-    record.status = "sent"
-    if follower is not None:
-        follower.cs_sent = (follower.cs_sent or 0) + 1
-    return SendResult(ok=True)
+
+    def call() -> SendResult:
+        try:
+            if reply.article_url:
+                title, _, description = reply.plain_text().partition("\n")
+                api.send_article(openid, title, description, reply.article_url)
+            else:
+                api.send_text(openid, reply.plain_text())
+        except WeChatApiError as exc:
+            result = _wechat_error(exc)
+            if result.error_code in WINDOW_CLOSED_CODES and follower is not None:
+                follower.window_closed = True
+            return result
+        if follower is not None:
+            follower.cs_sent = (follower.cs_sent or 0) + 1
+        return SendResult(ok=True)
+
+    return send_recorded(session, services, record, call, refusal=refusal)
 
 
 def template_data(services: Services, reply: Reply) -> dict[str, dict[str, str]]:
@@ -152,37 +251,37 @@ def template_data(services: Services, reply: Reply) -> dict[str, dict[str, str]]
     return {field: {"value": chunk} for field, chunk in zip(fields, chunks)}
 
 
-def send_template(session: Session, services: Services, openid: str, reply: Reply, *, purpose: str = "notice") -> SendResult:
+def send_template(session: Session, services: Services, openid: str, reply: Reply, *, purpose: str = "notice",
+                  key: str | None = None) -> SendResult:
     record = OutboundMessage(channel="wechat", kind="template", user_id=openid, provider="wechat",
-                             purpose=purpose, text=reply.plain_text())
-    session.add(record)
-    try:
-        data = channels(services).wechat.send_template(
-            openid, services.settings.wechat_template_id, template_data(services, reply), url=reply.article_url
-        )
-    except WeChatApiError as exc:
-        result = _wechat_error(exc)
-        record.status, record.error_code, record.error = "failed", result.error_code, result.error
-        return result
-    msg_id = str(data.get("msgid", "")) or None
-    record.status, record.provider_message_id = "sent", msg_id
-    return SendResult(ok=True, provider_message_id=msg_id)
+                             purpose=purpose, text=reply.plain_text(), idempotency_key=key)
+
+    def call() -> SendResult:
+        try:
+            data = channels(services).wechat.send_template(
+                openid, services.settings.wechat_template_id, template_data(services, reply), url=reply.article_url,
+                client_msg_id=key,
+            )
+        except WeChatApiError as exc:
+            return _wechat_error(exc)
+        return SendResult(ok=True, provider_message_id=str(data.get("msgid", "")) or None)
+
+    return send_recorded(session, services, record, call)
 
 
 def send_mass_by_tag(session: Session, services: Services, tag_id: int, reply: Reply) -> SendResult:
     """A broadcast to everyone with a WeChat tag (counts against the account's monthly mass quota)."""
     record = OutboundMessage(channel="wechat", kind="mass", user_id=f"tag:{tag_id}", provider="wechat",
                              purpose="marketing", text=reply.plain_text())
-    session.add(record)
-    try:
-        data = channels(services).wechat.send_mass_text_by_tag(tag_id, reply.plain_text())
-    except WeChatApiError as exc:
-        result = _wechat_error(exc)
-        record.status, record.error_code, record.error = "failed", result.error_code, result.error
-        return result
-    msg_id = str(data.get("msg_id", "")) or None
-    record.status, record.provider_message_id = "sent", msg_id
-    return SendResult(ok=True, provider_message_id=msg_id)
+
+    def call() -> SendResult:
+        try:
+            data = channels(services).wechat.send_mass_text_by_tag(tag_id, reply.plain_text())
+        except WeChatApiError as exc:
+            return _wechat_error(exc)
+        return SendResult(ok=True, provider_message_id=str(data.get("msg_id", "")) or None)
+
+    return send_recorded(session, services, record, call)
 
 
 def record_receipt(
@@ -206,13 +305,17 @@ def record_receipt(
 
 
 __all__ = [
+    "LOOKUP_FAILED",
+    "OUTCOME_UNKNOWN",
     "Channels",
     "channels",
     "deliver",
+    "earlier_outcome",
     "receipt_listeners",
     "record_receipt",
     "send_customer_service",
     "send_mass_by_tag",
+    "send_recorded",
     "send_template",
     "send_sms",
     "template_data",

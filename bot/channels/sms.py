@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import math
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -92,10 +93,29 @@ def number_hash(number: str, settings: Settings) -> str:
 class SmsGateway(Protocol):
     name: str
 
-    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool, key: str | None = None) -> list[SendResult]:
         """One result per number. `text` is the full message as the phone shows it; `body` is the text
-        without signature (providers add the signature themselves from their SignName)."""
+        without signature (providers add the signature themselves from their SignName). `key` (one
+        number only) travels with the message so that `lookup` can find it again."""
         ...
+
+    def lookup(self, number: str, key: str, since: datetime) -> SendResult | None:
+        """The provider's record of the message sent to `number` under `key` since `since`: ok (it took
+        it), None (no such message: sending it now is no duplicate), a failure (it took it and it
+        failed), or outcome_unknown / lookup_failed (see bot.channels.outbound)."""
+        ...
+
+
+def _unknown(error: str) -> SendResult:
+    from bot.channels.outbound import OUTCOME_UNKNOWN
+
+    return SendResult(ok=False, error_code=OUTCOME_UNKNOWN, error=error)
+
+
+def _lookup_failed(error: str) -> SendResult:
+    from bot.channels.outbound import LOOKUP_FAILED
+
+    return SendResult(ok=False, error_code=LOOKUP_FAILED, error=error[:500], retryable=True)
 
 
 class LogGateway:
@@ -103,10 +123,13 @@ class LogGateway:
 
     name = "log"
 
-    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool, key: str | None = None) -> list[SendResult]:
         for number in numbers:
             log.info("sms (log provider)", extra={"to": pii.mask_phone(number), "sms_text": text, "segments": segments(text)})
         return [SendResult(ok=True, provider_message_id=f"log-{uuid.uuid4().hex[:16]}") for _ in numbers]
+
+    def lookup(self, number: str, key: str, since: datetime) -> SendResult | None:
+        return None  # nothing left the machine: "sending" it again only writes the log line again
 
 
 def _rfc3986(value: str) -> str:
@@ -155,16 +178,19 @@ class AliyunGateway:
         except ValueError:
             return {"Code": f"HTTP{response.status_code}", "Message": response.text[:200]}
 
-    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool, key: str | None = None) -> list[SendResult]:
         template = self._template(marketing)
         try:
             if len(numbers) == 1:
-                data = self._call("SendSms", {
+                params = {
                     "PhoneNumbers": numbers[0],
                     "SignName": self.settings.sms_signature,
                     "TemplateCode": template,
                     "TemplateParam": json.dumps({"content": body}, ensure_ascii=False),
-                })
+                }
+                if key:
+                    params["OutId"] = key  # 外部流水扩展字段 (< 256 characters): QuerySendDetails returns it
+                data = self._call("SendSms", params)
             else:
                 data = self._call("SendBatchSms", {
                     "PhoneNumberJson": json.dumps(numbers),
@@ -179,6 +205,36 @@ class AliyunGateway:
             return [SendResult(ok=True, provider_message_id=str(data.get("BizId", ""))) for _ in numbers]
         retryable = code.startswith(ALIYUN_RETRYABLE)
         return [SendResult(ok=False, error_code=code, error=str(data.get("Message", "")), retryable=retryable) for _ in numbers]
+
+    def lookup(self, number: str, key: str, since: datetime) -> SendResult | None:
+        """QuerySendDetails for the number on each China day since `since`, matched on OutId. Aliyun
+        lists a message it accepted at once (SendStatus 1 = awaiting the carrier's report), and SendSms
+        is not idempotent (its documentation asks callers to check before resending), so "not listed"
+        means "never accepted". The listing carries no BizId: a receipt then finds the row by OutId."""
+        china = ZoneInfo("Asia/Shanghai")
+        day, last = since.astimezone(china).date(), utcnow().astimezone(china).date()
+        while day <= last:
+            page = 1
+            while True:
+                try:
+                    data = self._call("QuerySendDetails", {"PhoneNumber": number, "SendDate": day.strftime("%Y%m%d"),
+                                                           "PageSize": "50", "CurrentPage": str(page)})
+                except httpx.HTTPError as exc:
+                    return _lookup_failed(str(exc))
+                if str(data.get("Code", "")) != "OK":
+                    return _lookup_failed(f"QuerySendDetails: {data.get('Code')} {data.get('Message', '')}")
+                details = (data.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+                for detail in details:
+                    if detail.get("OutId") == key:
+                        if str(detail.get("SendStatus")) == "2":  # 发送失败: taken, and it failed
+                            return SendResult(ok=False, error_code=str(detail.get("ErrCode") or "send_failed")[:64],
+                                              error="Aliyun reports the message failed")
+                        return SendResult(ok=True)
+                if page * 50 >= int(data.get("TotalCount") or 0):
+                    break
+                page += 1
+            day += timedelta(days=1)
+        return None
 
 
 def tc3_authorization(
@@ -215,15 +271,9 @@ class TencentGateway:
         self.host = urlsplit(self.endpoint).netloc
         self.http = httpx.Client(timeout=settings.sms_timeout_seconds)
 
-    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool) -> list[SendResult]:
-        template = (self.settings.sms_marketing_template_id if marketing else "") or self.settings.sms_template_id
-        payload = json.dumps({
-            "PhoneNumberSet": [f"+86{n}" for n in numbers],
-            "SmsSdkAppId": self.settings.sms_app_id,
-            "SignName": self.settings.sms_signature,
-            "TemplateId": template,
-            "TemplateParamSet": [body],
-        }, ensure_ascii=False).encode()
+    def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One signed API 3.0 call; the "Response" object. Raises httpx.HTTPError or ValueError."""
+        payload = json.dumps(body, ensure_ascii=False).encode()
         timestamp = int(datetime.now(UTC).timestamp())
         headers = {
             "Authorization": tc3_authorization(
@@ -232,13 +282,26 @@ class TencentGateway:
             ),
             "Content-Type": "application/json; charset=utf-8",
             "Host": self.host,
-            "X-TC-Action": "SendSms",
+            "X-TC-Action": action,
             "X-TC-Timestamp": str(timestamp),
             "X-TC-Version": "2021-01-11",
             "X-TC-Region": self.settings.sms_region or "ap-guangzhou",
         }
+        return self.http.post(self.endpoint, content=payload, headers=headers).json().get("Response", {})
+
+    def send(self, numbers: list[str], text: str, body: str, *, marketing: bool, key: str | None = None) -> list[SendResult]:
+        template = (self.settings.sms_marketing_template_id if marketing else "") or self.settings.sms_template_id
+        request: dict[str, Any] = {
+            "PhoneNumberSet": [f"+86{n}" for n in numbers],
+            "SmsSdkAppId": self.settings.sms_app_id,
+            "SignName": self.settings.sms_signature,
+            "TemplateId": template,
+            "TemplateParamSet": [body],
+        }
+        if key:
+            request["SessionContext"] = key  # returned as is in status reports (< 512 bytes)
         try:
-            data = self.http.post(self.endpoint, content=payload, headers=headers).json().get("Response", {})
+            data = self._post("SendSms", request)
         except (httpx.HTTPError, ValueError) as exc:
             return [SendResult(ok=False, error_code="network", error=str(exc), retryable=True) for _ in numbers]
         if "Error" in data:
@@ -256,6 +319,26 @@ class TencentGateway:
                 results.append(SendResult(ok=False, error_code=code, error=str(status.get("Message", "")),
                                           retryable=code.startswith(TENCENT_RETRYABLE)))
         return results
+
+    def lookup(self, number: str, key: str, since: datetime) -> SendResult | None:
+        """PullSmsSendStatusByPhoneNumber, matched on SessionContext. Tencent lists delivery reports, which
+        arrive only when the carrier reports: a message it accepted may not be listed yet, so "not
+        listed" proves nothing and the outcome stays unknown (never a blind resend)."""
+        request = {"BeginTime": int(since.timestamp()) - 60, "EndTime": int(time.time()) + 60, "Offset": 0,
+                   "Limit": 100, "PhoneNumber": f"+86{number}", "SmsSdkAppId": self.settings.sms_app_id}
+        try:
+            data = self._post("PullSmsSendStatusByPhoneNumber", request)
+        except (httpx.HTTPError, ValueError) as exc:
+            return _lookup_failed(str(exc))
+        if "Error" in data:
+            return _lookup_failed(f"PullSmsSendStatusByPhoneNumber: {data['Error'].get('Code')}")
+        for status in data.get("PullSmsSendStatusSet") or []:
+            if status.get("SessionContext") == key:
+                if str(status.get("ReportStatus", "")).upper() == "SUCCESS":
+                    return SendResult(ok=True, provider_message_id=str(status.get("SerialNo", "")) or None)
+                return SendResult(ok=False, error_code=str(status.get("Description") or "undelivered")[:64],
+                                  error="Tencent reports the message failed")
+        return _unknown("Tencent has no status report for this message (yet)")
 
 
 def make_gateway(settings: Settings) -> SmsGateway:
@@ -334,10 +417,11 @@ def _cap_refusal(settings: Settings, row: SmsNumber, now: datetime) -> SendResul
 
 def send_sms(
     session: Session, services: Services, *, number: str, reply: Reply | str, purpose: str = ESSENTIAL,
-    gateway: SmsGateway | None = None,
+    gateway: SmsGateway | None = None, key: str | None = None,
 ) -> SendResult:
-    """Send one SMS under the rules (opt-out, caps, signature, opt-out text) and record it in the outbox."""
-    from bot.channels.outbound import channels
+    """Send one SMS under the rules (opt-out, caps, signature, opt-out text) through the outbox
+    (bot.channels.outbound.send_recorded). `key`: the broadcast delivery's idempotency key."""
+    from bot.channels.outbound import channels, send_recorded
 
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}")
@@ -355,27 +439,30 @@ def send_sms(
         else:
             refusal = _cap_refusal(settings, row, now)
     record = OutboundMessage(channel="sms", kind="sms", user_id=row.number_hash, number_masked=row.number_masked,
-                             provider=gateway.name, purpose=purpose, text=text, segments=segments(text))
-    session.add(record)
-    if refusal is not None:
-        record.status, record.error_code, record.error = "blocked", refusal.error_code, refusal.error
-        return refusal
+                             provider=gateway.name, purpose=purpose, text=text, segments=segments(text),
+                             idempotency_key=key)
     provider_body = text.removeprefix(f"【{settings.sms_signature}】")  # providers add it from SignName
-    result = gateway.send([number], text, provider_body, marketing=purpose == "marketing")[0]
-    _record_result(record, result, gateway.name)
-    if result.ok and purpose != ESSENTIAL:
-        today = _local_day(settings, now)
-        row.notices_today = (row.notices_today if row.notice_day == today else 0) + 1
-        row.notice_day, row.last_notice_at = today, now
+    previous = (row.notice_day, row.notices_today, row.last_notice_at)
+    counted: list[bool] = []
+
+    def count_notice() -> None:
+        # Counted with the "sending" row, under the number's lock, so concurrent senders see it.
+        if purpose != ESSENTIAL:
+            today = _local_day(settings, now)
+            row.notices_today = (row.notices_today if row.notice_day == today else 0) + 1
+            row.notice_day, row.last_notice_at = today, now
+            counted.append(True)
+
+    result = send_recorded(
+        session, services, record,
+        lambda: gateway.send([number], text, provider_body, marketing=purpose == "marketing", key=key)[0],
+        refusal=refusal, on_record=count_notice,
+    )
+    if counted and not result.ok:  # the provider refused it: the notice does not count
+        session.refresh(row, with_for_update=True)
+        if row.last_notice_at == now:
+            row.notice_day, row.notices_today, row.last_notice_at = previous
     return result
-
-
-def _record_result(record: OutboundMessage, result: SendResult, provider: str) -> None:
-    record.provider_message_id = result.provider_message_id
-    if result.ok:
-        record.status = "logged" if provider == "log" else "sent"
-    else:
-        record.status, record.error_code, record.error = "failed", result.error_code, result.error
 
 
 # ---- inbound: upstream messages and delivery receipts -------------------------------------------

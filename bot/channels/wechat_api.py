@@ -247,10 +247,15 @@ class WeChatApi:
             "post", "message/custom/send", data={"touser": openid, "msgtype": "news", "news": {"articles": [article]}}
         )
 
-    def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+    def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str | None = None,
+                      client_msg_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
         if url:
             body["url"] = url
+        if client_msg_id:
+            # WeChat sends one message per (openid, client_msg_id) for 10 minutes: a retry within that
+            # time is dropped. Not a lookup: after 10 minutes nothing is guaranteed.
+            body["client_msg_id"] = client_msg_id
         return self.call("post", "message/template/send", data=body)
 
     def send_mass_text_by_tag(self, tag_id: int, content: str) -> dict[str, Any]:

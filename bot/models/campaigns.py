@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,16 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
+
+
+class SendRate(Base):
+    """One row per channel: the next free send slot (Unix seconds) on the channel's grid. Every dispatch
+    worker, in any process, takes its slots from here, so the configured rate is the rate of the fleet."""
+
+    __tablename__ = "send_rate"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Double)
 
 
 class SignUp(Base):

@@ -50,15 +50,22 @@ class WeChatFollower(Base):
 class OutboundMessage(Base):
     """A message a channel sent outside a passive reply, with its delivery status.
 
-    status: queued | sent | logged (the `log` SMS provider) | delivered | failed | blocked
-    (opt-out, frequency cap). Receipts (SMS reports, TEMPLATESENDJOBFINISH) find the row by
+    status: sending | sent | logged (the `log` SMS provider) | delivered | failed | blocked
+    (opt-out, frequency cap). The row is committed as "sending" before the provider call and updated
+    with its answer (bot.channels.outbound.send_recorded), so a row left "sending" is a call whose
+    outcome only the provider knows. Receipts (SMS reports, TEMPLATESENDJOBFINISH) find the row by
     (provider, provider_message_id).
+
+    `idempotency_key` is the delivery's key when a broadcast sent the message (one row per key: a
+    later attempt of the same delivery reuses it); None for replies and notices.
     """
 
     __tablename__ = "outbound_message"
     __table_args__ = (
         Index("ix_outbound_message_provider_id", "provider", "provider_message_id"),
         Index("ix_outbound_message_user", "channel", "user_id", "id"),
+        # Unique where set: NULLs never collide, on PostgreSQL and SQLite alike.
+        Index("ix_outbound_message_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +81,7 @@ class OutboundMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
