@@ -186,18 +186,30 @@ class _Model:
         """Derived lookups, computed after building or loading."""
         self.unknown = len(self.feat_id)
         self.n_docs = n_docs = len(self.doc_entry)
-        # per retrieval feature (by number) its documents and weights
+        self.idf_list = self.idf.tolist()
+        # per retrieval feature (by number) its documents and their weights times the feature's idf
+        # (a message's query weight is that idf, times 1 + log(tf) for the rare repeated feature)
         ip = self.indptr.tolist()
+        wval = self.post_val * np.repeat(self.idf, np.diff(self.indptr))
         self.post_docs = [self.post_doc[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
-        self.post_vals = [self.post_val[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
-        # the documents of each intent, then of each topic, one after the other (a class without any
-        # stands on a document that never scores): the best per class is one maximum.reduceat
-        groups = [np.flatnonzero(self.doc_intent == k) for k in range(N_INTENTS)]
-        groups += [np.flatnonzero(self.doc_topic == t) for t in range(N_TOPICS)]
-        groups = [g if g.size else np.array([n_docs]) for g in groups]
-        self.group_index = np.concatenate(groups)
-        self.group_starts = np.cumsum([0] + [g.size for g in groups[:-1]])
-        self.topic_docs = [(int(g[0]), int(g[-1]) + 1) if g[0] < n_docs else (0, 0) for g in groups[N_INTENTS:]]
+        self.post_wvals = [wval[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
+        self.post_lens = np.diff(self.indptr).tolist()
+        # The documents are ordered by intent and, within policy_question, by topic: each class is a
+        # range of them (`slots`: intents but policy_question, policy questions without a topic, then
+        # the topics), so the best per class is one maximum.reduceat over the non-empty ranges.
+        self.slots = [(int(np.searchsorted(self.doc_intent, k)), int(np.searchsorted(self.doc_intent, k, "right")))
+                      for k in range(N_INTENTS)]
+        lo, hi = self.slots[POLICY]
+        topics = self.doc_topic[lo:hi]
+        self.topic_docs = [(lo + int(np.searchsorted(topics, t)), lo + int(np.searchsorted(topics, t, "right")))
+                           for t in range(-1, N_TOPICS)]
+        # in document order; which class each range counts for (policy_question for the topic-less ones)
+        ranges = self.slots[:POLICY] + self.topic_docs + self.slots[POLICY + 1:]
+        order = [*range(POLICY), POLICY, *range(N_INTENTS, N_INTENTS + N_TOPICS), *range(POLICY + 1, N_INTENTS)]
+        self.range_class = [c for c, (a, b) in zip(order, ranges) if b > a]
+        self.range_starts = np.array([a for a, b in ranges if b > a], dtype=np.intp)
+        self.topic_docs = self.topic_docs[1:]
+        assert all(a < b for a, b in zip(self.range_starts[:-1], self.range_starts[1:]))
 
 
 class Router:
@@ -374,40 +386,53 @@ class Router:
 
     # ---------------------------------------------------------------- parsing
 
-    def _retrieve(self, ids: np.ndarray, ret: Counter) -> np.ndarray | None:
-        """Cosine of the message with every document (None: no indexed feature). `ids` numbers the
-        classifier features, a superset of the retrieval ones (`ret`, with their counts)."""
+    def _retrieve(self, ret: Counter) -> tuple[list[float], np.ndarray | None]:
+        """Best cosine of the message with the documents of each class (intents, then topics), and
+        every document's (None: no document shares a feature). Features are the counted ones
+        (`ret`): bigrams and words, weighted (1 + log(tf)) × idf."""
         m = self.model
-        idf = m.idf[ids]
-        indexed = idf > 0
-        sel = ids[indexed]
-        if not sel.size:
-            return None
-        w = idf[indexed]
+        get, idf = m.feat_id.get, m.idf_list
+        query: list[tuple[float, int, float]] = []
         # unknown features still count in the query norm: a message mostly about something else scores low
-        sq = float(w @ w) + (len(ret) - sel.size)
-        if ret.total() > len(ret):  # a repeated bigram or word: tf weighting, 1 + log(tf)
-            for k, v in ret.items():
-                if v > 1:
-                    f = 1.0 + math.log(v)
-                    r = m.feat_id.get(k)
-                    hit = sel == r if r is not None else None
-                    if hit is not None and hit.any():
-                        sq += float((w[hit] ** 2).sum()) * (f * f - 1)
-                        w[hit] *= f
-                    else:
-                        sq += f * f - 1
-        if sel.size > RETRIEVAL_MAX_FEATURES:
+        sq = 0.0
+        for k, v in ret.items():
+            f = get(k)
+            w = idf[f] if f is not None else 0.0
+            tf = 1.0 + math.log(v) if v > 1 else 1.0
+            if w > 0:
+                w *= tf
+                query.append((-w, f, tf))
+                sq += w * w
+            else:
+                sq += tf * tf
+        best = [0.0] * (N_INTENTS + N_TOPICS)
+        if not query:
+            return best, None
+        if len(query) > RETRIEVAL_MAX_FEATURES:
             # a long message is matched on its rarest words: bounded cost, nearly the same cosine
-            # ties (equal idf is common) go to the lower feature number: the same choice in every process
-            top = np.argsort(-w, kind="stable")[:RETRIEVAL_MAX_FEATURES]
-            sel, w = sel[top], w[top]
-        rows = sel.tolist()
-        post_docs, post_vals = m.post_docs, m.post_vals
-        docs = np.concatenate([post_docs[r] for r in rows])
-        vals = np.concatenate([post_vals[r] for r in rows])
-        vals *= np.repeat(w * (1.0 / math.sqrt(sq)), [len(post_docs[r]) for r in rows])
-        return np.bincount(docs, vals, minlength=m.n_docs + 1)
+            # (ties, equal idf being common, go to the lower feature number)
+            query.sort()
+            del query[RETRIEVAL_MAX_FEATURES:]
+        post_docs, post_wvals = m.post_docs, m.post_wvals
+        if len(query) == 1:
+            f = query[0][1]
+            docs, vals = post_docs[f], post_wvals[f] * (query[0][2] / math.sqrt(sq))
+        else:
+            docs = np.concatenate([post_docs[f] for _w, f, _tf in query])
+            vals = np.concatenate([post_wvals[f] for _w, f, _tf in query])
+            if any(tf != 1.0 for _w, _f, tf in query):
+                lens = m.post_lens
+                vals *= np.repeat([tf for _w, _f, tf in query], [lens[f] for _w, f, _tf in query])
+            vals *= 1.0 / math.sqrt(sq)
+        scores = np.bincount(docs, vals, minlength=m.n_docs)
+        for c, b in zip(m.range_class, np.maximum.reduceat(scores, m.range_starts).tolist()):
+            if b > best[c]:
+                best[c] = b
+        # a policy question is as near as its nearest topic
+        top_topic = max(best[N_INTENTS:])
+        if top_topic > best[POLICY]:
+            best[POLICY] = top_topic
+        return best, scores
 
     def parse(self, text: str) -> Parse:
         text = text if isinstance(text, str) else str(text or "")
@@ -425,12 +450,10 @@ class Router:
 
         m = self.model
         cls, ret = self._features(norm, tokens)
-        ids = np.sort(np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls)))
+        ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls))
         logp = (m.nb[ids].sum(axis=0) + m.nb_empty).tolist()
-        doc_scores = self._retrieve(ids, ret)
-        # best retrieval score per intent, then per topic
-        best = (np.maximum.reduceat(doc_scores[m.group_index], m.group_starts).tolist()
-                if doc_scores is not None else [0.0] * (N_INTENTS + N_TOPICS))
+        # best retrieval score per intent, then per topic; the nearest document of each topic
+        best, doc_scores = self._retrieve(ret)
         domain = self.domain_re.search(norm) is not None
         cue = [0.0] * (N_INTENTS + N_TOPICS)
         for cue_re, unless, unless_domain, k, weight in self.cue_table:
