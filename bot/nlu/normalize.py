@@ -11,6 +11,7 @@ The maps are data in knowledge/nlu/ so officials and linguists can extend them w
 from __future__ import annotations
 
 import re
+from operator import add
 from pathlib import Path
 from typing import Iterable
 
@@ -22,6 +23,26 @@ COMMON_WORD_MAX = 4  # longest common word looked for around a suspected typo
 
 _PUNCT_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
 _REPEAT_RE = re.compile(r"(.)\1{3,}")
+
+
+def required_text(pattern: str) -> str:
+    """A piece of text every match of `pattern` contains (its longest run of plain characters at the
+    top level), or "" when there is none: `needle in text` is a far cheaper test than a search."""
+    try:
+        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - an unexpected construct: no shortcut, the pattern runs
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    best = run = ""
+    for op, arg in parsed:
+        if op is re._constants.LITERAL:  # type: ignore[attr-defined]
+            run += chr(arg)
+            if len(run) > len(best):
+                best = run
+        else:
+            run = ""
+    return best
 
 
 def _load_trad_simp(path: Path) -> dict[int, int]:
@@ -52,7 +73,8 @@ class Normalizer:
         homo = read_yaml(nlu_dir / "homophones.yaml") or {}
         self.homophones = {k: v for k, v in homo.items() if k != v}
         self.dialect = dict(dialect.get("replace") or {})
-        self.patterns = [(re.compile(p), r) for p, r in dialect.get("patterns") or ()]
+        # (pattern, replacement, text every match contains): most messages skip most patterns
+        self.patterns = [(re.compile(p), r, required_text(p)) for p, r in dialect.get("patterns") or ()]
         fillers = [
             line.strip() for line in (nlu_dir / "fillers.txt").read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.startswith("#")
@@ -77,8 +99,9 @@ class Normalizer:
         for key in self.domain:
             first.setdefault(key[0], set()).add(len(key))
         self.domain_first = {syl: sorted(ls, reverse=True) for syl, ls in first.items()}
-        syllables = sorted(self.domain_first)
-        self.domain_first_re = re.compile("[" + "".join(map(re.escape, syllables)) + "]" if syllables else "(?!)")
+        # the first two syllables of every domain word (all have two or more): where none of them
+        # starts, no domain word can
+        self.domain_pairs = frozenset(key[:2] for key in self.domain)
         self.common_words: set[str] | frozenset[str] = frozenset()
 
     @staticmethod
@@ -97,13 +120,16 @@ class Normalizer:
         if not self.domain:
             return text
         keys = pinyin_key(text)
+        pairs = self.domain_pairs
+        # only positions where the first two syllables of a domain word stand are tried
+        starts = [i for i, pair in enumerate(map(add, keys, keys[1:])) if pair in pairs]
+        if not starts:
+            return text
         out: list[str] = []
         pos = scan = 0  # copied up to / looked at up to
         n = len(text)
         first, domain = self.domain_first, self.domain
-        # only positions whose syllable starts a domain word are tried (found by the regex engine)
-        for m in self.domain_first_re.finditer(keys):
-            i = m.start()
+        for i in starts:
             if i < scan:
                 continue
             for length in first[keys[i]]:
@@ -146,12 +172,14 @@ class Normalizer:
         if not folded:
             text = self.fold(text)
         text = _PUNCT_RE.sub(" ", text)
-        text = _REPEAT_RE.sub(r"\1\1", text)
+        if _REPEAT_RE.search(text) is not None:  # a search is cheaper than a sub with a template
+            text = _REPEAT_RE.sub(r"\1\1", text)
         text = self.fix_homophones(text)
         if self.dialect_re is not None:
             text = self.dialect_re.sub(lambda m: self.dialect[m.group(0)], text)
-        for pattern, repl in self.patterns:
-            text = pattern.sub(repl, text)
+        for pattern, repl, needle in self.patterns:
+            if needle in text:
+                text = pattern.sub(repl, text)
         stripped = self.filler_re.sub(" ", text)
         if stripped.strip():
             text = stripped
