@@ -14,6 +14,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import add
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -175,9 +176,9 @@ class _Found:
     end: int
 
 
-def _money_spans(text: str, *, bare: bool) -> list[_Found]:
+def _money_spans(text: str, *, bare: bool, numbers: Iterable[tuple[int, int, float]] | None = None) -> list[_Found]:
     found = []
-    for start, end, value in _number_spans(text):
+    for start, end, value in _number_spans(text) if numbers is None else numbers:
         span = text[start:end]
         unit = _MONEY_UNIT_RE.match(text, end)
         big = any(c in span for c in "万千kKwW百")
@@ -203,7 +204,7 @@ def parse_money(text: str) -> int | None:
     return found[0].value if found else None
 
 
-def _duration_spans(text: str) -> list[_Found]:
+def _duration_spans(text: str, numbers: Iterable[tuple[int, int, float]] | None = None) -> list[_Found]:
     found: list[_Found] = []
     for m in _HALF_RE.finditer(text):
         unit = m.group(3)
@@ -215,7 +216,7 @@ def _duration_spans(text: str) -> list[_Found]:
             found.append(_Found({"value": 12, "unit": "hour"}, m.start(), m.end()))
         else:
             found.append(_Found({"value": 30, "unit": "minute"}, m.start(), m.end()))
-    for start, end, value in _number_spans(text):
+    for start, end, value in _number_spans(text) if numbers is None else numbers:
         m = _DURATION_RE.match(text, end)
         if not m:
             continue
@@ -250,9 +251,9 @@ def parse_duration(text: str) -> dict | None:
     return found[0].value if found else None
 
 
-def _count_spans(text: str, *, bare: bool) -> list[_Found]:
+def _count_spans(text: str, *, bare: bool, numbers: Iterable[tuple[int, int, float]] | None = None) -> list[_Found]:
     found = []
-    for start, end, value in _number_spans(text):
+    for start, end, value in _number_spans(text) if numbers is None else numbers:
         m = _COUNT_RE.match(text, end)
         if m:
             found.append(_Found(int(value), start, m.end()))
@@ -351,7 +352,7 @@ def _char_class(chars: Iterable[str]) -> re.Pattern[str]:
 
 
 class Gazetteer:
-    """Surface forms → payload, matched longest-first by direct lookup (no regex alternation),
+    """Surface forms → payload, matched longest-first (one regex alternation, longest surfaces first),
     then by pinyin (homophone typos like 电汗 for 电焊), then by rapidfuzz for longer names."""
 
     def __init__(self, items: Iterable[tuple[str, Any]], *, pinyin: bool = True, fuzzy: bool = True):
@@ -361,10 +362,6 @@ class Gazetteer:
             if surface and surface not in self.surfaces:
                 self.surfaces[surface] = payload
         self.lengths = sorted({len(s) for s in self.surfaces}, reverse=True)
-        by_first: dict[str, set[int]] = {}
-        for s in self.surfaces:
-            by_first.setdefault(s[0], set()).add(len(s))
-        self.by_first = {c: sorted(ls, reverse=True) for c, ls in by_first.items()}
         self.pinyin: dict[str, tuple[str, Any]] = {}
         if pinyin:
             for s, p in self.surfaces.items():
@@ -375,29 +372,21 @@ class Gazetteer:
         for key in self.pinyin:
             py_first.setdefault(key[0], set()).add(len(key))
         self.py_first = {syl: sorted(ls, reverse=True) for syl, ls in py_first.items()}
-        self.first_re = _char_class(by_first)
-        self.py_first_re = _char_class(py_first)
+        # every surface as one alternation, longest first: at each position the regex engine takes
+        # the longest surface starting there, then goes on after it (what find_all promises)
+        self.surface_re = re.compile(
+            "|".join(map(re.escape, sorted(self.surfaces, key=len, reverse=True))) if self.surfaces else "(?!)"
+        )
+        # the first two syllables of every pinyin key (all have two or more): where none of them
+        # starts, no homophone can
+        self.py_pairs = frozenset(key[:2] for key in self.pinyin)
         self.fuzzy = fuzzy
         self.long_surfaces = [s for s in self.surfaces if len(s) >= 3]
 
     def find_all(self, text: str) -> list[tuple[int, int, str, Any]]:
         """Non-overlapping exact matches, longest first at each position: (start, end, surface, payload)."""
-        out = []
-        pos, n = 0, len(text)
-        by_first, surfaces = self.by_first, self.surfaces
-        # only positions holding a surface's first character are tried (found by the regex engine)
-        for m in self.first_re.finditer(text):
-            i = m.start()
-            if i < pos:
-                continue
-            for length in by_first[text[i]]:
-                if i + length <= n:
-                    s = text[i:i + length]
-                    if s in surfaces:
-                        out.append((i, i + length, s, surfaces[s]))
-                        pos = i + length
-                        break
-        return out
+        surfaces = self.surfaces
+        return [(m.start(), m.end(), m.group(), surfaces[m.group()]) for m in self.surface_re.finditer(text)]
 
     def find_pinyin(self, text: str, keys: str | None = None) -> list[tuple[int, int, str, Any]]:
         """Homophones of the surfaces: only positions whose syllable starts one are tried."""
@@ -405,11 +394,14 @@ class Gazetteer:
             return []
         if keys is None:
             keys = pinyin_key(text)
+        pairs = self.py_pairs
+        starts = [i for i, pair in enumerate(map(add, keys, keys[1:])) if pair in pairs]
+        if not starts:
+            return []
         out = []
         pos, n = 0, len(text)
         py_first, pinyin = self.py_first, self.pinyin
-        for m in self.py_first_re.finditer(keys):
-            i = m.start()
+        for i in starts:
             if i < pos:
                 continue
             for length in py_first[keys[i]]:
@@ -589,14 +581,15 @@ def extract_entities(text: str, kb: Any) -> list[Entity]:
         # no numeral, no amount, duration or head count (most messages)
         out.sort(key=lambda e: e.start)
         return out
-    for f in _duration_spans(text):
+    numbers = list(_number_spans(text))
+    for f in _duration_spans(text, numbers):
         out.append(Entity("duration", f.value, text[f.start:f.end], f.start, f.end))
         taken.append((f.start, f.end))
-    for f in _count_spans(text, bare=False):
+    for f in _count_spans(text, bare=False, numbers=numbers):
         if not any(a <= f.start < b for a, b in taken):
             out.append(Entity("count", f.value, text[f.start:f.end], f.start, f.end))
             taken.append((f.start, f.end))
-    for f in _money_spans(text, bare=False):
+    for f in _money_spans(text, bare=False, numbers=numbers):
         if not any(a <= f.start < b for a, b in taken):
             out.append(Entity("money", f.value, text[f.start:f.end], f.start, f.end))
     out.sort(key=lambda e: e.start)
