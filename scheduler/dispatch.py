@@ -483,9 +483,16 @@ class Dispatcher:
             if session.get_bind().dialect.name == "postgresql":
                 stale = stale.with_for_update(of=D, skip_locked=True)
             rows = session.execute(stale).all()
-            for row in rows:
-                values = {"lease_until": None, "claimed_by": None, "updated_at": now, **self._settle_stale(row, now)}
-                session.execute(update(D).where(and_(D.c.id == row.id, D.c.status == "sending")).values(**values))
+            # Ask first, write after: a lookup settles the channel's outbox row in a session of its own, and
+            # SQLite would make it wait for this one's write lock.
+            settled = [(row.id, self._settle_stale(row, now)) for row in rows]
+            for delivery_id, values in settled:
+                session.execute(
+                    update(D)
+                    .where(and_(D.c.id == delivery_id, D.c.status == "sending"))
+                    .values(lease_until=None, claimed_by=None, updated_at=now)
+                    .values(**values)
+                )
             if rows:
                 log.warning("reconciled deliveries left sending", extra={"count": len(rows), "worker": self.worker_id})
             return len(rows)

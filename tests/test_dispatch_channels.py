@@ -1,6 +1,7 @@
 """The dispatcher through the channels' own senders (bot.channels.outbound / bot.channels.sms) against
 the loopback fakes of the WeChat API and the Aliyun SMS API: WeChat → SMS fallback, per-number opt-out,
-crash reconciliation from the channels' outbox, receipts."""
+crash reconciliation from the channels' outbox (including a worker killed between the provider's
+acceptance and the commit of its answer), receipts."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from sqlalchemy import select
 from bot import pii
 from bot.channels import outbound, sms
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import CampaignStep, Delivery, Labourer, WeChatFollower, utcnow
+from bot.models import CampaignStep, Delivery, Labourer, OutboundMessage, WeChatFollower, utcnow
 from scheduler import hooks
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import OutboundDelivery, channel_senders
 from scheduler.synthetic import make_campaign
-from tests.fakes.sms_gateways import FakeAliyunSms
+from tests.fakes.sms_gateways import FakeAliyunSms, FakeTencentSms
 from tests.fakes.wechat_api import FakeWeChatApi
 
 APPID, SECRET = "wx-test-app", "test-secret"
@@ -146,3 +147,135 @@ def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) 
     assert Counter(m["touser"] for m in wechat.sent) == {"o-in": 1, "o-gone": 1}  # o-in not sent twice
     assert _numbers(aliyun) == ["13980000003"]  # none lost
     assert Counter(d.status for d in _rows(factory).values()) == {"sent": 3, "skipped": 1}
+
+
+# ---- killed between the provider's acceptance and the commit of its answer ---------------------------
+
+
+class Killed:
+    """Wraps a channel's SMS gateway: on the `at`-th send the process "dies" (SystemExit) — after the
+    provider accepted the message (`after_accept`) or just before the request left (`before_call`).
+    The outbox row was committed as "sending" before, so only the provider knows what happened."""
+
+    def __init__(self, gateway, at: int, when: str) -> None:
+        self.gateway, self.at, self.when, self.calls = gateway, at, when, 0
+        self.name = gateway.name
+
+    def send(self, numbers, text, body, *, marketing, key=None):
+        self.calls += 1
+        if self.calls == self.at and self.when == "before_call":
+            raise SystemExit("killed before the request left")
+        results = self.gateway.send(numbers, text, body, marketing=marketing, key=key)
+        if self.calls == self.at:
+            raise SystemExit("killed after the provider accepted")
+        return results
+
+    def lookup(self, number, key, since):
+        return self.gateway.lookup(number, key, since)
+
+
+def _sms_people(factory, settings, count: int) -> list[str]:
+    numbers = [f"1398100{i:04d}" for i in range(count)]
+    with session_scope(factory) as s:
+        for i, number in enumerate(numbers):
+            p = pii.protect_phone(number, settings.data_key)
+            s.add(Labourer(name=f"工友{i}", phone_enc=p.encrypted, phone_hash=p.lookup_hash, phone_masked=p.masked))
+    return numbers
+
+
+def _crash_then_restart(settings, factory, kill) -> Dispatcher:
+    """One worker runs a batch and is killed inside it (`kill(senders)` arms the kill); a second worker
+    starts after the first one's lease ran out and finishes the broadcast."""
+    senders = channel_senders(settings, factory)
+    kill(senders)
+    now = [utcnow()]
+    config = DispatchConfig(rates={}, windows={}, lease=timedelta(seconds=30))
+    with pytest.raises(SystemExit):
+        Dispatcher(factory, senders, config, clock=lambda: now[0], worker_id="killed").run_once()
+    with session_scope(factory) as s:
+        assert s.scalars(select(Delivery.status)).all().count("sending") > 0  # the kill left rows in flight
+    now[0] += timedelta(minutes=1)
+    restarted = Dispatcher(factory, channel_senders(settings, factory), config, clock=lambda: now[0], worker_id="restarted")
+    restarted.run(until_idle=True)
+    return restarted
+
+
+def _kill_sms(at: int, when: str):
+    def arm(senders) -> None:
+        chans = outbound.channels(senders["sms"].services)
+        chans.sms = Killed(chans.sms, at, when)
+    return arm
+
+
+@pytest.mark.parametrize("when", ["after_accept", "before_call"])
+def test_aliyun_killed_mid_send_then_restarted_sends_each_once(settings, factory, fakes, when) -> None:
+    _wechat, aliyun = fakes
+    numbers = _sms_people(factory, settings, 5)
+    _launch(factory)
+    restarted = _crash_then_restart(settings, factory, _kill_sms(3, when))
+
+    assert Counter(_numbers(aliyun)) == dict.fromkeys(numbers, 1)  # zero duplicates, zero lost
+    assert Counter(d.status for d in _rows(factory).values()) == {"sent": 5}
+    assert restarted.totals.reconciled == 5  # the whole claimed batch was left "sending"
+    # QuerySendDetails found the accepted one by OutId (= the delivery's key); the other was sent anew.
+    assert [q["Action"] for q in map(_params, aliyun.requests)].count("QuerySendDetails") >= 1
+    with session_scope(factory) as s:
+        outbox = s.scalars(select(OutboundMessage)).all()
+        keys = {d.idempotency_key for d in s.scalars(select(Delivery))}
+    assert {m.idempotency_key for m in outbox} == keys and {m.status for m in outbox} == {"sent"}
+    assert {p["OutId"] for p in aliyun.sent} == keys
+
+
+def _params(request) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+
+
+@pytest.fixture
+def tencent_settings(make_settings):
+    with FakeTencentSms() as tencent:
+        yield tencent, make_settings(sms_provider="tencent", sms_api_base=tencent.base, sms_access_key_id="AKID-test",
+                                     sms_access_key_secret="tencent-secret", sms_app_id="1400000001",
+                                     sms_template_id="T1")
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_tencent_killed_after_accept_is_settled_by_its_status_report(tencent_settings, reported) -> None:
+    tencent, settings = tencent_settings
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    numbers = _sms_people(factory, settings, 3)
+    _launch(factory)
+    tencent.reports = reported  # False: the carrier has not reported yet, so Tencent lists nothing
+    _crash_then_restart(settings, factory, _kill_sms(2, "after_accept"))
+
+    sent_to = Counter(n.removeprefix("+86") for body in tencent.sent for n in body["PhoneNumberSet"])
+    assert sent_to == dict.fromkeys(numbers, 1)  # never twice, whatever the report says
+    statuses = Counter((d.status, d.failure_reason) for d in _rows(factory).values())
+    if reported:  # PullSmsSendStatusByPhoneNumber lists it with our SessionContext
+        assert statuses == {("sent", None): 3}
+    else:  # not listed proves nothing for Tencent: failed as outcome_unknown rather than risk a second SMS
+        assert statuses == {("sent", None): 2, ("failed", "outcome_unknown"): 1}
+    engine.dispose()
+
+
+def test_wechat_killed_after_accept_fails_as_outcome_unknown(settings, factory, fakes) -> None:
+    """WeChat cannot be asked whether a customer-service message went out: the delivery fails with
+    outcome_unknown; it is neither resent nor sent again by SMS."""
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    _launch(factory)
+
+    def arm(senders) -> None:
+        api = outbound.channels(senders["wechat"].services).wechat
+        real = api.send_text
+
+        def send_text(openid, content):
+            real(openid, content)
+            raise SystemExit("killed after WeChat accepted")
+        api.send_text = send_text
+
+    _crash_then_restart(settings, factory, arm)
+    rows = _rows(factory)
+    assert (rows[ids["甲"]].status, rows[ids["甲"]].failure_reason) == ("failed", "outcome_unknown")
+    assert Counter(m["touser"] for m in wechat.sent) == {"o-in": 1, "o-gone": 1}  # each once
+    assert "13980000001" not in _numbers(aliyun)  # no SMS fallback for a message that may have arrived

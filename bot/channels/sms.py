@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -442,26 +442,23 @@ def send_sms(
                              provider=gateway.name, purpose=purpose, text=text, segments=segments(text),
                              idempotency_key=key)
     provider_body = text.removeprefix(f"【{settings.sms_signature}】")  # providers add it from SignName
-    previous = (row.notice_day, row.notices_today, row.last_notice_at)
-    counted: list[bool] = []
-
-    def count_notice() -> None:
-        # Counted with the "sending" row, under the number's lock, so concurrent senders see it.
-        if purpose != ESSENTIAL:
-            today = _local_day(settings, now)
-            row.notices_today = (row.notices_today if row.notice_day == today else 0) + 1
-            row.notice_day, row.last_notice_at = today, now
-            counted.append(True)
-
+    called: list[bool] = []
     result = send_recorded(
         session, services, record,
         lambda: gateway.send([number], text, provider_body, marketing=purpose == "marketing", key=key)[0],
-        refusal=refusal, on_record=count_notice,
+        refusal=refusal, on_record=lambda: called.append(True),
     )
-    if counted and not result.ok:  # the provider refused it: the notice does not count
-        session.refresh(row, with_for_update=True)
-        if row.last_notice_at == now:
-            row.notice_day, row.notices_today, row.last_notice_at = previous
+    if called and result.ok and purpose != ESSENTIAL:
+        # Counted when the provider took it, in one statement: the number's lock ended with the commit
+        # before the call (no database lock is held across a provider call).
+        today = _local_day(settings, now)
+        numbers = SmsNumber.__table__
+        session.execute(
+            update(numbers).where(numbers.c.id == row.id).values(
+                notices_today=case((numbers.c.notice_day == today, numbers.c.notices_today + 1), else_=1),
+                notice_day=today, last_notice_at=now,
+            )
+        )
     return result
 
 

@@ -1,6 +1,11 @@
 """Loopback fakes of the Aliyun (Dysms) and Tencent Cloud SMS APIs. Each checks the request signature
 the way the provider documents it (written here independently of bot.channels.sms) and records what it
-accepted, in the providers' response shapes."""
+accepted, in the providers' response shapes.
+
+Each can also be asked about what it accepted, as the real APIs allow: Aliyun QuerySendDetails (one
+number, one China day, pages of <= 50, OutId in each record, no BizId); Tencent
+PullSmsSendStatusByPhoneNumber (delivery reports only, SessionContext echoed; a message the carrier
+has not reported yet is not listed — `reports=False` plays that)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import itertools
 import json
 import time
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tests.fakes.http import LoopbackServer, Request
@@ -23,6 +28,7 @@ class FakeAliyunSms(LoopbackServer):
         self.key_id, self.secret = key_id, secret
         self.sent: list[dict[str, str]] = []
         self.fail_codes: list[str] = []
+        self.details: list[dict[str, Any]] = []  # what QuerySendDetails lists, one per number sent to
         self._biz = itertools.count(900001)
 
     @property
@@ -48,13 +54,36 @@ class FakeAliyunSms(LoopbackServer):
         stamp = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         if abs(time.time() - stamp.timestamp()) > 900:
             return 400, {"Code": "InvalidTimeStamp.Expired", "Message": "expired", "RequestId": request_id}
-        if params.get("Action") not in ("SendSms", "SendBatchSms") or params.get("Version") != "2017-05-25":
+        action = params.get("Action")
+        if action not in ("SendSms", "SendBatchSms", "QuerySendDetails") or params.get("Version") != "2017-05-25":
             return 400, {"Code": "InvalidAction.NotFound", "Message": "action", "RequestId": request_id}
+        if action == "QuerySendDetails":
+            return self._query(params, request_id)
         with self.lock:
             if self.fail_codes:
                 return 200, {"Code": self.fail_codes.pop(0), "Message": "触发分钟级流控Permits:1", "RequestId": request_id}
             self.sent.append(params)
-        return 200, {"Code": "OK", "Message": "OK", "BizId": f"{next(self._biz)}^0", "RequestId": request_id}
+            biz_id = f"{next(self._biz)}^0"
+            numbers = [params["PhoneNumbers"]] if action == "SendSms" else json.loads(params["PhoneNumberJson"])
+            china = datetime.now(timezone(timedelta(hours=8)))
+            for number in numbers:
+                self.details.append({"PhoneNum": number, "SendStatus": 1, "ErrCode": "", "TemplateCode": params.get("TemplateCode"),
+                                     "Content": params.get("TemplateParam", ""), "SendDate": china.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "ReceiveDate": "", "OutId": params.get("OutId", ""), "_biz_id": biz_id})
+        return 200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id}
+
+    def _query(self, params: dict[str, str], request_id: str) -> tuple[int, Any]:
+        number, day = params.get("PhoneNumber", ""), params.get("SendDate", "")
+        size, page = int(params.get("PageSize") or 0), int(params.get("CurrentPage") or 1)
+        if not number or len(day) != 8 or not 1 <= size <= 50:
+            return 400, {"Code": "isv.INVALID_PARAMETERS", "Message": "参数异常", "RequestId": request_id}
+        with self.lock:
+            matching = [d for d in self.details if d["PhoneNum"] == number
+                        and d["SendDate"][:10].replace("-", "") == day
+                        and (not params.get("BizId") or d["_biz_id"] == params["BizId"])]
+        shown = [{k: v for k, v in d.items() if not k.startswith("_")} for d in matching[(page - 1) * size: page * size]]
+        return 200, {"Code": "OK", "Message": "OK", "RequestId": request_id, "TotalCount": len(matching),
+                     "SmsSendDetailDTOs": {"SmsSendDetailDTO": shown}}
 
 
 class FakeTencentSms(LoopbackServer):
@@ -63,6 +92,8 @@ class FakeTencentSms(LoopbackServer):
         self.secret_id, self.secret_key = secret_id, secret_key
         self.sent: list[dict[str, Any]] = []
         self.fail_codes: list[str] = []
+        self.statuses: list[dict[str, Any]] = []  # delivery reports, as PullSmsSendStatusByPhoneNumber lists them
+        self.reports = True  # False: the carrier has not reported yet, so nothing is listed
         self._serial = itertools.count(1)
 
     @property
@@ -87,21 +118,41 @@ class FakeTencentSms(LoopbackServer):
 
     def handle(self, request: Request) -> tuple[int, Any]:
         request_id = f"req-{time.time_ns()}"
-        if request.headers.get("x-tc-action") != "SendSms" or request.headers.get("x-tc-version") != "2021-01-11":
+        action = request.headers.get("x-tc-action")
+        if action not in ("SendSms", "PullSmsSendStatusByPhoneNumber") or request.headers.get("x-tc-version") != "2021-01-11":
             return 200, {"Response": {"Error": {"Code": "InvalidAction", "Message": "action"}, "RequestId": request_id}}
         if request.headers.get("authorization") != self._expected_authorization(request):
             return 200, {"Response": {"Error": {"Code": "AuthFailure.SignatureFailure",
                                                 "Message": "The provided credentials could not be validated."}, "RequestId": request_id}}
         body = request.json()
+        if action == "PullSmsSendStatusByPhoneNumber":
+            return self._pull(body, request_id)
         with self.lock:
             code = self.fail_codes.pop(0) if self.fail_codes else "Ok"
             statuses = []
             for number in body["PhoneNumberSet"]:
-                statuses.append({"SerialNo": f"2019:{next(self._serial)}", "PhoneNumber": number, "Fee": 1, "SessionContext": "",
+                statuses.append({"SerialNo": f"2019:{next(self._serial)}", "PhoneNumber": number, "Fee": 1,
+                                 "SessionContext": body.get("SessionContext", ""),
                                  "Code": code, "Message": "send success" if code == "Ok" else "limit", "IsoCode": "CN"})
             if code == "Ok":
                 self.sent.append(body)
+                now = int(time.time())
+                for status in statuses:
+                    self.statuses.append({"UserReceiveTime": now, "CountryCode": "86", "SubscriberNumber": status["PhoneNumber"][3:],
+                                          "PhoneNumber": status["PhoneNumber"], "SerialNo": status["SerialNo"],
+                                          "ReportStatus": "SUCCESS", "Description": "DELIVRD",
+                                          "SessionContext": status["SessionContext"]})
         return 200, {"Response": {"SendStatusSet": statuses, "RequestId": request_id}}
+
+    def _pull(self, body: dict[str, Any], request_id: str) -> tuple[int, Any]:
+        limit = int(body.get("Limit") or 0)
+        if not body.get("PhoneNumber") or not 0 < limit <= 100 or "BeginTime" not in body:
+            return 200, {"Response": {"Error": {"Code": "InvalidParameterValue", "Message": "param"}, "RequestId": request_id}}
+        end = int(body.get("EndTime") or time.time())
+        with self.lock:
+            found = [s for s in self.statuses if self.reports and s["PhoneNumber"] == body["PhoneNumber"]
+                     and int(body["BeginTime"]) <= s["UserReceiveTime"] <= end]
+        return 200, {"Response": {"PullSmsSendStatusSet": found[:limit], "RequestId": request_id}}
 
 
 def aliyun_up(number: str, content: str, sequence_id: int) -> list[dict[str, Any]]:

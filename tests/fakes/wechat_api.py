@@ -91,6 +91,11 @@ class FakeWeChatApi(LoopbackServer):
             if endpoint == "message/custom/send":
                 return self._custom_send(body)
             if endpoint == "message/template/send":
+                # client_msg_id: one message per (openid, client_msg_id) — WeChat keeps it 10 minutes.
+                again = [t for t in self.templates if body.get("client_msg_id")
+                         and (t["touser"], t.get("client_msg_id")) == (body["touser"], body["client_msg_id"])]
+                if again:
+                    return 200, {"errcode": 0, "errmsg": "ok", "msgid": again[0]["msgid"]}
                 msgid = next(self._ids)
                 self.templates.append({**body, "msgid": msgid})
                 return 200, {"errcode": 0, "errmsg": "ok", "msgid": msgid}
