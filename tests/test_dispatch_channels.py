@@ -16,7 +16,14 @@ from sqlalchemy import select
 from bot import pii
 from bot.channels import outbound, sms
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import CampaignStep, Delivery, Labourer, OutboundMessage, WeChatFollower, utcnow
+from bot.models import (
+    CampaignStep,
+    Delivery,
+    Labourer,
+    OutboundMessage,
+    WeChatFollower,
+    utcnow,
+)
 from scheduler import hooks
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
