@@ -140,8 +140,21 @@ def send_recorded(
     A key whose earlier row settled returns that outcome without calling (no second message); an
     earlier row still "sending" is first resolved with the provider (`earlier_outcome`). `refusal`
     (opt-out, frequency cap, closed window) records the row as blocked and calls nothing.
-    The caller's session is committed at steps 1 and 3.
+
+    The caller's session is committed at steps 1 and 3. Inside a savepoint (the conversation pipeline
+    telling someone they moved up from a waiting list) it cannot be: the rows are flushed and commit
+    with the caller's transaction. A keyed send must be committable — its key is what recovery reads.
     """
+    nested = session.in_nested_transaction()
+    if nested and record.idempotency_key is not None:
+        raise ValueError("a send under an idempotency key must be able to commit its outbox row before the call")
+
+    def commit() -> None:
+        if nested:
+            session.flush()
+        else:
+            session.commit()
+
     row = record
     if record.idempotency_key is not None:
         earlier = session.scalars(
@@ -150,7 +163,7 @@ def send_recorded(
         if earlier is not None:
             outcome = earlier_outcome(session, services, earlier)
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
-                session.commit()
+                commit()
                 return outcome
             for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
                 setattr(earlier, column, getattr(record, column))
@@ -164,10 +177,10 @@ def send_recorded(
     row.status = "sending"
     if on_record is not None:
         on_record()
-    session.commit()
+    commit()
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
     _record_answer(row, result)
-    session.commit()
+    commit()
     return result
 
 
