@@ -54,8 +54,8 @@ class Sender(Protocol):
 @runtime_checkable
 class Reconcilable(Protocol):
     def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
-        """The provider's record of this delivery (by its idempotency key, or what the channel logged for
-        the address since the row was claimed), or None when it never arrived."""
+        """What became of this delivery's last attempt, found by its idempotency key: ok (sent), None
+        (never sent), error_code "outcome_unknown" (nobody can tell) or a retryable "lookup_failed"."""
         ...
 
 
