@@ -34,21 +34,14 @@ def wechat_settings(make_settings, fake_api):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def wechat_app(wechat_settings):  # noqa: ANN001, ANN201
-    application = create_app(wechat_settings(), configure_logs=False)
-    yield application
-    application.state.engine.dispose()
+def settings(wechat_settings):  # noqa: ANN001, ANN201
+    """conftest's `app` and `client` fixtures, built with the Official Account configured."""
+    return wechat_settings()
 
 
 @pytest.fixture
-def wx_client(wechat_app) -> Iterator[TestClient]:  # noqa: ANN001
-    with TestClient(wechat_app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def wx(wx_client) -> WeChatPlatform:  # noqa: ANN001
-    return WeChatPlatform(wx_client, mode="aes")
+def wx(client) -> WeChatPlatform:  # noqa: ANN001
+    return WeChatPlatform(client, mode="aes")
 
 
 def count_in(app, openid: str) -> int:  # noqa: ANN001
@@ -63,17 +56,17 @@ def count_in(app, openid: str) -> int:  # noqa: ANN001
 # ---- URL verification and the three modes ---------------------------------------------------------
 
 
-def test_url_verification_echoes_echostr(wx_client):
+def test_url_verification_echoes_echostr(client):
     ts, nonce = str(int(time.time())), "abc"
-    ok = wx_client.get("/wechat", params={"signature": sign(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "e-123"})
+    ok = client.get("/wechat", params={"signature": sign(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "e-123"})
     assert ok.status_code == 200 and ok.text == "e-123"
-    bad = wx_client.get("/wechat", params={"signature": "f" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e-123"})
+    bad = client.get("/wechat", params={"signature": "f" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e-123"})
     assert bad.status_code == 403 and "e-123" not in bad.text
 
 
 @pytest.mark.parametrize("mode", ["aes", "compatible", "plain"])
-def test_sichuanese_question_gets_an_on_topic_reply_in_every_mode(wx_client, mode):
-    wx = WeChatPlatform(wx_client, mode=mode)
+def test_sichuanese_question_gets_an_on_topic_reply_in_every_mode(client, mode):
+    wx = WeChatPlatform(client, mode=mode)
     response = wx.post(wx.text("o-user-1", "公益性岗位咋个申请嘛"))
     assert response.headers["content-type"].startswith("application/xml")
     if mode != "plain":
@@ -86,16 +79,16 @@ def test_sichuanese_question_gets_an_on_topic_reply_in_every_mode(wx_client, mod
 # ---- platform rules -------------------------------------------------------------------------------
 
 
-def test_a_retried_msgid_is_processed_once(wx, wechat_app):
+def test_a_retried_msgid_is_processed_once(wx, app):
     xml = wx.text("o-retry", "培训补贴有好多钱", msg_id="778899")
     first = wx.reply(wx.post(xml))
     assert first is not None and first["Content"]
     second = wx.post(xml)  # WeChat retries with the same MsgId (and a new nonce)
     assert second.status_code == 200 and second.text == "success"
-    assert count_in(wechat_app, "o-retry") == 1
+    assert count_in(app, "o-retry") == 1
 
 
-def test_forged_stale_oversize_entity_and_malformed_requests_get_a_clean_4xx(wx, wechat_settings, wechat_app):
+def test_forged_stale_oversize_entity_and_malformed_requests_get_a_clean_4xx(wx, wechat_settings, app):
     good = wx.text("o-bad", "你好")
     assert wx.post(good, forge=True).status_code == 403  # forged msg_signature
     assert wx.post(good, timestamp=int(time.time()) - 301).status_code == 403  # replayed / stale
@@ -111,7 +104,7 @@ def test_forged_stale_oversize_entity_and_malformed_requests_get_a_clean_4xx(wx,
     assert wx.post("", raw_body=b"<xml><Encrypt><![CDATA[bm90IGEgcmVhbCBjaXBoZXJ0ZXh0]]></Encrypt></xml>").status_code == 403
     huge = wx.text("o-bad", "长" * 40_000)
     assert plain.post(huge).status_code == 413
-    assert count_in(wechat_app, "o-bad") == 0  # none of them reached the conversation
+    assert count_in(app, "o-bad") == 0  # none of them reached the conversation
 
 
 def test_reply_text_containing_cdata_end_cannot_break_the_xml(wx):
@@ -134,12 +127,12 @@ def test_render_passive_escapes_cdata_end_and_keeps_one_article():
     assert node["MsgType"] == "news" and node["ArticleCount"] == "1" and node["Articles"]["item"]["Title"] == "标题"
 
 
-def test_voice_with_recognition_is_understood_and_without_asks_again(wx, wechat_app):
+def test_voice_with_recognition_is_understood_and_without_asks_again(wx, app):
     node = wx.reply(wx.post(wx.xml("o-voice", "voice", {"MediaId": "m-1", "Format": "amr", "Recognition": "公益性岗位咋个申请"})))
     assert "岗位" in node["Content"]
     node = wx.reply(wx.post(wx.xml("o-voice", "voice", {"MediaId": "m-2", "Format": "amr", "Recognition": ""})))
     assert "没听清" in node["Content"] and "打字" in node["Content"]
-    with wechat_app.state.sessionmaker() as session:
+    with app.state.sessionmaker() as session:
         kept = session.scalars(select(MessageLog.media_id).where(MessageLog.user_id == "o-voice", MessageLog.direction == "in")).all()
     assert "m-2" in kept
 
@@ -169,10 +162,10 @@ def test_to_inbound_translates_media():
 # ---- events -------------------------------------------------------------------------------------
 
 
-def test_subscribe_gets_the_welcome_and_records_the_poster(wx, wechat_app):
+def test_subscribe_gets_the_welcome_and_records_the_poster(wx, app):
     node = wx.reply(wx.post(wx.event("o-new", "subscribe", "qrscene_village_0412")))
     assert "欢迎" in node["Content"] and "1." in node["Content"]
-    with wechat_app.state.sessionmaker() as session:
+    with app.state.sessionmaker() as session:
         follower = session.get(WeChatFollower, "o-new")
         assert follower.subscribed and follower.source == "village_0412" and follower.last_interaction_at is not None
 
@@ -182,28 +175,28 @@ def test_menu_click_runs_the_intent(wx):
     assert "政策" in node["Content"]
 
 
-def test_unsubscribe_unbinds_and_deletes_the_chat_but_keeps_the_roster(wx, wechat_app):
-    with wechat_app.state.sessionmaker() as session:
+def test_unsubscribe_unbinds_and_deletes_the_chat_but_keeps_the_roster(wx, app):
+    with app.state.sessionmaker() as session:
         session.add(Labourer(name="王大山", wechat_openid="o-leave", county="巴州区"))
         session.commit()
     wx.say("o-leave", "你好")
-    assert count_in(wechat_app, "o-leave") == 1
+    assert count_in(app, "o-leave") == 1
     assert wx.post(wx.event("o-leave", "unsubscribe")).text == "success"
-    assert count_in(wechat_app, "o-leave") == 0
-    with wechat_app.state.sessionmaker() as session:
+    assert count_in(app, "o-leave") == 0
+    with app.state.sessionmaker() as session:
         person = session.scalars(select(Labourer).where(Labourer.name == "王大山")).one()
         assert person.wechat_openid is None and not person.subscribed_wechat and person.county == "巴州区"
         assert not session.get(WeChatFollower, "o-leave").subscribed
 
 
-def test_template_job_finished_updates_the_delivery(wx, wechat_app):
-    with wechat_app.state.sessionmaker() as session:
+def test_template_job_finished_updates_the_delivery(wx, app):
+    with app.state.sessionmaker() as session:
         session.add(OutboundMessage(channel="wechat", kind="template", user_id="o-t", provider="wechat",
                                     provider_message_id="4242", status="sent", text="x"))
         session.commit()
     xml = wx.xml("o-t", "event", {"Event": "TEMPLATESENDJOBFINISH", "MsgID": "4242", "Status": "failed:user block"})
     assert wx.post(xml).text == "success"
-    with wechat_app.state.sessionmaker() as session:
+    with app.state.sessionmaker() as session:
         row = session.scalars(select(OutboundMessage).where(OutboundMessage.provider_message_id == "4242")).one()
         assert row.status == "failed" and row.error_code == "failed:user block"
 
