@@ -25,6 +25,49 @@ _PUNCT_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
 _REPEAT_RE = re.compile(r"(.)\1{3,}")
 
 
+def leading_texts(pattern: str) -> set[str] | None:
+    """Texts one of which every match of `pattern` starts with (after a ^), or None when the
+    pattern does not say: 找|介绍 → {找, 介绍}; (欠|拖欠)(了)?我 → {欠, 拖欠}."""
+    try:
+        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - an unexpected construct: no shortcut, the pattern runs
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    return _leading(list(parsed))
+
+
+def _leading(items: list) -> set[str] | None:
+    c = re._constants  # type: ignore[attr-defined]
+    while items and items[0][0] is c.AT and items[0][1] is c.AT_BEGINNING:
+        items = items[1:]
+    if not items:
+        return None
+    op, arg = items[0]
+    if op is c.LITERAL:
+        run = ""
+        for op, arg in items:
+            if op is not c.LITERAL:
+                break
+            run += chr(arg)
+        return {run}
+    if op is c.SUBPATTERN:
+        return _leading(list(arg[-1]))
+    if op is c.BRANCH:
+        out: set[str] = set()
+        for branch in arg[1]:
+            sub = _leading(list(branch))
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if op is c.IN and all(o is c.LITERAL for o, _a in arg):
+        return {chr(a) for _o, a in arg}
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) and arg[0] >= 1:
+        return _leading(list(arg[2]))
+    return None
+
+
 def required_text(pattern: str) -> str:
     """A piece of text every match of `pattern` contains (its longest run of plain characters at the
     top level), or "" when there is none: `needle in text` is a far cheaper test than a search."""

@@ -37,7 +37,7 @@ import numpy as np
 from bot.knowledge import KnowledgeBase, read_yaml
 from bot.nlu.entities import cache_dir as _cache_dir
 from bot.nlu.entities import extract_entities
-from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer
+from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer, leading_texts
 from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse
 
 NLU_DIR = "nlu"
@@ -187,13 +187,12 @@ class _Model:
         self.unknown = len(self.feat_id)
         self.n_docs = n_docs = len(self.doc_entry)
         self.idf_list = self.idf.tolist()
-        # per retrieval feature (by number) its documents and their weights times the feature's idf
-        # (a message's query weight is that idf, times 1 + log(tf) for the rare repeated feature)
-        ip = self.indptr.tolist()
-        wval = self.post_val * np.repeat(self.idf, np.diff(self.indptr))
-        self.post_docs = [self.post_doc[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
-        self.post_wvals = [wval[ip[r]:ip[r + 1]] for r in range(len(ip) - 1)]
-        self.post_lens = np.diff(self.indptr).tolist()
+        # the postings' weights times their feature's idf (a message's query weight is that idf,
+        # times 1 + log(tf) for the rare repeated feature)
+        lens = np.diff(self.indptr)
+        self.post_wval = self.post_val * np.repeat(self.idf, lens)
+        self.post_start, self.post_len = self.indptr[:-1].tolist(), lens.tolist()
+        self.positions = np.arange(int(lens.max(initial=0)) * RETRIEVAL_MAX_FEATURES + 1)
         # The documents are ordered by intent and, within policy_question, by topic: each class is a
         # range of them (`slots`: intents but policy_question, policy questions without a topic, then
         # the topics), so the best per class is one maximum.reduceat over the non-empty ranges.
@@ -206,8 +205,12 @@ class _Model:
         # in document order; which class each range counts for (policy_question for the topic-less ones)
         ranges = self.slots[:POLICY] + self.topic_docs + self.slots[POLICY + 1:]
         order = [*range(POLICY), POLICY, *range(N_INTENTS, N_INTENTS + N_TOPICS), *range(POLICY + 1, N_INTENTS)]
-        self.range_class = [c for c, (a, b) in zip(order, ranges) if b > a]
-        self.range_starts = np.array([a for a, b in ranges if b > a], dtype=np.intp)
+        nonempty = [(c, a) for c, (a, b) in zip(order, ranges) if b > a]
+        self.range_starts = np.array([a for _c, a in nonempty], dtype=np.intp)
+        # per intent and topic the position of its range's best score (len(nonempty): none, 0.0);
+        # policy_question's own range holds its questions without a topic, the topics are added after
+        where = {c: i for i, (c, _a) in enumerate(nonempty)}
+        self.range_take = [where.get(c, len(nonempty)) for c in range(N_INTENTS + N_TOPICS)]
         self.topic_docs = self.topic_docs[1:]
         assert all(a < b for a, b in zip(self.range_starts[:-1], self.range_starts[1:]))
 
@@ -254,9 +257,16 @@ class Router:
         else:
             seg, model = cached
         self.segmenter = _Segmenter(*seg)
-        self.domain_re = re.compile(
-            "|".join(map(re.escape, sorted((w for w in domain if len(w) >= 2), key=len, reverse=True))) or "(?!)"
-        )
+        # the same test without the regex: a domain word can only stand where its first two
+        # characters are a bigram of the message
+        self.domain_by_bigram: dict[str, list[str]] = {}
+        self.domain_other: list[str] = []
+        for w in sorted((w for w in domain if len(w) >= 2), key=len, reverse=True):
+            if w[:2].strip() == w[:2]:
+                self.domain_by_bigram.setdefault(w[:2], []).append(w)
+            else:
+                self.domain_other.append(w)
+        self.domain_bigram_keys = frozenset(self.domain_by_bigram)
         self.normalizer = Normalizer(nlu_dir, domain)
         self.normalizer.common_words = _CommonWords(self.segmenter.freq, domain)
         self.exact: dict[str, str] = {}
@@ -280,6 +290,22 @@ class Router:
              N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent), c.weight)
             for c in self.cues
         ]
+        # Which cues can match at all, before any of them is searched: every match of a cue starts
+        # with one of a few texts (its leading texts), so a cue whose leading texts' first two
+        # characters are no bigram of the message (or whose one-character leading text is not in
+        # it) is skipped. A cue whose start cannot be told is always searched.
+        self.cue_bigrams: dict[str, list[int]] = {}
+        self.cue_chars: dict[str, list[int]] = {}
+        self.cue_always: list[int] = []
+        for i, cue in enumerate(self.cues):
+            lead = leading_texts(cue.pattern.pattern)
+            if not lead or any(not t or t[:2].strip() != t[:2] for t in lead):
+                self.cue_always.append(i)
+                continue
+            for t in lead:
+                into = self.cue_chars if len(t) == 1 else self.cue_bigrams
+                into.setdefault(t[:2], []).append(i)
+        self.cue_bigram_keys, self.cue_char_keys = frozenset(self.cue_bigrams), frozenset(self.cue_chars)
         self.first_entry: dict[str, str] = {}
         for entry in self.kb.entries.values():
             self.first_entry.setdefault(entry.topic, entry.id)
@@ -405,29 +431,30 @@ class Router:
                 sq += w * w
             else:
                 sq += tf * tf
-        best = [0.0] * (N_INTENTS + N_TOPICS)
         if not query:
-            return best, None
+            return [0.0] * (N_INTENTS + N_TOPICS), None
         if len(query) > RETRIEVAL_MAX_FEATURES:
             # a long message is matched on its rarest words: bounded cost, nearly the same cosine
             # (ties, equal idf being common, go to the lower feature number)
             query.sort()
             del query[RETRIEVAL_MAX_FEATURES:]
-        post_docs, post_wvals = m.post_docs, m.post_wvals
-        if len(query) == 1:
-            f = query[0][1]
-            docs, vals = post_docs[f], post_wvals[f] * (query[0][2] / math.sqrt(sq))
-        else:
-            docs = np.concatenate([post_docs[f] for _w, f, _tf in query])
-            vals = np.concatenate([post_wvals[f] for _w, f, _tf in query])
-            if any(tf != 1.0 for _w, _f, tf in query):
-                lens = m.post_lens
-                vals *= np.repeat([tf for _w, _f, tf in query], [lens[f] for _w, f, _tf in query])
-            vals *= 1.0 / math.sqrt(sq)
+        # the postings of the chosen features: one gather from the CSR arrays
+        lens = [m.post_len[f] for _w, f, _tf in query]
+        base = []
+        total = 0
+        for (_w, f, _tf), n in zip(query, lens):
+            base.append(m.post_start[f] - total)
+            total += n
+        at = np.repeat(base, lens)
+        at += m.positions[:total]
+        docs, vals = m.post_doc[at], m.post_wval[at]
+        if any(tf != 1.0 for _w, _f, tf in query):
+            vals *= np.repeat([tf for _w, _f, tf in query], lens)
+        vals *= 1.0 / math.sqrt(sq)
         scores = np.bincount(docs, vals, minlength=m.n_docs)
-        for c, b in zip(m.range_class, np.maximum.reduceat(scores, m.range_starts).tolist()):
-            if b > best[c]:
-                best[c] = b
+        per_range = np.maximum.reduceat(scores, m.range_starts).tolist()
+        per_range.append(0.0)
+        best = [per_range[i] for i in m.range_take]
         # a policy question is as near as its nearest topic
         top_topic = max(best[N_INTENTS:])
         if top_topic > best[POLICY]:
@@ -454,9 +481,11 @@ class Router:
         logp = (m.nb[ids].sum(axis=0) + m.nb_empty).tolist()
         # best retrieval score per intent, then per topic; the nearest document of each topic
         best, doc_scores = self._retrieve(ret)
-        domain = self.domain_re.search(norm) is not None
+        domain = self._names_domain(norm, ret)
         cue = [0.0] * (N_INTENTS + N_TOPICS)
-        for cue_re, unless, unless_domain, k, weight in self.cue_table:
+        cue_table = self.cue_table
+        for i in self._possible_cues(norm, ret):
+            cue_re, unless, unless_domain, k, weight = cue_table[i]
             if cue_re.search(norm) and not (unless is not None and unless.search(norm)) and not (
                 unless_domain and domain
             ):
@@ -508,6 +537,27 @@ class Router:
             text, norm, top.intent, round(confidence, 4), top.topic, top.entry_id,
             entities, tokens, ranking, ambiguous,
         )
+
+    def _possible_cues(self, norm: str, ret: dict[str, int]) -> list[int]:
+        """The cues (by number, in order) whose leading texts the message holds; `ret` has its bigrams."""
+        possible = set(self.cue_always)
+        bigrams = self.cue_bigrams
+        # (a frozenset's intersection walks the message's few bigrams, not the whole table)
+        for bigram in self.cue_bigram_keys.intersection(ret):
+            possible.update(bigrams[bigram])
+        chars = self.cue_chars
+        for char in self.cue_char_keys.intersection(norm):
+            possible.update(chars[char])
+        return sorted(possible)
+
+    def _names_domain(self, norm: str, ret: dict[str, int]) -> bool:
+        """Whether the message names a domain word (培训, 社保, 护林员 …); `ret` has its bigrams."""
+        by_bigram = self.domain_by_bigram
+        for bigram in self.domain_bigram_keys.intersection(ret):
+            for word in by_bigram[bigram]:
+                if word in norm:
+                    return True
+        return any(word in norm for word in self.domain_other)
 
     def _entry(self, doc_scores: np.ndarray | None, t: int) -> str | None:
         """The policy entry of topic `t` nearest to the message (its first entry without evidence)."""
