@@ -25,10 +25,11 @@ import os
 import pickle
 import re
 import threading
-from collections import Counter
+from collections import _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ class _Model:
         self.doc_intent, self.doc_topic, self.doc_entry = doc_intent, doc_topic, doc_entry
 
     @classmethod
-    def build(cls, samples: list[tuple[set[str], Counter, _Label]],
+    def build(cls, samples: list[tuple[set[str], dict[str, int], _Label]],
               topic_extra: list[tuple[set[str], str]] = ()) -> _Model:
         intent_index = {c: i for i, c in enumerate(INTENTS)}
         topic_index = {c: i for i, c in enumerate(TOPICS)}
@@ -371,27 +372,29 @@ class Router:
         return self.segmenter.cut(norm) if norm else []
 
     @staticmethod
-    def _features(norm: str, tokens: list[str]) -> tuple[set[str], Counter]:
-        """Binary features for the classifiers; counted ones (bigrams, words) for retrieval."""
+    def _features(norm: str, tokens: list[str]) -> tuple[set[str], dict[str, int]]:
+        """Binary features for the classifiers; counted ones (bigrams, words) for retrieval, in the
+        order they first occur."""
         cls: set[str] = set()
         bigrams: list[str] = []
         for chunk in norm.split():
-            n = len(chunk)
             cls.add("^" + chunk[0])
             if NB_UNIGRAMS:
                 cls.update(chunk)
-            bigrams.extend([chunk[i:i + 2] for i in range(n - 1)])
-            cls.update([chunk[i:i + 3] for i in range(n - 2)])
+            pairs = list(map(add, chunk, chunk[1:]))
+            bigrams += pairs
+            cls.update(map(add, pairs, chunk[2:]))
         cls -= STOP_CHARS
         words = ["w:" + t for t in tokens if len(t) >= 2]
         cls.update(bigrams)
         cls.update(words)
-        ret = Counter(bigrams)
-        ret.update(words)
+        ret: dict[str, int] = {}
+        _count_elements(ret, bigrams)
+        _count_elements(ret, words)
         return cls, ret
 
     def _build(self, docs: list[tuple[str, _Label]]) -> _Model:
-        samples: list[tuple[set[str], Counter, _Label]] = []
+        samples: list[tuple[set[str], dict[str, int], _Label]] = []
         seen: set[tuple[str, _Label]] = set()
         extra: list[tuple[set[str], str]] = []
         for text, label in docs:
@@ -412,7 +415,7 @@ class Router:
 
     # ---------------------------------------------------------------- parsing
 
-    def _retrieve(self, ret: Counter) -> tuple[list[float], np.ndarray | None]:
+    def _retrieve(self, ret: dict[str, int]) -> tuple[list[float], np.ndarray | None]:
         """Best cosine of the message with the documents of each class (intents, then topics), and
         every document's (None: no document shares a feature). Features are the counted ones
         (`ret`): bigrams and words, weighted (1 + log(tf)) × idf."""
