@@ -186,7 +186,7 @@ class _Model:
     def prepare(self) -> None:
         """Derived lookups, computed after building or loading."""
         self.unknown = len(self.feat_id)
-        self.n_docs = n_docs = len(self.doc_entry)
+        self.n_docs = len(self.doc_entry)
         self.idf_list = self.idf.tolist()
         # the postings' weights times their feature's idf (a message's query weight is that idf,
         # times 1 + log(tf) for the rare repeated feature)
@@ -459,9 +459,7 @@ class Router:
         per_range.append(0.0)
         best = [per_range[i] for i in m.range_take]
         # a policy question is as near as its nearest topic
-        top_topic = max(best[N_INTENTS:])
-        if top_topic > best[POLICY]:
-            best[POLICY] = top_topic
+        best[POLICY] = max(best[POLICY], *best[N_INTENTS:])
         return best, scores
 
     def parse(self, text: str) -> Parse:
