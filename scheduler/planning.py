@@ -25,9 +25,9 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.db import dialect_insert
 from bot.models import (
     Audience,
     Campaign,
@@ -143,7 +143,7 @@ def plan_deliveries(session: Session, campaign: Campaign, step: CampaignStep, *,
     columns = ["campaign_id", "step_id", "labourer_id", "channel", "status", "capped", "attempts",
                "next_attempt_at", "idempotency_key", "failure_reason", "queued_at", "updated_at"]
     dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Delivery.__table__)
+    insert = dialect_insert(session, Delivery.__table__)
     # SQLite needs a WHERE in the SELECT of an INSERT … SELECT … ON CONFLICT to parse it: audience_where has one.
     stmt = insert.from_select(columns, source).on_conflict_do_nothing(
         index_elements=["campaign_id", "step_id", "labourer_id"]

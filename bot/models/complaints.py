@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from bot.db import dialect_insert
 from bot.models.base import Base, utcnow
 
 CATEGORIES = ("欠薪", "工伤", "未签合同", "社保", "中介收费", "其他")
@@ -100,9 +100,8 @@ class ComplaintTransitionError(ValueError):
 
 def next_ticket_no(session: Session, day: date) -> str:
     key = day.strftime("%Y%m%d")
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(TicketCounter)
+        dialect_insert(session, TicketCounter)
         .values(day=key, last=1)
         .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
         .returning(TicketCounter.last)
