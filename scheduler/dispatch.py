@@ -41,6 +41,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -526,17 +527,20 @@ class Dispatcher:
 
 
 def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,
-                  error: str | None = None, at: datetime | None = None) -> int:
-    """A provider's delivery report: sent → delivered, or sent → failed with its reason."""
+                  error: str | None = None, at: datetime | None = None, idempotency_key: str | None = None) -> int:
+    """A provider's delivery report: sent → delivered, or sent → failed with its reason.
+
+    The delivery is found by the provider's message id, or by its own key when it was settled after a crash
+    without learning that id (the report then teaches it)."""
     at = at or utcnow()
     values: dict[str, Any] = (
         {"status": "delivered", "delivered_at": at}
         if delivered
         else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
     )
-    result = session.execute(
-        update(D)
-        .where(D.c.provider_message_id == provider_message_id, D.c.status == "sent")
-        .values(updated_at=at, **values)
-    )
+    matches = D.c.provider_message_id == provider_message_id
+    if idempotency_key:
+        matches = or_(matches, and_(D.c.idempotency_key == idempotency_key, D.c.provider_message_id.is_(None)))
+        values["provider_message_id"] = provider_message_id
+    result = session.execute(update(D).where(matches, D.c.status == "sent").values(updated_at=at, **values))
     return result.rowcount or 0

@@ -286,3 +286,28 @@ def test_wechat_killed_after_accept_fails_as_outcome_unknown(settings, factory, 
     assert (rows[ids["甲"]].status, rows[ids["甲"]].failure_reason) == ("failed", "outcome_unknown")
     assert Counter(m["touser"] for m in wechat.sent) == {"o-in": 1, "o-gone": 1}  # each once
     assert "13980000001" not in _numbers(aliyun)  # no SMS fallback for a message that may have arrived
+
+
+def test_a_delivery_settled_after_a_crash_learns_its_receipt_by_out_id(settings, factory, fakes, client) -> None:
+    """QuerySendDetails lists no BizId; Aliyun's delivery report echoes OutId (our key) and is matched by it."""
+    _wechat, aliyun = fakes
+    _sms_people(factory, settings, 5)
+    _launch(factory)
+    _crash_then_restart(settings, factory, _kill_sms(3, "after_accept"))
+    with session_scope(factory) as s:
+        settled = [d for d in s.scalars(select(Delivery)) if d.provider_message_id is None]
+        keys = {d.idempotency_key for d in settled}
+    assert settled  # the accepted-then-killed send was settled without a provider id
+    reports = [
+        {"phone_number": p["PhoneNumbers"], "send_time": "2026-11-26 10:00:00", "report_time": "2026-11-26 10:00:05",
+         "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
+         "biz_id": f"biz-late-{i}", "out_id": p["OutId"]}
+        for i, p in enumerate(aliyun.sent) if p["OutId"] in keys
+    ]
+    response = client.post("/sms/inbound", json=reports)
+    assert response.status_code == 200 and response.json()["code"] == 0
+    with session_scope(factory) as s:
+        for delivery in s.scalars(select(Delivery).where(Delivery.idempotency_key.in_(keys))):
+            assert delivery.status == "delivered" and delivery.provider_message_id.startswith("biz-late-")
+        for message in s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key.in_(keys))):
+            assert message.status == "delivered" and message.provider_message_id.startswith("biz-late-")
