@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
+from bot.knowledge import read_yaml
 from bot.models import Campaign, Event
 from bot.settings import default_knowledge_dir
 
@@ -30,7 +29,7 @@ def campaign_texts(knowledge_dir: Path | None = None) -> dict[str, Any]:
     path = (knowledge_dir or default_knowledge_dir()) / "campaign_texts.yaml"
     if not path.exists():  # a custom knowledge dir without it still gets the packaged defaults
         path = default_knowledge_dir() / "campaign_texts.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_yaml(path)
 
 
 def fill(template: str, values: dict[str, Any]) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.knowledge import read_yaml
 from bot.settings import Settings
 
 MAX_BUTTONS, MAX_SUB_BUTTONS = 3, 5
@@ -14,7 +13,7 @@ MAX_NAME_BYTES, MAX_SUB_NAME_BYTES = 16, 60  # WeChat counts bytes: 4 / 8+ Chine
 
 
 def load_menu(path: Path) -> dict[str, Any]:
-    menu = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    menu = read_yaml(path) or {}
     buttons = menu.get("button") or []
     if not 1 <= len(buttons) <= MAX_BUTTONS:
         raise ValueError(f"{path}: 1 to {MAX_BUTTONS} top-level buttons")

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from bot.channels.base import Choice, Reply
 from bot.dialogs.validators import Invalid, SlotContext, compact, looks_like_question
+from bot.knowledge import read_yaml
 from bot.models import utcnow
 
 if TYPE_CHECKING:
@@ -119,9 +118,7 @@ COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choic
 
 @lru_cache(maxsize=4)
 def load_texts(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / "dialogs.yaml"
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    return read_yaml(Path(directory) / "dialogs.yaml") or {}
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
