@@ -24,6 +24,14 @@ from stdnum.exceptions import ValidationError
 _DEV_KEY = "gongyou-development-only-data-key"
 
 
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋Ｘｘ", "0123456789+XX")
+
+
+def fold_full_width(text: str) -> str:
+    """Full-width digits, plus sign and X (as phone keyboards type them) in their ASCII form."""
+    return text.translate(_FULL_WIDTH)
+
+
 class InvalidPersonalData(ValueError):
     pass
 
@@ -63,8 +71,7 @@ def decrypt(token: bytes, secret: str) -> str:
 
 def normalize_id_number(raw: str) -> str:
     """Return the canonical 18-character ID number, or raise InvalidPersonalData."""
-    value = raw.strip().replace(" ", "").upper().replace("Ｘ", "X")
-    value = value.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    value = fold_full_width(raw.strip().replace(" ", "")).upper()
     if len(value) != 18 or not value[:17].isdigit():
         raise InvalidPersonalData("身份证号应为18位")
     if value[-1] != ric.calc_check_digit(value):
@@ -105,7 +112,7 @@ def protect_id_number(raw: str, secret: str) -> Protected:
 
 def normalize_phone(raw: str) -> str:
     """Return the 11-digit mainland mobile number (+86/0086/86 prefixes removed), or raise."""
-    value = raw.strip().translate(str.maketrans("０１２３４５６７８９＋", "0123456789+"))
+    value = fold_full_width(raw.strip())
     digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
     if digits.startswith("0086"):
         digits = "+86" + digits[4:]

@@ -98,7 +98,7 @@ _PHONE_RE = re.compile(r"(?:\+?86|0086)?[\s-]?1[\d\s-]{10,13}")
 
 
 def parse_id_number(text: str, ctx: SlotContext) -> dict[str, str]:
-    value = (text or "").translate(str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789XX")).replace(" ", "")
+    value = pii.fold_full_width(text or "").replace(" ", "")
     match = _ID_RE.search(value)
     if not match:
         raise Invalid("id_length" if re.search(r"\d{10,}", value) else None)
@@ -109,7 +109,7 @@ def parse_id_number(text: str, ctx: SlotContext) -> dict[str, str]:
 
 
 def parse_phone(text: str, ctx: SlotContext) -> dict[str, str]:
-    value = (text or "").translate(str.maketrans("０１２３４５６７８９＋", "0123456789+"))
+    value = pii.fold_full_width(text or "")
     match = _PHONE_RE.search(value)
     if not match:
         raise Invalid()
@@ -121,7 +121,7 @@ def parse_phone(text: str, ctx: SlotContext) -> dict[str, str]:
 
 def parse_id_or_phone(text: str, ctx: SlotContext) -> dict[str, str]:
     """An ID number, or a mobile number for those who do not have theirs at hand."""
-    digits = re.sub(r"[^\dXx]", "", (text or "").translate(str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789XX")))
+    digits = re.sub(r"[^\dXx]", "", pii.fold_full_width(text or ""))
     if len(digits) >= 15 and not digits.startswith(("86", "0086")):
         return parse_id_number(text, ctx)
     return parse_phone(text, ctx)
