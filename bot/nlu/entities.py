@@ -290,24 +290,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GONGYOU_CACHE_DIR") or tempfile.gettempdir())
 
 
+def load_cached(name: str) -> Any:
+    """A pickle this package wrote into cache_dir(), or None when it is missing or unreadable."""
+    try:
+        with (cache_dir() / name).open("rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own file, named by the hash or version of its sources
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return None
+
+
+def save_cached(name: str, payload: Any) -> None:
+    """Write atomically (other processes may be reading); a read-only disk only costs the next start."""
+    path = cache_dir() / name
+    try:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _load_pinyin() -> None:
     """The folded syllable of every CJK unified ideograph, from the cache or (once) from pypinyin,
     which costs 0.3 s to import and is then kept out of the process."""
     from importlib.metadata import version
 
-    path = cache_dir() / f"gongyou-pinyin-{_PINYIN_VERSION}-{version('pypinyin')}.pickle"
-    try:
-        with path.open("rb") as fh:
-            table = pickle.load(fh)  # noqa: S301 - our own file
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+    name = f"gongyou-pinyin-{_PINYIN_VERSION}-{version('pypinyin')}.pickle"
+    table = load_cached(name)
+    if table is None:
         table = {chr(c): _fold_pinyin(chr(c)) for c in range(0x4E00, 0xA000)}
-        try:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        save_cached(name, table)
     syllables: dict[str, str] = {}
     keys = {}
     for ch, py in table.items():

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import pickle
 import re
 import threading
 from collections import _count_elements  # type: ignore[attr-defined]
@@ -37,6 +35,7 @@ import numpy as np
 
 from bot.knowledge import KnowledgeBase, read_yaml
 from bot.nlu.entities import cache_dir as _cache_dir
+from bot.nlu.entities import load_cached, save_cached
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer, leading_texts
 from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse
@@ -339,22 +338,11 @@ class Router:
 
     @staticmethod
     def _load_cache(key: str) -> Any:
-        try:
-            with (_cache_dir() / f"gongyou-nlu-{key}.pickle").open("rb") as fh:
-                return pickle.load(fh)  # noqa: S301 - our own file, named by the hash of its sources
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            return None
+        return load_cached(f"gongyou-nlu-{key}.pickle")
 
     @staticmethod
     def _save_cache(key: str, payload: Any) -> None:
-        path = _cache_dir() / f"gongyou-nlu-{key}.pickle"
-        try:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only disk: the next start learns again
+        save_cached(f"gongyou-nlu-{key}.pickle", payload)
 
     def _domain_words(self, nlu_dir: Path) -> list[str]:
         words = []
