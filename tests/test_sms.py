@@ -197,3 +197,61 @@ def test_tencent_send_is_tc3_signed_and_its_report_marks_delivery(sms_app, tence
     wrong = TencentGateway(app.state.settings.model_copy(update={"sms_access_key_secret": "wrong"}))
     refused = wrong.send([NUMBER], "x", "x", marketing=False)[0]
     assert not refused.ok and refused.error_code == "AuthFailure.SignatureFailure"
+
+
+class _SlowLog:
+    """The `log` gateway, but each send takes a while (a provider answering slowly) or fails."""
+
+    name = "log"
+
+    def __init__(self, *, delay: float = 0.0, fail: bool = False) -> None:
+        from bot.channels.sms import LogGateway
+
+        self.inner, self.delay, self.fail = LogGateway(), delay, fail
+
+    def send(self, numbers, text, body, *, marketing, key=None):  # noqa: ANN001, ANN201
+        import time
+
+        from bot.channels.base import SendResult
+
+        time.sleep(self.delay)
+        if self.fail:
+            return [SendResult(ok=False, error_code="isv.BUSINESS_LIMIT_CONTROL", error="provider refused", retryable=True)]
+        return self.inner.send(numbers, text, body, marketing=marketing, key=key)
+
+
+def test_two_workers_sending_notices_to_one_number_at_once_pass_the_cap_once(sms_app):
+    import threading
+
+    app = sms_app()
+    services = app.state.services
+    gateway = _SlowLog(delay=0.4)
+    results = []
+
+    def worker() -> None:
+        with session_scope(services.sessionmaker) as session:
+            results.append(send_sms(session, services, number=NUMBER, reply=Reply("招聘会周三"), purpose="marketing",
+                                    gateway=gateway))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert sorted(r.ok for r in results) == [False, True]
+    assert [r.error_code for r in results if not r.ok] == ["rate_limited"]
+    with app.state.sessionmaker() as session:
+        assert session.scalars(select(SmsNumber)).one().notices_today == 1
+    assert sorted(r.status for r in outbox(app)) == ["blocked", "logged"]
+
+
+def test_a_notice_the_provider_refused_does_not_use_up_the_cap(sms_app):
+    app = sms_app()
+    services = app.state.services
+    with session_scope(services.sessionmaker) as session:
+        refused = send_sms(session, services, number=NUMBER, reply=Reply("招聘会周三"), purpose="marketing",
+                           gateway=_SlowLog(fail=True))
+    assert not refused.ok and refused.error_code == "isv.BUSINESS_LIMIT_CONTROL"
+    assert notice(app).ok  # at once: the refused one did not count
+    with app.state.sessionmaker() as session:
+        assert session.scalars(select(SmsNumber)).one().notices_today == 1

@@ -50,6 +50,7 @@ SETTLED = ("sent", "logged", "delivered")  # outbox statuses that mean the provi
 # nothing yet: sending again could duplicate it, so the delivery fails with this reason instead.
 OUTCOME_UNKNOWN = "outcome_unknown"
 LOOKUP_FAILED = "lookup_failed"  # asking the provider failed (network, throttling): ask again later
+NOT_RECEIVED = "not_received"  # a row left "sending" by a crash that the provider never got
 
 
 @dataclass
@@ -132,8 +133,9 @@ def send_recorded(
     """Record, call, record the answer: the one way a message goes to a provider.
 
     1. The outbox row (`record`, or the earlier row of its idempotency key) is committed as "sending",
-       together with whatever `on_record` changes (the SMS per-number counters), BEFORE the call: a
+       together with what the caller changed before (the SMS per-number counters), BEFORE the call: a
        process killed during the call leaves the row, and reconciliation asks the provider about it.
+       `on_record` is told when that happens, i.e. when the provider is going to be called.
     2. `call()` talks to the provider.
     3. The provider's answer is written to the row and committed.
 
@@ -217,7 +219,7 @@ def earlier_outcome(session: Session, services: Services, row: OutboundMessage) 
         found = SendResult(ok=False, error_code=OUTCOME_UNKNOWN, error="WeChat cannot be asked whether it was sent")
     if found is None or not (found.ok or found.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
         row.status = "failed"
-        row.error_code, row.error = (found.error_code, found.error) if found else ("not_received", "the provider has no record")
+        row.error_code, row.error = (found.error_code, found.error) if found else (NOT_RECEIVED, "the provider has no record")
         return None
     if found.ok:
         _record_answer(row, found)

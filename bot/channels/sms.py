@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -401,15 +401,69 @@ def _local_day(settings: Settings, now: datetime) -> date:
     return now.astimezone(ZoneInfo(settings.timezone)).date()
 
 
-def _cap_refusal(settings: Settings, row: SmsNumber, now: datetime) -> SendResult | None:
-    if row.last_notice_at is not None and now - row.last_notice_at < timedelta(seconds=settings.sms_min_interval_seconds):
-        return SendResult(ok=False, error_code="rate_limited", error="at most one notice per "
-                          f"{settings.sms_min_interval_seconds} s to a number", retryable=True)
+def _cap_refusal(settings: Settings, row: SmsNumber, now: datetime) -> SendResult:
+    """Why the number's notice slot could not be taken (`row` as it is now)."""
     today = _local_day(settings, now)
     if row.notice_day == today and row.notices_today >= settings.sms_max_per_day:
         return SendResult(ok=False, error_code="daily_cap", error=f"{settings.sms_max_per_day} notices a day reached",
                           retryable=True)
-    return None
+    return SendResult(ok=False, error_code="rate_limited", error="at most one notice per "
+                      f"{settings.sms_min_interval_seconds} s to a number", retryable=True)
+
+
+def _take_notice_slot(session: Session, settings: Settings, row: SmsNumber, now: datetime) -> SendResult | None:
+    """Count a notice against the number's caps before it is sent, or say why not (None: taken).
+
+    One conditional UPDATE checks and counts at once, so two workers sending to the same number at the
+    same instant cannot both pass the caps (a read-then-count would let both through)."""
+    numbers = SmsNumber.__table__
+    c = numbers.c
+    today = _local_day(settings, now)
+    taken = session.execute(
+        update(numbers)
+        .where(
+            c.id == row.id,
+            or_(c.last_notice_at.is_(None),
+                c.last_notice_at <= now - timedelta(seconds=settings.sms_min_interval_seconds)),
+            or_(c.notice_day.is_(None), c.notice_day != today, c.notices_today < settings.sms_max_per_day),
+        )
+        .values(notices_today=case((c.notice_day == today, c.notices_today + 1), else_=1),
+                notice_day=today, last_notice_at=now)
+    ).rowcount
+    if taken:
+        return None
+    session.refresh(row)
+    return _cap_refusal(settings, row, now)
+
+
+def _counted_before_crash(session: Session, key: str | None) -> bool:
+    """Whether an attempt under this key took the notice slot and then the process died (its outbox row
+    is still "sending", or was found never to have reached the provider): this send is that same notice,
+    already counted."""
+    from bot.channels.outbound import NOT_RECEIVED
+
+    if key is None:
+        return False
+    M = OutboundMessage
+    earlier = select(M.id).where(
+        M.idempotency_key == key, or_(M.status == "sending", (M.status == "failed") & (M.error_code == NOT_RECEIVED))
+    )
+    return session.scalar(earlier) is not None
+
+
+def _give_back_notice_slot(session: Session, row_id: int, previous: datetime | None, now: datetime) -> None:
+    """Undo `_take_notice_slot` for a notice that did not go out (the provider refused it, or an earlier
+    attempt under the same key had already sent it)."""
+    c = SmsNumber.__table__.c
+    session.execute(
+        update(SmsNumber.__table__)
+        .where(c.id == row_id, c.last_notice_at == now)  # our own claim, nobody's later one
+        .values(notices_today=case((c.notices_today > 0, c.notices_today - 1), else_=0), last_notice_at=previous)
+    )
+    if session.in_nested_transaction():
+        session.flush()
+    else:
+        session.commit()
 
 
 # ---- sending -----------------------------------------------------------------------------------
@@ -433,11 +487,13 @@ def send_sms(
     row = number_row(session, settings, number, lock=True)
     now = utcnow()
     refusal = None
+    claimed, row_id, previous = False, row.id, row.last_notice_at
     if purpose != ESSENTIAL:
         if row.opted_out:
             refusal = SendResult(ok=False, error_code="opted_out", error="the number opted out of notices")
-        else:
-            refusal = _cap_refusal(settings, row, now)
+        elif not _counted_before_crash(session, key):
+            refusal = _take_notice_slot(session, settings, row, now)
+            claimed = refusal is None
     record = OutboundMessage(channel="sms", kind="sms", user_id=row.number_hash, number_masked=row.number_masked,
                              provider=gateway.name, purpose=purpose, text=text, segments=segments(text),
                              idempotency_key=key)
@@ -448,17 +504,8 @@ def send_sms(
         lambda: gateway.send([number], text, provider_body, marketing=purpose == "marketing", key=key)[0],
         refusal=refusal, on_record=lambda: called.append(True),
     )
-    if called and result.ok and purpose != ESSENTIAL:
-        # Counted when the provider took it, in one statement: the number's lock ended with the commit
-        # before the call (no database lock is held across a provider call).
-        today = _local_day(settings, now)
-        numbers = SmsNumber.__table__
-        session.execute(
-            update(numbers).where(numbers.c.id == row.id).values(
-                notices_today=case((numbers.c.notice_day == today, numbers.c.notices_today + 1), else_=1),
-                notice_day=today, last_notice_at=now,
-            )
-        )
+    if claimed and not (called and result.ok):
+        _give_back_notice_slot(session, row_id, previous, now)
     return result
 
 
