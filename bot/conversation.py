@@ -11,16 +11,15 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from bot import dialogs, pii
 from bot.channels.base import Choice, InboundMessage, Reply
-from bot.db import dialect_insert, session_scope
+from bot.db import dialect_insert
 from bot.intents import Handler, load_handlers
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.models import ConversationState, Labourer, MessageLog, utcnow
@@ -31,12 +30,20 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 FALLBACK_CONFIDENCE = 0.5
-MESSAGES = MessageLog.__table__  # Core statements: the log is written on every message, keep it lean
+# The pipeline's own rows (the log, the state) are written with Core statements built once: they run on
+# every message, and the ORM's unit of work costs several times the statement itself.
+MESSAGES = MessageLog.__table__
+STATES = ConversationState.__table__
+STATE_FIELDS = ("labourer_id", "dialog", "step", "slots", "context")
 _DIGIT = re.compile(r"^\s*(\d{1,2})\s*[.。!！?？、]*\s*$")
 
 # Checked before the menu and the intent router; each returns replies or None to pass. Registered by
 # the areas that need one (scheduler.replies: "报名"/"1"/"不去了" answering a broadcast).
 PRE_ROUTE_HOOKS: list[Callable[["Turn"], "list[Reply] | None"]] = []
+
+# Per channel, what must be recorded about the sender in the message's own transaction, right after the
+# inbound row (a platform retry skips it): WeChat's following and customer-service window.
+ON_LOGGED: dict[str, Callable[[Connection, InboundMessage], None]] = {}
 
 
 @dataclass
@@ -60,16 +67,29 @@ class Services:
             handlers=load_handlers(),
         )
 
+    @property
+    def engine(self) -> Engine:
+        return self.sessionmaker.kw["bind"]
 
-@dataclass
+
 class Turn:
-    session: Session
-    message: InboundMessage
-    state: ConversationState
-    services: Services
-    text: str = ""  # the message text as the NLU sees it (bounded)
-    parse: Parse | None = None
-    action: dict[str, Any] = field(default_factory=dict)  # set when a menu choice triggered the handler
+    """One message being answered. `session` is the ORM session handlers use; the pipeline opens it (inside
+    a savepoint of the message's transaction) only when a handler first asks for it, so the common answers
+    (policy, menus) cost no savepoint and no unit of work."""
+
+    def __init__(self, work: "_Work", message: InboundMessage, state: ConversationState, services: Services, *,
+                 text: str = "", parse: Parse | None = None) -> None:
+        self._work = work
+        self.message = message
+        self.state = state
+        self.services = services
+        self.text = text  # the message text as the NLU sees it (bounded)
+        self.parse = parse
+        self.action: dict[str, Any] = {}  # set when a menu choice triggered the handler
+
+    @property
+    def session(self) -> Session:
+        return self._work.session()
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -100,78 +120,159 @@ class Outcome:
     inbound_id: int | None = None
 
 
+class _Work:
+    """The message's transaction: a Core connection for the pipeline's rows, and the handlers' ORM session
+    joined to it under a savepoint, opened on first use. `undo()` rolls back to that savepoint: a failing
+    handler's writes go, the inbound row stays."""
+
+    def __init__(self, services: Services, conn: Connection) -> None:
+        self.services, self.conn = services, conn
+        self._session: Session | None = None
+        self._savepoint: SessionTransaction | None = None
+
+    def session(self) -> Session:
+        if self._session is None:
+            # rollback_only: committing this session never commits the message's transaction. The explicit
+            # savepoint makes handlers see a nested transaction, as send_recorded needs (it flushes there
+            # instead of committing).
+            self._session = self.services.sessionmaker(bind=self.conn, join_transaction_mode="rollback_only")
+            self._savepoint = self._session.begin_nested()
+        return self._session
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def keep(self) -> None:
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.commit()  # RELEASE SAVEPOINT
+
+    def undo(self) -> None:
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+        self.close()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = self._savepoint = None
+
+
 def handle_message(services: Services, message: InboundMessage) -> Outcome:
-    """Process one inbound message in one transaction.
+    """Process one inbound message in one transaction (one commit).
 
     The message is understood first (pure CPU, no lock held). The inbound row goes in with ON CONFLICT DO
-    NOTHING: the unique key turns a platform retry into a no-op, across processes. The handler runs under a
-    savepoint, so when it fails only its own writes are undone: the message stays logged (marked failed)
-    and the person gets an apology.
+    NOTHING: the unique key turns a platform retry into a no-op, across processes. The handler's database
+    writes run under a savepoint and the state is written back after it, so when it fails only its own
+    writes are undone: the message stays logged (marked failed) and the person gets an apology.
     """
     text = "" if message.kind == "event" else _clean(message.text)[: services.settings.max_message_chars]
     parse = services.router.parse(text) if text else None
-    with session_scope(services.sessionmaker) as session:
-        inbound_id = _log_inbound(session, message, parse)
+    statements = _statements(services.engine)
+    with services.engine.begin() as conn:
+        inbound_id = _log_inbound(conn, statements, message, parse)
         if inbound_id is None:
             log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
             return Outcome(replies=[], duplicate=True)
+        on_logged = ON_LOGGED.get(message.channel)
+        if on_logged is not None:
+            on_logged(conn, message)
+        work = _Work(services, conn)
         try:
-            with session.begin_nested():
-                state = _load_state(session, message)
-                turn = Turn(session=session, message=message, state=state, services=services, text=text, parse=parse)
-                replies = _respond(turn)
-                _remember_menu(state, replies)
-                _log_outbound(session, message, replies)
+            state, loaded = _load_state(conn, statements, message)
+            turn = Turn(work, message, state, services, text=text, parse=parse)
+            replies = _respond(turn)
+            _remember_menu(state, replies)
+            outbound = _outbound_rows(message, replies)
+            work.flush()
+            # Inside the handler's savepoint when it opened one: a failure from here on undoes it all.
+            _save_state(conn, statements, state, loaded)
+            _log_outbound(conn, statements, outbound)
+            work.keep()
         except Exception as exc:  # a failing handler answers with an apology; the message stays logged
             log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
+            work.undo()
             replies = [Reply(services.kb.text("apology"))]
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            session.execute(update(MESSAGES).where(MESSAGES.c.id == inbound_id).values(status="failed", error=error))
-            _log_outbound(session, message, replies)
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == inbound_id).values(status="failed", error=error))
+            _log_outbound(conn, statements, _outbound_rows(message, replies))
+        finally:
+            work.close()
         return Outcome(replies=replies, inbound_id=inbound_id)
 
 
-def _log_inbound(session: Session, message: InboundMessage, parse: Parse | None) -> int | None:
-    """The new row's id, or None when this (channel, external_id) was seen before (a platform retry)."""
-    understood = (
-        {"intent": parse.intent, "confidence": parse.confidence, "topic": parse.topic, "entry_id": parse.entry_id}
-        if parse is not None
-        else {}
-    )
-    stmt = (
-        dialect_insert(session, MESSAGES)
-        .values(
-            channel=message.channel,
-            user_id=message.user_id,
-            direction="in",
-            external_id=message.external_id,
-            kind=message.kind,
-            text=_loggable(message.text),
-            media_id=message.media_id,
-            status="ok",
-            created_at=message.received_at,
-            **understood,
+@dataclass(frozen=True)
+class _Statements:
+    log_inbound: Any
+    load_state: Any
+    create_state: Any
+    save_state: Any
+    log_outbound: Any
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(engine: Engine) -> _Statements:
+    """Built once per dialect: SQLAlchemy caches a statement's compiled form by the statement object."""
+    name = engine.dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        columns = [STATES.c.id, *(STATES.c[f] for f in STATE_FIELDS), STATES.c.updated_at]
+        key = (STATES.c.channel == bindparam("channel")) & (STATES.c.user_id == bindparam("user_id"))
+        found = _STATEMENTS[name] = _Statements(
+            log_inbound=dialect_insert(engine, MESSAGES)
+            .on_conflict_do_nothing(index_elements=["channel", "direction", "external_id"])
+            .returning(MESSAGES.c.id),
+            # FOR UPDATE (PostgreSQL): one person's messages are answered one after the other.
+            load_state=select(*columns).where(key).with_for_update(),
+            create_state=dialect_insert(engine, STATES)
+            .on_conflict_do_nothing(index_elements=["channel", "user_id"])
+            .returning(*columns),
+            save_state=update(STATES).where(STATES.c.id == bindparam("state_id")),
+            log_outbound=insert(MESSAGES),
         )
-        .on_conflict_do_nothing(index_elements=["channel", "direction", "external_id"])
-        .returning(MESSAGES.c.id)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+    return found
 
 
-def _load_state(session: Session, message: InboundMessage) -> ConversationState:
-    query = select(ConversationState).where(
-        ConversationState.channel == message.channel, ConversationState.user_id == message.user_id
-    )
-    state = session.scalars(query.with_for_update()).one_or_none()
-    if state is not None:
-        return state
-    state = ConversationState(channel=message.channel, user_id=message.user_id, slots={}, context={})
-    try:
-        with session.begin_nested():
-            session.add(state)
-    except IntegrityError:  # another worker created it a moment ago
-        state = session.scalars(query.with_for_update()).one()
-    return state
+def _log_inbound(conn: Connection, statements: _Statements, message: InboundMessage, parse: Parse | None) -> int | None:
+    """The new row's id, or None when this (channel, external_id) was seen before (a platform retry)."""
+    row = {
+        "channel": message.channel,
+        "user_id": message.user_id,
+        "direction": "in",
+        "external_id": message.external_id,
+        "kind": message.kind,
+        "text": _loggable(message.text),
+        "media_id": message.media_id,
+        "status": "ok",
+        "created_at": message.received_at,
+        "intent": parse.intent if parse else None,
+        "confidence": parse.confidence if parse else None,
+        "topic": parse.topic if parse else None,
+        "entry_id": parse.entry_id if parse else None,
+    }
+    return conn.execute(statements.log_inbound, row).scalar_one_or_none()
+
+
+def _load_state(conn: Connection, statements: _Statements, message: InboundMessage) -> tuple[ConversationState, dict[str, Any]]:
+    """The person's state (created on first contact) as a detached ConversationState, and the values read,
+    to write back only what the turn changed."""
+    key = {"channel": message.channel, "user_id": message.user_id}
+    row = conn.execute(statements.load_state, key).one_or_none()
+    if row is None:
+        row = conn.execute(statements.create_state, {**key, "slots": {}, "context": {}, "updated_at": utcnow()}).one_or_none()
+        if row is None:  # another worker created it a moment ago
+            row = conn.execute(statements.load_state, key).one()
+    values = row._asdict()
+    return ConversationState(**key, **values), values
+
+
+def _save_state(conn: Connection, statements: _Statements, state: ConversationState, loaded: dict[str, Any]) -> None:
+    # As the ORM would: only changed fields, and updated_at moves only when something changed.
+    changes = {f: getattr(state, f) for f in STATE_FIELDS if getattr(state, f) != loaded[f]}
+    if changes:
+        conn.execute(statements.save_state, {"state_id": loaded["id"], **changes, "updated_at": utcnow()})
 
 
 def _respond(turn: Turn) -> list[Reply]:
@@ -253,16 +354,18 @@ def _remember_menu(state: ConversationState, replies: list[Reply]) -> None:
     state.context = context  # reassign: JSON columns only notice a new object
 
 
-def _log_outbound(session: Session, message: InboundMessage, replies: list[Reply]) -> None:
-    if not replies:
-        return
+def _outbound_rows(message: InboundMessage, replies: list[Reply]) -> list[dict[str, Any]]:
     now = utcnow()
-    rows = [
+    return [
         {"channel": message.channel, "user_id": message.user_id, "direction": "out", "kind": "text",
          "text": _loggable(reply.plain_text()), "status": "sent", "created_at": now}
         for reply in replies
     ]
-    session.execute(insert(MESSAGES), rows)
+
+
+def _log_outbound(conn: Connection, statements: _Statements, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(statements.log_outbound, rows[0] if len(rows) == 1 else rows)
 
 
 def _loggable(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated
 from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,9 +78,11 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         _give(record.info)
 
 
-def dialect_insert(session: Session, table):  # noqa: ANN001, ANN201
-    """INSERT with ON CONFLICT support (`.on_conflict_do_nothing/do_update`) for the session's backend."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+def dialect_insert(bind: Session | Connection | Engine, table):  # noqa: ANN001, ANN201
+    """INSERT with ON CONFLICT support (`.on_conflict_do_nothing/do_update`) for the backend of a session,
+    connection or engine."""
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    module = postgresql if dialect.name == "postgresql" else sqlite
     return module.insert(table)
 
 

@@ -26,13 +26,13 @@ from xml.parsers.expat import ExpatError
 import xmltodict
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, Engine, delete, update
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.channels.base import InboundMessage, Reply
-from bot.conversation import Services, handle_message
+from bot.conversation import ON_LOGGED, Services, handle_message
 from bot.db import dialect_insert, session_scope
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
 
@@ -209,9 +209,10 @@ TOUCH_EVERY = 60.0
 TOUCHED_MAX = 100_000
 
 
-def _touch_follower(services: Services, message: InboundMessage) -> None:
-    """Record what the platform rules need: following, QR source, the customer-service window."""
-    now = utcnow()
+def _touch_follower(conn: Connection, message: InboundMessage) -> None:
+    """Record what the platform rules need: following, QR source, the customer-service window.
+
+    Runs in the message's own transaction, right after its inbound row (conversation.ON_LOGGED)."""
     event = message.event if message.kind == "event" else None
     interaction = message.kind in INTERACTIONS or event in INTERACTION_EVENTS
     source = None
@@ -220,23 +221,21 @@ def _touch_follower(services: Services, message: InboundMessage) -> None:
     elif event == "SCAN" and message.event_key:
         source = message.event_key[:64]
     plain = event is None and interaction
-    if plain:
-        with _touched_lock:
+    with _touched_lock:
+        if not plain:
+            _touched.pop(message.user_id, None)
+        else:
             last = _touched.get(message.user_id)
             if last is not None and time.monotonic() - last < TOUCH_EVERY:
                 return
-    else:
-        with _touched_lock:
-            _touched.pop(message.user_id, None)
-    _write_follower(services, message, now, event, interaction, source)
-    if plain:
-        with _touched_lock:
             if len(_touched) >= TOUCHED_MAX:
                 _touched.clear()
+            # Set before the commit; process() forgets it if the transaction fails.
             _touched[message.user_id] = time.monotonic()
+    _write_follower(conn, message, utcnow(), event, interaction, source)
 
 
-def _write_follower(services: Services, message: InboundMessage, now, event, interaction, source) -> None:  # noqa: ANN001
+def _write_follower(conn: Connection, message: InboundMessage, now, event, interaction, source) -> None:  # noqa: ANN001
     changes: dict[str, object] = {}
     if event == "subscribe":
         changes.update(subscribed=True, subscribed_at=now)
@@ -244,17 +243,23 @@ def _write_follower(services: Services, message: InboundMessage, now, event, int
         changes.update(last_interaction_at=now, window_closed=False, cs_sent=0)
     if source:
         changes["source"] = source
+    # One upsert; the statement depends only on which columns change, so its compiled form is reused.
+    stmt = _follower_upsert(conn.engine, tuple(changes))
+    conn.execute(stmt, {"openid": message.user_id, "subscribed": True, "window_closed": False, "cs_sent": 0, **changes})
+    if source:
+        conn.execute(update(Labourer).where(Labourer.wechat_openid == message.user_id).values(wechat_source=source))
+
+
+@lru_cache(maxsize=16)
+def _follower_upsert(engine: Engine, changed: tuple[str, ...]):  # noqa: ANN202
     table = WeChatFollower.__table__
-    with session_scope(services.sessionmaker) as session:
-        # One upsert per message: this runs on every callback, before the pipeline.
-        stmt = dialect_insert(session, table).values(
-            {"openid": message.user_id, "subscribed": True, "window_closed": False, "cs_sent": 0, **changes}
-        )
-        index = [table.c.openid]
-        session.execute(stmt.on_conflict_do_update(index_elements=index, set_=changes) if changes
-                        else stmt.on_conflict_do_nothing(index_elements=index))
-        if source:
-            session.execute(update(Labourer).where(Labourer.wechat_openid == message.user_id).values(wechat_source=source))
+    stmt = dialect_insert(engine, table)
+    if not changed:
+        return stmt.on_conflict_do_nothing(index_elements=[table.c.openid])
+    return stmt.on_conflict_do_update(index_elements=[table.c.openid], set_={c: stmt.excluded[c] for c in changed})
+
+
+ON_LOGGED["wechat"] = _touch_follower
 
 
 def forget_follower(services: Services, openid: str) -> None:
@@ -297,8 +302,12 @@ def template_job_finished(services: Services, node: dict[str, Any]) -> None:
 
 def process(services: Services, message: InboundMessage) -> list[Reply]:
     """The pipeline for one WeChat message, with what only WeChat needs around it."""
-    _touch_follower(services, message)
-    outcome = handle_message(services, message)
+    try:
+        outcome = handle_message(services, message)  # records the follower too (_touch_follower)
+    except BaseException:
+        with _touched_lock:  # nothing was recorded
+            _touched.pop(message.user_id, None)
+        raise
     if message.kind == "event" and message.event == "unsubscribe":
         forget_follower(services, message.user_id)
         return []
