@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -52,13 +54,67 @@ def make_engine(url: str) -> Engine:
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
-def _serialize_sqlite_writers(engine: Engine) -> None:
-    """Writers of one process queue on a Python lock, taken at a transaction's first write.
+class WriterLock:
+    """One SQLite writer at a time, taken at a transaction's first write and given back at its end.
 
-    SQLite allows one writer at a time; a thread that finds the database locked waits in SQLite's busy
-    handler, which sleeps in steps of up to 100 ms — under concurrent messages that becomes seconds of
-    latency. A lock wakes the next writer the moment the previous one commits."""
-    lock = threading.RLock()
+    SQLite allows one writer; a connection that finds the database locked waits in SQLite's busy handler,
+    which sleeps in steps of up to 100 ms — under concurrent messages that becomes seconds of latency.
+    Here the threads of a process queue on a lock, and the processes sharing the file (web workers, the
+    dispatcher) on an flock of a file beside it: a waiting writer wakes the moment the other one commits.
+    Reentrant per thread, as the lock was before: a thread writing on a second connection while its first
+    holds the lock gets SQLite's busy timeout (an error), never a deadlock.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0  # guarded by _lock
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0 and self.path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own description
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+_writer_locks: dict[Path | None, WriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def writer_lock(database: str | None) -> WriterLock:
+    """The process's lock for one SQLite file, shared by every engine on it (None: an in-memory database,
+    which only this process sees)."""
+    path = Path(database).resolve().with_name(Path(database).name + "-writer.lock") if database else None
+    with _writer_locks_guard:
+        lock = _writer_locks.get(path)
+        if lock is None:
+            lock = _writer_locks[path] = WriterLock(path)
+        return lock
+
+
+def _serialize_sqlite_writers(engine: Engine) -> None:
+    database = engine.url.database
+    lock = writer_lock(database if database and database != ":memory:" and not database.startswith("file:") else None)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _take(conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
