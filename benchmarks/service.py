@@ -27,6 +27,36 @@ def free_port() -> int:
 class Service:
     base: str
     ready_seconds: float
+    pid: int  # `gongyou serve` (with --workers N, uvicorn's supervisor; the workers are its children)
+
+
+def _process_tree(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rpartition(")")[2].split()[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, []))
+    return tree
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants that are alive (Linux /proc)."""
+    total = 0
+    for member in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -54,7 +84,7 @@ def running_service(env: dict[str, str], *, workers: int = 1, cwd: Path | None =
             if time.perf_counter() - started > timeout:
                 raise RuntimeError("gongyou serve did not become healthy")
             time.sleep(0.1)
-        yield Service(base, time.perf_counter() - started)
+        yield Service(base, time.perf_counter() - started, proc.pid)
     finally:
         proc.terminate()
         try:
