@@ -27,7 +27,7 @@ from collections import _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
-from operator import add
+from operator import add, mul, sub
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from bot.nlu.entities import cache_dir as _cache_dir
 from bot.nlu.entities import load_cached, save_cached
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer, leading_texts
-from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse
+from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse, new_candidate, new_parse
 
 NLU_DIR = "nlu"
 OUT_OF_SCOPE = "out_of_scope"
@@ -186,13 +186,23 @@ class _Model:
         """Derived lookups, computed after building or loading."""
         self.unknown = len(self.feat_id)
         self.n_docs = len(self.doc_entry)
-        self.idf_list = self.idf.tolist()
         # the postings' weights times their feature's idf (a message's query weight is that idf,
         # times 1 + log(tf) for the rare repeated feature)
         lens = np.diff(self.indptr)
         self.post_wval = self.post_val * np.repeat(self.idf, lens)
-        self.post_start, self.post_len = self.indptr[:-1].tolist(), lens.tolist()
+        # One record per indexed feature, everything a query needs in one lookup:
+        # (-idf, feature number, postings start, postings count, idf²). A feature seen once in the
+        # message (nearly all) goes into the query as this very tuple; the first two fields are its
+        # sort key (rarest first, ties to the lower number).
+        idf, starts = self.idf.tolist(), self.indptr[:-1].tolist()
+        counts = lens.tolist()
+        self.query_terms = {k: (-idf[f], f, starts[f], counts[f], idf[f] * idf[f])
+                            for k, f in self.feat_id.items() if idf[f] > 0}
         self.positions = np.arange(int(lens.max(initial=0)) * RETRIEVAL_MAX_FEATURES + 1)
+        # the naive Bayes sum of a message's rows is a product with a vector of ones (BLAS: half the
+        # instructions of a sum over axis 0); a message has fewer features than 5 per scored character
+        self.ones = np.ones(5 * MAX_SCORED_CHARS + 8)
+        self.any_empty = bool(self.nb_empty.any())
         # The documents are ordered by intent and, within policy_question, by topic: each class is a
         # range of them (`slots`: intents but policy_question, policy questions without a topic, then
         # the topics), so the best per class is one maximum.reduceat over the non-empty ranges.
@@ -408,20 +418,29 @@ class Router:
         every document's (None: no document shares a feature). Features are the counted ones
         (`ret`): bigrams and words, weighted (1 + log(tf)) × idf."""
         m = self.model
-        get, idf = m.feat_id.get, m.idf_list
-        query: list[tuple[float, int, float]] = []
+        get = m.query_terms.get
+        query: list[tuple] = []
         # unknown features still count in the query norm: a message mostly about something else scores low
         sq = 0.0
+        repeated = False
         for k, v in ret.items():
-            f = get(k)
-            w = idf[f] if f is not None else 0.0
-            tf = 1.0 + math.log(v) if v > 1 else 1.0
-            if w > 0:
-                w *= tf
-                query.append((-w, f, tf))
-                sq += w * w
+            term = get(k)
+            if v == 1:
+                if term is None:
+                    sq += 1.0
+                else:
+                    query.append(term)
+                    sq += term[4]
             else:
-                sq += tf * tf
+                tf = 1.0 + math.log(v)
+                if term is None:
+                    sq += tf * tf
+                else:
+                    w = -term[0] * tf
+                    # (the same record, weighted; tf last for the postings' weights)
+                    query.append((-w, term[1], term[2], term[3], w * w, tf))
+                    sq += w * w
+                    repeated = True
         if not query:
             return [0.0] * (N_INTENTS + N_TOPICS), None
         if len(query) > RETRIEVAL_MAX_FEATURES:
@@ -429,18 +448,21 @@ class Router:
             # (ties, equal idf being common, go to the lower feature number)
             query.sort()
             del query[RETRIEVAL_MAX_FEATURES:]
-        # the postings of the chosen features: one gather from the CSR arrays
-        lens = [m.post_len[f] for _w, f, _tf in query]
-        base = []
+        # The postings of the chosen features: one gather from the CSR arrays. Their starts (less
+        # the postings before them) and counts go to numpy as one flat list: one conversion.
+        flat: list[int] = []
         total = 0
-        for (_w, f, _tf), n in zip(query, lens):
-            base.append(m.post_start[f] - total)
+        for term in query:
+            n = term[3]
+            flat.append(term[2] - total)
+            flat.append(n)
             total += n
-        at = np.repeat(base, lens)
+        runs = np.fromiter(flat, np.intp, len(flat))
+        at = runs[0::2].repeat(runs[1::2])
         at += m.positions[:total]
         docs, vals = m.post_doc[at], m.post_wval[at]
-        if any(tf != 1.0 for _w, _f, tf in query):
-            vals *= np.repeat([tf for _w, _f, tf in query], lens)
+        if repeated:
+            vals *= np.repeat([t[5] if len(t) > 5 else 1.0 for t in query], runs[1::2])
         vals *= 1.0 / math.sqrt(sq)
         scores = np.bincount(docs, vals, minlength=m.n_docs)
         per_range = np.maximum.reduceat(scores, m.range_starts).tolist()
@@ -459,15 +481,19 @@ class Router:
         key = self._exact_key(folded)
         exact = self.exact.get(key) if key else None
         if exact:
-            cand = Candidate(exact, 1.0)
-            return Parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
+            cand = new_candidate(exact, 1.0)
+            return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
 
         m = self.model
         cls, ret = self._features(norm, tokens)
-        ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, len(cls))
-        logp = (m.nb[ids].sum(axis=0) + m.nb_empty).tolist()
+        n_cls = len(cls)
+        rows = m.nb.take(np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, n_cls), axis=0)
+        logp = m.ones[:n_cls] @ rows if n_cls <= len(m.ones) else rows.sum(axis=0)
+        if m.any_empty:
+            logp += m.nb_empty
+        logp = logp.tolist()
         # best retrieval score per intent, then per topic; the nearest document of each topic
         best, doc_scores = self._retrieve(ret)
         domain = self._names_domain(norm, ret)
@@ -480,32 +506,35 @@ class Router:
             ):
                 cue[k] += weight
 
+        # The posterior mix and the candidates, with the per-item arithmetic in C (map over operator
+        # functions): the same operations in the same order as a comprehension, at half the cost.
         li, lt = logp[:N_INTENTS], logp[N_INTENTS:]
-        top_i, top_t = max(li), max(lt)
         exp = math.exp
-        ei = [exp(v - top_i) for v in li]
-        et = [exp(v - top_t) for v in lt]
+        ei = list(map(exp, map(sub, li, repeat(max(li)))))
+        et = list(map(exp, map(sub, lt, repeat(max(lt)))))
         zi, zt = NB_WEIGHT / sum(ei), NB_WEIGHT / sum(et)
-        scores = [zi * p + r + c for p, r, c in zip(ei, best, cue)]
-        topic_scores = [zt * p + r + c for p, r, c in zip(et, best[N_INTENTS:], cue[N_INTENTS:])]
+        scores = list(map(add, map(add, map(mul, repeat(zi), ei), best), cue))
+        topic_scores = list(map(add, map(add, map(mul, repeat(zt), et), best[N_INTENTS:]), cue[N_INTENTS:]))
         top_topic = max(topic_scores)
         policy = scores[POLICY]
         # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
         # offers different subjects, not two answers of one
-        candidates = [(s, k, -1) for k, s in enumerate(scores) if k != POLICY]
-        candidates.extend((policy + s - top_topic, POLICY, t) for t, s in enumerate(topic_scores))
+        candidates = list(zip(scores, range(N_INTENTS), repeat(-1)))
+        del candidates[POLICY]
+        candidates += zip(map(sub, map(add, repeat(policy), topic_scores), repeat(top_topic)),
+                          repeat(POLICY), range(N_TOPICS))
         candidates.sort(reverse=True)
         del candidates[5:]
+        confidences = [_confidence(s) for s, _k, _t in candidates]
         ranking = []
-        for s, k, t in candidates:
+        for (s, k, t), c in zip(candidates, confidences):
             if t < 0:
-                ranking.append(Candidate(INTENTS[k], round(_confidence(s), 4)))
+                ranking.append(new_candidate(INTENTS[k], round(c, 4)))
             else:
-                ranking.append(Candidate("policy_question", round(_confidence(s), 4), TOPICS[t],
-                                         self._entry(doc_scores, t)))
+                ranking.append(new_candidate("policy_question", round(c, 4), TOPICS[t], self._entry(doc_scores, t)))
         best_score, best_k, _best_t = candidates[0]
         top = ranking[0]
-        confidence = _confidence(best_score)
+        confidence = confidences[0]
         # evidence: how close the nearest example is, plus the cues; the classifiers' posterior is
         # relative and says nothing about whether the message is ours at all
         evidence = best[best_k] + cue[best_k]
@@ -522,7 +551,7 @@ class Router:
                  if best_score - s < TIE_MARGIN and rc.intent != OUT_OF_SCOPE]
         if len(close) >= 2:
             ambiguous = close
-        return Parse(
+        return new_parse(
             text, norm, top.intent, round(confidence, 4), top.topic, top.entry_id,
             entities, tokens, ranking, ambiguous,
         )
@@ -562,8 +591,8 @@ class Router:
     def _out_of_scope(text: str, norm: str, entities: list, tokens: list[str], confidence: float,
                       ranking: list[Candidate]) -> Parse:
         confidence = round(min(1.0, max(confidence, 0.5)), 4)
-        ranking = [Candidate(OUT_OF_SCOPE, confidence), *(c for c in ranking if c.intent != OUT_OF_SCOPE)][:5]
-        return Parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [])
+        ranking = [new_candidate(OUT_OF_SCOPE, confidence), *(c for c in ranking if c.intent != OUT_OF_SCOPE)][:5]
+        return new_parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [])
 
 
 def _confidence(score: float) -> float:
