@@ -11,7 +11,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -201,38 +201,6 @@ def handle_message(services: Services, message: InboundMessage) -> Outcome:
         return Outcome(replies=replies, inbound_id=inbound_id)
 
 
-class _OnCursor:
-    """A Core statement compiled once for SQLite and run on the connection's own sqlite3 cursor, with
-    SQLAlchemy's type processing (JSON, UTC datetimes). SQLAlchemy's work per execution costs several times
-    SQLite's (~80 µs against ~15 µs a statement); this is for the statements run on every message after the
-    first, which takes the writer lock and begins the transaction through Core."""
-
-    def __init__(self, stmt: Any, dialect: Any, keys: list[str] | None = None) -> None:  # noqa: ANN401
-        compiled = stmt.compile(dialect=dialect, column_keys=keys)
-        self.sql = str(compiled)
-        binds = compiled.binds
-        self.params = [(name, binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in compiled.positiontup]
-        columns = getattr(stmt, "selected_columns", ())
-        self.columns = [(c.key, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in columns]
-
-    def run(self, conn: Connection, values: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any] | None:
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            if isinstance(values, list):
-                cursor.executemany(self.sql, [self._bound(v) for v in values])
-                return None
-            cursor.execute(self.sql, self._bound(values))
-            if not self.columns:
-                return None
-            row = cursor.fetchone()
-            return None if row is None else {k: p(v) if p else v for (k, p), v in zip(self.columns, row, strict=True)}
-        finally:
-            cursor.close()
-
-    def _bound(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(p(values[name]) if p else values[name] for name, p in self.params)
-
-
 @dataclass(frozen=True)
 class _Statements:
     log_inbound: Any
@@ -240,18 +208,6 @@ class _Statements:
     create_state: Any
     save_state: Any
     log_outbound: Any
-    dialect: Any
-    on_cursor: dict[tuple[str, ...], _OnCursor] = field(default_factory=dict)  # SQLite only
-
-    def cursor(self, name: str, keys: tuple[str, ...] = ()) -> _OnCursor | None:
-        """`name`'s statement to run on the cursor (SQLite), None to run it through Core (PostgreSQL, where
-        the round trip outweighs SQLAlchemy's own work)."""
-        if self.dialect.name != "sqlite":
-            return None
-        found = self.on_cursor.get((name, *keys))
-        if found is None:
-            found = self.on_cursor[(name, *keys)] = _OnCursor(getattr(self, name), self.dialect, list(keys) or None)
-        return found
 
 
 _STATEMENTS: dict[str, _Statements] = {}
@@ -275,7 +231,6 @@ def _statements(engine: Engine) -> _Statements:
             .returning(*columns),
             save_state=update(STATES).where(STATES.c.id == bindparam("state_id")),
             log_outbound=insert(MESSAGES),
-            dialect=engine.dialect,
         )
     return found
 
@@ -304,17 +259,12 @@ def _load_state(conn: Connection, statements: _Statements, message: InboundMessa
     """The person's state (created on first contact) as a detached ConversationState, and the values read,
     to write back only what the turn changed."""
     key = {"channel": message.channel, "user_id": message.user_id}
-    on_cursor = statements.cursor("load_state")
-    if on_cursor is not None:
-        values = on_cursor.run(conn, key)
-    else:
-        row = conn.execute(statements.load_state, key).one_or_none()
-        values = None if row is None else row._asdict()
-    if values is None:
+    row = conn.execute(statements.load_state, key).one_or_none()
+    if row is None:
         row = conn.execute(statements.create_state, {**key, "slots": {}, "context": {}, "updated_at": utcnow()}).one_or_none()
         if row is None:  # another worker created it a moment ago
             row = conn.execute(statements.load_state, key).one()
-        values = row._asdict()
+    values = row._asdict()
     return ConversationState(**key, **values), values
 
 
@@ -322,12 +272,7 @@ def _save_state(conn: Connection, statements: _Statements, state: ConversationSt
     # As the ORM would: only changed fields, and updated_at moves only when something changed.
     changes = {f: getattr(state, f) for f in STATE_FIELDS if getattr(state, f) != loaded[f]}
     if changes:
-        values = {"state_id": loaded["id"], **changes, "updated_at": utcnow()}
-        on_cursor = statements.cursor("save_state", (*changes, "updated_at"))
-        if on_cursor is not None:
-            on_cursor.run(conn, values)
-        else:
-            conn.execute(statements.save_state, values)
+        conn.execute(statements.save_state, {"state_id": loaded["id"], **changes, "updated_at": utcnow()})
 
 
 def _respond(turn: Turn) -> list[Reply]:
@@ -419,12 +364,7 @@ def _outbound_rows(message: InboundMessage, replies: list[Reply]) -> list[dict[s
 
 
 def _log_outbound(conn: Connection, statements: _Statements, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    on_cursor = statements.cursor("log_outbound", tuple(rows[0]))
-    if on_cursor is not None:
-        on_cursor.run(conn, rows[0] if len(rows) == 1 else rows)
-    else:
+    if rows:
         conn.execute(statements.log_outbound, rows[0] if len(rows) == 1 else rows)
 
 
