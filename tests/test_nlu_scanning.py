@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 import re
-from operator import add
 
-from bot.nlu.entities import literal_trie, pair_starts
+from bot.nlu.entities import literal_trie
 
 WORDS = ["电焊", "电焊工", "电工", "焊工", "挖机", "挖掘机", "挖掘机司机", "工", "a.b", "(x)", "工地", "地"]
 
@@ -25,11 +24,3 @@ def test_literal_trie_takes_the_longest_word_like_the_alternation():
         assert [(m.start(), m.group()) for m in trie.finditer(text)] == _plain(WORDS, text), text
     assert re.compile(literal_trie([])).search("anything") is None
 
-
-def test_pair_starts_finds_every_position_in_order():
-    rng = random.Random(11)
-    pairs = frozenset({"ab", "ba", "aa", "cd"})
-    for _ in range(2000):
-        keys = "".join(rng.choice("abcd") for _ in range(rng.randint(0, 12)))
-        plain = [i for i, pair in enumerate(map(add, keys, keys[1:])) if pair in pairs]
-        assert pair_starts(keys, pairs) == plain, keys

@@ -359,24 +359,6 @@ def pinyin_key(text: str) -> str:
     return text.translate(_KEY_TABLE)
 
 
-def pair_starts(keys: str, pairs: frozenset[str]) -> list[int]:
-    """The positions i, in order, where keys[i:i + 2] is one of `pairs`. Which pairs occur is one
-    C-level set intersection, and each is then found with str.find: a loop over the message's
-    positions in Python costs three times as much."""
-    found = pairs.intersection(map(add, keys, keys[1:]))
-    if not found:
-        return []
-    starts: list[int] = []
-    for pair in found:
-        i = keys.find(pair)
-        while i >= 0:
-            starts.append(i)
-            i = keys.find(pair, i + 1)
-    if len(found) > 1:
-        starts.sort()
-    return starts
-
-
 def literal_trie(words: Iterable[str]) -> str:
     """A regex matching the longest of `words` at a position, like their alternation longest first
     (电焊工|电焊|电工), written as a trie: 电(?:焊(?:工|)|工). The regex engine tries a flat
@@ -447,7 +429,8 @@ class Gazetteer:
             return []
         if keys is None:
             keys = pinyin_key(text)
-        starts = pair_starts(keys, self.py_pairs)
+        pairs = self.py_pairs
+        starts = [i for i, pair in enumerate(map(add, keys, keys[1:])) if pair in pairs]
         if not starts:
             return []
         out = []

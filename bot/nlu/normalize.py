@@ -11,11 +11,12 @@ The maps are data in knowledge/nlu/ so officials and linguists can extend them w
 from __future__ import annotations
 
 import re
+from operator import add
 from pathlib import Path
 from typing import Iterable
 
 from bot.knowledge import read_yaml
-from bot.nlu.entities import pair_starts, pinyin_key
+from bot.nlu.entities import pinyin_key
 
 MAX_SCORED_CHARS = 300  # a 10,000-character paste is scored on its beginning only
 COMMON_WORD_MAX = 4  # longest common word looked for around a suspected typo
@@ -162,8 +163,9 @@ class Normalizer:
         if not self.domain:
             return text
         keys = pinyin_key(text)
+        pairs = self.domain_pairs
         # only positions where the first two syllables of a domain word stand are tried
-        starts = pair_starts(keys, self.domain_pairs)
+        starts = [i for i, pair in enumerate(map(add, keys, keys[1:])) if pair in pairs]
         if not starts:
             return text
         out: list[str] = []
