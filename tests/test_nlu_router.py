@@ -28,9 +28,12 @@ def test_examples_all_right():
     assert not misses
 
 
-@pytest.mark.skipif(not (DATA / "nlu_dev.jsonl").exists(), reason="dev set not present")
-def test_dev_set_accuracy():
-    ev = evaluate(load_rows(DATA / "nlu_dev.jsonl"), KNOWLEDGE)
+# nlu_dev: the first development set; nlu_dev_b: 314 messages in voices the first one had too few of
+# (older people, family members asking, voice fillers, pinyin typed for words), written before the
+# router was run on them. Neither is learnt from.
+@pytest.mark.parametrize("name", ["nlu_dev.jsonl", "nlu_dev_b.jsonl"])
+def test_dev_set_accuracy(name):
+    ev = evaluate(load_rows(DATA / name), KNOWLEDGE)
     assert ev["accuracy"] >= 0.95, ev["accuracy"]
     assert ev["topic_accuracy"] >= 0.92, ev["topic_accuracy"]
 
