@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     wechat_max_body_bytes: int = 64 * 1024
     wechat_timestamp_tolerance_seconds: int = 300
     wechat_api_timeout_seconds: float = 5.0
-    wechat_reply_workers: int = 32  # threads that run the pipeline for callbacks (per process)
+    # threads (per process) for late replies and receipts, and for the pipeline on PostgreSQL (on SQLite the
+    # pipeline has two threads of its own: bot.channels.wechat.SQLITE_PIPELINE_THREADS)
+    wechat_reply_workers: int = 32
     wechat_cs_window_hours: int = 48  # customer-service messages only this long after the person's last action
     # Template message fallback: the template id and its field keys, in order (each value <= 20 characters).
     wechat_template_id: str = ""
