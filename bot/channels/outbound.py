@@ -126,6 +126,15 @@ def _wechat_error(exc: WeChatApiError) -> SendResult:
     return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable)
 
 
+def commit_or_flush(session: Session) -> None:
+    """Commit the caller's session, or inside a savepoint (the conversation pipeline) flush: the rows then
+    commit with the caller's transaction."""
+    if session.in_nested_transaction():
+        session.flush()
+    else:
+        session.commit()
+
+
 def send_recorded(
     session: Session, services: Services, record: OutboundMessage, call: Callable[[], SendResult], *,
     refusal: SendResult | None = None, on_record: Callable[[], None] | None = None,
@@ -147,15 +156,8 @@ def send_recorded(
     telling someone they moved up from a waiting list) it cannot be: the rows are flushed and commit
     with the caller's transaction. A keyed send must be committable — its key is what recovery reads.
     """
-    nested = session.in_nested_transaction()
-    if nested and record.idempotency_key is not None:
+    if session.in_nested_transaction() and record.idempotency_key is not None:
         raise ValueError("a send under an idempotency key must be able to commit its outbox row before the call")
-
-    def commit() -> None:
-        if nested:
-            session.flush()
-        else:
-            session.commit()
 
     row = record
     if record.idempotency_key is not None:
@@ -165,7 +167,7 @@ def send_recorded(
         if earlier is not None:
             outcome = earlier_outcome(session, services, earlier)
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
-                commit()
+                commit_or_flush(session)
                 return outcome
             for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
                 setattr(earlier, column, getattr(record, column))
@@ -179,10 +181,10 @@ def send_recorded(
     row.status = "sending"
     if on_record is not None:
         on_record()
-    commit()
+    commit_or_flush(session)
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
     _record_answer(row, result)
-    commit()
+    commit_or_flush(session)
     return result
 
 
