@@ -214,7 +214,8 @@ _STATEMENTS: dict[str, _Statements] = {}
 
 
 def _statements(engine: Engine) -> _Statements:
-    """Built once per dialect: SQLAlchemy caches a statement's compiled form by the statement object."""
+    """Built once per dialect and reused: they run on every message, and building them (the dialect's
+    INSERT … ON CONFLICT … RETURNING) would cost each time. The compiled SQL SQLAlchemy caches itself."""
     name = engine.dialect.name
     found = _STATEMENTS.get(name)
     if found is None:

@@ -243,7 +243,7 @@ def _write_follower(conn: Connection, message: InboundMessage, now, event, inter
         changes.update(last_interaction_at=now, window_closed=False, cs_sent=0)
     if source:
         changes["source"] = source
-    # One upsert; the statement depends only on which columns change, so its compiled form is reused.
+    # One upsert; the statement depends only on which columns change, so it is built once per set of them.
     stmt = _follower_upsert(conn.engine, tuple(changes))
     conn.execute(stmt, {"openid": message.user_id, "subscribed": True, "window_closed": False, "cs_sent": 0, **changes})
     if source:
