@@ -8,6 +8,15 @@ and sends them from this process over `--concurrency` keep-alive HTTP/1.1 connec
 requests/second, p50/p99 latency and the server's CPU time per request (the uvicorn processes' user +
 system time, read from /proc). Bounded by both `--requests` and `--duration`.
 
+Two ways to load it:
+- closed loop (the default): `--concurrency` connections each send the next request as soon as the last
+  is answered. The service runs flat out: the throughput is its capacity, and the latency is mostly the
+  time a request queues behind the 31 others.
+- open loop (`--rate R`): requests are due at R per second whatever the answers do, as people's messages
+  arrive, over a pool of `--concurrency` connections. Each latency counts from when the request was due,
+  so time spent waiting for a free connection counts too (no coordinated omission). This answers "at R
+  requests/s, what does a person wait?".
+
 The client is deliberately lean — requests serialised up front, asyncio streams, no HTTP library — because
 it shares the machine with the server and must not eat the CPU it measures. It still checks every answer:
 each must be a 200 whose body, decrypted and signature-checked after the run, is a text reply to the
@@ -84,42 +93,90 @@ class Run:
     elapsed: float
 
 
-async def drive(url: str, prepared: list[Prepared], concurrency: int, duration: float) -> Run:
-    parts = urlsplit(url)
-    queue = iter(prepared)
-    run = Run([], [], 0, 0.0)
-    deadline = time.perf_counter() + duration
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the service; reopened after a failure."""
 
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes] | None:
+        """(status, body), or None when the connection failed (it is reopened for the next request)."""
         try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            return status, await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def drive(url: str, prepared: list[Prepared], concurrency: int, duration: float,
+                rate: float | None = None) -> Run:
+    """Closed loop (each connection sends as soon as it is answered) or, with `rate`, open loop."""
+    parts = urlsplit(url)
+    run = Run([], [], 0, 0.0)
+    pool = [Connection(parts.hostname, parts.port) for _ in range(concurrency)]
+    started = time.perf_counter()
+    deadline = started + duration
+
+    async def send(conn: Connection, item: Prepared, due: float) -> None:
+        answer = await conn.exchange(item.request)
+        if answer is None:
+            run.failures += 1
+        else:
+            run.latencies.append(time.perf_counter() - due)
+            run.answers.append((item, *answer))
+
+    if rate is None:
+        queue = iter(prepared)
+
+        async def closed(conn: Connection) -> None:
             for item in queue:
                 if time.perf_counter() > deadline:
                     return
-                started = time.perf_counter()
-                try:
-                    writer.write(item.request)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    status = int(head[9:12])
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-length":
-                            length = int(value)
-                    body = await reader.readexactly(length)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-                    run.failures += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-                    continue
-                run.latencies.append(time.perf_counter() - started)
-                run.answers.append((item, status, body))
-        finally:
-            writer.close()
+                await send(conn, item, time.perf_counter())
 
-    started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+        await asyncio.gather(*(closed(conn) for conn in pool))
+    else:
+        free: asyncio.Queue[Connection] = asyncio.Queue()
+        for conn in pool:
+            free.put_nowait(conn)
+
+        async def due_at(item: Prepared, due: float) -> None:
+            conn = await free.get()
+            try:
+                await send(conn, item, due)
+            finally:
+                free.put_nowait(conn)
+
+        tasks = []
+        for i, item in enumerate(prepared):
+            due = started + i / rate
+            if due > deadline:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(due_at(item, due)))
+        await asyncio.gather(*tasks)
     run.elapsed = time.perf_counter() - started
+    for conn in pool:
+        conn.close()
     return run
 
 
@@ -155,6 +212,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, help="open loop: requests due per second (default: closed loop)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="gongyou-bench-"))
@@ -165,12 +223,13 @@ def main() -> int:
         prepared = build_requests(url, args.warmup + args.requests)
         _run(drive(url, prepared[: args.warmup], min(args.concurrency, 8), args.duration))
         cpu_before = process_cpu_seconds(service.pid)
-        run = _run(drive(url, prepared[args.warmup :], args.concurrency, args.duration))
+        run = _run(drive(url, prepared[args.warmup :], args.concurrency, args.duration, args.rate))
         server_cpu = process_cpu_seconds(service.pid) - cpu_before
     done = len(run.latencies)
     problems = bad_answers(run.answers)
     cuts = statistics.quantiles(run.latencies, n=100) if done >= 2 else [0.0] * 99
-    print(f"workers={args.workers} concurrency={args.concurrency} cpus={os.cpu_count()} requests={done} "
+    load = f"open loop at {args.rate:g} requests/s" if args.rate else "closed loop"
+    print(f"workers={args.workers} concurrency={args.concurrency} {load} cpus={os.cpu_count()} requests={done} "
           f"errors={len(problems) + run.failures}")
     print(f"throughput: {done / run.elapsed:.0f} requests/s over {run.elapsed:.1f} s")
     print(f"latency: p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, max {max(run.latencies) * 1000:.1f} ms")
