@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -112,6 +113,12 @@ class Turn:
         self.action = {"intent": intent, **action}
         return self.services.handlers[intent](self) or []
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the message's transaction has committed, never if the turn fails: for work that
+        must not hold the transaction (and on SQLite the writer lock) open, such as a call to a provider, and
+        that must not happen for changes that are then undone. It gets no session: it opens its own."""
+        self._work.after_commit.append(action)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -129,6 +136,7 @@ class _Work:
         self.services, self.conn = services, conn
         self._session: Session | None = None
         self._savepoint: SessionTransaction | None = None
+        self.after_commit: list[Callable[[], None]] = []
 
     def session(self) -> Session:
         if self._session is None:
@@ -150,6 +158,7 @@ class _Work:
     def undo(self) -> None:
         if self._savepoint is not None and self._savepoint.is_active:
             self._savepoint.rollback()
+        self.after_commit.clear()
         self.close()
 
     def close(self) -> None:
@@ -158,14 +167,36 @@ class _Work:
             self._session = self._savepoint = None
 
 
-def handle_message(services: Services, message: InboundMessage) -> Outcome:
+def handle_message(services: Services, message: InboundMessage, *,
+                   defer: Callable[[Callable[[], None]], Any] | None = None) -> Outcome:
     """Process one inbound message in one transaction (one commit).
 
     The message is understood first (pure CPU, no lock held). The inbound row goes in with ON CONFLICT DO
     NOTHING: the unique key turns a platform retry into a no-op, across processes. The handler's database
     writes run under a savepoint and the state is written back after it, so when it fails only its own
     writes are undone: the message stays logged (marked failed) and the person gets an apology.
+
+    What the handler left for after the commit (`Turn.after_commit`) runs once it is committed: handed to
+    `defer` (a channel's thread pool) when given, else here, before returning.
     """
+    outcome, after = _handle(services, message)
+    for action in after:
+        guarded = partial(_run_after_commit, action)
+        if defer is None:
+            guarded()
+        else:
+            defer(guarded)
+    return outcome
+
+
+def _run_after_commit(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:  # the message is answered and committed; what followed it only logs
+        log.exception("after-commit action failed")
+
+
+def _handle(services: Services, message: InboundMessage) -> tuple[Outcome, list[Callable[[], None]]]:
     text = "" if message.kind == "event" else _clean(message.text)[: services.settings.max_message_chars]
     parse = services.router.parse(text) if text else None
     statements = _statements(services.engine)
@@ -173,7 +204,7 @@ def handle_message(services: Services, message: InboundMessage) -> Outcome:
         inbound_id = _log_inbound(conn, statements, message, parse)
         if inbound_id is None:
             log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
-            return Outcome(replies=[], duplicate=True)
+            return Outcome(replies=[], duplicate=True), []
         on_logged = ON_LOGGED.get(message.channel)
         if on_logged is not None:
             on_logged(conn, message)
@@ -198,7 +229,7 @@ def handle_message(services: Services, message: InboundMessage) -> Outcome:
             _log_outbound(conn, statements, _outbound_rows(message, replies))
         finally:
             work.close()
-        return Outcome(replies=replies, inbound_id=inbound_id)
+    return Outcome(replies=replies, inbound_id=inbound_id), work.after_commit
 
 
 @dataclass(frozen=True)

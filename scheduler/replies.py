@@ -12,17 +12,19 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.channels.base import Reply
+from bot.db import session_scope
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
 from scheduler.render import campaign_texts, event_values, fill
 
 if TYPE_CHECKING:
-    from bot.conversation import Turn
+    from bot.conversation import Services, Turn
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +186,12 @@ def outcome_reply(outcome: SignUpOutcome, *, tz: str, texts: dict[str, Any] | No
 
 
 def notify_promoted(turn: Turn, outcome: SignUpOutcome) -> None:
-    """Tell the first person on the waiting list that a place came free (WeChat if bound, else SMS)."""
+    """Tell the first person on the waiting list that a place came free (WeChat if bound, else SMS), once
+    the cancellation has committed: the provider call holds no transaction, and nobody is told of a place
+    whose cancellation was then undone."""
     labourer_id = outcome.promoted_labourer_id
     if labourer_id is None:
         return
-    from bot.channels import outbound
-
     labourer = turn.session.execute(
         select(Labourer.wechat_openid, Labourer.subscribed_wechat, Labourer.phone_hash).where(Labourer.id == labourer_id)
     ).one()
@@ -201,10 +203,15 @@ def notify_promoted(turn: Turn, outcome: SignUpOutcome) -> None:
         return
     texts = campaign_texts(turn.settings.knowledge_dir)
     reply = Reply(fill(texts["signup_promoted"], event_values(outcome.event, turn.settings.timezone, texts)))
+    turn.after_commit(partial(_send_promotion, turn.services, labourer_id, channel, user_id, reply))
+
+
+def _send_promotion(services: Services, labourer_id: int, channel: str, user_id: str, reply: Reply) -> None:
+    from bot.channels import outbound
+
     try:
-        with turn.session.begin_nested():
-            result = outbound.deliver(turn.session, turn.services, channel=channel, user_id=user_id, reply=reply,
-                                      purpose="notice")
+        with session_scope(services.sessionmaker) as session:
+            result = outbound.deliver(session, services, channel=channel, user_id=user_id, reply=reply, purpose="notice")
     except Exception:  # the cancellation stands; the promoted person also gets the event's reminders
         log.exception("could not tell a promoted labourer", extra={"labourer_id": labourer_id})
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.channels.base import Reply
 from bot.db import session_scope
 from bot.models import Handoff, MessageLog
 
@@ -155,3 +156,46 @@ def test_id_numbers_and_phones_are_masked_in_the_log_and_handoff(app, say):
     for text in (logged, transcript):
         assert number not in text and "13812345678" not in text
         assert "5119**********" + number[-4:] in text and "138****5678" in text
+
+
+def test_after_commit_actions_run_once_the_turn_is_committed(app, say, monkeypatch):
+    seen = []
+
+    def handoff_then_notice(turn):  # noqa: ANN001, ANN202
+        turn.session.add(Handoff(channel="simulator", user_id="c", reason="committed first"))
+
+        def notice():  # what a provider call would see: the turn's rows, from another connection
+            seen.append([h.reason for h in rows(app, Handoff)])
+
+        turn.after_commit(notice)
+        assert seen == []  # not while the handler runs
+        return [Reply("好的")]
+
+    monkeypatch.setitem(app.state.services.handlers, "human_handoff", handoff_then_notice)
+    assert say("我要人工", user="c") == ["好的"]
+    assert seen == [["committed first"]]
+
+
+def test_a_failing_turn_runs_none_of_its_after_commit_actions(app, say, monkeypatch):
+    ran = []
+
+    def notice_then_fail(turn):  # noqa: ANN001, ANN202
+        turn.after_commit(lambda: ran.append("notice"))
+        raise RuntimeError("failed after asking for a notice")
+
+    monkeypatch.setitem(app.state.services.handlers, "human_handoff", notice_then_fail)
+    assert "消息已经记下" in say("我要人工", user="f")[0]
+    assert ran == []
+
+
+def test_a_failing_after_commit_action_leaves_the_answer_and_the_rows(app, say, monkeypatch):
+    def answer_then_broken_notice(turn):  # noqa: ANN001, ANN202
+        turn.session.add(Handoff(channel="simulator", user_id="b", reason="kept"))
+        turn.after_commit(lambda: 1 / 0)
+        return [Reply("好的")]
+
+    monkeypatch.setitem(app.state.services.handlers, "human_handoff", answer_then_broken_notice)
+    assert say("我要人工", user="b") == ["好的"]
+    assert [h.reason for h in rows(app, Handoff)] == ["kept"]
+    statuses = [(m.direction, m.status) for m in rows(app, MessageLog, MessageLog.user_id == "b")]
+    assert statuses == [("in", "ok"), ("out", "sent")]

@@ -209,9 +209,9 @@ def test_a_slow_answer_returns_success_in_time_and_arrives_by_customer_service(w
 
     real = wechat.handle_message
 
-    def slow(services, message):  # noqa: ANN001, ANN202
+    def slow(services, message, **options):  # noqa: ANN001, ANN003, ANN202
         time.sleep(1.0)
-        return real(services, message)
+        return real(services, message, **options)
 
     monkeypatch.setattr(wechat, "handle_message", slow)
     application = create_app(wechat_settings(wechat_reply_deadline_seconds=0.3), configure_logs=False)

@@ -303,7 +303,8 @@ def template_job_finished(services: Services, node: dict[str, Any]) -> None:
 def process(services: Services, message: InboundMessage) -> list[Reply]:
     """The pipeline for one WeChat message, with what only WeChat needs around it."""
     try:
-        outcome = handle_message(services, message)  # records the follower too (_touch_follower)
+        # records the follower too (_touch_follower); what waits for the commit (a provider call) goes to the big pool
+        outcome = handle_message(services, message, defer=_pool(services.settings.wechat_reply_workers).submit)
     except BaseException:
         with _touched_lock:  # nothing was recorded
             _touched.pop(message.user_id, None)
