@@ -199,3 +199,20 @@ def test_a_failing_after_commit_action_leaves_the_answer_and_the_rows(app, say, 
     assert [h.reason for h in rows(app, Handoff)] == ["kept"]
     statuses = [(m.direction, m.status) for m in rows(app, MessageLog, MessageLog.user_id == "b")]
     assert statuses == [("in", "ok"), ("out", "sent")]
+
+
+def test_a_handler_cannot_call_a_provider_inside_the_turn(app, say, monkeypatch):
+    from bot.channels.base import SendResult
+    from bot.channels.outbound import send_recorded
+    from bot.models import OutboundMessage
+
+    called = []
+
+    def sends_now(turn):  # noqa: ANN001, ANN202
+        record = OutboundMessage(channel="sms", kind="sms", user_id="other", provider="log", text="有空位了")
+        send_recorded(turn.session, turn.services, record, lambda: called.append(1) or SendResult(ok=True))
+        return [Reply("好的")]
+
+    monkeypatch.setitem(app.state.services.handlers, "human_handoff", sends_now)
+    assert "消息已经记下" in say("我要人工", user="s")[0]  # refused before the call: an apology
+    assert called == [] and rows(app, OutboundMessage) == []

@@ -126,15 +126,6 @@ def _wechat_error(exc: WeChatApiError) -> SendResult:
     return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable)
 
 
-def commit_or_flush(session: Session) -> None:
-    """Commit the caller's session, or inside a savepoint (the conversation pipeline) flush: the rows then
-    commit with the caller's transaction."""
-    if session.in_nested_transaction():
-        session.flush()
-    else:
-        session.commit()
-
-
 def send_recorded(
     session: Session, services: Services, record: OutboundMessage, call: Callable[[], SendResult], *,
     refusal: SendResult | None = None, on_record: Callable[[], None] | None = None,
@@ -152,12 +143,13 @@ def send_recorded(
     earlier row still "sending" is first resolved with the provider (`earlier_outcome`). `refusal`
     (opt-out, frequency cap, closed window) records the row as blocked and calls nothing.
 
-    The caller's session is committed at steps 1 and 3. Inside a savepoint (the conversation pipeline
-    telling someone they moved up from a waiting list) it cannot be: the rows are flushed and commit
-    with the caller's transaction. A keyed send must be committable — its key is what recovery reads.
+    The caller's session is committed at steps 1 and 3, so it must be its own: a conversation turn's
+    session (under the pipeline's savepoint) cannot commit, and a provider call inside the message's
+    transaction would hold it (on SQLite, every process's writes) open for the call. A handler that
+    must tell someone else leaves the send for after the commit (`Turn.after_commit`).
     """
-    if session.in_nested_transaction() and record.idempotency_key is not None:
-        raise ValueError("a send under an idempotency key must be able to commit its outbox row before the call")
+    if session.in_nested_transaction():
+        raise RuntimeError("a send needs a session it can commit; from a conversation turn use Turn.after_commit")
 
     row = record
     if record.idempotency_key is not None:
@@ -167,7 +159,7 @@ def send_recorded(
         if earlier is not None:
             outcome = earlier_outcome(session, services, earlier)
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
-                commit_or_flush(session)
+                session.commit()
                 return outcome
             for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
                 setattr(earlier, column, getattr(record, column))
@@ -181,10 +173,10 @@ def send_recorded(
     row.status = "sending"
     if on_record is not None:
         on_record()
-    commit_or_flush(session)
+    session.commit()
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
     _record_answer(row, result)
-    commit_or_flush(session)
+    session.commit()
     return result
 
 

@@ -454,15 +454,13 @@ def _counted_before_crash(session: Session, key: str | None) -> bool:
 def _give_back_notice_slot(session: Session, row_id: int, previous: datetime | None, now: datetime) -> None:
     """Undo `_take_notice_slot` for a notice that did not go out (the provider refused it, or an earlier
     attempt under the same key had already sent it)."""
-    from bot.channels.outbound import commit_or_flush
-
     c = SmsNumber.__table__.c
     session.execute(
         update(SmsNumber.__table__)
         .where(c.id == row_id, c.last_notice_at == now)  # our own claim, nobody's later one
         .values(notices_today=case((c.notices_today > 0, c.notices_today - 1), else_=0), last_notice_at=previous)
     )
-    commit_or_flush(session)
+    session.commit()
 
 
 # ---- sending -----------------------------------------------------------------------------------
