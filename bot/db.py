@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +16,12 @@ from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_SECONDS = 30  # how long a SQLite writer waits for another one before giving up
 
 
 def normalize_url(url: str) -> str:
@@ -35,7 +38,7 @@ def make_engine(url: str) -> Engine:
     (the message pipeline inserts the inbound row first), where SQLite nests it correctly."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -43,7 +46,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
             cur.close()
 
         _serialize_sqlite_writers(engine)
@@ -61,31 +64,34 @@ class WriterLock:
     which sleeps in steps of up to 100 ms — under concurrent messages that becomes seconds of latency.
     Here the threads of a process queue on a lock, and the processes sharing the file (web workers, the
     dispatcher) on an flock of a file beside it: a waiting writer wakes the moment the other one commits.
-    Reentrant per thread, as the lock was before: a thread writing on a second connection while its first
-    holds the lock gets SQLite's busy timeout (an error), never a deadlock.
+
+    The holder is the connection's transaction, not a thread: FastAPI runs a request's endpoint and the
+    commit of its session (the dependency's exit) on whichever worker threads are free, so the lock is
+    often given back by another thread than the one that took it. A writer that waits longer than SQLite's
+    own busy timeout gets SQLite's error ("database is locked"), as it would without this lock — never a
+    wait without end (a thread writing on a second connection while its first one holds the lock).
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = path
-        self._lock = threading.RLock()
-        self._depth = 0  # guarded by _lock
+        self.timeout = timeout
+        self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
 
     def acquire(self) -> None:
-        self._lock.acquire()
-        if self._depth == 0 and self.path is not None:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise TimeoutError(f"no SQLite write lock within {self.timeout:g} s")
+        if self.path is not None:
             try:
                 fcntl.flock(self._file(), fcntl.LOCK_EX)
             except BaseException:
                 self._lock.release()
                 raise
-        self._depth += 1
 
     def release(self) -> None:
         try:
-            self._depth -= 1
-            if self._depth == 0 and self._fd is not None:
+            if self.path is not None and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
@@ -117,9 +123,12 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     lock = writer_lock(database if database and database != ":memory:" and not database.startswith("file:") else None)
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+    def _take(conn, _cursor, statement, params, _context, _many) -> None:  # noqa: ANN001
         if not conn.info.get("writer") and _WRITE.match(statement):
-            lock.acquire()
+            try:
+                lock.acquire()
+            except TimeoutError as exc:  # as SQLite's busy timeout would say it
+                raise OperationalError(statement, params, sqlite3.OperationalError("database is locked")) from exc
             conn.info["writer"] = True
 
     def _give(info: dict) -> None:

@@ -9,11 +9,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+import pytest
 
-from bot.db import make_engine, migrate
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from bot.db import BUSY_TIMEOUT_SECONDS, make_engine, migrate, writer_lock
 from bot.models import MessageLog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +135,49 @@ def test_a_waiting_writer_goes_the_moment_the_other_process_commits(tmp_path):
     waits = [after - committed for after, committed in zip(delays, commits, strict=True)]
     assert all(w >= 0 for w in waits), waits  # it did wait for the holder…
     assert sorted(waits)[len(waits) // 2] < 0.025, waits  # …and went right after
+
+
+def test_a_transaction_begun_on_one_thread_may_commit_on_another(tmp_path):
+    # FastAPI runs an endpoint and its session's commit (the dependency's exit) on whichever threads are
+    # free: the writer lock belongs to the transaction, and the next writer goes once it commits.
+    url = _migrated(tmp_path)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE kv_probe (id INTEGER PRIMARY KEY, owner TEXT)"))
+    conn = engine.connect()
+    conn.execute(text("INSERT INTO kv_probe (owner) VALUES ('first')"))
+    with ThreadPoolExecutor(1) as other:
+        other.submit(conn.commit).result(timeout=5)
+    conn.close()
+
+    def write() -> None:
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO kv_probe (owner) VALUES ('next')"))
+
+    with ThreadPoolExecutor(1) as third:
+        third.submit(write).result(timeout=5)
+    with engine.connect() as c:
+        assert c.scalars(text("SELECT owner FROM kv_probe ORDER BY id")).all() == ["first", "next"]
+    engine.dispose()
+
+
+def test_a_writer_that_waits_too_long_gets_an_error_not_a_hang(tmp_path):
+    url = _migrated(tmp_path)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE kv_probe (id INTEGER PRIMARY KEY, owner TEXT)"))
+    lock = writer_lock(str(tmp_path / "shared.db"))
+    lock.timeout = 0.3
+    try:
+        with engine.begin() as holder:
+            holder.execute(text("INSERT INTO kv_probe (owner) VALUES ('holder')"))
+            started = time.perf_counter()
+            # the same thread writing on a second connection would otherwise wait for itself for ever
+            with pytest.raises(OperationalError, match="database is locked"), engine.begin() as second:
+                second.execute(text("INSERT INTO kv_probe (owner) VALUES ('second')"))
+            assert time.perf_counter() - started < 5
+    finally:
+        lock.timeout = BUSY_TIMEOUT_SECONDS
+    with engine.connect() as c:  # the holder's row committed; the lock is free again
+        assert c.scalars(text("SELECT owner FROM kv_probe")).all() == ["holder"]
+    engine.dispose()
