@@ -72,6 +72,20 @@ def test_bad_requests_are_refused(client) -> None:
     assert client.post("/api/admin/events", json=naive, headers=AUTH).status_code == 422
 
 
+def test_numbers_past_what_the_database_holds_are_refused_not_a_500(client) -> None:
+    huge = 10**25
+    for path in (f"/api/admin/events/{huge}", f"/api/admin/campaigns/{huge}", f"/api/admin/campaigns/{huge}/preview",
+                 f"/api/admin/campaigns/{huge}/report", "/api/admin/events/0"):
+        assert client.get(path, headers=AUTH).status_code == 422, path
+    assert client.post(f"/api/admin/events/{huge}/cancel", headers=AUTH).status_code == 422
+    event = _event(client)
+    too_big = {"kind": "job_fair", "title": "x", "starts_at": event["starts_at"], "capacity": huge}
+    assert client.post("/api/admin/events", json=too_big, headers=AUTH).status_code == 422
+    body = _campaign_body(event["id"], audience={"filter": {}, "include_ids": [huge]})
+    assert client.post("/api/admin/campaigns", json=body, headers={**AUTH, "Idempotency-Key": "huge"}).status_code == 422
+    assert client.get(f"/api/admin/events/{event['id']}", headers=AUTH).json()["title"] == "丽水专场招聘会"
+
+
 def test_preview_schedule_send_report_csv(client, factory) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 12)  # townships cycle through six; 兴文镇 and 白衣镇 get four people

@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import func, select
@@ -50,6 +50,11 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
 
 AdminDep = Annotated[str, Depends(require_admin)]
 
+# Row ids as the database can hold them (a 64-bit integer): a larger number is a 422, not a 500.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
 
 # ---- events -------------------------------------------------------------------------------------
 
@@ -63,11 +68,11 @@ class EventIn(BaseModel):
     venue: str | None = Field(default=None, max_length=128)
     county: str | None = Field(default=None, max_length=32)
     township: str | None = Field(default=None, max_length=32)
-    jobs_count: int | None = Field(default=None, ge=0)
+    jobs_count: int | None = Field(default=None, ge=0, le=1_000_000)
     employers: list[str] = Field(default_factory=list, max_length=500)
     training_type: str | None = Field(default=None, max_length=32)
     training_format: str | None = Field(default=None, max_length=16)
-    capacity: int | None = Field(default=None, ge=1)
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
     cost_note: str | None = Field(default=None, max_length=128)
     signup_enabled: bool = True
 
@@ -123,12 +128,12 @@ def _event(session: Any, event_id: int) -> Event:
 
 
 @router.get("/events/{event_id}")
-def get_event(event_id: int, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+def get_event(event_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return event_out(session, _event(session, event_id))
 
 
 @router.post("/events/{event_id}/cancel")
-def cancel_event(event_id: int, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+def cancel_event(event_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     event = _event(session, event_id)
     event.status = "cancelled"
     return event_out(session, event)
@@ -140,8 +145,8 @@ def cancel_event(event_id: int, session: SessionDep, _admin: AdminDep) -> dict[s
 class AudienceIn(BaseModel):
     name: str = Field(default="", max_length=128)
     filter: dict[str, Any] = Field(default_factory=dict)
-    include_ids: list[int] = Field(default_factory=list, max_length=100_000)
-    exclude_ids: list[int] = Field(default_factory=list, max_length=100_000)
+    include_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
+    exclude_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
 
 
 class Reminder(BaseModel):
@@ -153,7 +158,7 @@ class Reminder(BaseModel):
 
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
-    event_id: int | None = None
+    event_id: RowId | None = None
     audience: AudienceIn
     template: str | None = Field(default=None, max_length=2000)
     sms_template: str | None = Field(default=None, max_length=500)
@@ -287,13 +292,13 @@ def list_campaigns(session: SessionDep, _admin: AdminDep, state: str | None = No
 
 
 @router.get("/campaigns/{campaign_id}")
-def get_campaign(campaign_id: int, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+def get_campaign(campaign_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     campaign = _campaign(session, campaign_id)
     return campaign_out(campaign, session.get(Audience, campaign.audience_id))
 
 
 @router.get("/campaigns/{campaign_id}/preview")
-def preview_campaign(campaign_id: int, request: Request, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+def preview_campaign(campaign_id: PathId, request: Request, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return preview(session, _campaign(session, campaign_id), request.app.state.settings)
 
 
@@ -301,7 +306,7 @@ ACTIONS = {"schedule": "scheduled", "pause": "paused", "resume": "resume", "canc
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
-def change_state(campaign_id: int, action: str, request: Request, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
+def change_state(campaign_id: PathId, action: str, request: Request, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
     if action not in ACTIONS:
         raise HTTPException(404, f"unknown action {action!r}; one of {sorted(ACTIONS)}")
     campaign = _campaign(session, campaign_id, lock=True)
@@ -318,12 +323,12 @@ def change_state(campaign_id: int, action: str, request: Request, session: Sessi
 
 
 @router.get("/campaigns/{campaign_id}/report")
-def campaign_report(campaign_id: int, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+def campaign_report(campaign_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return report(session, _campaign(session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/report.csv")
-def campaign_report_csv(campaign_id: int, request: Request, session: SessionDep, admin: AdminDep) -> StreamingResponse:
+def campaign_report_csv(campaign_id: PathId, request: Request, session: SessionDep, admin: AdminDep) -> StreamingResponse:
     campaign = _campaign(session, campaign_id)
     # Names and villages of recipients are personal data: the export is logged like any other look.
     session.add(AccessLog(actor=admin, action="export_campaign_report", detail={"campaign_id": campaign_id}))
