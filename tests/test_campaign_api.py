@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.db import session_scope
-from bot.models import AccessLog, Campaign, CampaignStep, Labourer
+from bot.models import AccessLog, Campaign, CampaignStep, Event, Labourer
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import RecordingSender
@@ -166,3 +167,21 @@ def test_in_process_scheduler_sends_a_scheduled_campaign(make_settings) -> None:
 
 def recording_senders(_settings, _factory) -> dict[str, RecordingSender]:
     return {"wechat": RecordingSender("wechat"), "sms": RecordingSender("sms")}
+
+
+def test_officials_writes_and_labourers_messages_at_once_all_answer(client, factory) -> None:
+    # The server's worker threads take each request's commit as they come free: a write begun on one thread
+    # is committed on another (this once left the SQLite writer lock held and every later write hanging).
+    starts = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+
+    def work(i: int) -> int:
+        if i % 2:
+            body = {"kind": "training", "title": f"电工班{i}", "starts_at": starts}
+            return client.post("/api/admin/events", json=body, headers=AUTH).status_code
+        return client.post("/api/simulator/message", json={"user": f"u{i}", "text": "培训补贴有好多钱"}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(work, range(200), timeout=60))
+    assert codes == [201 if i % 2 else 200 for i in range(200)]
+    with session_scope(factory) as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 100
