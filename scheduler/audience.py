@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
+from bot.api.fields import has_control_chars
 from bot.models import Audience, JobWish, Labourer, TrainingNeed, WorkingAway
 
 LISTS = ("training_need", "job_wish", "working_away", "startup", "public_welfare_post")
@@ -45,7 +46,7 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
             continue
         if key in _LIST_KEYS:
             values = [value] if isinstance(value, str) else list(value)
-            if not all(isinstance(v, str) and v for v in values):
+            if not all(isinstance(v, str) and v and not has_control_chars(v) for v in values):
                 raise AudienceError(f"{key}: expected text values")
             clean[key] = values
         elif key in ("age_min", "age_max"):

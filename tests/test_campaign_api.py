@@ -87,6 +87,24 @@ def test_numbers_past_what_the_database_holds_are_refused_not_a_500(client) -> N
     assert client.get(f"/api/admin/events/{event['id']}", headers=AUTH).json()["title"] == "丽水专场招聘会"
 
 
+def test_control_characters_are_refused_not_a_500(client) -> None:
+    # PostgreSQL text cannot hold NUL at all; no name, title or id needs a control character
+    starts = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    for bad in ({"title": "招聘会\x00"}, {"title": "x", "venue": "\x07"}, {"title": "x", "employers": ["厂\x00"]}):
+        body = {"kind": "job_fair", "starts_at": starts, **bad}
+        assert client.post("/api/admin/events", json=body, headers=AUTH).status_code == 422, bad
+    event = _event(client)
+    body = _campaign_body(event["id"], audience={"filter": {"township": ["兴文镇\x00"]}})
+    assert client.post("/api/admin/campaigns", json=body, headers={**AUTH, "Idempotency-Key": "nul"}).status_code == 422
+    good = _campaign_body(event["id"], template="【巴中就业】{标题}\n{时间} {地点}")  # newlines are fine
+    assert client.post("/api/admin/campaigns", json=good, headers={**AUTH, "Idempotency-Key": "k\x00"}).status_code == 422
+    assert client.post("/api/admin/campaigns", json=good, headers={**AUTH, "Idempotency-Key": "ok"}).status_code == 201
+    assert client.get("/api/admin/campaigns", params={"state": "draft\x00"}, headers=AUTH).status_code == 422
+    assert client.post("/api/simulator/message", json={"user": "p\x00", "text": "你好"}).status_code == 422
+    # a person's own text is cleaned, not refused
+    assert client.post("/api/simulator/message", json={"user": "p", "text": "你好\x00"}).status_code == 200
+
+
 def test_preview_schedule_send_report_csv(client, factory) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 12)  # townships cycle through six; 兴文镇 and 白衣镇 get four people

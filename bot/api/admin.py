@@ -13,12 +13,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.api.fields import PathId, RowId, Text
 from bot.db import SessionDep, session_scope
 from bot.models import (
     AccessLog,
@@ -50,30 +51,25 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
 
 AdminDep = Annotated[str, Depends(require_admin)]
 
-# Row ids as the database can hold them (a 64-bit integer): a larger number is a 422, not a 500.
-MAX_ROW_ID = 2**63 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
-PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-
 
 # ---- events -------------------------------------------------------------------------------------
 
 
 class EventIn(BaseModel):
     kind: Literal["job_fair", "training"]
-    title: str = Field(min_length=1, max_length=128)
-    organiser: str | None = Field(default=None, max_length=128)
+    title: Text = Field(min_length=1, max_length=128)
+    organiser: Text | None = Field(default=None, max_length=128)
     starts_at: datetime
     ends_at: datetime | None = None
-    venue: str | None = Field(default=None, max_length=128)
-    county: str | None = Field(default=None, max_length=32)
-    township: str | None = Field(default=None, max_length=32)
+    venue: Text | None = Field(default=None, max_length=128)
+    county: Text | None = Field(default=None, max_length=32)
+    township: Text | None = Field(default=None, max_length=32)
     jobs_count: int | None = Field(default=None, ge=0, le=1_000_000)
-    employers: list[str] = Field(default_factory=list, max_length=500)
-    training_type: str | None = Field(default=None, max_length=32)
-    training_format: str | None = Field(default=None, max_length=16)
+    employers: list[Text] = Field(default_factory=list, max_length=500)
+    training_type: Text | None = Field(default=None, max_length=32)
+    training_format: Text | None = Field(default=None, max_length=16)
     capacity: int | None = Field(default=None, ge=1, le=1_000_000)
-    cost_note: str | None = Field(default=None, max_length=128)
+    cost_note: Text | None = Field(default=None, max_length=128)
     signup_enabled: bool = True
 
     @field_validator("starts_at", "ends_at")
@@ -143,7 +139,7 @@ def cancel_event(event_id: PathId, session: SessionDep, _admin: AdminDep) -> dic
 
 
 class AudienceIn(BaseModel):
-    name: str = Field(default="", max_length=128)
+    name: Text = Field(default="", max_length=128)
     filter: dict[str, Any] = Field(default_factory=dict)
     include_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
     exclude_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
@@ -157,14 +153,14 @@ class Reminder(BaseModel):
 
 
 class CampaignIn(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
+    name: Text = Field(min_length=1, max_length=128)
     event_id: RowId | None = None
     audience: AudienceIn
-    template: str | None = Field(default=None, max_length=2000)
-    sms_template: str | None = Field(default=None, max_length=500)
+    template: Text | None = Field(default=None, max_length=2000)
+    sms_template: Text | None = Field(default=None, max_length=500)
     channels: list[Literal["wechat", "sms"]] = Field(default_factory=lambda: ["wechat", "sms"], min_length=1)
     send_at: datetime | None = None
-    recurrence: str | None = Field(default=None, max_length=64)
+    recurrence: Text | None = Field(default=None, max_length=64)
     recurrence_until: datetime | None = None
     reminders: list[Reminder] = Field(default_factory=list, max_length=5)
     signup: bool = True
@@ -209,7 +205,7 @@ def _request_hash(body: CampaignIn) -> str:
 @router.post("/campaigns", status_code=201)
 def create_campaign(
     body: CampaignIn, request: Request, admin: AdminDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+    idempotency_key: Annotated[Text | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> JSONResponse:
     if not idempotency_key:
         raise HTTPException(400, "the Idempotency-Key header is required (a fresh random value per new campaign)")
@@ -284,7 +280,7 @@ def _campaign(session: Any, campaign_id: int, *, lock: bool = False) -> Campaign
 
 
 @router.get("/campaigns")
-def list_campaigns(session: SessionDep, _admin: AdminDep, state: str | None = None) -> list[dict[str, Any]]:
+def list_campaigns(session: SessionDep, _admin: AdminDep, state: Text | None = None) -> list[dict[str, Any]]:
     query = select(Campaign).order_by(Campaign.id.desc())
     if state:
         query = query.where(Campaign.state == state)

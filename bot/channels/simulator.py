@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from bot.api.fields import Text
 from bot.channels.base import InboundMessage, Reply
 from bot.conversation import handle_message
 
@@ -20,9 +21,9 @@ PAGE = Path(__file__).resolve().parent.parent / "static" / "simulator.html"
 
 
 class SimulatorMessage(BaseModel):
-    user: str = Field(min_length=1, max_length=64)
-    text: str = Field(default="", max_length=20_000)
-    msg_id: str | None = Field(default=None, max_length=128)
+    user: Text = Field(min_length=1, max_length=64)
+    text: str = Field(default="", max_length=20_000)  # anything a person types; the pipeline cleans it
+    msg_id: Text | None = Field(default=None, max_length=128)
 
 
 def render(reply: Reply) -> dict[str, Any]:

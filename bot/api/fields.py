@@ -1,0 +1,31 @@
+"""Field types the HTTP APIs share: what the database can hold, refused as a 422 before it gets there."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, Field
+
+# Control characters other than tab and newlines: NUL cannot be stored in PostgreSQL text at all, and none
+# of them belongs in a name, a title or an id.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control_chars(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def _no_control_chars(value: str) -> str:
+    if has_control_chars(value):
+        raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_chars)]
+
+# Row ids are the databases' INTEGER (32-bit on PostgreSQL): a larger number is a 422, not a 500.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
