@@ -1,10 +1,13 @@
 # Gongyou service image: slim Python, non-root, `gongyou serve`.
 FROM python:3.11-slim
 
+# The image is for deployments: no demo people or 【演示】 events in a real database
+# (`docker run -e GONGYOU_DEMO_DATA=true …` to try it out).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    GONGYOU_DATABASE_URL=sqlite:////data/gongyou.db
+    GONGYOU_DATABASE_URL=sqlite:////data/gongyou.db \
+    GONGYOU_DEMO_DATA=false
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -1,7 +1,9 @@
 """Demo data for the embedded default: loaded into an empty database when GONGYOU_DEMO_DATA is on.
 
 A few hundred synthetic labourers across Bazhong's five counties, with checksummed test ID numbers and
-mobile numbers, stored protected like real ones, and some of them on each of the five lists. The same
+mobile numbers, stored protected like real ones, and some of them on each of the five lists; and three
+upcoming events (a Lishui job fair, two training classes), so "招聘会好久开" and sign-up can be tried at
+once. Every demo event's title starts with 【演示】: nobody should take one for a real date. The same
 seed gives the same people every time; a registry that already has anyone is left alone.
 
 Ages are those of working labourers (18 to 60); each county carries its own region code.
@@ -11,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from stdnum.cn import ric
 
 from bot import pii
 from bot.db import session_scope
-from bot.models import JobWish, Labourer, TrainingNeed, WorkingAway, utcnow
+from bot.models import Event, JobWish, Labourer, TrainingNeed, WorkingAway, utcnow
 
 if TYPE_CHECKING:
     from bot.conversation import Services
@@ -107,7 +110,25 @@ def load_demo_data(services: "Services") -> None:
         session.execute(insert(Labourer), people)
         ids = list(session.scalars(select(Labourer.id).order_by(Labourer.id)))
         _demo_lists(session, kb, ids, people)
+        session.add_all(demo_events(services.settings.timezone))
     log.info("demo data loaded", extra={"labourers": len(people)})
+
+
+def demo_events(tz: str, today: date | None = None) -> list[Event]:
+    """Three events in the coming weeks, at 09:00 local time; no numbers or employers the seed does not give."""
+    today = today or datetime.now(ZoneInfo(tz)).date()
+
+    def at(days: int) -> datetime:
+        return datetime.combine(today + timedelta(days=days), time(9), tzinfo=ZoneInfo(tz))
+
+    return [
+        Event(kind="job_fair", title="【演示】巴中—丽水东西部劳务协作专场招聘会", organiser="巴中市人力资源和社会保障局",
+              starts_at=at(12), ends_at=at(12) + timedelta(hours=3), venue="巴州区人力资源市场", county="巴州区"),
+        Event(kind="training", title="【演示】电工农闲班", training_type="电工", training_format="农闲班",
+              starts_at=at(20), venue="清江镇就业扶贫站", county="巴州区", township="清江镇", capacity=30),
+        Event(kind="training", title="【演示】中式烹调小灶班", training_type="中式烹调", training_format="小灶班",
+              starts_at=at(27), venue="曾口镇便民服务中心", county="巴州区", township="曾口镇", capacity=15),
+    ]
 
 
 def _demo_lists(session: Any, kb: Any, ids: list[int], people: list[dict[str, Any]]) -> None:

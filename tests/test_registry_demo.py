@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from bot import pii
 from bot.demo import ID_REGION, load_demo_data
-from bot.models import JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models import ConversationState, Event, JobWish, Labourer, TrainingNeed, WorkingAway
 
 from test_dialog_support import db
 
@@ -41,3 +42,20 @@ def test_demo_data_is_valid_deterministic_idempotent_and_fast(app):
 
     again = demo_labourers(services.kb, key)
     assert [(p["name"], p["id_number_hash"], p["township"]) for p in again] == first
+
+
+def test_demo_events_can_be_asked_about_and_signed_up_for(app, say):
+    load_demo_data(app.state.services)
+    load_demo_data(app.state.services)  # once only
+    with db(app) as session:
+        events = list(session.scalars(select(Event).order_by(Event.starts_at)))
+    assert len(events) == 3 and all(e.title.startswith("【演示】") for e in events)
+    assert all(e.starts_at > datetime.now(UTC) for e in events)
+    with db(app) as session:  # one of the demo people talking on the simulator
+        first = session.scalars(select(Labourer.id).order_by(Labourer.id)).first()
+        session.add(ConversationState(channel="simulator", user_id="demo", labourer_id=first, slots={}, context={}))
+        session.commit()
+    listing = say("丽水招聘会好久开", user="demo")[0]
+    assert "【演示】巴中—丽水东西部劳务协作专场招聘会" in listing and "【演示】电工农闲班" in listing
+    number = next(line.split(".")[0] for line in listing.splitlines() if line.endswith("报名：【演示】电工农闲班"))
+    assert "报名成功" in say(number, user="demo")[0]
