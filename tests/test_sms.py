@@ -163,6 +163,22 @@ def test_aliyun_send_is_signed_and_its_report_marks_delivery(sms_app, aliyun):
     assert outbox(app)[0].status == "delivered"
 
 
+def test_a_report_or_message_with_odd_ids_loses_nothing_else_of_its_batch(sms_app, aliyun):
+    # A JSON push can carry NUL (PostgreSQL text cannot) or an id far past any real one.
+    app = sms_app(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
+                  sms_access_key_secret="aliyun-secret", sms_template_id="SMS_100", sms_marketing_template_id="SMS_200")
+    assert notice(app).ok
+    row = outbox(app)[0]
+    odd = aliyun_report(NUMBER, "biz\x00" + "9" * 300, True) + aliyun_report(NUMBER, row.provider_message_id, True)
+    with TestClient(app) as client:
+        assert client.post("/sms/inbound", json=odd).json() == {"code": 0, "msg": "成功"}
+        assert outbox(app)[0].status == "delivered"
+        up = aliyun_up(NUMBER, "公益性岗位咋个申请", 7)
+        up[0]["sequence_id"] = "seq\x00" + "7" * 300
+        assert client.post("/sms/inbound", json=up).status_code == 200
+    assert "岗位" in outbox(app)[-1].text  # answered
+
+
 def test_aliyun_batch_and_errors(sms_app, aliyun):
     from bot.channels.sms import AliyunGateway
 

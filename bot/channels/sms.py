@@ -537,30 +537,35 @@ def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
     receipts: list[Receipt] = []
     if "phone_number" in first:  # Aliyun: SmsUp (content) or SmsReport (biz_id, success)
         for item in items:
-            number = str(item.get("phone_number", ""))
+            number = _field(item.get("phone_number", ""))
             if "content" in item:
-                ident = str(item.get("sequence_id") or f"{item.get('send_time', '')}:{_digest(number, item['content'])}")
+                ident = _field(item.get("sequence_id") or f"{item.get('send_time', '')}:{_digest(number, str(item['content']))}")
                 ups.append(Upstream(number, str(item["content"]), f"aliyun:{ident}"))
             elif "biz_id" in item:
                 ok = item.get("success") in (True, "true", "True")
-                receipts.append(Receipt(number, str(item["biz_id"]), ok, None if ok else str(item.get("err_code", ""))[:64],
-                                        str(item["out_id"])[:64] if item.get("out_id") else None))
+                receipts.append(Receipt(number, _field(item["biz_id"]), ok, None if ok else _field(item.get("err_code", ""), 64),
+                                        _field(item["out_id"], 64) if item.get("out_id") else None))
             else:
                 raise ValueError("Aliyun push item without content or biz_id")
         return "aliyun", ups, receipts
     if "mobile" in first or "sid" in first:  # Tencent: upstream object, or a list of status reports
         for item in items:
-            number = str(item.get("mobile", ""))
+            number = _field(item.get("mobile", ""))
             if "text" in item:
-                ident = f"{item.get('time', '')}:{_digest(number, str(item['text']))}"
+                ident = _field(f"{item.get('time', '')}:{_digest(number, str(item['text']))}")
                 ups.append(Upstream(number, str(item["text"]), f"tencent:{ident}"))
             elif "sid" in item:
                 ok = str(item.get("report_status", "")).upper() == "SUCCESS"
-                receipts.append(Receipt(number or None, str(item["sid"]), ok, None if ok else str(item.get("errmsg", ""))[:64]))
+                receipts.append(Receipt(number or None, _field(item["sid"]), ok, None if ok else _field(item.get("errmsg", ""), 64)))
             else:
                 raise ValueError("Tencent push item without text or sid")
         return "tencent", ups, receipts
     raise ValueError("neither an Aliyun nor a Tencent SMS push")
+
+
+def _field(value: Any, limit: int = 128) -> str:
+    """An id or code from a push as we store it: text, no NUL (PostgreSQL refuses it), at most `limit` long."""
+    return str(value).replace("\x00", "")[:limit]
 
 
 def _digest(number: str, text: str) -> str:
@@ -602,10 +607,13 @@ def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], p
                 user_id = number_hash(pii.normalize_phone(receipt.number), services.settings)
             except pii.InvalidPersonalData:
                 user_id = None
-        with session_scope(services.sessionmaker) as session:
-            record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
-                           delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id,
-                           idempotency_key=receipt.idempotency_key)
+        try:
+            with session_scope(services.sessionmaker) as session:
+                record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
+                               delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id,
+                               idempotency_key=receipt.idempotency_key)
+        except Exception:  # noqa: BLE001 - one bad report must not lose the others of the batch
+            log.exception("sms receipt failed")
     for up in ups:
         try:
             handle_upstream(services, up)
