@@ -2,7 +2,7 @@
 
     python benchmarks/webhook.py [--workers 2] [--concurrency 32] [--requests 3000] [--duration 30]
 
-Starts the service in a subprocess (temporary SQLite database, demo data off), signs and encrypts every
+Starts the service in a subprocess (a new SQLite database unless `--database-url` is given, demo data off), signs and encrypts every
 message with wechatpy's WeChatCrypto as the WeChat server would (500 distinct people, real questions),
 and sends them from this process over `--concurrency` keep-alive HTTP/1.1 connections. Prints
 requests/second, p50/p99 latency and the server's CPU time per request (the uvicorn processes' user +
@@ -213,10 +213,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--rate", type=float, help="open loop: requests due per second (default: closed loop)")
+    parser.add_argument("--database-url", help="default: a new SQLite file; a PostgreSQL URL measures the scale-out setup")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="gongyou-bench-"))
-    env = {**os.environ, "GONGYOU_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+    env = {**os.environ, "GONGYOU_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
            "GONGYOU_WECHAT_TOKEN": TOKEN, "GONGYOU_WECHAT_AES_KEY": AES_KEY, "GONGYOU_WECHAT_APPID": APPID}
     with running_service(env, workers=args.workers, cwd=workdir) as service:
         url = f"{service.base}/wechat"
