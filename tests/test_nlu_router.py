@@ -39,6 +39,14 @@ def test_dev_set_accuracy(name):
     assert ev["topic_accuracy"] >= 0.92, ev["topic_accuracy"]
 
 
+def test_plain_style_dev_set_holds():
+    # nlu_dev_d: 400 short plain messages in the style of the owner's examples, the nearest stand-in for
+    # messages nobody on the team wrote; only its half A was tuned on (93.8 / 92.1 % when this was set)
+    ev = evaluate(load_rows(DATA / "nlu_dev_d.jsonl"), KNOWLEDGE)
+    assert ev["accuracy"] >= 0.92, ev["accuracy"]
+    assert ev["topic_accuracy"] >= 0.90, ev["topic_accuracy"]
+
+
 def test_parse_contract(router):
     p = router.parse("社保补贴咋个申请")
     assert p.intent in INTENTS and 0.0 <= p.confidence <= 1.0
