@@ -39,12 +39,14 @@ def test_dev_set_accuracy(name):
     assert ev["topic_accuracy"] >= 0.92, ev["topic_accuracy"]
 
 
-def test_plain_style_dev_set_holds():
-    # nlu_dev_d: 400 short plain messages in the style of the owner's examples, the nearest stand-in for
-    # messages nobody on the team wrote; only its half A was tuned on (93.8 / 92.1 % when this was set)
-    ev = evaluate(load_rows(DATA / "nlu_dev_d.jsonl"), KNOWLEDGE)
-    assert ev["accuracy"] >= 0.92, ev["accuracy"]
-    assert ev["topic_accuracy"] >= 0.90, ev["topic_accuracy"]
+# nlu_dev_d and nlu_dev_e: 400 short plain messages each in the style of the owner's examples, the nearest
+# stand-in for messages nobody on the team wrote; only their A halves were tuned on. The bars sit a little
+# under what they scored when set (d: 93.8 / 92.6 %, e: 92.3 / 87.9 %): a guard against losing ground.
+@pytest.mark.parametrize("name, intent, topic", [("nlu_dev_d.jsonl", 0.92, 0.90), ("nlu_dev_e.jsonl", 0.91, 0.86)])
+def test_plain_style_dev_sets_hold(name, intent, topic):
+    ev = evaluate(load_rows(DATA / name), KNOWLEDGE)
+    assert ev["accuracy"] >= intent, ev["accuracy"]
+    assert ev["topic_accuracy"] >= topic, ev["topic_accuracy"]
 
 
 def test_parse_contract(router):
