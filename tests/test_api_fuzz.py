@@ -1,6 +1,8 @@
 """Every operation of the HTTP API, fed generated requests (schemathesis over the app's own OpenAPI schema,
-through the real app and database): none may answer 5xx. This found NUL in names and ids past PostgreSQL's
-INTEGER (500s), and a writer lock left held by a commit on another thread (every later write hung)."""
+through the real app and database): none may answer 5xx. Exploring with it found NUL in names and ids past
+PostgreSQL's INTEGER (500s), a year-1 date that cannot be converted to UTC (a 500), and a writer lock left
+held by a commit on another thread (every later write hung); each has its own test too. This fixed draw
+still fails on the old code on PostgreSQL (NUL)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from schemathesis.checks import not_a_server_error
 from tests.test_campaign_api import AUTH
 
 EXAMPLES = 40  # per operation: about 700 requests in all, a few seconds
+# The same examples every run (derandomize): CI is never failed by a new draw. Explore by hand with more
+# examples and a random seed (edit EXAMPLES, drop derandomize) when the API changes.
 
 
 def test_no_generated_request_is_a_server_error(app) -> None:
@@ -20,7 +24,8 @@ def test_no_generated_request_is_a_server_error(app) -> None:
 
     for operation in operations:
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                 derandomize=True)
         def no_server_error(case) -> None:  # noqa: ANN001
             response = case.call(headers=AUTH)
             case.validate_response(response, checks=[not_a_server_error])

@@ -71,6 +71,11 @@ def test_bad_requests_are_refused(client) -> None:
                        headers={**AUTH, "Idempotency-Key": "bad2"}).status_code == 422
     naive = {"kind": "training", "title": "x", "starts_at": "2026-03-10T09:00:00"}
     assert client.post("/api/admin/events", json=naive, headers=AUTH).status_code == 422
+    # year 1 with an offset cannot even be converted to UTC (it was a 500)
+    ancient = {"kind": "job_fair", "title": "x", "starts_at": "0001-01-01T00:00:00+00:01"}
+    assert client.post("/api/admin/events", json=ancient, headers=AUTH).status_code == 422
+    far = _campaign_body(event["id"], send_at="9999-12-31T23:59:00-01:00")
+    assert client.post("/api/admin/campaigns", json=far, headers={**AUTH, "Idempotency-Key": "far"}).status_code == 422
 
 
 def test_numbers_past_what_the_database_holds_are_refused_not_a_500(client) -> None:

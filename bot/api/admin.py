@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -19,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.api.fields import PathId, RowId, Text
+from bot.api.fields import Moment, PathId, RowId, Text
 from bot.db import SessionDep, session_scope
 from bot.models import (
     AccessLog,
@@ -35,7 +34,12 @@ from scheduler.campaigns import TransitionError, transition
 from scheduler.render import campaign_texts, default_templates
 from scheduler.report import preview, report, report_csv
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+# Documented for every operation: what the token check answers.
+router = APIRouter(prefix="/api/admin", tags=["admin"], responses={
+    401: {"description": "bearer token missing or wrong"},
+    503: {"description": "the admin API is off: GONGYOU_ADMIN_TOKEN is not set"},
+})
+NOT_FOUND = {404: {"description": "no such event or campaign"}}
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
@@ -59,8 +63,8 @@ class EventIn(BaseModel):
     kind: Literal["job_fair", "training"]
     title: Text = Field(min_length=1, max_length=128)
     organiser: Text | None = Field(default=None, max_length=128)
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: Moment
+    ends_at: Moment | None = None
     venue: Text | None = Field(default=None, max_length=128)
     county: Text | None = Field(default=None, max_length=32)
     township: Text | None = Field(default=None, max_length=32)
@@ -71,13 +75,6 @@ class EventIn(BaseModel):
     capacity: int | None = Field(default=None, ge=1, le=1_000_000)
     cost_note: Text | None = Field(default=None, max_length=128)
     signup_enabled: bool = True
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-03-10T09:00:00+08:00")
-        return value
 
     @model_validator(mode="after")
     def _order(self) -> EventIn:
@@ -123,12 +120,12 @@ def _event(session: Any, event_id: int) -> Event:
     return event
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", responses=NOT_FOUND)
 def get_event(event_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return event_out(session, _event(session, event_id))
 
 
-@router.post("/events/{event_id}/cancel")
+@router.post("/events/{event_id}/cancel", responses=NOT_FOUND)
 def cancel_event(event_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     event = _event(session, event_id)
     event.status = "cancelled"
@@ -159,9 +156,9 @@ class CampaignIn(BaseModel):
     template: Text | None = Field(default=None, max_length=2000)
     sms_template: Text | None = Field(default=None, max_length=500)
     channels: list[Literal["wechat", "sms"]] = Field(default_factory=lambda: ["wechat", "sms"], min_length=1)
-    send_at: datetime | None = None
+    send_at: Moment | None = None
     recurrence: Text | None = Field(default=None, max_length=64)
-    recurrence_until: datetime | None = None
+    recurrence_until: Moment | None = None
     reminders: list[Reminder] = Field(default_factory=list, max_length=5)
     signup: bool = True
 
@@ -176,13 +173,6 @@ class CampaignIn(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"recurrence must be a crontab line (m h dom mon dow): {exc}") from exc
         return value or None
-
-    @field_validator("send_at", "recurrence_until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-03-09T18:00:00+08:00")
-        return value
 
 
 def campaign_out(campaign: Campaign, audience: Audience | None = None) -> dict[str, Any]:
@@ -202,10 +192,14 @@ def _request_hash(body: CampaignIn) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-@router.post("/campaigns", status_code=201)
+@router.post("/campaigns", status_code=201, responses={
+    400: {"description": "no Idempotency-Key header"},
+    422: {"description": "invalid body, or this Idempotency-Key was used for a different request"}})
 def create_campaign(
     body: CampaignIn, request: Request, admin: AdminDep,
-    idempotency_key: Annotated[Text | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+    idempotency_key: Annotated[Text | None, Header(
+        alias="Idempotency-Key", max_length=128,
+        description="required: a fresh random value per new campaign; the same key again answers with that campaign")] = None,
 ) -> JSONResponse:
     if not idempotency_key:
         raise HTTPException(400, "the Idempotency-Key header is required (a fresh random value per new campaign)")
@@ -287,13 +281,13 @@ def list_campaigns(session: SessionDep, _admin: AdminDep, state: Text | None = N
     return [campaign_out(c) for c in session.scalars(query.limit(500))]
 
 
-@router.get("/campaigns/{campaign_id}")
+@router.get("/campaigns/{campaign_id}", responses=NOT_FOUND)
 def get_campaign(campaign_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     campaign = _campaign(session, campaign_id)
     return campaign_out(campaign, session.get(Audience, campaign.audience_id))
 
 
-@router.get("/campaigns/{campaign_id}/preview")
+@router.get("/campaigns/{campaign_id}/preview", responses=NOT_FOUND)
 def preview_campaign(campaign_id: PathId, request: Request, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return preview(session, _campaign(session, campaign_id), request.app.state.settings)
 
@@ -301,7 +295,7 @@ def preview_campaign(campaign_id: PathId, request: Request, session: SessionDep,
 ACTIONS = {"schedule": "scheduled", "pause": "paused", "resume": "resume", "cancel": "cancelled"}
 
 
-@router.post("/campaigns/{campaign_id}/{action}")
+@router.post("/campaigns/{campaign_id}/{action}", responses={**NOT_FOUND, 409: {"description": "not allowed in the campaign's state"}})
 def change_state(campaign_id: PathId, action: str, request: Request, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
     if action not in ACTIONS:
         raise HTTPException(404, f"unknown action {action!r}; one of {sorted(ACTIONS)}")
@@ -318,12 +312,13 @@ def change_state(campaign_id: PathId, action: str, request: Request, session: Se
     return campaign_out(campaign)
 
 
-@router.get("/campaigns/{campaign_id}/report")
+@router.get("/campaigns/{campaign_id}/report", responses=NOT_FOUND)
 def campaign_report(campaign_id: PathId, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return report(session, _campaign(session, campaign_id))
 
 
-@router.get("/campaigns/{campaign_id}/report.csv")
+@router.get("/campaigns/{campaign_id}/report.csv", response_class=StreamingResponse, responses={
+    **NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "the report as CSV (UTF-8 with BOM, for Excel)"}})
 def campaign_report_csv(campaign_id: PathId, request: Request, session: SessionDep, admin: AdminDep) -> StreamingResponse:
     campaign = _campaign(session, campaign_id)
     # Names and villages of recipients are personal data: the export is logged like any other look.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path
@@ -24,6 +25,18 @@ def _no_control_chars(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_control_chars)]
+
+
+def _aware_and_plausible(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-03-10T09:00:00+08:00")
+    # year 1 or 9999 with an offset cannot even be converted to UTC; no event or send is that far away
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("give a date between the years 2000 and 2100")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_aware_and_plausible)]
 
 # Row ids are the databases' INTEGER (32-bit on PostgreSQL): a larger number is a 422, not a 500.
 MAX_ROW_ID = 2**31 - 1
