@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Clear 4xx for malformed bodies; never echo huge inputs back.
-        errors = [{"loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()]
+        # Clear 4xx for malformed bodies; never echo huge inputs back (FastAPI's documented shape, without `input`).
+        errors = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.get("/health")
