@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 
 import hypothesis
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from tests.fakes.wechat_platform import WeChatPlatform, cdata
-from tests.test_wechat import fake_api, wechat_settings  # noqa: F401 (fixtures)
+from tests.fakes.wechat_platform import ACCOUNT, WeChatPlatform, cdata
+# fixtures: conftest's `app` and `client`, built with the Official Account configured
+from tests.test_wechat import fake_api, settings, wechat_settings  # noqa: F401
 
 MSG_TYPES = ["text", "voice", "image", "location", "link", "video", "shortvideo", "event", "file", "music", "news"]
 EVENTS = ["subscribe", "unsubscribe", "SCAN", "CLICK", "VIEW", "LOCATION", "TEMPLATESENDJOBFINISH",
@@ -25,12 +25,6 @@ xml_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charact
 values = xml_text | st.sampled_from(["", "0", "-1", "99999999999999999999", "qrscene_village-3", "1.5", "abc"]) | st.sampled_from(EVENTS)
 
 
-@pytest.fixture
-def settings(wechat_settings):  # noqa: ANN001, ANN201, F811
-    """conftest's `app` and `client`, built with the Official Account configured."""
-    return wechat_settings()
-
-
 @st.composite
 def pushes(draw) -> str:
     msg_type = draw(st.sampled_from(MSG_TYPES) | xml_text)
@@ -40,7 +34,7 @@ def pushes(draw) -> str:
     sender = draw(st.sampled_from(["o-fuzz-1", "o-fuzz-2"]) | xml_text)
     create_time = draw(st.sampled_from([str(int(time.time())), "", "0", "-5", "abc", "1" * 30]))
     msg_id = draw(st.none() | st.sampled_from(["1", "0", "-1", "x", "9" * 40]) | st.integers(0, 2**64).map(str))
-    parts = [f"<ToUserName>{cdata('gh_gongyou')}</ToUserName>", f"<FromUserName>{cdata(sender)}</FromUserName>",
+    parts = [f"<ToUserName>{cdata(ACCOUNT)}</ToUserName>", f"<FromUserName>{cdata(sender)}</FromUserName>",
              f"<CreateTime>{create_time}</CreateTime>", f"<MsgType>{cdata(msg_type)}</MsgType>",
              *(f"<{k}>{cdata(v)}</{k}>" for k, v in fields.items())]
     if msg_id is not None:
