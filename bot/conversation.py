@@ -141,8 +141,8 @@ class _Work:
     def session(self) -> Session:
         if self._session is None:
             # rollback_only: committing this session never commits the message's transaction. The explicit
-            # savepoint makes handlers see a nested transaction, as send_recorded needs (it flushes there
-            # instead of committing).
+            # savepoint is what undo() rolls back to, and makes handlers see a nested transaction, in which
+            # send_recorded refuses to call a provider (Turn.after_commit is the way).
             self._session = self.services.sessionmaker(bind=self.conn, join_transaction_mode="rollback_only")
             self._savepoint = self._session.begin_nested()
         return self._session
