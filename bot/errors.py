@@ -13,3 +13,7 @@ class Forbidden(PermissionError):
 
 class Conflict(ValueError):
     """The request is well formed but clashes with what is stored (a taken username, a used key)."""
+
+
+class Invalid(ValueError):
+    """The request breaks a business rule the field types cannot express (a 422 with the reason)."""
