@@ -45,9 +45,9 @@ def reveal(session: Session, actor: Actor, object_type: str, row_id: int, field:
     spec = REVEALABLE.get((object_type, field))
     if spec is None:
         raise NotFound(f"nothing to reveal as {object_type}.{field}")
-    row = get_scoped(session, spec.model, row_id, actor)
-    if actor.role not in spec.roles:
+    if actor.role not in spec.roles:  # before the look-up: the answer says nothing about the row
         raise Forbidden(f"a {actor.role} account may not see {object_type}.{field} in clear")
+    row = get_scoped(session, spec.model, row_id, actor)
     token = getattr(row, spec.column)
     audit(session, actor, "reveal", object_type=object_type, object_id=row_id, detail={"field": field},
           note=(reason or "").strip() or None)
