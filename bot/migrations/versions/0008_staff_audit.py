@@ -65,7 +65,7 @@ def upgrade() -> None:
     with op.batch_alter_table('staff_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_staff_session_staff_id'), ['staff_id'], unique=False)
 
-    audit = op.create_table('audit_log',
+    op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
@@ -85,21 +85,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_log_object', ['object_type', 'object_id'], unique=False)
 
     # access_log's rows become audit rows: the labourer they were about is the object.
-    bind = op.get_bind()
-    old = sa.table('access_log', sa.column('id'), sa.column('actor'), sa.column('action'), sa.column('labourer_id'),
-                   sa.column('detail', sa.JSON()), sa.column('note'), sa.column('created_at'))
-    rows = bind.execute(sa.select(old).order_by(old.c.id)).mappings().all()
-    if rows:
-        op.bulk_insert(audit, [
-            {"created_at": r["created_at"], "actor": r["actor"], "actor_id": None, "action": r["action"],
-             "object_type": "labourer" if r["labourer_id"] is not None else None,
-             "object_id": str(r["labourer_id"]) if r["labourer_id"] is not None else None,
-             "ip": None, "detail": r["detail"] or {}, "note": r["note"]}
-            for r in rows
-        ])
+    op.execute(
+        "INSERT INTO audit_log (created_at, actor, actor_id, action, object_type, object_id, ip, detail, note) "
+        "SELECT created_at, actor, NULL, action, CASE WHEN labourer_id IS NULL THEN NULL ELSE 'labourer' END, "
+        "CAST(labourer_id AS VARCHAR(64)), NULL, detail, note FROM access_log ORDER BY id"
+    )
     op.drop_table('access_log')
 
-    if bind.dialect.name == 'postgresql':
+    if op.get_bind().dialect.name == 'postgresql':
         op.execute(PG_TRIGGER)
     else:
         for statement in SQLITE_TRIGGERS:
