@@ -251,6 +251,15 @@ def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
         yield server
 
 
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """Where a test saves screenshots: $GONGYOU_ARTIFACTS_DIR or tests/artifacts/ (ignored by git), per test."""
+    base = Path(os.environ.get("GONGYOU_ARTIFACTS_DIR") or Path(__file__).resolve().parent / "artifacts")
+    folder = base / request.node.name.replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

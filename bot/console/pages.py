@@ -186,10 +186,12 @@ def staff_password(username: str, request: Request, session: SessionDep, service
 def audit_page(request: Request, session: SessionDep, settings: SettingsDep, actor: Admin,
                who: Annotated[str, Query(alias="actor", max_length=64)] = "",
                action: Annotated[str, Query(max_length=48)] = "",
-               day_from: Annotated[date | None, Query(alias="from")] = None,
-               day_to: Annotated[date | None, Query(alias="to")] = None,
+               start: Annotated[str, Query(alias="from", max_length=10)] = "",
+               end: Annotated[str, Query(alias="to", max_length=10)] = "",
                offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+    # The filter form sends every field, empty ones too: an empty or unreadable field is simply no filter.
     who, action = ("" if has_control_chars(v) else v.strip() for v in (who, action))
+    day_from, day_to = _day(start), _day(end)
     query = audit_query(actor=who or None, action=action or None, day_from=day_from, day_to=day_to,
                         tz=settings.timezone)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
@@ -202,6 +204,13 @@ def audit_page(request: Request, session: SessionDep, settings: SettingsDep, act
     }
     return render(request, "audit.html", actor, rows=rows, total=total, filters=filters, page=page,
                   offset=offset, tz=settings.timezone)
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 # ---- reveal one value (htmx) ----------------------------------------------------------------------
