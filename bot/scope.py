@@ -84,7 +84,9 @@ def scope_where(query: Select[Any], actor: Actor, model: type | None = None) -> 
     if areas is None:
         return query
     if model is None:
-        model = query.column_descriptions[0]["entity"]
+        model = query.column_descriptions[0].get("entity")
+        if model is None:  # select(func.count()) and the like: which table's area counts is not guessed
+            raise TypeError("scope_where: name the model for a query that does not start with one")
     return query.where(area_condition(model, areas))
 
 

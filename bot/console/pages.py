@@ -24,6 +24,7 @@ from bot.api.deps import ServicesDep, SessionDep, SettingsDep, client_ip
 from bot.api.fields import PathId
 from bot.api.routes.audit import PAGE as AUDIT_PAGE
 from bot.api.routes.audit import audit_query
+from bot.api.routes.staff import Username
 from bot.auth import Actor, SignInRefused, authenticate, close_session, create_staff, find_staff, open_session, \
     resolve_areas, update_staff
 from bot.console.deps import LOGIN_CSRF_COOKIE, LOGIN_PATH, SESSION_COOKIE, COOKIE_PATH, console_role, set_cookie, \
@@ -154,7 +155,7 @@ def _account(session: SessionDep, username: str) -> Staff:
 
 
 @router.post("/staff/{username}/disable", response_class=HTMLResponse)
-def staff_disable(username: str, request: Request, session: SessionDep, services: ServicesDep,
+def staff_disable(username: Username, request: Request, session: SessionDep, services: ServicesDep,
                   actor: Admin) -> HTMLResponse:
     if username == actor.username:
         return _staff_page(request, session, services, actor, error="不能停用自己的账号", status_code=422)
@@ -163,14 +164,14 @@ def staff_disable(username: str, request: Request, session: SessionDep, services
 
 
 @router.post("/staff/{username}/enable", response_class=HTMLResponse)
-def staff_enable(username: str, request: Request, session: SessionDep, services: ServicesDep,
+def staff_enable(username: Username, request: Request, session: SessionDep, services: ServicesDep,
                  actor: Admin) -> HTMLResponse:
     update_staff(session, actor, _account(session, username), active=True)
     return _staff_page(request, session, services, actor, message=f"已启用账号 {username}")
 
 
 @router.post("/staff/{username}/password", response_class=HTMLResponse)
-def staff_password(username: str, request: Request, session: SessionDep, services: ServicesDep, actor: Admin,
+def staff_password(username: Username, request: Request, session: SessionDep, services: ServicesDep, actor: Admin,
                    password: Field) -> HTMLResponse:
     try:
         update_staff(session, actor, _account(session, username), password=password)

@@ -17,7 +17,7 @@ from bot.models import Staff
 
 router = APIRouter(prefix="/api/admin/staff", tags=["staff"], responses=STAFF_RESPONSES)
 Admin = Annotated[Actor, require_role("admin")]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
+Username = Annotated[Text, Path(min_length=1, max_length=64)]
 
 
 class AreaOut(BaseModel):
