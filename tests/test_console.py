@@ -95,3 +95,22 @@ def test_the_audit_page_filters_and_is_read_only(client, app, make_staff) -> Non
     assert "共 0 条" in client.get("/console/audit", params={"actor": "someone-else"}).text
     assert "共 0 条" in client.get("/console/audit", params={"from": "2000-01-01", "to": "2000-01-02"}).text
     assert "<form method=\"post\"" not in page.text.split("<table>")[1]  # no action on a row
+
+
+def test_htmx_requests_carry_the_csrf_header_and_are_sent_to_sign_in(client, app, make_staff) -> None:
+    from staff_routes import seed_world
+
+    with session_scope(app.state.sessionmaker) as session:
+        world = seed_world(session, app.state.settings.data_key)
+    make_staff("boss", "admin")
+    login(client, "boss")
+    home = client.get("/console/")
+    header = re.search(r"hx-headers='\{\"X-CSRF-Token\": \"([^\"]+)\"\}'", home.text).group(1)
+    url = f"/console/reveal/labourer/{world['labourer_id']}/phone"
+    shown = client.post(url, headers={"HX-Request": "true", "X-CSRF-Token": header})
+    assert shown.status_code == 200 and "13912344567" in shown.text and 'class="revealed"' in shown.text
+    assert client.post(url, headers={"HX-Request": "true", "X-CSRF-Token": "forged"}).status_code == 403
+    assert [a.detail for a in rows(app, AuditLog, AuditLog.action == "reveal")] == [{"field": "phone"}]
+    client.cookies.clear()
+    gone = client.post(url, headers={"HX-Request": "true", "X-CSRF-Token": header})
+    assert gone.status_code == 401 and gone.headers["HX-Redirect"] == "/console/login"
