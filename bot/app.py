@@ -1,14 +1,18 @@
-"""The ASGI application: `bot.app:app` (built on first access) and `create_app()`."""
+"""The ASGI application: `bot.app:app` (built on first access) and `create_app()`; and `compose()`, the one
+place the message pipeline is assembled (every process that answers messages or sends uses it)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive, Scope, Send
 
 from bot.api import errors
@@ -48,6 +52,28 @@ def _route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
+def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
+    """The pipeline, assembled from explicit lists: intent handlers, dialogs, the hook that answers replies
+    to broadcasts, what each channel records per message, and where delivery receipts go. Nothing
+    registers itself on import; Services.build checks that the parts fit."""
+    from bot import signups
+    from bot.dialogs.definitions import DIALOGS
+    from bot.intents import events, handoff, menu, policy, records, registration, subscription
+    from bot.nlu.entities import use_cache_dir
+    from scheduler.hooks import install as install_receipts
+
+    use_cache_dir(settings.resolved_cache_dir)
+    install_receipts()
+    return Services.build(
+        settings, factory,
+        handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
+                  subscription.HANDLERS, handoff.HANDLERS),
+        dialogs=DIALOGS,
+        pre_route=(signups.broadcast_reply,),
+        on_logged={"wechat": wechat.touch_follower},
+    )
+
+
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     settings = settings or get_settings()
     if configure_logs:
@@ -55,7 +81,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     engine = make_engine(settings.database_url)
     migrate(engine)
     factory = make_sessionmaker(engine)
-    services = Services.build(settings, factory)
+    services = compose(settings, factory)
     if settings.demo_data:
         from bot.demo import load_demo_data
 
@@ -63,7 +89,18 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     from scheduler.jobs import lifespan as scheduler_lifespan  # runs schedules in-process when enabled
 
-    app = GongyouApp(title="Gongyou 工友", version="0.1.0", lifespan=scheduler_lifespan)
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        stop_watching = services.knowledge.watch(settings.knowledge_poll_seconds) \
+            if settings.knowledge_poll_seconds > 0 else None
+        try:
+            async with scheduler_lifespan(application):
+                yield
+        finally:
+            if stop_watching is not None:
+                stop_watching()
+
+    app = GongyouApp(title="Gongyou 工友", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = factory
@@ -79,7 +116,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     def health() -> dict[str, Any]:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return {"status": "ok", "database": engine.dialect.name, "knowledge_entries": len(services.kb.entries)}
+        knowledge = services.knowledge
+        return {"status": "ok", "database": engine.dialect.name, "knowledge_entries": len(knowledge.current.kb.entries),
+                "knowledge_version": knowledge.current.version, "knowledge_error": knowledge.last_error}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)

@@ -32,8 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from bot.channels.base import InboundMessage
-    from bot.conversation import Services, handle_message
+    from bot.channels.base import Address, InboundMessage
+    from bot.app import compose
+    from bot.conversation import handle_message
     from bot.db import make_engine, make_sessionmaker, migrate
     from bot.logs import configure_logging
     from bot.settings import get_settings
@@ -42,13 +43,13 @@ def _chat(args: argparse.Namespace) -> int:
     configure_logging("WARNING", json_lines=False)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    services = Services.build(settings, make_sessionmaker(engine))
+    services = compose(settings, make_sessionmaker(engine))
     print("工友对话（输入 exit 或按 Ctrl-D 退出）", flush=True)
     for line in sys.stdin:
         text = line.rstrip("\n")
         if text.strip().lower() in {"exit", "quit"}:
             break
-        outcome = handle_message(services, InboundMessage(channel="simulator", user_id=args.user, text=text))
+        outcome = handle_message(services, InboundMessage(Address("simulator", args.user), text=text))
         for reply in outcome.replies:
             print(f"工友：{reply.plain_text()}", flush=True)
     return 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,12 +21,15 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from bot import dialogs, pii
 from bot.channels.base import Choice, InboundMessage, Reply
 from bot.db import dialect_insert
-from bot.intents import Handler, load_handlers
-from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.dialogs.engine import Dialog
+from bot.intents import Handler, merge_handlers
+from bot.knowledge import KnowledgeBase
 from bot.models import ConversationState, Labourer, MessageLog, utcnow
-from bot.nlu.router import Router, get_router
+from bot.nlu.router import Router
 from bot.nlu.types import Parse
+from bot.registry import Identity, bind_channel, resolve_labourer
 from bot.settings import Settings
+from bot.snapshot import KnowledgeStore, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -38,55 +41,80 @@ STATES = ConversationState.__table__
 STATE_FIELDS = ("labourer_id", "dialog", "step", "slots", "context")
 _DIGIT = re.compile(r"^\s*(\d{1,2})\s*[.。!！?？、]*\s*$")
 
-# Checked before the menu and the intent router; each returns replies or None to pass. Registered by
-# the areas that need one (scheduler.replies: "报名"/"1"/"不去了" answering a broadcast).
-PRE_ROUTE_HOOKS: list[Callable[["Turn"], "list[Reply] | None"]] = []
-
-# Per channel, what must be recorded about the sender in the message's own transaction, right after the
-# inbound row (a platform retry skips it): WeChat's following and customer-service window.
-ON_LOGGED: dict[str, Callable[[Connection, InboundMessage], None]] = {}
+# Checked before the menu and the intent router; returns replies, or None to pass.
+PreRouteHook = Callable[["Turn"], "list[Reply] | None"]
+# What must be recorded about the sender in the message's own transaction, right after the inbound row
+# (a platform retry skips it): WeChat's following and customer-service window.
+OnLogged = Callable[[Connection, InboundMessage], None]
 
 
 @dataclass
 class Services:
-    """What a turn needs besides the database session; built once per app."""
+    """What a turn needs besides the database session. Assembled once per process, in one place
+    (bot.app.compose), from explicit lists: nothing registers itself on import."""
 
     settings: Settings
     sessionmaker: sessionmaker[Session]
-    kb: KnowledgeBase
-    router: Router
-    handlers: dict[str, Handler]
+    knowledge: KnowledgeStore
+    handlers: Mapping[str, Handler]
+    dialogs: Mapping[str, Dialog]
+    pre_route: tuple[PreRouteHook, ...] = ()
+    on_logged: Mapping[str, OnLogged] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, factory: sessionmaker[Session]) -> "Services":
-        dialogs.check(settings.knowledge_dir)
-        return cls(
-            settings=settings,
-            sessionmaker=factory,
-            kb=load_knowledge(settings.knowledge_dir),
-            router=get_router(settings.knowledge_dir),
-            handlers=load_handlers(),
-        )
+    def build(cls, settings: Settings, factory: sessionmaker[Session], *, handlers: Iterable[Mapping[str, Handler]],
+              dialogs: Iterable[Dialog], pre_route: Iterable[PreRouteHook] = (),
+              on_logged: Mapping[str, OnLogged] | None = None) -> "Services":
+        """Check the parts fit before anything runs: every intent has exactly one handler, dialog names are
+        unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat)."""
+        by_name = _dialogs_by_name(dialogs)
+        knowledge = KnowledgeStore(settings.knowledge_dir, checks=(partial(dialog_checks, by_name),))
+        return cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
+                   dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}))
 
     @property
     def engine(self) -> Engine:
         return self.sessionmaker.kw["bind"]
 
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.knowledge.current.kb
+
+    @property
+    def router(self) -> Router:
+        return self.knowledge.current.router
+
+
+def _dialogs_by_name(declared: Iterable[Dialog]) -> dict[str, Dialog]:
+    found: dict[str, Dialog] = {}
+    for dialog in declared:
+        if dialog.name in found:
+            raise ValueError(f"two dialogs named {dialog.name!r}")
+        found[dialog.name] = dialog
+    return found
+
+
+def dialog_checks(declared: Mapping[str, Dialog], kb: KnowledgeBase) -> None:
+    dialogs.check(declared.values(), kb.dialog_texts)
+
 
 class Turn:
     """One message being answered. `session` is the ORM session handlers use; the pipeline opens it (inside
     a savepoint of the message's transaction) only when a handler first asks for it, so the common answers
-    (policy, menus) cost no savepoint and no unit of work."""
+    (policy, menus) cost no savepoint and no unit of work. `knowledge` is the snapshot the message was
+    understood with: the whole turn answers from it, even if a newer one goes live meanwhile."""
 
     def __init__(self, work: "_Work", message: InboundMessage, state: ConversationState, services: Services, *,
-                 text: str = "", parse: Parse | None = None) -> None:
+                 knowledge: Snapshot, text: str = "", parse: Parse | None = None) -> None:
         self._work = work
         self.message = message
         self.state = state
         self.services = services
+        self.knowledge = knowledge
         self.text = text  # the message text as the NLU sees it (bounded)
         self.parse = parse
         self.action: dict[str, Any] = {}  # set when a menu choice triggered the handler
+        self._identity: Identity | None = None
 
     @property
     def session(self) -> Session:
@@ -94,7 +122,7 @@ class Turn:
 
     @property
     def kb(self) -> KnowledgeBase:
-        return self.services.kb
+        return self.knowledge.kb
 
     @property
     def settings(self) -> Settings:
@@ -103,10 +131,23 @@ class Turn:
     def say(self, key: str, **values: Any) -> str:
         return self.kb.text(key, **values)
 
+    def identity(self) -> Identity:
+        """Who is writing (bot.registry.resolve_labourer), found once per turn; a person found by their
+        address is bound to this conversation from now on."""
+        if self._identity is None:
+            found = resolve_labourer(self.session, self.message.address, bound_id=self.state.labourer_id)
+            if found.labourer is not None and self.state.labourer_id != found.labourer.id:
+                bind_channel(self.session, found.labourer, self.state)
+            self._identity = found
+        return self._identity
+
     def labourer(self) -> Labourer | None:
-        if self.state.labourer_id is None:
-            return None
-        return self.session.get(Labourer, self.state.labourer_id)
+        return self.identity().labourer
+
+    def bind(self, labourer: Labourer) -> None:
+        """The person said who they are (a dialog matched or registered them): this conversation is theirs."""
+        bind_channel(self.session, labourer, self.state, shared=bool(self.identity().sharing))
+        self._identity = Identity(labourer)
 
     def run(self, intent: str, **action: Any) -> list[Reply]:
         """Hand the turn to another intent's handler (menus, fallbacks)."""
@@ -197,21 +238,22 @@ def _run_after_commit(action: Callable[[], None]) -> None:
 
 
 def _handle(services: Services, message: InboundMessage) -> tuple[Outcome, list[Callable[[], None]]]:
+    knowledge = services.knowledge.current
     text = "" if message.kind == "event" else _clean(message.text)[: services.settings.max_message_chars]
-    parse = services.router.parse(text) if text else None
+    parse = knowledge.router.parse(text) if text else None
     statements = _statements(services.engine)
     with services.engine.begin() as conn:
         inbound_id = _log_inbound(conn, statements, message, parse)
         if inbound_id is None:
             log.info("duplicate message ignored", extra={"channel": message.channel, "external_id": message.external_id})
             return Outcome(replies=[], duplicate=True), []
-        on_logged = ON_LOGGED.get(message.channel)
+        on_logged = services.on_logged.get(message.channel)
         if on_logged is not None:
             on_logged(conn, message)
         work = _Work(services, conn)
         try:
             state, loaded = _load_state(conn, statements, message)
-            turn = Turn(work, message, state, services, text=text, parse=parse)
+            turn = Turn(work, message, state, services, knowledge=knowledge, text=text, parse=parse)
             replies = _respond(turn)
             _remember_menu(state, replies)
             outbound = _outbound_rows(message, replies)
@@ -223,7 +265,7 @@ def _handle(services: Services, message: InboundMessage) -> tuple[Outcome, list[
         except Exception as exc:  # a failing handler answers with an apology; the message stays logged
             log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
             work.undo()
-            replies = [Reply(services.kb.text("apology"))]
+            replies = [Reply(knowledge.kb.text("apology"))]
             error = f"{type(exc).__name__}: {exc}"[:2000]
             conn.execute(update(MESSAGES).where(MESSAGES.c.id == inbound_id).values(status="failed", error=error))
             _log_outbound(conn, statements, _outbound_rows(message, replies))
@@ -328,7 +370,7 @@ def _route(turn: Turn) -> list[Reply]:
         if turn.message.kind in ("image", "video", "link", "location"):
             return dialogs.receive_media(turn) or turn.run("help", reason="media")
         return turn.run("help", reason="empty")
-    for hook in PRE_ROUTE_HOOKS:
+    for hook in turn.services.pre_route:
         hooked = hook(turn)
         if hooked is not None:
             return hooked

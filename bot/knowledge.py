@@ -1,17 +1,19 @@
-"""Loads knowledge/ (data, not code) once per directory and validates it, so a bad file fails at start-up."""
+"""Reads knowledge/ (data, not code) and validates it: a bad file is refused with the reason, at start-up or
+when a new version is loaded into the running service (bot.snapshot)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bot.nlu.types import TOPICS
+from bot.settings import default_knowledge_dir
 
 SMS_ANSWER_LIMIT = 140
+_PACKAGED = default_knowledge_dir()
 
 
 class KnowledgeError(ValueError):
@@ -46,7 +48,9 @@ class KnowledgeBase:
     job_types: tuple[CatalogueItem, ...] = ()
     formats: tuple[CatalogueItem, ...] = ()
     regions: dict[str, Any] = field(default_factory=dict)
-    texts: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, Any] = field(default_factory=dict)  # texts.yaml: the bot's replies
+    dialog_texts: dict[str, Any] = field(default_factory=dict)  # dialogs.yaml: what the dialogs say
+    campaign_texts: dict[str, Any] = field(default_factory=dict)  # campaign_texts.yaml: events and broadcasts
 
     def entries_for(self, topic: str) -> list[PolicyEntry]:
         return [e for e in self.entries.values() if e.topic == topic]
@@ -114,8 +118,8 @@ def _policy_entries(directory: Path) -> dict[str, PolicyEntry]:
     return entries
 
 
-@lru_cache(maxsize=4)
 def load_knowledge(directory: Path) -> KnowledgeBase:
+    """Everything in `directory`, checked. Raises KnowledgeError naming the file and the problem."""
     directory = Path(directory)
     if not directory.is_dir():
         raise KnowledgeError(f"knowledge directory not found: {directory} (set GONGYOU_KNOWLEDGE_DIR)")
@@ -127,6 +131,7 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     missing = {"menu", "out_of_scope", "apology", "clarify"} - set(texts)
     if missing:
         raise KnowledgeError(f"texts.yaml lacks {sorted(missing)}")
+    campaign_texts = _mapping(directory / "campaign_texts.yaml", fallback=_PACKAGED / "campaign_texts.yaml")
     return KnowledgeBase(
         directory=directory,
         topics=topics,
@@ -136,4 +141,16 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
         formats=_catalogue(directory / "event_formats.yaml"),
         regions=(read_yaml(regions_path) or {}) if regions_path.exists() else {},
         texts=texts,
+        dialog_texts=_mapping(directory / "dialogs.yaml"),
+        campaign_texts=campaign_texts,
     )
+
+
+def _mapping(path: Path, *, fallback: Path | None = None) -> dict[str, Any]:
+    # A custom knowledge folder without this file still gets the packaged one.
+    if not path.exists() and fallback is not None:
+        path = fallback
+    doc = read_yaml(path) if path.exists() else {}
+    if not isinstance(doc, dict):
+        raise KnowledgeError(f"{path}: expected a mapping at the top level")
+    return doc

@@ -1,8 +1,8 @@
 """The labourer registry (一库) and its lists: plain verb_noun functions over a session.
 
-Identity: a WeChat (or simulator) user is matched to the roster by name + ID number, or name + phone;
-an SMS user's number is their user id. Someone the roster does not know is registered as
-self-reported and left unverified for the village assistant. ID numbers and phones are only ever
+Identity: `resolve_labourer(session, address)` says who is writing, for every caller; a person the
+roster does not know yet says their name and ID number or phone, matched by `find_labourer`, or is
+registered as self-reported and left unverified for the village assistant. ID numbers and phones are only ever
 stored protected (bot.pii); reading one in clear goes through `bot.reveal.reveal`, which writes the audit log.
 """
 
@@ -16,24 +16,69 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot import pii
-from bot.models import Complaint, ConversationState, JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.channels.base import Address
+from bot.models import (
+    Complaint,
+    ConversationState,
+    JobWish,
+    Labourer,
+    SmsNumber,
+    TrainingNeed,
+    WorkingAway,
+)
 from bot.models.complaints import latest_public_reply
 
-WECHAT_LIKE = ("wechat", "simulator")  # channels whose user id is an account id, bound by wechat_openid
+@dataclass(frozen=True)
+class Identity:
+    """Who is writing from an address. `labourer` when we know; else `sharing` lists the registered
+    people whose phone is this SMS number (a family phone): it identifies none of them until the person
+    says who they are."""
+
+    labourer: Labourer | None
+    sharing: tuple[int, ...] = ()
+
+
+def resolve_labourer(session: Session, address: Address, *, bound_id: int | None = None) -> Identity:
+    """The one answer to "who is this?" for every caller (the pipeline, dialogs, sign-ups, records).
+
+    `bound_id` is the conversation's own binding (ConversationState.labourer_id): once a person has
+    said who they are on an address, that holds. Otherwise, per channel:
+    - wechat: the roster entry bound to this openid;
+    - sms: the person bound to this number before, else the one roster entry with this phone; several
+      entries with this phone identify nobody (`sharing`);
+    - simulator: nothing but its own binding (its names are not openids or numbers).
+    """
+    if bound_id is not None:
+        found = session.get(Labourer, bound_id)
+        if found is not None:
+            return Identity(found)
+    if address.channel == "wechat":
+        return Identity(session.scalars(select(Labourer).where(Labourer.wechat_openid == address.user_id)).first())
+    if address.channel == "sms":
+        bound = session.scalars(select(Labourer).where(Labourer.sms_number_hash == address.user_id).limit(2)).all()
+        if len(bound) == 1:
+            return Identity(bound[0])
+        listed = session.scalars(select(Labourer).where(Labourer.phone_hash == address.user_id).limit(20)).all()
+        if len(listed) == 1 and not bound:
+            return Identity(listed[0])
+        return Identity(None, tuple(sorted({lab.id for lab in (*bound, *listed)})))
+    return Identity(None)
 
 
 def find_labourer(
-    session: Session, *, name: str, data_key: str, id_number: str | None = None, phone: str | None = None
+    session: Session, *, name: str, data_key: str, id_number: str | None = None, phone: str | None = None,
+    phone_hash: str | None = None,
 ) -> Labourer | None:
-    """The roster entry with this name and this ID number (preferred) or phone."""
+    """The roster entry with this name and this ID number (preferred) or phone (given in clear, or as its
+    look-up hash: an SMS address)."""
     if id_number:
         found = session.scalars(
             select(Labourer).where(Labourer.id_number_hash == pii.lookup_hash(id_number, data_key))
         ).one_or_none()
         if found is not None and found.name == name:
             return found
-    if phone:
-        digest = pii.lookup_hash(phone, data_key)
+    digest = phone_hash or (pii.lookup_hash(phone, data_key) if phone else None)
+    if digest:
         candidates = session.scalars(
             select(Labourer).where(or_(Labourer.phone_hash == digest, Labourer.sms_number_hash == digest))
         ).all()
@@ -41,14 +86,13 @@ def find_labourer(
     return None
 
 
-def find_by_sms_number(session: Session, *, phone: str, data_key: str) -> Labourer | None:
-    """The person texting from `phone`: bound to it before, else the one roster entry with that phone."""
-    digest = pii.lookup_hash(phone, data_key)
-    bound = session.scalars(select(Labourer).where(Labourer.sms_number_hash == digest)).first()
-    if bound is not None:
-        return bound
-    listed = session.scalars(select(Labourer).where(Labourer.phone_hash == digest).limit(2)).all()
-    return listed[0] if len(listed) == 1 else None  # a shared family phone does not say who is texting
+def address_phone(session: Session, address: Address, *, data_key: str) -> str | None:
+    """The mobile number an SMS address stands for, in clear (for storing it protected on a labourer or a
+    complaint); None on other channels."""
+    if address.channel != "sms":
+        return None
+    token = session.scalar(select(SmsNumber.number_enc).where(SmsNumber.number_hash == address.user_id))
+    return None if token is None else pii.decrypt(token, data_key)
 
 
 def register_self_reported(
@@ -90,48 +134,29 @@ def set_phone(labourer: Labourer, phone: str, data_key: str) -> None:
         protected.encrypted, protected.lookup_hash, protected.masked)
 
 
-def bind_channel(session: Session, labourer: Labourer, state: ConversationState, *, data_key: str) -> None:
-    """Remember that this chat is this labourer; an opt-out given before binding carries over."""
-    if state.channel in WECHAT_LIKE:
-        if labourer.wechat_openid in (None, state.user_id):
-            taken = session.scalars(
-                select(Labourer).where(Labourer.wechat_openid == state.user_id, Labourer.id != labourer.id)
-            ).first()
-            if taken is None:
-                labourer.wechat_openid = state.user_id
-    elif state.channel == "sms":
-        try:
-            labourer.sms_number_hash = pii.lookup_hash(pii.normalize_phone(state.user_id), data_key)
-        except pii.InvalidPersonalData:
-            pass
+def bind_channel(session: Session, labourer: Labourer, state: ConversationState, *, shared: bool = False) -> None:
+    """Remember that this conversation is this labourer; an opt-out given before binding carries over.
+
+    A WeChat openid is also bound on the labourer (broadcasts find them by it), as is an SMS number
+    that only this person uses; a shared family number stays bound to the conversation alone."""
+    if state.channel == "wechat" and labourer.wechat_openid in (None, state.user_id):
+        taken = session.scalars(
+            select(Labourer).where(Labourer.wechat_openid == state.user_id, Labourer.id != labourer.id)
+        ).first()
+        if taken is None:
+            labourer.wechat_openid = state.user_id
+    elif state.channel == "sms" and not shared:
+        labourer.sms_number_hash = state.user_id
     state.labourer_id = labourer.id
     if (state.context or {}).get("unsubscribed"):
         set_subscription(labourer, state.channel, False)
 
 
-def labourer_for(session: Session, state: ConversationState, *, data_key: str) -> Labourer | None:
-    """The labourer this chat belongs to, binding an SMS number the roster knows on first contact."""
-    if state.labourer_id is not None:
-        found = session.get(Labourer, state.labourer_id)
-        if found is not None:
-            return found
-    labourer = None
-    if state.channel in WECHAT_LIKE:
-        labourer = session.scalars(select(Labourer).where(Labourer.wechat_openid == state.user_id)).first()
-    elif state.channel == "sms":
-        try:
-            labourer = find_by_sms_number(session, phone=pii.normalize_phone(state.user_id), data_key=data_key)
-        except pii.InvalidPersonalData:
-            labourer = None
-    if labourer is not None:
-        bind_channel(session, labourer, state, data_key=data_key)
-    return labourer
-
-
 def set_subscription(labourer: Labourer, channel: str, on: bool) -> None:
+    """The labourer's notices on a real channel; the simulator's choice stays in its conversation."""
     if channel == "sms":
         labourer.subscribed_sms = on
-    else:
+    elif channel == "wechat":
         labourer.subscribed_wechat = on
 
 

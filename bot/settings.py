@@ -84,6 +84,13 @@ class Settings(BaseSettings):
 
     timezone: str = "Asia/Shanghai"
 
+    # Knowledge and caches (bot.snapshot, bot.nlu): a changed knowledge folder goes live within this many
+    # seconds in every process; 0 turns the watcher off (a restart or refresh() picks changes up).
+    knowledge_poll_seconds: float = 5.0
+    # Where start-up work is cached (the router's model, the pinyin table, jieba's dictionary). Empty: a
+    # folder beside the SQLite database, or ./.gongyou-cache; created 0700, never the shared /tmp.
+    cache_dir: Path | None = None
+
     # Staff accounts, console sessions, API tokens, request size (foundation: bot/auth.py, bot/api, bot/console)
     staff_token_hours: float = 12.0  # a bearer token from POST /api/auth/token lives this long
     console_session_hours: float = 12.0  # a console session ends after this long, active or not
@@ -113,6 +120,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        if self.is_sqlite:
+            database = self.database_url.split("///", 1)[-1].split("?", 1)[0]
+            if database and database != ":memory:" and not database.startswith("file:"):
+                return Path(database).resolve().parent / ".gongyou-cache"
+        return Path.cwd() / ".gongyou-cache"
 
 
 @lru_cache

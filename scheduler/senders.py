@@ -202,9 +202,9 @@ class SmsSender(_ChannelSender):
 
 def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:
     """The production senders: the channels' own clients, configured by settings."""
-    from bot.conversation import Services
+    from bot.app import compose
 
-    services = Services.build(settings, factory)
+    services = compose(settings, factory)
     return {"wechat": WeChatSender(services), "sms": SmsSender(services)}
 
 

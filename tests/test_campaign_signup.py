@@ -20,7 +20,7 @@ from bot.models import (
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
-from scheduler.replies import cancel, classify, sign_up
+from bot.signups import cancel, classify, sign_up
 from scheduler.senders import RecordingSender
 from scheduler.synthetic import insert_labourers, make_campaign
 

@@ -14,7 +14,7 @@ from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import Complaint, ComplaintEvidence, ConversationState, Labourer
 from bot.models.complaints import ComplaintTransitionError, add_note, next_ticket_no, transition_complaint
 
-from test_dialog_support import db, rows, send
+from test_dialog_support import add_roster_labourer, db, rows, send, text_by_sms
 
 TICKET = re.compile(r"WQ-\d{8}-\d{4}")
 
@@ -90,11 +90,11 @@ def test_photos_sent_during_and_after_the_dialog_join_the_ticket(say, app):
     assert media == ["media-1", "media-2", "media-3"]
 
 
-def test_complaint_by_sms_uses_the_number_it_came_from(app):
+def test_complaint_by_sms_uses_the_number_it_came_from(client, app):
     phone = "13912345678"
 
     def talk(text: str) -> list[str]:
-        return send(app, phone, text, channel="sms")
+        return text_by_sms(client, phone, text)
 
     talk("我要投诉中介乱收费")
     talk("巴中某某劳务中介")
@@ -108,6 +108,17 @@ def test_complaint_by_sms_uses_the_number_it_came_from(app):
     assert complaint.channel == "sms" and complaint.contact_phone_masked == "139****5678"
     [labourer] = rows(app, Labourer)
     assert labourer.phone_masked == "139****5678" and labourer.sms_number_hash
+
+
+def test_a_roster_labourer_complaining_by_sms_is_recognised(client, app):
+    known = add_roster_labourer(app, name="李秀英", phone="13812345678")
+    for text in ("老板欠我三个月工资", "巴中某某建筑公司", "跳过", "8000", "3个", "就是不给"):
+        replies = text_by_sms(client, "13812345678", text)
+    assert "姓名" not in "".join(replies) and "欠薪" in replies[-1]  # read back, nothing asked about who she is
+    text_by_sms(client, "13812345678", "1")
+    [complaint] = rows(app, Complaint)
+    assert complaint.labourer_id == known and complaint.contact_phone_masked == "138****5678"
+    assert [lab.id for lab in rows(app, Labourer)] == [known]
 
 
 def test_my_records_shows_the_latest_public_reply_only(say, app):

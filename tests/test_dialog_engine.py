@@ -12,7 +12,9 @@ import yaml
 from bot.dialogs import engine
 from bot.dialogs import validators as v
 from bot.dialogs.engine import Dialog, Slot
-from bot.knowledge import load_knowledge
+from bot.app import create_app
+from bot.dialogs.definitions import DIALOGS
+from bot.knowledge import KnowledgeError, load_knowledge
 from bot.settings import default_knowledge_dir
 
 from test_dialog_support import valid_id_number
@@ -33,15 +35,15 @@ def test_a_malformed_dialog_is_refused_when_declared():
         Dialog("d", (Slot("a", v.parse_name),), None)  # type: ignore[arg-type]
 
 
-def test_a_missing_text_stops_the_start(tmp_path: Path):
+def test_a_missing_text_stops_the_start(tmp_path: Path, make_settings):  # noqa: ANN001
     knowledge = tmp_path / "knowledge"
     shutil.copytree(default_knowledge_dir(), knowledge)
     texts = yaml.safe_load((knowledge / "dialogs.yaml").read_text(encoding="utf-8"))
     del texts["register_job"]["slots"]["pay"]["reask"]
     (knowledge / "dialogs.yaml").write_text(yaml.safe_dump(texts, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(RuntimeError, match="register_job.slots.pay.reask"):
-        engine.check(knowledge)
-    engine.check(default_knowledge_dir())
+    with pytest.raises(KnowledgeError, match="register_job.slots.pay.reask"):
+        create_app(make_settings(knowledge_dir=knowledge), configure_logs=False)
+    engine.check(DIALOGS, load_knowledge(default_knowledge_dir()).dialog_texts)
 
 
 @pytest.fixture(scope="module")

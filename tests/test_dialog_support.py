@@ -11,10 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.cn import ric
 
+import itertools
+
 from bot import pii
-from bot.channels.base import InboundMessage
+from bot.channels.base import Address, InboundMessage
 from bot.conversation import handle_message
-from bot.models import ConversationState, Labourer, utcnow
+from bot.models import ConversationState, Labourer, OutboundMessage, utcnow
+from tests.fakes.sms_gateways import aliyun_up
+
+_SEQUENCE = itertools.count(1)
 
 
 def valid_id_number(region: str = "511923", birth: str = "20010315", serial: str = "123") -> str:
@@ -55,7 +60,7 @@ def age_dialog(app: Any, user: str, minutes: int, channel: str = "simulator") ->
 
 def send(app: Any, user: str, text: str = "", *, channel: str = "simulator", **fields: Any) -> list[str]:
     """A message through the real pipeline on any channel (the simulator endpoint only carries text)."""
-    outcome = handle_message(app.state.services, InboundMessage(channel=channel, user_id=user, text=text, **fields))
+    outcome = handle_message(app.state.services, InboundMessage(Address(channel, user), text=text, **fields))
     return [r.plain_text() for r in outcome.replies]
 
 
@@ -73,3 +78,22 @@ def add_roster_labourer(app: Any, *, name: str, id_number: str | None = None, ph
         session.add(labourer)
         session.commit()
         return labourer.id
+
+
+def text_by_sms(client: Any, phone: str, text: str) -> list[str]:
+    """Send `text` from `phone` the way Aliyun pushes an upstream SMS (POST /sms/inbound), and return the
+    SMS replies it caused (the `log` provider's outbox), without the signature."""
+    app = client.app
+    digest = pii.lookup_hash(pii.normalize_phone(phone), app.state.settings.data_key)
+    before = {row.id for row in rows(app, OutboundMessage, OutboundMessage.user_id == digest)}
+    token = app.state.settings.sms_callback_token
+    response = client.post("/sms/inbound", params={"token": token} if token else None,
+                           json=aliyun_up(phone, text, next(_SEQUENCE)))
+    assert response.status_code == 200, response.text
+    signature = f"【{app.state.settings.sms_signature}】"
+    return [row.text.removeprefix(signature) for row in rows(app, OutboundMessage, OutboundMessage.user_id == digest)
+            if row.id not in before]
+
+
+def sms_state(app: Any, phone: str) -> ConversationState:
+    return state_of(app, pii.lookup_hash(pii.normalize_phone(phone), app.state.settings.data_key), channel="sms")

@@ -43,7 +43,7 @@ def test_training_happy_path_writes_a_self_reported_labourer_and_a_need(say, app
     assert labourer.id_number_masked == "5119**********" + ID_NUMBER[-4:]
     assert ID_NUMBER.encode() not in labourer.id_number_enc
     assert labourer.birth_date == date(2001, 3, 15) and labourer.county == "平昌县"
-    assert labourer.wechat_openid == "labourer-1"
+    assert labourer.wechat_openid is None  # a simulator user binds the conversation only (test_identity)
     [need] = rows(app, TrainingNeed)
     assert (need.labourer_id, need.training_type, need.preferred_format, need.township) == (labourer.id, "焊工", "农闲班", "江口镇")
     assert need.available_from == "下个月" and need.available_date is not None and need.available_date.day == 1
@@ -57,7 +57,7 @@ def test_a_roster_labourer_is_matched_by_name_and_id_number_and_not_asked_again(
     say("1")
     [labourer] = rows(app, Labourer)
     assert labourer.id == known and labourer.verified and labourer.source == "roster"
-    assert labourer.wechat_openid == "labourer-1"
+    assert labourer.wechat_openid is None  # a simulator user binds the conversation only (test_identity)
     # bound now: the next registration does not ask who they are, and the township comes from the roster
     replies = say("我还想学挖机")
     assert "姓名" not in replies[0] and "哪种班" in replies[0]
@@ -159,8 +159,9 @@ def test_unsubscribe_always_works_and_the_dialog_goes_on(say, app):
     say("我想学挖机")
     replies = say("TD")
     assert "已退订" in replies[0] and "接着登记" in replies[-1]
+    assert state_of(app, "labourer-1").context["unsubscribed"] is True
     [labourer] = rows(app, Labourer)
-    assert labourer.subscribed_wechat is False and labourer.subscribed_sms is True
+    assert labourer.subscribed_wechat is True and labourer.subscribed_sms is True  # a simulator user's choice
     say("网络班")
     say("下个月")
     say("1")

@@ -27,19 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = textwrap.dedent("""
     import json, sys, time
     from concurrent.futures import ThreadPoolExecutor
-    from bot.channels.base import InboundMessage
-    from bot.conversation import Services, handle_message
+    from bot.channels.base import Address, InboundMessage
+    from bot.app import compose
+    from bot.conversation import handle_message
     from bot.db import make_engine, make_sessionmaker
     from bot.settings import Settings
 
     url, name, count, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     settings = Settings(database_url=url, demo_data=False)
-    services = Services.build(settings, make_sessionmaker(make_engine(url)))
+    services = compose(settings, make_sessionmaker(make_engine(url)))
     texts = ["公益性岗位咋个申请嘛", "培训补贴有好多钱", "你好", "社保补贴咋个领"]
 
     def answer(i):
         started = time.perf_counter()
-        outcome = handle_message(services, InboundMessage(channel="wechat", user_id=f"{name}-{i % 20}",
+        outcome = handle_message(services, InboundMessage(Address("wechat", f"{name}-{i % 20}"),
                                                           text=texts[i % 4], external_id=f"{name}-{i}"))
         assert outcome.replies and not outcome.duplicate
         return time.perf_counter() - started

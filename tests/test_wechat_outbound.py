@@ -12,6 +12,7 @@ from bot import pii
 from bot.channels.base import Reply
 from bot.channels.outbound import deliver, send_mass_by_tag
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
+from bot.app import compose
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import Labourer, OutboundMessage, WeChatFollower, utcnow
@@ -29,7 +30,7 @@ def fake_api() -> Iterator[FakeWeChatApi]:
 def services(make_settings, fake_api) -> Iterator[Services]:  # noqa: ANN001
     settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=fake_api.base)
     engine = make_engine(settings.database_url)
-    yield Services.build(settings, make_sessionmaker(engine))
+    yield compose(settings, make_sessionmaker(engine))
     engine.dispose()
 
 
@@ -131,7 +132,7 @@ def test_outside_the_window_a_template_message_is_used(make_settings, fake_api):
     settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=fake_api.base,
                              wechat_template_id="TPL-1", wechat_template_fields="thing1,thing2")
     engine = make_engine(settings.database_url)
-    services = Services.build(settings, make_sessionmaker(engine))
+    services = compose(settings, make_sessionmaker(engine))
     try:
         follow(services, "o-old", hours_ago=49)
         long_text = "巴州区春季招聘会3月12日上午9点在人民广场举行，带身份证，现场有200多个岗位"

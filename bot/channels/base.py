@@ -10,9 +10,24 @@ from bot.models.base import utcnow
 
 
 @dataclass(frozen=True)
+class Address:
+    """One person on one channel: the key of their conversation, their message log and their outbox.
+
+    Built only by the channel adapters, from what the platform says about the sender:
+    - "wechat": the follower's openid on our Official Account;
+    - "sms": the look-up hash (bot.pii.lookup_hash) of the normalized mainland number; the number
+      itself is never part of an address, and `bot.registry.address_phone` gives it back;
+    - "simulator": the name the simulator's user typed. Its own namespace: a simulator user never
+      resolves to a WeChat follower or an SMS number, whatever the name.
+    """
+
+    channel: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class InboundMessage:
-    channel: str  # "wechat" | "sms" | "simulator"
-    user_id: str  # openid, phone number, or the simulator's user name
+    address: Address
     text: str = ""
     kind: str = "text"  # text | voice | image | location | link | video | event
     external_id: str | None = None  # the platform's message id (dedupe key); None: never deduped
@@ -22,6 +37,14 @@ class InboundMessage:
     location: tuple[float, float] | None = None
     label: str | None = None  # location label / link title
     received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def channel(self) -> str:
+        return self.address.channel
+
+    @property
+    def user_id(self) -> str:
+        return self.address.user_id
 
 
 @dataclass(frozen=True)

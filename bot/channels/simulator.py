@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from bot.api.fields import Text
-from bot.channels.base import InboundMessage, Reply
+from bot.channels.base import Address, InboundMessage, Reply
 from bot.conversation import handle_message
 
 router = APIRouter()
@@ -32,7 +32,7 @@ def render(reply: Reply) -> dict[str, Any]:
 
 @router.post("/api/simulator/message")
 def simulator_message(body: SimulatorMessage, request: Request) -> dict[str, Any]:
-    message = InboundMessage(channel="simulator", user_id=body.user, text=body.text, external_id=body.msg_id)
+    message = InboundMessage(Address("simulator", body.user), text=body.text, external_id=body.msg_id)
     outcome = handle_message(request.app.state.services, message)
     return {"replies": [render(r) for r in outcome.replies], "duplicate": outcome.duplicate}
 

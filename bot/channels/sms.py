@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import pii
-from bot.channels.base import InboundMessage, Reply, SendResult
+from bot.channels.base import Address, InboundMessage, Reply, SendResult
 from bot.conversation import Services, handle_message
 from bot.db import session_scope
 from bot.models import Labourer, OutboundMessage, SmsNumber, utcnow
@@ -589,7 +589,7 @@ def handle_upstream(services: Services, up: Upstream) -> None:
     digest = number_hash(number, settings)
     with session_scope(services.sessionmaker) as session:
         number_row(session, settings, number)  # so a reply can find the number from the hash
-    outcome = handle_message(services, InboundMessage(channel="sms", user_id=digest, text=text, external_id=up.external_id[:128]))
+    outcome = handle_message(services, InboundMessage(Address("sms", digest), text=text, external_id=up.external_id[:128]))
     for reply in outcome.replies:
         with session_scope(services.sessionmaker) as session:
             result = send_sms(session, services, number=number, reply=reply, purpose=ESSENTIAL)

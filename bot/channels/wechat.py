@@ -31,8 +31,8 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
-from bot.channels.base import InboundMessage, Reply
-from bot.conversation import ON_LOGGED, Services, handle_message
+from bot.channels.base import Address, InboundMessage, Reply
+from bot.conversation import Services, handle_message
 from bot.db import dialect_insert, session_scope
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
 
@@ -129,7 +129,7 @@ def to_inbound(node: dict[str, Any]) -> InboundMessage | None:
     if not openid or not msg_type or len(openid) > 64:
         raise BadRequest(400, "missing FromUserName or MsgType")
     msg_id = _text(node, "MsgId") or None
-    common: dict[str, Any] = {"channel": "wechat", "user_id": openid, "external_id": msg_id}
+    common: dict[str, Any] = {"address": Address("wechat", openid), "external_id": msg_id}
     if msg_type == "text":
         return InboundMessage(text=_text(node, "Content"), kind="text", **common)
     if msg_type == "voice":
@@ -209,10 +209,10 @@ TOUCH_EVERY = 60.0
 TOUCHED_MAX = 100_000
 
 
-def _touch_follower(conn: Connection, message: InboundMessage) -> None:
+def touch_follower(conn: Connection, message: InboundMessage) -> None:
     """Record what the platform rules need: following, QR source, the customer-service window.
 
-    Runs in the message's own transaction, right after its inbound row (conversation.ON_LOGGED)."""
+    Runs in the message's own transaction, right after its inbound row (Services.on_logged)."""
     event = message.event if message.kind == "event" else None
     interaction = message.kind in INTERACTIONS or event in INTERACTION_EVENTS
     source = None
@@ -259,8 +259,6 @@ def _follower_upsert(engine: Engine, changed: tuple[str, ...]):  # noqa: ANN202
     return stmt.on_conflict_do_update(index_elements=[table.c.openid], set_={c: stmt.excluded[c] for c in changed})
 
 
-ON_LOGGED["wechat"] = _touch_follower
-
 
 def forget_follower(services: Services, openid: str) -> None:
     """Unfollow: stop messages, unbind the openid, delete the chat history (the roster record stays)."""
@@ -303,7 +301,7 @@ def template_job_finished(services: Services, node: dict[str, Any]) -> None:
 def process(services: Services, message: InboundMessage) -> list[Reply]:
     """The pipeline for one WeChat message, with what only WeChat needs around it."""
     try:
-        # records the follower too (_touch_follower); what waits for the commit (a provider call) goes to the big pool
+        # records the follower too (touch_follower); what waits for the commit (a provider call) goes to the big pool
         outcome = handle_message(services, message, defer=_pool(services.settings.wechat_reply_workers).submit)
     except BaseException:
         with _touched_lock:  # nothing was recorded

@@ -5,14 +5,14 @@
 - `resume_prompt(turn)`: after a digression was answered, the line that brings the user back.
 - `receive_media(turn)`: a photo outside a dialog, which a just-finished dialog may still want.
 - `start(turn, name)`: open a dialog (intent handlers call this).
-- `check(knowledge_dir)`: at start-up, refuse dialog definitions whose texts are missing.
+- `check(dialogs, texts)`: refuse dialog definitions whose texts the knowledge lacks.
 
-The engine is `bot.dialogs.engine`; the dialogs themselves are declared in `bot.dialogs.definitions`.
+The engine is `bot.dialogs.engine`; the dialogs themselves are declared in `bot.dialogs.definitions`
+(its `DIALOGS`), and bot.app.compose hands them to the pipeline.
 """
 
 from __future__ import annotations
 
-from bot.dialogs import definitions as _definitions  # noqa: F401 - registers the dialogs
-from bot.dialogs.engine import DIALOGS, check, continue_dialog, current_prompt, receive_media, resume_prompt, start
+from bot.dialogs.engine import check, continue_dialog, current_prompt, receive_media, resume_prompt, start
 
-__all__ = ["DIALOGS", "check", "continue_dialog", "current_prompt", "receive_media", "resume_prompt", "start"]
+__all__ = ["check", "continue_dialog", "current_prompt", "receive_media", "resume_prompt", "start"]

@@ -16,29 +16,28 @@ from zoneinfo import ZoneInfo
 
 from bot.channels.base import Reply
 from bot.dialogs import validators as v
-from bot.dialogs.engine import MEDIA_HANDLERS, Dialog, Run, Slot, finish, register
+from bot import pii
+from bot.dialogs.engine import Dialog, Run, Slot, finish, text
 from bot.models import Complaint, Labourer, utcnow
 from bot.models.complaints import add_evidence, create_complaint
 from bot.registry import (
-    WECHAT_LIKE,
-    bind_channel,
+    address_phone,
     create_job_wish,
     create_training_need,
     find_labourer,
-    labourer_for,
     record_working_away,
     register_self_reported,
 )
-from bot import pii
 
 EVIDENCE_WINDOW = timedelta(minutes=30)  # photos sent this long after filing still join the ticket
+PHOTO_CHANNELS = ("wechat", "simulator")  # where a person can send a photo (not plain SMS)
 
 
 # ---- who is talking ----------------------------------------------------------------------------
 
 
 def _prepare(run: Run) -> None:
-    labourer = labourer_for(run.turn.session, run.turn.state, data_key=run.turn.settings.data_key)
+    labourer = run.turn.labourer()
     run.meta["bound"] = labourer is not None
     if labourer is not None and labourer.township and run.dialog.slot("township") is not None:
         run.slots["township"] = {"county": labourer.county, "township": labourer.township, "village": labourer.village}
@@ -66,12 +65,9 @@ def _clear(run: Run, name: str) -> str | None:
 
 
 def _sms_phone(run: Run) -> str | None:
-    if run.turn.state.channel != "sms":
-        return None
-    try:
-        return pii.normalize_phone(run.turn.state.user_id)
-    except pii.InvalidPersonalData:
-        return None
+    """The number an SMS conversation comes from (None on other channels)."""
+    turn = run.turn
+    return address_phone(turn.session, turn.message.address, data_key=turn.settings.data_key)
 
 
 def _county_of(run: Run, id_number: str | None) -> str | None:
@@ -84,14 +80,17 @@ def _county_of(run: Run, id_number: str | None) -> str | None:
 def identify(run: Run, place: dict | None = None) -> Labourer:
     """The roster entry of whoever is talking: bound before, matched now, or registered as self-reported."""
     turn, key = run.turn, run.turn.settings.data_key
-    labourer = labourer_for(turn.session, turn.state, data_key=key)
+    labourer = turn.labourer()
     if labourer is not None:
         return labourer
     identity = run.slots.get("identity") or {}
     id_number = _clear(run, "identity") if identity.get("kind") == "id" else None
     phone = _clear(run, "identity") if identity.get("kind") == "phone" else _sms_phone(run)
     name = run.get("name", "")
-    labourer = find_labourer(turn.session, name=name, data_key=key, id_number=id_number, phone=phone)
+    # On SMS the number is the address: a family phone's registered people are told apart by name.
+    by_number = turn.message.user_id if turn.message.channel == "sms" else None
+    labourer = find_labourer(turn.session, name=name, data_key=key, id_number=id_number, phone=phone,
+                             phone_hash=by_number)
     if labourer is None:
         place = place or {}
         labourer = register_self_reported(
@@ -99,7 +98,7 @@ def identify(run: Run, place: dict | None = None) -> Labourer:
             county=place.get("county") or _county_of(run, id_number), township=place.get("township"),
             village=place.get("village"), note=f"{turn.state.channel} 自助登记",
         )
-    bind_channel(turn.session, labourer, turn.state, data_key=key)
+    turn.bind(labourer)
     return labourer
 
 
@@ -124,7 +123,7 @@ def _complete_training(run: Run) -> list[Reply]:
     return [Reply(run.text(key, name=labourer.name, training_type=run.slots["training_type"]))]
 
 
-register(Dialog(
+REGISTER_TRAINING = Dialog(
     name="register_training",
     intent="register_training",
     prepare=_prepare,
@@ -137,7 +136,7 @@ register(Dialog(
     ),
     complete=_complete_training,
     texts=("done", "updated"),
-))
+)
 
 
 # ---- register_job and working_away ---------------------------------------------------------------
@@ -160,7 +159,7 @@ def _complete_job(run: Run) -> list[Reply]:
     return [Reply("".join(lines))]
 
 
-register(Dialog(
+REGISTER_JOB = Dialog(
     name="register_job",
     intent="register_job",
     prepare=_prepare,
@@ -175,7 +174,7 @@ register(Dialog(
     ),
     complete=_complete_job,
     texts=("done", "updated", "public_welfare_next"),
-))
+)
 
 
 def _parse_away_place(text: str, ctx: v.SlotContext) -> str:
@@ -195,7 +194,7 @@ def _complete_working_away(run: Run) -> list[Reply]:
     return [Reply(run.text("done", name=labourer.name, place=run.slots["place"]))]
 
 
-register(Dialog(
+WORKING_AWAY = Dialog(
     name="working_away",
     intent="register_job",
     prepare=_prepare,
@@ -208,7 +207,7 @@ register(Dialog(
     ),
     complete=_complete_working_away,
     texts=("done",),
-))
+)
 
 
 # ---- rights_complaint ----------------------------------------------------------------------------
@@ -224,15 +223,19 @@ def _asks_phone(run: Run) -> bool:
 
 
 def _asks_evidence(run: Run) -> bool:
-    return run.turn.state.channel in WECHAT_LIKE
+    return run.turn.state.channel in PHOTO_CHANNELS
 
 
 def _complete_complaint(run: Run) -> list[Reply]:
     turn = run.turn
     labourer = identify(run)
     contact = run.slots.get("phone") or (run.slots.get("identity") if (run.slots.get("identity") or {}).get("kind") == "phone" else None)
+    sms_number = _sms_phone(run)
     if contact is not None:
         protected = (contact["enc"].encode("ascii"), contact["hash"], contact["masked"])
+    elif sms_number is not None:  # the number the complaint came from: the one the help desk can reach
+        number = pii.protect_phone(sms_number, turn.settings.data_key)
+        protected = (number.encrypted, number.lookup_hash, number.masked)
     elif labourer.phone_enc is not None:
         protected = (labourer.phone_enc, labourer.phone_hash or "", labourer.phone_masked or "")
     else:
@@ -263,12 +266,10 @@ def _attach_after_filing(turn, attach: dict) -> list[Reply]:  # noqa: ANN001 - T
     if complaint is None:
         return [Reply(turn.kb.text("media_ack"))]
     add_evidence(turn.session, complaint, channel=turn.message.channel, media_id=turn.message.media_id)
-    from bot.dialogs.engine import text
-
     return [Reply(text(turn, "rights_complaint.evidence_added", ticket=complaint.ticket_no))]
 
 
-register(Dialog(
+RIGHTS_COMPLAINT = Dialog(
     name="rights_complaint",
     intent="rights_complaint",
     prepare=_prepare,
@@ -286,5 +287,7 @@ register(Dialog(
     ),
     complete=_complete_complaint,
     texts=("done", "done_urgent", "injury_advice", "evidence_added"),
-))
-MEDIA_HANDLERS["rights_complaint"] = _attach_after_filing
+    on_media=_attach_after_filing,
+)
+
+DIALOGS = (REGISTER_TRAINING, REGISTER_JOB, WORKING_AWAY, RIGHTS_COMPLAINT)

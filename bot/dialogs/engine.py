@@ -11,17 +11,15 @@ continues where the first left off.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.channels.base import Choice, Reply
+from bot.knowledge import KnowledgeError
 from bot.dialogs.validators import Invalid, SlotContext, compact, looks_like_question
-from bot.knowledge import read_yaml
 from bot.models import utcnow
 
 if TYPE_CHECKING:
@@ -77,6 +75,9 @@ class Dialog:
     intent: str | None = None  # the router intent that starts it: its own words are never a digression
     texts: tuple[str, ...] = ()  # further dialogs.yaml keys `complete` uses, checked at start-up
     prepare: Callable[["Run"], None] | None = None  # runs once when the dialog opens (who is this?)
+    # Collects photos: while it runs they are kept with its answers, and for a while after it completes
+    # this attaches them to what it wrote: (turn, the context `complete` left in attach_media) → replies.
+    on_media: Callable[["Turn", dict[str, Any]], list[Reply]] | None = None
 
     def __post_init__(self) -> None:
         if not self.slots:
@@ -99,26 +100,11 @@ class Dialog:
         return next((s for s in self.slots if s.name == name), None)
 
 
-DIALOGS: dict[str, Dialog] = {}
-
-
-def register(dialog: Dialog) -> Dialog:
-    if dialog.name in DIALOGS and DIALOGS[dialog.name] is not dialog:
-        raise ValueError(f"two dialogs named {dialog.name!r}")
-    DIALOGS[dialog.name] = dialog
-    return dialog
-
-
 # ---- texts (knowledge/dialogs.yaml) -------------------------------------------------------------
 
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
                "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled",
                "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched")
-
-
-@lru_cache(maxsize=4)
-def load_texts(directory: Path) -> dict[str, Any]:
-    return read_yaml(Path(directory) / "dialogs.yaml") or {}
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -130,12 +116,12 @@ def _lookup(texts: dict[str, Any], key: str) -> Any:
     return node
 
 
-def check(directory: Path) -> None:
-    """Refuse to start when a dialog refers to a text knowledge/dialogs.yaml does not have."""
-    texts = load_texts(Path(directory))
+def check(dialogs: Iterable[Dialog], texts: dict[str, Any]) -> None:
+    """Refuse knowledge (at start-up, or a new snapshot) that lacks a text a dialog uses."""
+    dialogs = tuple(dialogs)
     missing = []
     keys = [f"common.{k}" for k in COMMON_KEYS]
-    for dialog in DIALOGS.values():
+    for dialog in dialogs:
         keys += [f"{dialog.name}.title", f"{dialog.name}.start", *(f"{dialog.name}.{k}" for k in dialog.texts)]
         keys += [f"{slot.texts}.{part}" for slot in dialog.slots for part in ("label", "prompt", "reask")]
     for key in keys:
@@ -144,21 +130,21 @@ def check(directory: Path) -> None:
         except KeyError:
             missing.append(key)
     if missing:
-        raise RuntimeError(f"knowledge/dialogs.yaml lacks {missing}")
-    for dialog in DIALOGS.values():
+        raise KnowledgeError(f"knowledge/dialogs.yaml lacks {missing}")
+    for dialog in dialogs:
         for slot in dialog.slots:
             options = _lookup(texts, slot.texts).get("options")
             if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
-                raise RuntimeError(f"knowledge/dialogs.yaml: {slot.texts}.options must be a list of strings")
+                raise KnowledgeError(f"knowledge/dialogs.yaml: {slot.texts}.options must be a list of strings")
 
 
 def text(turn: "Turn", key: str, **values: Any) -> str:
-    node = _lookup(load_texts(turn.settings.knowledge_dir), key)
+    node = _lookup(turn.kb.dialog_texts, key)
     return str(node).format(**values) if values else str(node)
 
 
 def _node(turn: "Turn", key: str) -> dict[str, Any]:
-    return _lookup(load_texts(turn.settings.knowledge_dir), key)
+    return _lookup(turn.kb.dialog_texts, key)
 
 
 # ---- the run: one dialog in progress -----------------------------------------------------------
@@ -202,7 +188,7 @@ class Run:
 
 
 def _load(turn: "Turn") -> Run | None:
-    dialog = DIALOGS.get(turn.state.dialog or "")
+    dialog = turn.services.dialogs.get(turn.state.dialog or "")
     if dialog is None:
         return None
     meta = dict((turn.state.context or {}).get("dialog") or {})
@@ -223,9 +209,9 @@ def finish(turn: "Turn") -> None:
 
 def start(turn: "Turn", name: str) -> list[Reply]:
     """Open dialog `name`, prefill what the first message already says, ask for the rest."""
-    dialog = DIALOGS[name]
+    dialog = turn.services.dialogs[name]
     lead = text(turn, f"{name}.start")
-    previous = DIALOGS.get(turn.state.dialog or "")
+    previous = turn.services.dialogs.get(turn.state.dialog or "")
     if previous is not None and previous.name != name:
         lead = text(turn, "common.switched", title=text(turn, f"{previous.name}.title")) + lead
     run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
@@ -330,14 +316,10 @@ def receive_media(turn: "Turn") -> list[Reply] | None:
     until = datetime.fromisoformat(attach["until"])
     if utcnow() > until:
         return None
-    dialog = DIALOGS.get(attach["dialog"])
-    if dialog is None or dialog.name not in MEDIA_HANDLERS:
+    dialog = turn.services.dialogs.get(attach["dialog"])
+    if dialog is None or dialog.on_media is None:
         return None
-    return MEDIA_HANDLERS[dialog.name](turn, attach)
-
-
-# Dialogs that attach media after they complete: name → function(turn, attach context) → replies.
-MEDIA_HANDLERS: dict[str, Callable[["Turn", dict[str, Any]], list[Reply]]] = {}
+    return dialog.on_media(turn, attach)
 
 
 # ---- steps ------------------------------------------------------------------------------------
@@ -520,7 +502,7 @@ def _paused(run: Run, words: str) -> list[Reply] | None:
 
 def _media(run: Run) -> list[Reply]:
     turn = run.turn
-    collects = run.dialog.name in MEDIA_HANDLERS
+    collects = run.dialog.on_media is not None
     if collects and turn.message.kind == "image" and turn.message.media_id:
         media = list(run.meta.get("media") or [])
         if turn.message.media_id not in media:

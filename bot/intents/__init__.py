@@ -1,15 +1,14 @@
-"""Intent handlers: one module per intent (or per family), registered with @handles.
+"""Intent handlers: one module per intent (or per family), each declaring `HANDLERS` (intent name →
+handler). bot.app.compose lists the modules; `merge_handlers` checks the result once at start-up.
 
 A handler takes the Turn and returns replies, or None to decline so the router's next candidate is tried
-(first match wins; out_of_scope is the explicit fallback). Every intent of DESIGN.md must have a handler:
-`load_handlers()` refuses to start otherwise.
+(first match wins; out_of_scope is the explicit fallback). Every intent of DESIGN.md and every menu action
+must have exactly one handler: start-up fails, naming what is missing, rather than a chat dropping it.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from bot.nlu.types import INTENTS
@@ -20,31 +19,22 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Turn"], "list[Reply] | None"]
 
-HANDLERS: dict[str, Handler] = {}
-
 # Pseudo-intents reachable only from menus, never predicted by the router.
 MENU_ACTIONS = (
     "policy_menu", "policy_topic", "policy_entry", "policy_detail", "welcome", "event_signup", "event_cancel",
 )
 
 
-def handles(*names: str) -> Callable[[Handler], Handler]:
-    def register(func: Handler) -> Handler:
-        for name in names:
+def merge_handlers(declared: Iterable[Mapping[str, Handler]]) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {}
+    for table in declared:
+        for name, func in table.items():
             if name not in INTENTS and name not in MENU_ACTIONS:
                 raise ValueError(f"{func.__qualname__}: unknown intent {name!r}")
-            if name in HANDLERS and HANDLERS[name] is not func:
-                raise ValueError(f"intent {name!r} has two handlers: {HANDLERS[name].__qualname__}, {func.__qualname__}")
-            HANDLERS[name] = func
-        return func
-
-    return register
-
-
-def load_handlers() -> dict[str, Handler]:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    missing = [name for name in (*INTENTS, *MENU_ACTIONS) if name not in HANDLERS]
+            if name in handlers and handlers[name] is not func:
+                raise ValueError(f"intent {name!r} has two handlers: {handlers[name].__qualname__}, {func.__qualname__}")
+            handlers[name] = func
+    missing = [name for name in (*INTENTS, *MENU_ACTIONS) if name not in handlers]
     if missing:
-        raise RuntimeError(f"no intent handler for {missing}")
-    return HANDLERS
+        raise RuntimeError(f"no intent handler for {missing}: is an intent module missing from bot.app.compose?")
+    return handlers

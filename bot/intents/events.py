@@ -1,6 +1,6 @@
 """query_events: upcoming job fairs and training sessions from the database, each a numbered sign-up
 choice; event_signup / event_cancel: the menu actions behind those numbers. Replies to a broadcast
-("报名", "1", "不去了") are handled before routing by scheduler.replies (installed here, see scheduler.hooks)."""
+("报名", "1", "不去了") are handled before routing by bot.signups.broadcast_reply."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ from sqlalchemy import select
 
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
-from bot.intents import handles
+from bot import signups
 from bot.models import Event, utcnow
-from scheduler import hooks, replies
-from scheduler.render import campaign_texts, event_values, fill
+from scheduler.render import event_values, fill
 
 MAX_LISTED = 5
 
-hooks.install()
 
-
-@handles("query_events")
 def query_events(turn: Turn) -> list[Reply]:
-    texts = campaign_texts(turn.settings.knowledge_dir)
+    texts = turn.kb.campaign_texts
     query = select(Event).where(Event.status == "open", Event.starts_at > utcnow()).order_by(Event.starts_at)
     events = turn.session.scalars(query.limit(MAX_LISTED)).all()
     if not events:
@@ -40,25 +36,30 @@ def _event_id(turn: Turn) -> int | None:
     return int(value) if value is not None else None
 
 
-@handles("event_signup")
 def event_signup(turn: Turn) -> list[Reply]:
-    texts = campaign_texts(turn.settings.knowledge_dir)
+    texts = turn.kb.campaign_texts
     event_id = _event_id(turn)
-    labourer_id = replies.labourer_for(turn)
+    labourer = turn.labourer()
     if event_id is None:
         return query_events(turn)
-    if labourer_id is None:
+    if labourer is None:
         return [Reply(texts["signup_need_registration"])]
-    outcome = replies.sign_up(turn.session, event_id, labourer_id, channel=turn.message.channel)
-    return [replies.outcome_reply(outcome, tz=turn.settings.timezone, texts=texts)]
+    outcome = signups.sign_up(turn.session, event_id, labourer.id, channel=turn.message.channel)
+    return [signups.outcome_reply(outcome, tz=turn.settings.timezone, texts=texts)]
 
 
-@handles("event_cancel")
 def event_cancel(turn: Turn) -> list[Reply]:
-    texts = campaign_texts(turn.settings.knowledge_dir)
-    event_id, labourer_id = _event_id(turn), replies.labourer_for(turn)
-    if event_id is None or labourer_id is None:
+    texts = turn.kb.campaign_texts
+    event_id, labourer = _event_id(turn), turn.labourer()
+    if event_id is None or labourer is None:
         return query_events(turn)
-    outcome = replies.cancel(turn.session, event_id, labourer_id)
-    replies.notify_promoted(turn, outcome)
-    return [replies.outcome_reply(outcome, tz=turn.settings.timezone, texts=texts)]
+    outcome = signups.cancel(turn.session, event_id, labourer.id)
+    signups.notify_promoted(turn, outcome)
+    return [signups.outcome_reply(outcome, tz=turn.settings.timezone, texts=texts)]
+
+
+HANDLERS = {
+    "query_events": query_events,
+    "event_signup": event_signup,
+    "event_cancel": event_cancel,
+}

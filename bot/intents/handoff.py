@@ -6,13 +6,11 @@ from sqlalchemy import select
 
 from bot.channels.base import Reply
 from bot.conversation import Turn
-from bot.intents import handles
 from bot.models import Handoff, MessageLog
 
 TRANSCRIPT_MESSAGES = 30
 
 
-@handles("human_handoff")
 def human_handoff(turn: Turn) -> list[Reply]:
     msg, session = turn.message, turn.session
     open_request = session.scalars(
@@ -43,3 +41,8 @@ def human_handoff(turn: Turn) -> list[Reply]:
     session.add(request)
     session.flush()
     return [Reply(turn.say("handoff_ok", id=request.id))]
+
+
+HANDLERS = {
+    "human_handoff": human_handoff,
+}

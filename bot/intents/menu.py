@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
-from bot.intents import handles
 
 
 def main_menu(turn: Turn, lead: str = "") -> Reply:
@@ -13,7 +12,6 @@ def main_menu(turn: Turn, lead: str = "") -> Reply:
     return Reply("".join(part for part in (lead, menu["title"]) if part), choices, footer=menu["footer"])
 
 
-@handles("greeting", "help", "welcome")
 def greet(turn: Turn) -> list[Reply]:
     lead = {
         "greeting": turn.say("greeting"),
@@ -27,6 +25,13 @@ def greet(turn: Turn) -> list[Reply]:
     return [main_menu(turn, lead)]
 
 
-@handles("out_of_scope")
 def out_of_scope(turn: Turn) -> list[Reply]:
     return [main_menu(turn, turn.say("out_of_scope"))]
+
+
+HANDLERS = {
+    "greeting": greet,
+    "help": greet,
+    "welcome": greet,
+    "out_of_scope": out_of_scope,
+}

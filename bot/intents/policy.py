@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
-from bot.intents import handles
 
 
 def answer(turn: Turn, entry_id: str) -> Reply:
@@ -13,7 +12,6 @@ def answer(turn: Turn, entry_id: str) -> Reply:
     return Reply(entry.answer, more)
 
 
-@handles("policy_question")
 def policy_question(turn: Turn) -> list[Reply] | None:
     parse = turn.parse
     if parse is None:
@@ -26,7 +24,6 @@ def policy_question(turn: Turn) -> list[Reply] | None:
     return [Reply(turn.say("policy_unsure"))]
 
 
-@handles("policy_entry")
 def policy_entry(turn: Turn) -> list[Reply]:
     entry_id = turn.action.get("entry")
     if entry_id not in turn.kb.entries:  # an entry removed since the menu was shown
@@ -34,7 +31,6 @@ def policy_entry(turn: Turn) -> list[Reply]:
     return [answer(turn, entry_id)]
 
 
-@handles("policy_detail")
 def policy_detail(turn: Turn) -> list[Reply]:
     entry = turn.kb.entries.get(turn.action.get("entry", ""))
     if entry is None or not entry.detail:
@@ -43,7 +39,6 @@ def policy_detail(turn: Turn) -> list[Reply]:
     return [Reply(entry.detail + source)]
 
 
-@handles("policy_menu")
 def policy_menu(turn: Turn) -> list[Reply]:
     choices = tuple(
         Choice(info["name"], {"intent": "policy_topic", "topic": topic}) for topic, info in turn.kb.topics.items()
@@ -51,7 +46,6 @@ def policy_menu(turn: Turn) -> list[Reply]:
     return [Reply(turn.say("policy_menu"), choices)]
 
 
-@handles("policy_topic")
 def policy_topic(turn: Turn) -> list[Reply]:
     topic = turn.action.get("topic")
     entries = turn.kb.entries_for(topic) if topic in turn.kb.topics else []
@@ -59,3 +53,12 @@ def policy_topic(turn: Turn) -> list[Reply]:
         return [Reply(turn.say("policy_unsure"))]
     choices = tuple(Choice(e.title, {"intent": "policy_entry", "entry": e.id}) for e in entries)
     return [Reply(turn.say("policy_topic_entries", topic=turn.kb.topics[topic]["name"]), choices)]
+
+
+HANDLERS = {
+    "policy_question": policy_question,
+    "policy_entry": policy_entry,
+    "policy_detail": policy_detail,
+    "policy_menu": policy_menu,
+    "policy_topic": policy_topic,
+}

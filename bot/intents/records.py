@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.conversation import Turn
-from bot.intents import handles
-from bot.registry import labourer_for, list_records
+from bot.registry import list_records
 
 
-@handles("my_records")
 def my_records(turn: Turn) -> list[Reply]:
-    labourer = labourer_for(turn.session, turn.state, data_key=turn.settings.data_key)
+    labourer = turn.labourer()
     records = list_records(turn.session, labourer_id=labourer.id if labourer else None,
                            channel=turn.message.channel, user_id=turn.message.user_id)
     if records.empty:
@@ -30,3 +28,8 @@ def my_records(turn: Turn) -> list[Reply]:
         if reply:
             lines.append(turn.say("records.reply", reply=reply))
     return [Reply("\n".join(lines))]
+
+
+HANDLERS = {
+    "my_records": my_records,
+}

@@ -10,13 +10,11 @@ import re
 from bot import dialogs
 from bot.channels.base import Reply
 from bot.conversation import Turn
-from bot.intents import handles
 
 WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
                           r"|在外(务工|打工)|出去打工了|已经出去")
 
 
-@handles("register_training", "register_job", "rights_complaint")
 def start_registration(turn: Turn) -> list[Reply]:
     name = turn.action["intent"]
     if name == "register_job" and WORKING_AWAY.search(turn.text or ""):
@@ -25,3 +23,10 @@ def start_registration(turn: Turn) -> list[Reply]:
         prompt = dialogs.current_prompt(turn)
         return [prompt] if prompt else []
     return dialogs.start(turn, name)
+
+
+HANDLERS = {
+    "register_training": start_registration,
+    "register_job": start_registration,
+    "rights_complaint": start_registration,
+}

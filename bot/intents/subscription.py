@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.conversation import Turn
-from bot.intents import handles
-from bot.registry import labourer_for, set_subscription
+from bot.registry import set_subscription
 
 
-@handles("subscribe", "unsubscribe")
 def subscription(turn: Turn) -> list[Reply]:
     on = turn.action["intent"] == "subscribe"
-    labourer = labourer_for(turn.session, turn.state, data_key=turn.settings.data_key)
+    labourer = turn.labourer()
     if labourer is not None:
         set_subscription(labourer, turn.message.channel, on)
     context = dict(turn.state.context or {})
     context["unsubscribed"] = not on
     turn.state.context = context
     return [Reply(turn.say("subscribe_ok" if on else "unsubscribe_ok"))]
+
+
+HANDLERS = {
+    "subscribe": subscription,
+    "unsubscribe": subscription,
+}

@@ -11,7 +11,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import add
@@ -285,26 +284,61 @@ _KEY_TABLE: dict[int, str] = {}
 _KEY_BASE = 0xF0000
 
 
+_cache_dir: Path | None = None
+
+
+def use_cache_dir(path: Path) -> None:
+    """Where this process caches start-up work; bot.app.compose sets it from GONGYOU_CACHE_DIR."""
+    global _cache_dir
+    _cache_dir = Path(path)
+
+
 def cache_dir() -> Path:
-    """Where start-up work is cached (the pinyin table, the router's model, jieba's dictionary)."""
-    return Path(os.environ.get("GONGYOU_CACHE_DIR") or tempfile.gettempdir())
+    """Where start-up work is cached (the pinyin table, the router's model, jieba's dictionary):
+    GONGYOU_CACHE_DIR, else the folder settings chose (bot.settings resolved_cache_dir), else a per-user
+    folder — never the shared /tmp: loading a pickle someone else can write would run their code.
+    Created 0700."""
+    configured = os.environ.get("GONGYOU_CACHE_DIR")
+    path = Path(configured) if configured else (_cache_dir or Path.home() / ".cache" / "gongyou")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        pass
+    return path
+
+
+def _private(*paths: Path) -> bool:
+    """Ours alone: each owned by this user and writable by nobody else."""
+    try:
+        return all(p.stat().st_uid == os.getuid() and not p.stat().st_mode & 0o022 for p in paths)
+    except OSError:
+        return False
 
 
 def load_cached(name: str) -> Any:
-    """A pickle this package wrote into cache_dir(), or None when it is missing or unreadable."""
+    """A pickle this package wrote into cache_dir(), or None when it is missing, unreadable or could have
+    been written by someone else."""
+    folder = cache_dir()
+    path = folder / name
+    if not _private(folder, path):
+        return None
     try:
-        with (cache_dir() / name).open("rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - our own file, named by the hash or version of its sources
+        with path.open("rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own private file, named by the hash of its sources
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         return None
 
 
 def save_cached(name: str, payload: Any) -> None:
     """Write atomically (other processes may be reading); a read-only disk only costs the next start."""
-    path = cache_dir() / name
+    folder = cache_dir()
+    if not _private(folder):
+        return
+    path = folder / name
     try:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:

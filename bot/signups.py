@@ -1,8 +1,9 @@
-"""Replies to a broadcast: "报名" / "1" / "我去" signs up for the event it announced, "不去了" cancels.
+"""Event sign-ups: the ledger (capacity, waiting list) and replies to a broadcast — "报名" / "1" / "我去"
+signs up for the event it announced, "不去了" cancels.
 
 Sign-ups respect the event's capacity: past it, people join a waiting list in the order they answered,
 and a cancellation moves the first of them up. The conversation pipeline calls `broadcast_reply` before
-the intent router (a pre-route hook); it answers only when the person really is answering a broadcast,
+the intent router (a pre-route hook, wired in bot.app.compose); it answers only when the person really is answering a broadcast,
 otherwise it returns None and the router carries on ("报名" alone, with no broadcast, is register_training).
 """
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.channels.base import Reply
 from bot.db import session_scope
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
-from scheduler.render import campaign_texts, event_values, fill
+from scheduler.render import event_values, fill
 
 if TYPE_CHECKING:
     from bot.conversation import Services, Turn
@@ -127,19 +128,6 @@ def cancel(session: Session, event_id: int, labourer_id: int, *, now: datetime |
 # ---- the conversation side -------------------------------------------------------------------------
 
 
-def labourer_for(turn: Turn) -> int | None:
-    if turn.state.labourer_id is not None:
-        return turn.state.labourer_id
-    channel, user_id = turn.message.channel, turn.message.user_id
-    if channel == "wechat":
-        where = Labourer.wechat_openid == user_id
-    elif channel == "sms":  # the SMS channel's user_id is the number's look-up hash
-        where = or_(Labourer.phone_hash == user_id, Labourer.sms_number_hash == user_id)
-    else:
-        return None
-    return turn.session.scalars(select(Labourer.id).where(where).limit(1)).first()
-
-
 def latest_broadcast(session: Session, labourer_id: int, *, now: datetime, window: timedelta) -> Delivery | None:
     """The newest broadcast this person received that announced an event still open for sign-up."""
     return session.scalars(
@@ -170,8 +158,7 @@ def _active_signup(session: Session, labourer_id: int, now: datetime) -> SignUp 
     ).first()
 
 
-def outcome_reply(outcome: SignUpOutcome, *, tz: str, texts: dict[str, Any] | None = None) -> Reply:
-    texts = texts or campaign_texts()
+def outcome_reply(outcome: SignUpOutcome, *, tz: str, texts: dict[str, Any]) -> Reply:
     values = {**event_values(outcome.event, tz, texts), "位置": outcome.position or ""}
     key = {
         "registered": "signup_registered",
@@ -201,7 +188,7 @@ def notify_promoted(turn: Turn, outcome: SignUpOutcome) -> None:
         channel, user_id = "sms", labourer.phone_hash
     else:
         return
-    texts = campaign_texts(turn.settings.knowledge_dir)
+    texts = turn.kb.campaign_texts
     reply = Reply(fill(texts["signup_promoted"], event_values(outcome.event, turn.settings.timezone, texts)))
     turn.after_commit(partial(_send_promotion, turn.services, labourer_id, channel, user_id, reply))
 
@@ -224,9 +211,10 @@ def broadcast_reply(turn: Turn) -> list[Reply] | None:
     kind = classify(turn.text)
     if kind is None:
         return None
-    labourer_id = labourer_for(turn)
-    if labourer_id is None:
+    labourer = turn.labourer()
+    if labourer is None:
         return None
+    labourer_id = labourer.id
     session, now, tz = turn.session, utcnow(), turn.settings.timezone
     window = timedelta(hours=turn.settings.signup_reply_window_hours)
     if kind == "cancel":
@@ -235,7 +223,7 @@ def broadcast_reply(turn: Turn) -> list[Reply] | None:
             return None
         outcome = cancel(session, active.event_id, labourer_id, now=now)
         notify_promoted(turn, outcome)
-        return [outcome_reply(outcome, tz=tz)]
+        return [outcome_reply(outcome, tz=tz, texts=turn.kb.campaign_texts)]
     delivery = latest_broadcast(session, labourer_id, now=now, window=window)
     if delivery is None:
         return None
@@ -247,4 +235,4 @@ def broadcast_reply(turn: Turn) -> list[Reply] | None:
     assert campaign is not None and campaign.event_id is not None
     outcome = sign_up(session, campaign.event_id, labourer_id, campaign_id=campaign.id,
                       channel=turn.message.channel, now=now)
-    return [outcome_reply(outcome, tz=tz)]
+    return [outcome_reply(outcome, tz=tz, texts=turn.kb.campaign_texts)]
