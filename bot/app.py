@@ -15,7 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from bot.api import admin, nlu
+from bot.api import errors
+from bot.api.limits import BodyLimit
+from bot.api.routes import audit, auth, campaigns, events, helpdesk, labourers, nlu, staff
+from bot.console import pages as console_pages
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
@@ -117,11 +120,21 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         return {"status": "ok", "database": engine.dialect.name, "knowledge_entries": len(knowledge.current.kb.entries),
                 "knowledge_version": knowledge.current.version, "knowledge_error": knowledge.last_error}
 
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes)
+    errors.install(app)
     app.include_router(nlu.router)
     app.include_router(simulator.router)
     app.include_router(wechat.router)
     app.include_router(sms.router)
-    app.include_router(admin.router)
+    app.include_router(auth.router)
+    app.include_router(events.router)
+    app.include_router(campaigns.router)
+    app.include_router(labourers.router)
+    app.include_router(helpdesk.router)
+    app.include_router(staff.router)
+    app.include_router(audit.router)
+    app.include_router(console_pages.router)
+    app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app
 

@@ -1,4 +1,4 @@
-"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler."""
+"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler, staff."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     # Migrate once here, before any worker starts, so N workers never race on the schema.
-    migrate(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    from bot.staff_cli import announce_first_admin
+
+    announce_first_admin(settings, engine)  # a fresh development database gets an admin to sign in with
     uvicorn.run(
         "bot.app:app",
         host=args.host,
@@ -117,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from scheduler.cli import add_commands as add_scheduler_commands
 
     add_scheduler_commands(sub)  # dispatch, scheduler
+    from bot.staff_cli import add_commands as add_staff_commands
+
+    add_staff_commands(sub)  # staff add, staff list
     return parser
 
 

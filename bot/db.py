@@ -10,11 +10,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
 
 from alembic import command
 from alembic.config import Config
-from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects import postgresql, sqlite
@@ -179,11 +177,3 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    with session_scope(request.app.state.sessionmaker) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]

@@ -3,7 +3,7 @@
 Identity: `resolve_labourer(session, address)` says who is writing, for every caller; a person the
 roster does not know yet says their name and ID number or phone, matched by `find_labourer`, or is
 registered as self-reported and left unverified for the village assistant. ID numbers and phones are only ever
-stored protected (bot.pii); reading one in clear goes through `reveal_*`, which writes the access log.
+stored protected (bot.pii); reading one in clear goes through `bot.reveal.reveal`, which writes the audit log.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from bot import pii
 from bot.channels.base import Address
 from bot.models import (
-    AccessLog,
     Complaint,
     ConversationState,
     JobWish,
@@ -246,29 +245,6 @@ def record_working_away(
     labourer.employment_status = "working_away"
     session.flush()
     return row
-
-
-# ---- personal data in clear --------------------------------------------------------------------
-
-
-def reveal_id_number(session: Session, labourer: Labourer, *, actor: str, reason: str, data_key: str) -> str | None:
-    """The ID number in clear, for a person who needs it; the access is logged."""
-    return _reveal(session, labourer, labourer.id_number_enc, "view_id_number", actor=actor, reason=reason,
-                   data_key=data_key)
-
-
-def reveal_phone(session: Session, labourer: Labourer, *, actor: str, reason: str, data_key: str) -> str | None:
-    return _reveal(session, labourer, labourer.phone_enc, "view_phone", actor=actor, reason=reason, data_key=data_key)
-
-
-def _reveal(session: Session, labourer: Labourer, token: bytes | None, action: str, *, actor: str, reason: str,
-            data_key: str) -> str | None:
-    if not reason.strip():
-        raise ValueError("a reason is required to see personal data")
-    session.add(AccessLog(actor=actor, action=action, labourer_id=labourer.id, note=reason,
-                          detail={"field": action.removeprefix("view_")}))
-    session.flush()
-    return None if token is None else pii.decrypt(token, data_key)
 
 
 # ---- my records --------------------------------------------------------------------------------

@@ -31,8 +31,6 @@ class Settings(BaseSettings):
     dialog_timeout_minutes: int = 30
     max_message_chars: int = 2000  # longer inbound text is kept whole in the log but cut for the NLU
 
-    # Admin / console
-    admin_token: str = ""
     # Secret for encrypting ID numbers and phones and for their look-up hashes. Development falls back to
     # a fixed key so the demo runs with nothing set; production refuses to start without one.
     data_key: str = ""
@@ -93,6 +91,16 @@ class Settings(BaseSettings):
     # folder beside the SQLite database, or ./.gongyou-cache; created 0700, never the shared /tmp.
     cache_dir: Path | None = None
 
+    # Staff accounts, console sessions, API tokens, request size (foundation: bot/auth.py, bot/api, bot/console)
+    staff_token_hours: float = 12.0  # a bearer token from POST /api/auth/token lives this long
+    console_session_hours: float = 12.0  # a console session ends after this long, active or not
+    console_idle_minutes: int = 30  # … and after this long without a request
+    login_window_minutes: int = 15  # sign-in failures are counted over this window
+    login_max_failures_per_account: int = 5  # then that username is refused until the window has passed
+    login_max_failures_per_address: int = 20  # and likewise for one IP address
+    max_request_bytes: int = 1024 * 1024  # any request body (POST /wechat and /sms/inbound have their own caps)
+    max_upload_bytes: int = 32 * 1024 * 1024  # file uploads (bot.api.limits.UPLOAD_PATHS)
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env != "production":
@@ -100,7 +108,6 @@ class Settings(BaseSettings):
         missing = [
             name
             for name, value in (
-                ("GONGYOU_ADMIN_TOKEN", self.admin_token),
                 ("GONGYOU_WECHAT_TOKEN", self.wechat_token),
                 ("GONGYOU_DATA_KEY", self.data_key),
             )
@@ -108,8 +115,6 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError(f"production mode needs {', '.join(missing)} to be set")
-        if len(self.admin_token) < 16:
-            raise ValueError("GONGYOU_ADMIN_TOKEN must be at least 16 characters in production")
         return self
 
     @property

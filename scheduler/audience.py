@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
-from bot.api.fields import has_control_chars
+from bot.validation import has_control_chars
 from bot.models import Audience, JobWish, Labourer, TrainingNeed, WorkingAway
 
 LISTS = ("training_need", "job_wish", "working_away", "startup", "public_welfare_post")

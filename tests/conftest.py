@@ -9,6 +9,7 @@ of its own that is emptied after each test. Tests that need PostgreSQL whatever 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -138,7 +139,6 @@ def make_settings(db_url: str) -> Callable[..., Settings]:
             "database_url": db_url,
             "demo_data": False,
             "log_json": False,
-            "admin_token": "test-admin-token-0123456789",
         }
         values.update(overrides)
         return Settings(**values)
@@ -156,6 +156,42 @@ def app(settings: Settings):  # noqa: ANN201
     application = create_app(settings, configure_logs=False)
     yield application
     application.state.engine.dispose()
+
+
+STAFF_PASSWORD = "correct-horse-battery"
+
+
+@functools.cache
+def _staff_password_hash() -> str:
+    from bot.auth import hash_password
+
+    return hash_password(STAFF_PASSWORD)  # argon2 is slow on purpose: hash once per test run
+
+
+@pytest.fixture
+def make_staff(app) -> Callable[..., dict[str, str]]:  # noqa: ANN001
+    """Create a staff account (password STAFF_PASSWORD) and return the Authorization header of a fresh token:
+    make_staff("pc-official", "official", [{"county": "平昌县"}])."""
+    from bot.auth import open_session
+    from bot.db import session_scope
+    from bot.models import Staff
+
+    def make(username: str, role: str = "admin", areas: list[dict[str, str]] | None = None) -> dict[str, str]:
+        with session_scope(app.state.sessionmaker) as session:
+            staff = Staff(username=username, password_hash=_staff_password_hash(), role=role, areas=areas or [])
+            session.add(staff)
+            session.flush()
+            token, _actor = open_session(session, staff, kind="token", ip="127.0.0.1", user_agent="pytest",
+                                         settings=app.state.settings)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def admin_auth(make_staff) -> dict[str, str]:  # noqa: ANN001
+    """The Authorization header of an admin's bearer token."""
+    return make_staff("test-admin", "admin")
 
 
 @pytest.fixture
@@ -213,6 +249,15 @@ class LiveServer:
 def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """Where a test saves screenshots: $GONGYOU_ARTIFACTS_DIR or tests/artifacts/ (ignored by git), per test."""
+    base = Path(os.environ.get("GONGYOU_ARTIFACTS_DIR") or Path(__file__).resolve().parent / "artifacts")
+    folder = base / request.node.name.replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 CHROMIUM = Path("/usr/bin/chromium")

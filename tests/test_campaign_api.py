@@ -1,4 +1,4 @@
-"""The officials' API: bearer token, events, campaigns with Idempotency-Key, preview, state actions,
+"""The officials' API: bearer tokens, events, campaigns with Idempotency-Key, preview, state actions,
 report and CSV — end to end through HTTP, the scheduler's planning and a dispatcher."""
 
 from __future__ import annotations
@@ -12,13 +12,19 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import session_scope
-from bot.models import AccessLog, Campaign, CampaignStep, Event, Labourer
+from bot.models import AuditLog, Campaign, CampaignStep, Event, Labourer
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import RecordingSender
 from scheduler.synthetic import insert_labourers
 
-AUTH = {"Authorization": "Bearer test-admin-token-0123456789"}
+AUTH: dict[str, str] = {}  # an admin's bearer token, fresh for each test
+
+
+@pytest.fixture(autouse=True)
+def _admin_token(admin_auth) -> None:
+    AUTH.clear()
+    AUTH.update(admin_auth)
 
 
 @pytest.fixture
@@ -150,7 +156,8 @@ def test_preview_schedule_send_report_csv(client, factory) -> None:
     assert len(rows) == 4 and {r["status"] for r in rows} == {"sent", "skipped"}
     assert all("****" in r["phone"] for r in rows)
     with session_scope(factory) as s:
-        assert s.scalar(select(func.count()).where(AccessLog.action == "export_campaign_report")) == 1
+        exports = s.scalars(select(AuditLog).where(AuditLog.action == "export")).all()
+        assert [(e.actor, e.object_type, e.object_id) for e in exports] == [("test-admin", "campaign", str(cid))]
 
     assert client.post(f"/api/admin/campaigns/{cid}/pause", headers=AUTH).json()["state"] == "paused"
     assert client.post(f"/api/admin/campaigns/{cid}/resume", headers=AUTH).json()["state"] == "scheduled"

@@ -1,12 +1,9 @@
 """The registry: who is talking (binding by name + ID number or phone), per-channel subscriptions,
-personal data read in clear only through a logged function."""
+(reading personal data in clear: tests/test_staff_audit.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-from bot.models import AccessLog, Labourer, TrainingNeed
-from bot.registry import reveal_id_number, reveal_phone
+from bot.models import Labourer, TrainingNeed
 
 from test_dialog_support import add_roster_labourer, db, rows, send, sms_state, text_by_sms, valid_id_number
 
@@ -66,18 +63,3 @@ def test_wechat_user_bound_once_is_never_asked_again(say, app):
     replies = say("我还想找个工作")
     assert "姓名" not in replies[0] and "身份证" not in replies[0]
     assert [lab.id for lab in rows(app, Labourer)] == [known]
-
-
-def test_personal_data_in_clear_is_logged(app):
-    labourer_id = add_roster_labourer(app, name="王小明", id_number=ID_NUMBER, phone="13812345678")
-    key = app.state.settings.data_key
-    with db(app) as session:
-        labourer = session.get(Labourer, labourer_id)
-        assert reveal_id_number(session, labourer, actor="officer-1", reason="核对培训补贴", data_key=key) == ID_NUMBER
-        assert reveal_phone(session, labourer, actor="desk-2", reason="回访投诉", data_key=key) == "13812345678"
-        with pytest.raises(ValueError):
-            reveal_phone(session, labourer, actor="desk-2", reason=" ", data_key=key)
-        session.commit()
-    logged = [(a.actor, a.action, a.labourer_id, a.note) for a in rows(app, AccessLog)]
-    assert logged == [("officer-1", "view_id_number", labourer_id, "核对培训补贴"),
-                      ("desk-2", "view_phone", labourer_id, "回访投诉")]

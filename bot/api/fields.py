@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path
 from pydantic import AfterValidator, Field
 
-# Control characters other than tab and newlines: NUL cannot be stored in PostgreSQL text at all, and none
-# of them belongs in a name, a title or an id.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def has_control_chars(value: str) -> bool:
-    return _CONTROL.search(value) is not None
+from bot.validation import has_control_chars
 
 
 def _no_control_chars(value: str) -> str:

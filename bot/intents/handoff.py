@@ -35,6 +35,9 @@ def human_handoff(turn: Turn) -> list[Reply]:
         reason=turn.text,
         transcript=transcript,
     )
+    labourer = turn.labourer()
+    if labourer is not None:  # the help desk's area scope (bot.scope) follows the registered township
+        request.county, request.township = labourer.county, labourer.township
     session.add(request)
     session.flush()
     return [Reply(turn.say("handoff_ok", id=request.id))]

@@ -14,10 +14,11 @@ from bot.models.campaigns import (
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
 from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
 from bot.models.conversation import ConversationState, Handoff, MessageLog
-from bot.models.registry import AccessLog, JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models.staff import AuditLog, Staff, StaffSession
 
 __all__ = [
-    "AccessLog",
+    "AuditLog",
     "Audience",
     "Base",
     "Complaint",
@@ -37,6 +38,8 @@ __all__ = [
     "MessageLog",
     "OutboundMessage",
     "SmsNumber",
+    "Staff",
+    "StaffSession",
     "TicketCounter",
     "TrainingNeed",
     "UTCDateTime",

@@ -54,6 +54,9 @@ class Event(Base):
     cost_note: Mapped[str | None] = mapped_column(String(128))  # what it costs or pays (补贴)
     signup_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | cancelled
+    # The creator's area (bot.scope): who may see and manage it. None = city level (an unscoped admin).
+    owner_county: Mapped[str | None] = mapped_column(String(32))
+    owner_township: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -90,6 +93,9 @@ class Campaign(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     state_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(64))
+    # The creator's area (bot.scope), as on Event.
+    owner_county: Mapped[str | None] = mapped_column(String(32))
+    owner_township: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.db import dialect_insert
 from bot.models.base import Base, utcnow
+from bot.models.registry import Labourer
 
 CATEGORIES = ("欠薪", "工伤", "未签合同", "社保", "中介收费", "其他")
 URGENT_WORKERS = 10  # ten or more workers affected makes a ticket urgent (as does an injury)
@@ -50,6 +51,9 @@ class Complaint(Base):
     contact_phone_hash: Mapped[str | None] = mapped_column(String(64))
     contact_phone_masked: Mapped[str | None] = mapped_column(String(16))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the case belongs (bot.scope): the labourer's registered township when filed.
+    county: Mapped[str | None] = mapped_column(String(32))
+    township: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="new")
     assignee: Mapped[str | None] = mapped_column(String(64))
     recovered_amount: Mapped[int | None]  # 挽回经济损失, yuan
@@ -147,6 +151,9 @@ def create_complaint(
         description=description,
         urgent=is_urgent(category, workers_affected),
     )
+    labourer = session.get(Labourer, labourer_id) if labourer_id is not None else None
+    if labourer is not None:
+        complaint.county, complaint.township = labourer.county, labourer.township
     if contact_phone is not None:
         complaint.contact_phone_enc, complaint.contact_phone_hash, complaint.contact_phone_masked = contact_phone
     session.add(complaint)

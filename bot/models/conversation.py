@@ -66,4 +66,7 @@ class Handoff(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default="open")
+    # Where the request belongs (bot.scope): the labourer's registered township when made.
+    county: Mapped[str | None] = mapped_column(String(32))
+    township: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,7 +8,6 @@ set by officials; training needs, job wishes and working-away records are rows o
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -103,16 +102,3 @@ class WorkingAway(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class AccessLog(Base):
-    """Who looked at which personal data, and why (every unmasked read is recorded)."""
-
-    __tablename__ = "access_log"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))
-    labourer_id: Mapped[int | None] = mapped_column(ForeignKey("labourer.id", ondelete="SET NULL"))
-    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,153 @@
+"""The permission table: every staff route, who may use it, and how its area is checked.
+
+tests/test_permissions.py runs each row with no login, an expired token or session, every role, staff of
+another area, and (console forms) without the CSRF token; and it fails when a staff route of the app has
+no row here. Add a row with each new route:
+
+    StaffRoute("GET", "/api/helpdesk/tickets/{ticket_no}", DESK, area="detail"),
+
+`path` is the route's own template; its placeholders are filled from the World (ids of rows seeded in
+area A, see `seed_world`) and then from `values`. `area="detail"` means staff of another area must get
+404; `area="list"` means the World's marker text for that route (`marker`) must not be in their answer.
+`ok` lists what an allowed role may get (the route's own tests check the content).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import pii
+from bot.models import Audience, Campaign, Complaint, Event, Labourer, Staff
+
+ALL = ("admin", "official", "assistant", "helpdesk")
+ADMIN = ("admin",)
+OFFICIALS = ("admin", "official")
+REGISTRY = ("admin", "official", "assistant")
+DESK = ("admin", "helpdesk")
+
+# Area A holds the seeded rows and the staff of every role; area B holds the "wrong area" staff.
+AREA_A = {"county": "平昌县", "township": "白衣镇", "village": "长沙村"}
+AREA_B = {"county": "巴州区", "township": "曾口镇", "village": "三合村"}
+
+
+def staff_areas(role: str, area: dict[str, str]) -> list[dict[str, str]]:
+    """The area an account of `role` gets inside `area`."""
+    return {
+        "admin": [],
+        "official": [{"county": area["county"], "township": area["township"]}],
+        "assistant": [dict(area)],
+        "helpdesk": [{"county": area["county"]}],
+    }[role]
+
+
+@dataclass(frozen=True)
+class StaffRoute:
+    method: str
+    path: str
+    roles: tuple[str, ...]
+    area: str | None = None  # "detail" | "list" | None
+    body: dict[str, Any] | None = None  # JSON for /api, form fields for /console (csrf_token added)
+    headers: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    marker: str = ""  # for area="list": text of the World's row that other areas must not see
+    ok: tuple[int, ...] = (200, 201, 204, 303)
+
+    @property
+    def console(self) -> bool:
+        return self.path.startswith("/console")
+
+    def url(self, world: dict[str, Any]) -> str:
+        values = {k: v.format(**world) if isinstance(v, str) else v for k, v in self.values.items()}
+        return self.path.format(**{**world, **values})
+
+
+def _future() -> str:
+    return (datetime.now(UTC) + timedelta(days=10)).isoformat()
+
+
+STAFF_ROUTES: list[StaffRoute] = [
+    # auth
+    StaffRoute("GET", "/api/auth/me", ALL),
+    StaffRoute("POST", "/api/auth/logout", ALL),
+    # events
+    StaffRoute("GET", "/api/admin/events", OFFICIALS, area="list", marker="甲区招聘会"),
+    StaffRoute("POST", "/api/admin/events", OFFICIALS,
+               body={"kind": "job_fair", "title": "权限测试招聘会", "starts_at": _future()}),
+    StaffRoute("GET", "/api/admin/events/{event_id}", OFFICIALS, area="detail"),
+    StaffRoute("POST", "/api/admin/events/{event_id}/cancel", OFFICIALS, area="detail"),
+    # campaigns
+    StaffRoute("GET", "/api/admin/campaigns", OFFICIALS, area="list", marker="甲区通知"),
+    StaffRoute("POST", "/api/admin/campaigns", OFFICIALS, headers={"Idempotency-Key": "perm-1"},
+               body={"name": "权限测试通知", "audience": {"filter": {}}, "channels": ["sms"]}),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/preview", OFFICIALS, area="detail"),
+    StaffRoute("POST", "/api/admin/campaigns/{campaign_id}/{action}", OFFICIALS, area="detail",
+               values={"action": "schedule"}, ok=(200, 409)),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/report", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/report.csv", OFFICIALS, area="detail"),
+    # labourers
+    StaffRoute("GET", "/api/admin/labourers", REGISTRY, area="list", marker="甲区工友"),
+    StaffRoute("GET", "/api/admin/labourers/{labourer_id}", REGISTRY, area="detail"),
+    StaffRoute("POST", "/api/admin/labourers/{labourer_id}/reveal", REGISTRY, area="detail", body={"field": "phone"}),
+    # help desk
+    StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
+               body={"field": "contact_phone"}),
+    # staff accounts and the audit log
+    StaffRoute("GET", "/api/admin/staff", ADMIN),
+    StaffRoute("POST", "/api/admin/staff", ADMIN,
+               body={"username": "perm-new", "password": "password-123", "role": "official", "counties": ["平昌县"]}),
+    StaffRoute("POST", "/api/admin/staff/{username}/disable", ADMIN),
+    StaffRoute("POST", "/api/admin/staff/{username}/enable", ADMIN),
+    StaffRoute("POST", "/api/admin/staff/{username}/password", ADMIN, body={"password": "another-pass-1"}),
+    StaffRoute("GET", "/api/admin/audit", ADMIN),
+    # console
+    StaffRoute("GET", "/console/", ALL),
+    StaffRoute("POST", "/console/logout", ALL),
+    StaffRoute("GET", "/console/staff", ADMIN),
+    StaffRoute("POST", "/console/staff", ADMIN,
+               body={"username": "perm-console", "password": "password-123", "role": "helpdesk", "counties": ""}),
+    StaffRoute("POST", "/console/staff/{username}/disable", ADMIN),
+    StaffRoute("POST", "/console/staff/{username}/enable", ADMIN),
+    StaffRoute("POST", "/console/staff/{username}/password", ADMIN, body={"password": "another-pass-2"}),
+    StaffRoute("GET", "/console/audit", ADMIN),
+    StaffRoute("POST", "/console/reveal/{object_type}/{row_id}/{field}", REGISTRY, area="detail",
+               values={"object_type": "labourer", "row_id": "{labourer_id}", "field": "id_number"}),
+    StaffRoute("POST", "/console/reveal/{object_type}/{row_id}/{field}", DESK, area="detail",
+               values={"object_type": "complaint", "row_id": "{complaint_id}", "field": "contact_phone"}),
+]
+# Not staff routes: signing in is open to anyone (and rate-limited), and so are the static files.
+PUBLIC_PREFIXES = ("/api/auth/token", "/console/login", "/console/static")
+
+
+def seed_world(session: Session, data_key: str) -> dict[str, Any]:
+    """Rows in area A that the table's placeholders point at; returns their ids."""
+    phone = pii.protect_phone("13912344567", data_key)
+    id_number = pii.protect_id_number("511923199001011234", data_key)
+    labourer = Labourer(name="甲区工友", county=AREA_A["county"], township=AREA_A["township"], village=AREA_A["village"],
+                        phone_enc=phone.encrypted, phone_hash=phone.lookup_hash, phone_masked=phone.masked,
+                        id_number_enc=id_number.encrypted, id_number_hash=id_number.lookup_hash,
+                        id_number_masked=id_number.masked)
+    session.add(labourer)
+    session.flush()
+    complaint = Complaint(ticket_no="WQ-20260301-0001", labourer_id=labourer.id, channel="sms", user_id="x",
+                          category="欠薪", employer="某建筑公司", county=AREA_A["county"], township=AREA_A["township"],
+                          contact_phone_enc=phone.encrypted, contact_phone_hash=phone.lookup_hash,
+                          contact_phone_masked=phone.masked)
+    event = Event(kind="job_fair", title="甲区招聘会", starts_at=datetime.now(UTC) + timedelta(days=5),
+                  county=AREA_A["county"], township=AREA_A["township"], owner_county=AREA_A["county"],
+                  owner_township=AREA_A["township"])
+    audience = Audience(name="甲区", filter={"county": [AREA_A["county"]]})
+    session.add_all([complaint, event, audience])
+    session.flush()
+    campaign = Campaign(name="甲区通知", event_id=event.id, audience_id=audience.id, template="t", sms_template="t",
+                        channels=["sms"], state="draft", owner_county=AREA_A["county"],
+                        owner_township=AREA_A["township"])
+    target = Staff(username="perm-target", password_hash="x", role="assistant", areas=[dict(AREA_A)])
+    session.add_all([campaign, target])
+    session.flush()
+    return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
+            "campaign_id": campaign.id, "username": target.username}

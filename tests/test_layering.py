@@ -1,0 +1,49 @@
+"""The layers: business code (bot/ outside the HTTP layer, scheduler/) never imports the HTTP layer, and only
+the composition point, the CLI and the HTTP layer import scheduler/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HTTP_LAYER = ("bot/api/", "bot/console/", "bot/channels/", "bot/app.py")
+MAY_IMPORT_SCHEDULER = ("bot/app.py", "bot/cli.py", "bot/api/", "bot/console/")
+# Both import scheduler.render (event texts, which belong in bot/): to be moved out (issue 11); nothing may
+# join them.
+SCHEDULER_IMPORT_BEING_REMOVED = {"bot/intents/events.py", "bot/signups.py"}
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def modules(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py") if "migrations" not in p.parts)
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_business_code_never_imports_the_http_layer() -> None:
+    http = ("fastapi", "starlette", "bot.api", "bot.console")
+    offenders = {
+        relative(p): sorted(n for n in imports(p) if n.split(".")[0] in http or n.startswith(http))
+        for p in modules("bot", "scheduler") if not relative(p).startswith(HTTP_LAYER)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_the_composition_point_cli_and_http_layer_import_scheduler() -> None:
+    offenders = {
+        relative(p) for p in modules("bot")
+        if not relative(p).startswith(MAY_IMPORT_SCHEDULER) and any(n.split(".")[0] == "scheduler" for n in imports(p))
+    }
+    assert offenders <= SCHEDULER_IMPORT_BEING_REMOVED
