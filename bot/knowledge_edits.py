@@ -236,6 +236,15 @@ def clean_item(raw: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+def clean_value(kind: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A value as a form or API sent it, in the stored shape of its kind."""
+    if kind == "entry":
+        return clean_entry(raw)
+    if kind == "catalogue":
+        return clean_item(raw)
+    return {"text": str(raw.get("text") or "").strip()}
+
+
 def new_entry_id(kb: KnowledgeBase, topic: str) -> str:
     n = 1
     while f"{topic}_{n}" in kb.entries:
