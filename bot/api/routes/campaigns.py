@@ -349,19 +349,19 @@ TIMELINE_POINTS = 120
 
 
 def timeline(session: Session, campaign: Campaign, *, tz: str) -> dict[str, Any]:
-    """Deliveries sent and failed, cumulated over time (local minutes, coarser for long broadcasts)."""
+    """Deliveries sent and failed, cumulated over time: at most TIMELINE_POINTS points, a second apart or more."""
     zone = ZoneInfo(tz)
     events: list[tuple[datetime, str]] = []
     for column, name in ((Delivery.sent_at, "sent"), (Delivery.failed_at, "failed")):
-        minute = _minute(session, column)
-        for at, count in session.execute(select(minute, func.count()).where(Delivery.campaign_id == campaign.id,
-                                                                             column.is_not(None)).group_by(minute)):
+        second = _second(session, column)
+        for at, count in session.execute(select(second, func.count()).where(Delivery.campaign_id == campaign.id,
+                                                                             column.is_not(None)).group_by(second)):
             events.append((_as_moment(at), name, count))  # type: ignore[arg-type]
     if not events:
         return {"labels": [], "sent": [], "failed": []}
     events.sort()
     start, end = events[0][0], events[-1][0]
-    step = max(timedelta(minutes=1), (end - start) / TIMELINE_POINTS)
+    step = max(timedelta(seconds=1), (end - start) / TIMELINE_POINTS)
     labels: list[str] = []
     sent: list[int] = []
     failed: list[int] = []
@@ -372,23 +372,23 @@ def timeline(session: Session, campaign: Campaign, *, tz: str) -> dict[str, Any]
         while i < len(events) and events[i][0] <= edge:
             totals[events[i][1]] += events[i][2]
             i += 1
-        labels.append(edge.astimezone(zone).strftime("%m-%d %H:%M"))
+        labels.append(edge.astimezone(zone).strftime("%m-%d %H:%M:%S"))
         sent.append(totals["sent"])
         failed.append(totals["failed"])
         edge += step
-    if i < len(events) or labels[-1] != end.astimezone(zone).strftime("%m-%d %H:%M"):
+    if i < len(events) or labels[-1] != end.astimezone(zone).strftime("%m-%d %H:%M:%S"):
         for _at, name, count in events[i:]:
             totals[name] += count
-        labels.append(end.astimezone(zone).strftime("%m-%d %H:%M"))
+        labels.append(end.astimezone(zone).strftime("%m-%d %H:%M:%S"))
         sent.append(totals["sent"])
         failed.append(totals["failed"])
     return {"labels": labels, "sent": sent, "failed": failed}
 
 
-def _minute(session: Session, column: Any) -> Any:
+def _second(session: Session, column: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("minute", column)
-    return func.strftime("%Y-%m-%d %H:%M:00", column)
+        return func.date_trunc("second", column)
+    return func.strftime("%Y-%m-%d %H:%M:%S", column)
 
 
 def _as_moment(value: Any) -> datetime:
