@@ -204,14 +204,23 @@ def value_in(kb: KnowledgeBase, item: Item) -> dict[str, Any] | None:
 # ---- making a change ---------------------------------------------------------------------------------
 
 
+def _texts(value: Any, split: str) -> list[str]:
+    """A list of short texts, from a list or (as forms send them) one text with separators."""
+    if isinstance(value, str):
+        return re.split(split, value)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise KnowledgeError("expected a list of texts", problem="invalid")
+    return [str(v) for v in value]
+
+
 def clean_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
-    questions = raw.get("questions") or []
-    if isinstance(questions, str):  # one question a line, as the form sends them
-        questions = questions.splitlines()
+    questions = _texts(raw.get("questions"), r"\r?\n")  # one question a line, as the form sends them
     value = {
         "topic": str(raw.get("topic") or "").strip(),
         "title": str(raw.get("title") or "").strip(),
-        "questions": list(dict.fromkeys(q.strip() for q in map(str, questions) if q.strip())),
+        "questions": list(dict.fromkeys(q.strip() for q in questions if q.strip())),
         "answer": " ".join(str(raw.get("answer") or "").split()),
         "detail": str(raw.get("detail") or "").strip(),
         "source": str(raw.get("source") or "").strip(),
@@ -225,10 +234,8 @@ def clean_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def clean_item(raw: Mapping[str, Any]) -> dict[str, Any]:
-    aliases = raw.get("aliases") or []
-    if isinstance(aliases, str):
-        aliases = re.split(r"[\n,，、]+", aliases)
-    value = {"aliases": list(dict.fromkeys(a.strip() for a in map(str, aliases) if a.strip())),
+    aliases = _texts(raw.get("aliases"), r"[\n,，、]+")
+    value = {"aliases": list(dict.fromkeys(a.strip() for a in aliases if a.strip())),
              "category": str(raw.get("category") or "").strip(),
              "description": str(raw.get("description") or "").strip()}
     if len(value["aliases"]) > MAX_QUESTIONS or any(len(a) > 32 for a in value["aliases"]):
@@ -238,6 +245,8 @@ def clean_item(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def clean_value(kind: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """A value as a form or API sent it, in the stored shape of its kind."""
+    if any(isinstance(v, (dict, list)) for k, v in raw.items() if k not in ("questions", "aliases")):
+        raise KnowledgeError("expected texts", problem="invalid")
     if kind == "entry":
         return clean_entry(raw)
     if kind == "catalogue":
