@@ -17,7 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from bot.api import errors
 from bot.api.limits import BodyLimit
-from bot.api.routes import audit, auth, campaigns, events, helpdesk, labourers, nlu, staff
+from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
+from bot.console import campaigns as console_campaigns
+from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
@@ -133,7 +135,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(helpdesk.router)
     app.include_router(staff.router)
     app.include_router(audit.router)
+    app.include_router(knowledge.router)
     app.include_router(console_pages.router)
+    app.include_router(console_knowledge.router)
+    app.include_router(console_campaigns.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app

@@ -24,6 +24,7 @@ from bot.db import dialect_insert
 from bot.dialogs.engine import Dialog
 from bot.intents import Handler, merge_handlers
 from bot.knowledge import KnowledgeBase
+from bot.knowledge_edits import DatabaseRevisions
 from bot.models import ConversationState, Labourer, MessageLog, utcnow
 from bot.nlu.router import Router
 from bot.nlu.types import Parse
@@ -68,7 +69,9 @@ class Services:
         """Check the parts fit before anything runs: every intent has exactly one handler, dialog names are
         unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat)."""
         by_name = _dialogs_by_name(dialogs)
-        knowledge = KnowledgeStore(settings.knowledge_dir, checks=(partial(dialog_checks, by_name),))
+        knowledge = KnowledgeStore(settings.knowledge_dir, checks=(partial(dialog_checks, by_name),),
+                                   revisions=DatabaseRevisions(factory.kw["bind"]),
+                                   max_age=settings.knowledge_poll_seconds)
         return cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
                    dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}))
 
@@ -209,7 +212,7 @@ class _Work:
 
 
 def handle_message(services: Services, message: InboundMessage, *,
-                   defer: Callable[[Callable[[], None]], Any] | None = None) -> Outcome:
+                   defer: Callable[[Callable[[], None]], Any] | None = None, dry_run: bool = False) -> Outcome:
     """Process one inbound message in one transaction (one commit).
 
     The message is understood first (pure CPU, no lock held). The inbound row goes in with ON CONFLICT DO
@@ -219,8 +222,11 @@ def handle_message(services: Services, message: InboundMessage, *,
 
     What the handler left for after the commit (`Turn.after_commit`) runs once it is committed: handed to
     `defer` (a channel's thread pool) when given, else here, before returning.
+
+    `dry_run`: the same turn, rolled back at the end — no message, state or handler write is kept and
+    nothing is sent after it (the console's "试一试" answers exactly as a labourer would be answered).
     """
-    outcome, after = _handle(services, message)
+    outcome, after = _handle(services, message, dry_run=dry_run)
     for action in after:
         guarded = partial(_run_after_commit, action)
         if defer is None:
@@ -237,7 +243,8 @@ def _run_after_commit(action: Callable[[], None]) -> None:
         log.exception("after-commit action failed")
 
 
-def _handle(services: Services, message: InboundMessage) -> tuple[Outcome, list[Callable[[], None]]]:
+def _handle(services: Services, message: InboundMessage, *,
+            dry_run: bool = False) -> tuple[Outcome, list[Callable[[], None]]]:
     knowledge = services.knowledge.current
     text = "" if message.kind == "event" else _clean(message.text)[: services.settings.max_message_chars]
     parse = knowledge.router.parse(text) if text else None
@@ -271,6 +278,9 @@ def _handle(services: Services, message: InboundMessage) -> tuple[Outcome, list[
             _log_outbound(conn, statements, _outbound_rows(message, replies))
         finally:
             work.close()
+        if dry_run:
+            conn.rollback()
+            return Outcome(replies=replies), []
     return Outcome(replies=replies, inbound_id=inbound_id), work.after_commit
 
 

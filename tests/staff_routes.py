@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import pii
-from bot.models import Audience, Campaign, Complaint, Event, Labourer, Staff
+from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
+    MessageLog, Staff
 
 ALL = ("admin", "official", "assistant", "helpdesk")
 ADMIN = ("admin",)
@@ -89,6 +90,58 @@ STAFF_ROUTES: list[StaffRoute] = [
                values={"action": "schedule"}, ok=(200, 409)),
     StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/report", OFFICIALS, area="detail"),
     StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/report.csv", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/report.xlsx", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/api/admin/campaigns/{campaign_id}/timeline", OFFICIALS, area="detail"),
+    # (another area's official names no place: their count is of their own area, never of area A's labourer)
+    StaffRoute("POST", "/api/admin/campaigns/audience", OFFICIALS, body={"filter": {}, "channels": ["sms"]}),
+    # events and campaigns in the console
+    StaffRoute("GET", "/console/events", OFFICIALS, area="list", marker="甲区招聘会"),
+    StaffRoute("POST", "/console/events", OFFICIALS, body={"kind": "training", "title": "权限测试培训班",
+                                                            "starts_at": "2030-05-01T09:00"}),
+    StaffRoute("POST", "/console/events/{event_id}/cancel", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/console/campaigns", OFFICIALS, area="list", marker="甲区通知"),
+    StaffRoute("GET", "/console/campaigns/new", OFFICIALS),
+    StaffRoute("POST", "/console/campaigns/audience", OFFICIALS, body={"channels": "sms"}),
+    StaffRoute("POST", "/console/campaigns", OFFICIALS, body={"name": "权限测试通知", "channels": "sms"}),
+    StaffRoute("GET", "/console/campaigns/{campaign_id}", OFFICIALS, area="detail"),
+    StaffRoute("GET", "/console/campaigns/{campaign_id}/progress", OFFICIALS, area="detail"),
+    StaffRoute("POST", "/console/campaigns/{campaign_id}/{action}", OFFICIALS, area="detail",
+               values={"action": "pause"}),
+    StaffRoute("GET", "/console/campaigns/{campaign_id}/export.xlsx", OFFICIALS, area="detail"),
+    # knowledge (city-wide: no area of its own; the unanswered messages follow the labourer)
+    StaffRoute("GET", "/api/admin/knowledge/entries", OFFICIALS),
+    StaffRoute("PUT", "/api/admin/knowledge/entries/{entry_id}", OFFICIALS, values={"entry_id": "pwp_kinds"},
+               body={"topic": "public_welfare_post", "title": "权限测试", "questions": ["权限测试问法"],
+                     "answer": "权限测试回答。"}, ok=(200, 422)),
+    StaffRoute("PUT", "/api/admin/knowledge/texts/{key}", OFFICIALS, values={"key": "texts:greeting"},
+               body={"text": "您好呀！"}, ok=(200, 422)),
+    StaffRoute("PUT", "/api/admin/knowledge/catalogues/{catalogue}/{name}", OFFICIALS,
+               values={"catalogue": "training_types", "name": "焊工"}, body={"aliases": ["电焊"]}, ok=(200, 422)),
+    StaffRoute("GET", "/api/admin/knowledge/revisions", OFFICIALS),
+    StaffRoute("POST", "/api/admin/knowledge/revisions/{revision_id}/revert", OFFICIALS, ok=(200, 404, 422)),
+    StaffRoute("POST", "/api/admin/knowledge/try", OFFICIALS, body={"text": "公益岗咋个申请"}),
+    StaffRoute("GET", "/api/admin/knowledge/unanswered", OFFICIALS, area="list", marker="甲区没答上的话"),
+    StaffRoute("GET", "/console/knowledge", OFFICIALS),
+    StaffRoute("GET", "/console/knowledge/entries/new", OFFICIALS),
+    StaffRoute("POST", "/console/knowledge/entries/new", OFFICIALS, ok=(303, 422),
+               body={"topic": "village_service", "title": "权限测试条目", "questions": "权限测试新问法",
+                     "answer": "权限测试回答。"}),
+    StaffRoute("GET", "/console/knowledge/entries/{entry_id}", OFFICIALS, values={"entry_id": "pwp_kinds"}),
+    StaffRoute("POST", "/console/knowledge/entries/{entry_id}", OFFICIALS, values={"entry_id": "pwp_kinds"},
+               ok=(303, 422), body={"topic": "public_welfare_post", "title": "公益性岗位种类", "questions": "公益岗",
+                                    "answer": "权限测试回答。"}),
+    StaffRoute("POST", "/console/knowledge/try", OFFICIALS, body={"text": "公益岗咋个申请"}),
+    StaffRoute("GET", "/console/knowledge/texts", OFFICIALS),
+    StaffRoute("POST", "/console/knowledge/texts", OFFICIALS, body={"key": "texts:greeting", "text": "您好呀！"},
+               ok=(200, 422)),
+    StaffRoute("GET", "/console/knowledge/catalogues", OFFICIALS),
+    StaffRoute("POST", "/console/knowledge/catalogues", OFFICIALS, ok=(200, 422),
+               body={"catalogue": "training_types", "name": "焊工", "aliases": "电焊"}),
+    StaffRoute("GET", "/console/knowledge/history", OFFICIALS),
+    StaffRoute("POST", "/console/knowledge/revisions/{revision_id}/revert", OFFICIALS, ok=(200, 404, 422)),
+    StaffRoute("GET", "/console/knowledge/unanswered", OFFICIALS, area="list", marker="甲区没答上的话"),
+    StaffRoute("POST", "/console/knowledge/unanswered", OFFICIALS, ok=(200, 422),
+               body={"entry_id": "pwp_kinds", "question": "甲区没答上的话"}),
     # labourers
     StaffRoute("GET", "/api/admin/labourers", REGISTRY, area="list", marker="甲区工友"),
     StaffRoute("GET", "/api/admin/labourers/{labourer_id}", REGISTRY, area="detail"),
@@ -147,7 +200,13 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
                         channels=["sms"], state="draft", owner_county=AREA_A["county"],
                         owner_township=AREA_A["township"])
     target = Staff(username="perm-target", password_hash="x", role="assistant", areas=[dict(AREA_A)])
-    session.add_all([campaign, target])
+    # A message of area A's labourer the bot could not answer, and a knowledge change to revert.
+    state = ConversationState(channel="simulator", user_id="perm-labourer", labourer_id=labourer.id, slots={},
+                              context={})
+    asked = MessageLog(channel="simulator", user_id="perm-labourer", direction="in", text="甲区没答上的话",
+                       intent="out_of_scope", confidence=0.9)
+    revision = KnowledgeRevision(kind="text", key="texts:greeting", value={"text": "您好！！"}, author="perm")
+    session.add_all([campaign, target, state, asked, revision])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
-            "campaign_id": campaign.id, "username": target.username}
+            "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id}

@@ -16,6 +16,7 @@ from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, T
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.staff import AuditLog, Staff, StaffSession
+from bot.models.knowledge import KnowledgeRevision
 
 __all__ = [
     "AuditLog",
@@ -34,6 +35,7 @@ __all__ = [
     "ConversationState",
     "Handoff",
     "JobWish",
+    "KnowledgeRevision",
     "Labourer",
     "MessageLog",
     "OutboundMessage",

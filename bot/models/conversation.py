@@ -35,6 +35,8 @@ class MessageLog(Base):
     __table_args__ = (
         UniqueConstraint("channel", "direction", "external_id"),
         Index("ix_message_log_user", "channel", "user_id", "id"),
+        # The console's "what the knowledge lacks" reads the last days' messages (bot.knowledge_edits).
+        Index("ix_message_log_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
