@@ -113,6 +113,34 @@ def _naive_bayes(n_classes: int, samples: list[tuple[frozenset[str], int]], alph
     return rows, empty
 
 
+def training_docs(kb: KnowledgeBase, intents_doc: dict) -> list[tuple[str, _Label]]:
+    """Everything the router learns from, as (text, label): every policy entry's title and questions
+    (policy_question with its topic and entry), the intent examples of knowledge/nlu/intents.yaml, and —
+    with an empty intent, topic evidence only — what each topic covers and the entries' answer sentences.
+    The baseline of bot/nlu/baseline.py learns from exactly these."""
+    docs: list[tuple[str, _Label]] = []
+    for entry in kb.entries.values():
+        label = _Label("policy_question", entry.topic, entry.id)
+        docs.append((entry.title, label))
+        docs.extend((q, label) for q in entry.questions)
+    for intent, examples in (intents_doc.get("examples") or {}).items():
+        if intent not in INTENTS:
+            raise ValueError(f"intents.yaml: unknown intent {intent!r}")
+        docs.extend((str(e), _Label(intent)) for e in examples)
+    # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
+    if "scope" in TOPIC_EXTRA:
+        for topic, info in kb.topics.items():
+            for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
+                if len(part) >= 2:
+                    docs.append((part, _Label("", topic)))
+    if "answer" in TOPIC_EXTRA:
+        for entry in kb.entries.values():
+            for part in _SENTENCE_RE.split(entry.answer):
+                if len(part) >= 4:
+                    docs.append((part, _Label("", entry.topic)))
+    return docs
+
+
 class _Model:
     """Everything learnt from the knowledge, as flat arrays (picklable: the start-up cache).
 
@@ -235,26 +263,7 @@ class Router:
         intents_doc = read_yaml(nlu_dir / "intents.yaml") or {}
         cues_doc = read_yaml(nlu_dir / "cues.yaml") or []
         domain = set(self._domain_words(nlu_dir))
-        docs: list[tuple[str, _Label]] = []
-        for entry in self.kb.entries.values():
-            label = _Label("policy_question", entry.topic, entry.id)
-            docs.append((entry.title, label))
-            docs.extend((q, label) for q in entry.questions)
-        for intent, examples in (intents_doc.get("examples") or {}).items():
-            if intent not in INTENTS:
-                raise ValueError(f"intents.yaml: unknown intent {intent!r}")
-            docs.extend((str(e), _Label(intent)) for e in examples)
-        # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
-        for topic, info in self.kb.topics.items():
-            if "scope" in TOPIC_EXTRA:
-                for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
-                    if len(part) >= 2:
-                        docs.append((part, _Label("", topic)))
-        if "answer" in TOPIC_EXTRA:
-            for entry in self.kb.entries.values():
-                for part in _SENTENCE_RE.split(entry.answer):
-                    if len(part) >= 4:
-                        docs.append((part, _Label("", entry.topic)))
+        docs = training_docs(self.kb, intents_doc)
 
         # Everything learnt is cached on disk, keyed by what it was learnt from (and this code):
         # a restart with unchanged knowledge loads arrays instead of segmenting every example again.
