@@ -41,6 +41,7 @@ from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer, leading_texts
 from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse, new_candidate, new_parse
 
 NLU_DIR = "nlu"
+REFERRALS_FILE = "referrals.yaml"
 OUT_OF_SCOPE = "out_of_scope"
 
 # Decision constants, set by measurement on half A of the dev set and checked on half B
@@ -113,9 +114,10 @@ def _naive_bayes(n_classes: int, samples: list[tuple[frozenset[str], int]], alph
     return rows, empty
 
 
-def training_docs(kb: KnowledgeBase, intents_doc: dict) -> list[tuple[str, _Label]]:
+def training_docs(kb: KnowledgeBase, intents_doc: dict, referrals_doc: dict | None = None) -> list[tuple[str, _Label]]:
     """Everything the router learns from, as (text, label): every policy entry's title and questions
-    (policy_question with its topic and entry), the intent examples of knowledge/nlu/intents.yaml, and —
+    (policy_question with its topic and entry), the intent examples of knowledge/nlu/intents.yaml, the
+    referrals' examples (knowledge/referrals.yaml) as out_of_scope, and —
     with an empty intent, topic evidence only — what each topic covers and the entries' answer sentences.
     The baseline of bot/nlu/baseline.py learns from exactly these."""
     docs: list[tuple[str, _Label]] = []
@@ -127,6 +129,8 @@ def training_docs(kb: KnowledgeBase, intents_doc: dict) -> list[tuple[str, _Labe
         if intent not in INTENTS:
             raise ValueError(f"intents.yaml: unknown intent {intent!r}")
         docs.extend((str(e), _Label(intent)) for e in examples)
+    for ref in ((referrals_doc or {}).get("referrals") or {}).values():
+        docs.extend((str(e), _Label(OUT_OF_SCOPE)) for e in ref.get("examples") or ())
     # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
     if "scope" in TOPIC_EXTRA:
         for topic, info in kb.topics.items():
@@ -263,7 +267,9 @@ class Router:
         intents_doc = read_yaml(nlu_dir / "intents.yaml") or {}
         cues_doc = read_yaml(nlu_dir / "cues.yaml") or []
         domain = set(self._domain_words(nlu_dir))
-        docs = training_docs(self.kb, intents_doc)
+        referrals_doc = read_yaml(self.knowledge_dir / REFERRALS_FILE) or {}
+        self.referrals = _Referrals(referrals_doc)
+        docs = training_docs(self.kb, intents_doc, referrals_doc)
 
         # Everything learnt is cached on disk, keyed by what it was learnt from (and this code):
         # a restart with unchanged knowledge loads arrays instead of segmenting every example again.
@@ -494,6 +500,10 @@ class Router:
             return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
+        referral = self.referrals.match(norm)
+        if referral:
+            # neighbouring government business: where to go, never one of our answers
+            return self._out_of_scope(text, norm, entities, tokens, 0.9, [], referral)
 
         m = self.model
         cls, ret = self._features(norm, tokens)
@@ -598,10 +608,42 @@ class Router:
 
     @staticmethod
     def _out_of_scope(text: str, norm: str, entities: list, tokens: list[str], confidence: float,
-                      ranking: list[Candidate]) -> Parse:
+                      ranking: list[Candidate], referral: str | None = None) -> Parse:
         confidence = round(min(1.0, max(confidence, 0.5)), 4)
         ranking = [new_candidate(OUT_OF_SCOPE, confidence), *(c for c in ranking if c.intent != OUT_OF_SCOPE)][:5]
-        return new_parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [])
+        return new_parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [], referral)
+
+    def referral_reply(self, referral: str) -> str | None:
+        """What the bot says to a message of a neighbouring business (None: no such referral)."""
+        return self.referrals.reply(referral)
+
+
+class _Referrals:
+    """Neighbouring government business (knowledge/referrals.yaml): which one a message is about, if any,
+    and the reply that says where to go."""
+
+    def __init__(self, doc: dict):
+        self.template = str(doc.get("reply") or "这个不归就业扶贫管，{name}的事您可以问{where}。")
+        self.ours = re.compile(doc["ours"]) if doc.get("ours") else None
+        self.items: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]] = []
+        self.info: dict[str, dict] = {}
+        for name, ref in (doc.get("referrals") or {}).items():
+            if not ref.get("pattern") or not ref.get("where"):
+                raise ValueError(f"referrals.yaml: {name} needs a pattern and where to go")
+            self.items.append((name, re.compile(ref["pattern"]), re.compile(ref["unless"]) if ref.get("unless") else None))
+            self.info[name] = {"name": ref.get("name") or name, "where": ref["where"]}
+
+    def match(self, norm: str) -> str | None:
+        if not self.items or (self.ours is not None and self.ours.search(norm)):
+            return None
+        for name, pattern, unless in self.items:
+            if pattern.search(norm) and not (unless is not None and unless.search(norm)):
+                return name
+        return None
+
+    def reply(self, name: str) -> str | None:
+        info = self.info.get(name)
+        return self.template.format(**info) if info else None
 
 
 def _confidence(score: float) -> float:
