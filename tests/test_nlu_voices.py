@@ -55,3 +55,50 @@ def test_a_referral_says_where_to_go_through_the_channel(say):
     assert "医疗保障局" in reply and "12393" in reply
     # an ordinary unknown message still gets the honest fallback and the menu
     assert "答不了" in say("帮我点个外卖", user="labourer-3")[0]
+
+
+@pytest.mark.parametrize("text, intent", [
+    # formal and proxy voices
+    ("本人系村劳动保障协理员，请介绍本平台可提供的服务项目", "help"),
+    ("请将本村协理员手机号加入就业扶贫信息推送名单", "subscribe"),
+    ("我妈手机老是收到你们的信息，她看不懂，帮她退了吧", "unsubscribe"),
+    # negation and focus: what the person wants, not the first keyword
+    ("我不想退订 只是问问 以后丽水招聘会的通知还发不发", "query_events"),
+    ("我不是要培训 是要找工作", "register_job"),
+    ("公益岗的政策我晓得了 不用讲 直接帮我报个护林员", "register_job"),
+    ("不要给我讲政策 我就想报个电工培训", "register_training"),
+    ("短信不用停 我想再订阅微信的", "subscribe"),
+    # complaints told as stories
+    ("我在扶贫车间做了两个月，工钱还没发，找哪个说嘛", "rights_complaint"),
+    ("公益岗位的补贴半年没发了 村上说等 等了半年了 我想反映一下", "rights_complaint"),
+    ("中介说介绍去苏州进厂 收了我一千五 去了根本没有那个厂", "rights_complaint"),
+    # greetings and chit-chat in new forms
+    ("新年好 给你们拜个年 祝你们新年快乐", "greeting"),
+    ("在吗在吗 借点钱", "out_of_scope"),
+    ("您好！打擾了", "greeting"),
+])
+def test_the_issue_misses(router, text, intent):
+    assert router.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("不是投诉 就是问下被欠工资一般咋个处理", "rights_protection"),  # a general question stays a policy answer
+    ("被欠工资一般咋个处理", "rights_protection"),
+    ("我不是问养老金 是问养老保险有没有补贴", "social_insurance_subsidy"),  # the focus decides the referral too
+    ("公益崗位怎麼申請", "public_welfare_post"),  # traditional characters folded
+])
+def test_negation_keeps_a_question_a_question(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic, p.referral) == ("policy_question", topic, None)
+
+
+def test_a_story_of_unpaid_wages_starts_the_complaint_through_the_channel(say):
+    reply = say("我在扶贫车间做了两个月，工钱还没发，找哪个说嘛")[0]
+    policy = say("被欠工资一般咋个处理", user="labourer-2")[0]
+    assert reply != policy  # not the policy answer about arrears
+    assert "投诉" in reply or "登记" in reply or "维权" in reply
+
+
+def test_focus_scores_the_rest_but_reports_the_whole_message(router):
+    p = router.parse("我不是要培训 是要找工作")
+    assert p.normalized.startswith("我不是要培训") and "培训" in p.tokens

@@ -355,6 +355,7 @@ class Router:
         self.nlu_dir = nlu_dir = self.knowledge_dir / NLU_DIR
         intents_doc = read_yaml(nlu_dir / "intents.yaml") or {}
         cues_doc = read_yaml(nlu_dir / "cues.yaml") or []
+        self.focus = [re.compile(str(p)) for p in read_yaml(nlu_dir / "focus.yaml") or []]
         domain = set(self._domain_words(nlu_dir))
         referrals_doc = read_yaml(self.knowledge_dir / REFERRALS_FILE) or {}
         self.referrals = _Referrals(referrals_doc)
@@ -589,11 +590,23 @@ class Router:
             return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
-        referral = self.referrals.match(norm)
+        # "不是要…是要…", "不用讲…直接…": the rest is what the person wants, and is what is scored
+        scored, scored_tokens = norm, tokens
+        for pattern in self.focus:
+            found = pattern.search(norm)
+            if found and _HAS_WORD_RE.search(found["rest"]):
+                scored = found["rest"]
+                scored_tokens = self._tokens(scored)
+                break
+        referral = self.referrals.match(scored)
         if referral:
             # neighbouring government business: where to go, never one of our answers
             return self._out_of_scope(text, norm, entities, tokens, 0.9, [], referral)
+        return self._score(text, norm, tokens, scored, scored_tokens, entities)
 
+    def _score(self, text: str, full: str, full_tokens: list[str], norm: str, tokens: list[str],
+               entities: list) -> Parse:
+        """The classifiers, retrieval and cues on `norm` (the message `full`, or the part of it in focus)."""
         m = self.model
         cls, ret = self._features(norm, tokens)
         n_cls = len(cls)
@@ -655,15 +668,15 @@ class Router:
         min_score = MIN_SCORE_DOMAIN * scale if domain else max(0.14, MIN_SCORE * scale)
         if top.intent == OUT_OF_SCOPE or evidence < min_score:
             conf = confidence if top.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
-            return self._out_of_scope(text, norm, entities, tokens, conf, ranking)
+            return self._out_of_scope(text, full, entities, full_tokens, conf, ranking)
         ambiguous: list[Candidate] = []
         close = [rc for (s, _k, _t), rc in zip(candidates[:3], ranking[:3])
                  if best_score - s < TIE_MARGIN and rc.intent != OUT_OF_SCOPE]
         if len(close) >= 2:
             ambiguous = close
         return new_parse(
-            text, norm, top.intent, round(confidence, 4), top.topic, top.entry_id,
-            entities, tokens, ranking, ambiguous,
+            text, full, top.intent, round(confidence, 4), top.topic, top.entry_id,
+            entities, full_tokens, ranking, ambiguous,
         )
 
     def _possible_cues(self, norm: str, ret: dict[str, int]) -> list[int]:
