@@ -102,3 +102,47 @@ def test_a_story_of_unpaid_wages_starts_the_complaint_through_the_channel(say):
 def test_focus_scores_the_rest_but_reports_the_whole_message(router):
     p = router.parse("我不是要培训 是要找工作")
     assert p.normalized.startswith("我不是要培训") and "培训" in p.tokens
+
+
+# nlu_voices: 190 messages in the voices above, written before the router was run on them; only half A was
+# tuned on. nlu_voices_holdout: 152 more, never tuned on. The bars sit a little under what they scored
+# when set (voices B: intent 93.6 %, out-of-scope recall 95 %; holdout: intent 96.7 %, topic pick 93.8 %),
+# a guard against losing ground; the router's figures against the baseline are in benchmarks/nlu.py.
+@pytest.mark.parametrize("name, half, intent, oos", [
+    ("nlu_voices.jsonl", "B", 0.91, 0.90), ("nlu_voices_holdout.jsonl", None, 0.94, 0.90),
+])
+def test_voices_nobody_here_wrote_hold(name, half, intent, oos):
+    from bot.nlu.evaluate import evaluate, half_of, load_rows
+
+    rows = [r for r in load_rows(ROOT / "tests" / "data" / name) if half is None or half_of(r["text"]) == half]
+    ev = evaluate(rows, KNOWLEDGE)
+    assert ev["scores"]["intent"] >= intent, ev["scores"]
+    assert ev["scores"]["oos_precision"] >= oos and ev["scores"]["oos_recall"] >= oos, ev["scores"]
+
+
+
+def test_neighbouring_business_in_the_dev_set_never_gets_a_policy_answer():
+    from bot.nlu.evaluate import evaluate, load_rows
+
+    ev = evaluate(load_rows(ROOT / "tests" / "data" / "nlu_voices.jsonl"), KNOWLEDGE)
+    assert ev["referral_support"] >= 30
+    wrong = [r["text"] for r, p in ev["results"] if r.get("referral") and p.intent == "policy_question"]
+    assert not wrong
+
+
+def test_nlu_eval_prints_the_router_beside_the_baseline(tmp_path):
+    import io
+
+    pytest.importorskip("sklearn")
+    from bot.nlu.evaluate import run_eval
+
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join([
+        '{"text": "医保报销要带啥子", "intent": "out_of_scope", "topic": null, "referral": "medical_insurance", "voice": "neighbour"}',
+        '{"text": "公益崗位怎麼申請", "intent": "policy_question", "topic": "public_welfare_post", "voice": "trad"}',
+    ]), encoding="utf-8")
+    out = io.StringIO()
+    assert run_eval(data, KNOWLEDGE, out=out) == 0
+    text = out.getvalue()
+    assert "router against the baseline" in text and "referral accuracy" in text
+    assert "neighbour" in text and "trad" in text  # per voice
