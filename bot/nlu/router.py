@@ -79,6 +79,7 @@ POLICY = INTENTS.index("policy_question")
 # a message without one Chinese character is scored only through the exact commands (T, TD, hello)
 _HAS_WORD_RE = re.compile(r"[\u4e00-\u9fff]")
 _EXACT_STRIP_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
+_NEGATION_RE = re.compile("[不没别莫非无]")
 
 
 @dataclass(frozen=True)
@@ -592,12 +593,13 @@ class Router:
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
         # "不是要…是要…", "不用讲…直接…": the rest is what the person wants, and is what is scored
         scored, scored_tokens = norm, tokens
-        for pattern in self.focus:
-            found = pattern.search(norm)
-            if found and _HAS_WORD_RE.search(found["rest"]):
-                scored = found["rest"]
-                scored_tokens = self._tokens(scored)
-                break
+        if _NEGATION_RE.search(norm) is not None:  # every focus pattern holds a negation
+            for pattern in self.focus:
+                found = pattern.search(norm)
+                if found and _HAS_WORD_RE.search(found["rest"]):
+                    scored = found["rest"]
+                    scored_tokens = self._tokens(scored)
+                    break
         referral = self.referrals.match(scored)
         if referral:
             # neighbouring government business: where to go, never one of our answers
@@ -736,9 +738,12 @@ class _Referrals:
                 raise ValueError(f"referrals.yaml: {name} needs a pattern and where to go")
             self.items.append((name, re.compile(ref["pattern"]), re.compile(ref["unless"]) if ref.get("unless") else None))
             self.info[name] = {"name": ref.get("name") or name, "where": ref["where"]}
+        # one search says whether any referral can match (most messages: none)
+        self.any = re.compile("|".join(f"(?:{ref['pattern']})" for ref in (doc.get("referrals") or {}).values())) \
+            if self.items else None
 
     def match(self, norm: str) -> str | None:
-        if not self.items or (self.ours is not None and self.ours.search(norm)):
+        if self.any is None or self.any.search(norm) is None or (self.ours is not None and self.ours.search(norm)):
             return None
         for name, pattern, unless in self.items:
             if pattern.search(norm) and not (unless is not None and unless.search(norm)):
