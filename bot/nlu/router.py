@@ -97,6 +97,7 @@ class _Cue:
     unless: re.Pattern[str] | None
     topic: str | None
     unless_domain: bool = False
+    rank_only: bool = False  # moves the ranking, is no evidence that the message is ours
 
 
 def _naive_bayes(n_classes: int, samples: list[tuple[frozenset[str], int]], alpha: float,
@@ -397,13 +398,16 @@ class Router:
                 unless=re.compile(c["unless"]) if c.get("unless") else None,
                 topic=c.get("topic"),
                 unless_domain=bool(c.get("unless_domain")),
+                rank_only=bool(c.get("rank_only")),
             )
             for c in cues_doc
         ]
-        # (pattern, unless, unless_domain, index into intents-then-topics, weight)
+        # (pattern, unless, unless_domain, index into intents-then-topics — then again for the rank-only
+        # cues — and weight)
         self.cue_table = [
             (c.pattern, c.unless, c.unless_domain,
-             N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent), c.weight)
+             (N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent))
+             + (N_CLASSES if c.rank_only else 0), c.weight)
             for c in self.cues
         ]
         # Which cues can match at all, before any of them is searched: every match of a cue starts
@@ -627,19 +631,22 @@ class Router:
         # best retrieval score per intent, then per topic; the nearest document of each topic
         best, doc_scores = self._retrieve(ret)
         domain = self._names_domain(norm, ret)
-        cue = [0.0] * (N_INTENTS + N_TOPICS)
+        cues = [0.0] * (2 * N_CLASSES)
         cue_table = self.cue_table
         for i in self._possible_cues(norm, ret):
             cue_re, unless, unless_domain, k, weight = cue_table[i]
             if cue_re.search(norm) and not (unless is not None and unless.search(norm)) and not (
                 unless_domain and domain
             ):
-                cue[k] += weight
+                cues[k] += weight
+        # the evidence cues, and those with the rank-only ones
+        cue = cues[:N_CLASSES]
+        ranked = list(map(add, cue, cues[N_CLASSES:]))
 
         # The candidates, with the per-item arithmetic in C (map over operator functions): the same
         # operations in the same order as a comprehension, at half the cost.
-        scores = list(map(add, map(add, mix[:N_INTENTS], best), cue))
-        topic_scores = list(map(add, map(add, mix[N_INTENTS:], best[N_INTENTS:]), cue[N_INTENTS:]))
+        scores = list(map(add, map(add, mix[:N_INTENTS], best), ranked))
+        topic_scores = list(map(add, map(add, mix[N_INTENTS:], best[N_INTENTS:]), ranked[N_INTENTS:]))
         top_topic = max(topic_scores)
         policy = scores[POLICY]
         # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
