@@ -53,6 +53,8 @@ class MessageLog(Base):
     entry_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="ok")  # in: ok|failed ; out: sent|queued|failed
     error: Mapped[str | None] = mapped_column(Text)
+    # Set on a message pushed outside a direct reply (bot.channels.outbound.deliver): reply | notice | marketing
+    purpose: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
