@@ -60,7 +60,9 @@ class DatabaseReplayCache:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         table = ReplayNonce.__table__
-        self._insert = dialect_insert(engine, table).on_conflict_do_nothing(index_elements=[table.c.key])
+        # RETURNING says whether the row went in (psycopg's rowcount for ON CONFLICT DO NOTHING is -1)
+        self._insert = dialect_insert(engine, table).on_conflict_do_nothing(index_elements=[table.c.key]) \
+            .returning(table.c.key)
 
     def first_use(self, key: str, body: bytes, ttl_seconds: int) -> bool:
         digest, now = fingerprint(body), utcnow()
@@ -69,8 +71,8 @@ class DatabaseReplayCache:
             if random.randrange(PRUNE_ONE_IN) == 0:
                 conn.execute(delete(table).where(table.c.expires_at < now))
             added = conn.execute(self._insert, {"key": key[:160], "fingerprint": digest,
-                                                "expires_at": now + timedelta(seconds=ttl_seconds)}).rowcount
-            if added:
+                                                "expires_at": now + timedelta(seconds=ttl_seconds)}).scalar_one_or_none()
+            if added is not None:
                 return True
             seen = conn.execute(select(table.c.fingerprint).where(table.c.key == key[:160])).scalar_one_or_none()
         return seen is None or hmac.compare_digest(seen, digest)
