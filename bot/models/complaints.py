@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String,
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.db import dialect_insert
-from bot.models.base import Base, utcnow
+from bot.models.base import Base, Redacted, utcnow
 from bot.models.registry import Labourer
 
 CATEGORIES = ("欠薪", "工伤", "未签合同", "社保", "中介收费", "其他")
@@ -41,12 +41,12 @@ class Complaint(Base):
     channel: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
     category: Mapped[str] = mapped_column(String(16))
-    employer: Mapped[str] = mapped_column(String(128))
-    site: Mapped[str | None] = mapped_column(String(256))
+    employer: Mapped[str] = mapped_column(Redacted(128))  # free text: IDs and phones masked (bot.pii.redact)
+    site: Mapped[str | None] = mapped_column(Redacted(256))
     amount_owed: Mapped[int | None]  # yuan
     period: Mapped[str | None] = mapped_column(String(32))  # how long unpaid, as read back (3个月)
     workers_affected: Mapped[int] = mapped_column(Integer, default=1)
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Redacted())
     contact_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     contact_phone_hash: Mapped[str | None] = mapped_column(String(64))
     contact_phone_masked: Mapped[str | None] = mapped_column(String(16))
