@@ -3,6 +3,8 @@ documented values. Read from the environment, as `gongyou serve` reads them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -66,3 +68,16 @@ def test_development_is_still_zero_setup(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.env == "development" and settings.demo_data is True and settings.simulator is True
+
+
+def test_a_non_ascii_console_csrf_token_is_a_403_not_a_500(client, make_staff):
+    from tests.conftest import STAFF_PASSWORD
+
+    make_staff("boss", "admin")
+    for token in ("令牌", "é" * 40):
+        refused = client.post("/console/login", data={"username": "boss", "password": STAFF_PASSWORD, "csrf_token": token})
+        assert refused.status_code == 403
+    page = client.get("/console/login")
+    good = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    client.post("/console/login", data={"username": "boss", "password": STAFF_PASSWORD, "csrf_token": good})
+    assert client.post("/console/logout", data={"csrf_token": "令牌"}, follow_redirects=False).status_code == 403
