@@ -19,6 +19,7 @@ from bot.api import errors
 from bot.api.limits import BodyLimit
 from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
 from bot.console import campaigns as console_campaigns
+from bot.console import helpdesk as console_helpdesk
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
 from bot.channels import simulator, sms, wechat
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(console_pages.router)
     app.include_router(console_knowledge.router)
     app.include_router(console_campaigns.router)
+    app.include_router(console_helpdesk.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app
