@@ -190,3 +190,42 @@ def test_complaints_notes_and_handoffs_filed_before_the_desk_become_tickets(tmp_
                                            ("RG-9", "handoff", "new", None)]
     assert [tuple(n) for n in notes] == [("staff", "desk", "internal", "已电话联系")]
     assert evidence == ["media-1"]  # nothing of the complaint is lost on the way
+
+
+def test_someone_the_registry_does_not_know_is_asked_their_township_and_lands_in_that_queue(client, say,
+                                                                                              make_staff):
+    from test_dialog_complaint import file_wage_complaint
+
+    def skipping(text: str) -> list[str]:
+        replies = say(text, user="nowhere")
+        return say("跳过", user="nowhere") if "哪个乡镇" in replies[0] else replies
+
+    file_wage_complaint(skipping)  # registered now, but still nobody knows where
+    everywhere = make_staff("desk-all", "helpdesk", [])
+    unplaced = client.get("/api/helpdesk/tickets", params={"county": "none"}, headers=everywhere).json()
+    assert unplaced["total"] == 1 and unplaced["items"][0]["county"] is None
+    mine = desk(make_staff)
+    assert client.get("/api/helpdesk/tickets", headers=mine).json()["total"] == 0
+
+    asked: list[str] = []
+
+    def talk(text: str) -> list[str]:
+        replies = say(text, user="stranger")
+        asked.extend(replies)
+        return replies
+
+    file_wage_complaint(talk)
+    assert any("哪个乡镇" in reply for reply in asked)
+    item = only_ticket(client, mine)
+    assert (item["county"], item["township"]) == ("平昌县", "江口镇")
+
+
+def test_a_roster_labourer_is_not_asked_where_they_live(say, app):
+    from test_dialog_complaint import file_wage_complaint
+
+    add_roster_labourer(app, name="王小明", phone="13812345678", township="白衣镇")
+    said: list[str] = []
+    file_wage_complaint(lambda text: said.extend(say(text, user="known")) or said[-1:])
+    assert not any("哪个乡镇" in reply for reply in said)
+    [complaint] = rows(app, Complaint)
+    assert (complaint.county, complaint.township) == ("平昌县", "白衣镇")
