@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1024 * 1024  # any request body (POST /wechat and /sms/inbound have their own caps)
     max_upload_bytes: int = 32 * 1024 * 1024  # file uploads (bot.api.limits.UPLOAD_PATHS)
 
+    # Help desk (bot/helpdesk.py, bot/helpdesk_sla.py): office hours on Chinese working days, and the
+    # (first response, resolution) targets in working hours by "urgent", category, "handoff" or "default".
+    helpdesk_work_hours: str = "09:00-12:00,13:30-17:30"
+    helpdesk_sla_hours: dict[str, list[float]] = {}  # e.g. {"欠薪": [4, 24]}; merged over the defaults
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env not in ENVIRONMENTS:

@@ -12,7 +12,7 @@ from bot.models.campaigns import (
     SignUp,
 )
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
-from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
+from bot.models.complaints import Complaint, ComplaintEvidence, Ticket, TicketCounter, TicketEvent, TicketMessage
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.staff import AuditLog, Staff, StaffSession
@@ -25,7 +25,6 @@ __all__ = [
     "Base",
     "Complaint",
     "ComplaintEvidence",
-    "ComplaintNote",
     "Campaign",
     "CampaignStep",
     "Delivery",
@@ -45,7 +44,10 @@ __all__ = [
     "SmsNumber",
     "Staff",
     "StaffSession",
+    "Ticket",
     "TicketCounter",
+    "TicketEvent",
+    "TicketMessage",
     "TrainingNeed",
     "UTCDateTime",
     "WeChatFollower",
