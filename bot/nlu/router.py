@@ -62,8 +62,8 @@ NB_TOPIC_WEIGHT = 0.0
 LR_INTENT_WEIGHT = 0.0
 LR_TOPIC_WEIGHT = 1.0
 LR_L2 = 1e-4  # L2 penalty per training message
-LR_STEPS = 80  # full-batch Adam steps: the dev halves A score the same from 60 on (300 cost 4× the time)
-LR_RATE = 0.3
+LR_STEPS = 24  # full-batch Adam steps: on the dev A halves 20 steps at 0.8 pick topics as well as 300 at 0.2,
+LR_RATE = 0.7  # and a knowledge edit retrains it (every process rebuilds its router)
 RETRIEVAL_MAX_FEATURES = 16  # the query's highest-weighted features only
 RETRIEVAL_DF_DIVISOR = 20  # retrieval ignores features in more than 1/this of the documents
 # weak topic evidence for the topic classifier only: topics.yaml scope text, the entries' answers
@@ -178,30 +178,31 @@ def _logistic(n_classes: int, samples: list[tuple[frozenset[str], int]], feat_id
     row_of = np.repeat(np.arange(n), counts)
     val = feat_idf[idx]
     val /= np.sqrt(np.add.reduceat(val * val, ptr[:-1]))[row_of]
+    val = val.astype(np.float32)  # single precision: half the memory traffic, the same choices
     feats, local = np.unique(idx, return_inverse=True)
     n_feats = len(feats)
     # class-major layout: one flat bincount computes every class's sums at once
-    y = np.zeros((n_classes, n))
+    y = np.zeros((n_classes, n), dtype=np.float32)
     y[[k for _f, k in samples], np.arange(n)] = 1.0
     by_class = np.arange(n_classes)[:, None]
     to_row = (by_class * n + row_of).ravel()
     to_feat = (by_class * n_feats + local).ravel()
-    w = np.zeros((n_classes, n_feats))
-    b = np.zeros((n_classes, 1))
+    w = np.zeros((n_classes, n_feats), dtype=np.float32)
+    b = np.zeros((n_classes, 1), dtype=np.float32)
     m1w, m2w = np.zeros_like(w), np.zeros_like(w)
     m1b, m2b = np.zeros_like(b), np.zeros_like(b)
     b1, b2, eps = 0.9, 0.999, 1e-8
     for step in range(1, LR_STEPS + 1):
         spread = np.take(w, local, axis=1)
         spread *= val
-        z = np.bincount(to_row, spread.ravel(), n_classes * n).reshape(n_classes, n) + b
+        z = np.bincount(to_row, spread.ravel(), n_classes * n).reshape(n_classes, n).astype(np.float32) + b
         z -= z.max(axis=0)
         p = np.exp(z)
         p /= p.sum(axis=0)
         g = (p - y) * (1.0 / n)
         spread = np.take(g, row_of, axis=1)
         spread *= val
-        gw = np.bincount(to_feat, spread.ravel(), n_classes * n_feats).reshape(n_classes, n_feats)
+        gw = np.bincount(to_feat, spread.ravel(), n_classes * n_feats).reshape(n_classes, n_feats).astype(np.float32)
         gw += LR_L2 * w
         gb = g.sum(axis=1, keepdims=True)
         m1w *= b1
@@ -213,8 +214,8 @@ def _logistic(n_classes: int, samples: list[tuple[frozenset[str], int]], feat_id
         c1, c2 = 1 - b1 ** step, 1 - b2 ** step
         w -= (LR_RATE / c1) * m1w / (np.sqrt(m2w / c2) + eps)
         b -= (LR_RATE / c1) * m1b / (np.sqrt(m2b / c2) + eps)
-    bias = b[:, 0]
-    weights[feats] = w.T * feat_idf[feats, None]
+    bias = b[:, 0].astype(np.float64)
+    weights[feats] = w.T.astype(np.float64) * feat_idf[feats, None]
     return weights, bias
 
 
