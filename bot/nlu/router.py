@@ -322,11 +322,24 @@ class _Model:
         # the naive Bayes sum of a message's rows is a product with a vector of ones (BLAS: half the
         # instructions of a sum over axis 0); a message has fewer features than 5 per scored character
         self.ones = np.ones(5 * MAX_SCORED_CHARS + 8)
-        # the four heads of a message's logits (naive Bayes intents, topics; logistic regression intents,
-        # topics): where each starts, its size, and how much its posterior counts
-        self.heads = np.array([0, N_INTENTS, N_CLASSES, N_CLASSES + N_INTENTS], dtype=np.intp)
-        self.head_sizes = np.array([N_INTENTS, N_TOPICS, N_INTENTS, N_TOPICS], dtype=np.intp)
-        self.head_weights = np.array([NB_WEIGHT, NB_TOPIC_WEIGHT, LR_INTENT_WEIGHT, LR_TOPIC_WEIGHT])
+        # The four classifier heads (naive Bayes intents, topics; logistic regression intents, topics): only
+        # those that count are scored. Their columns form one matrix, with the squared idf of each feature as
+        # the last column (the regression's norm comes out of the same product). Per head: where its sums
+        # start, how many, its weight, whether it is the regression, which class it scores (0: intents,
+        # N_INTENTS: topics), and what is added to its logits (empty classes, or the regression's bias).
+        heads = [(0, N_INTENTS, NB_WEIGHT, False, 0), (N_INTENTS, N_TOPICS, NB_TOPIC_WEIGHT, False, N_INTENTS),
+                 (N_CLASSES, N_INTENTS, LR_INTENT_WEIGHT, True, 0),
+                 (N_CLASSES + N_INTENTS, N_TOPICS, LR_TOPIC_WEIGHT, True, N_INTENTS)]
+        used = [h for h in heads if h[2]]
+        cols = [c for start, size, *_ in used for c in range(start, start + size)]
+        self.scoring = np.ascontiguousarray(np.hstack([self.nb[:, cols], self.cls_idf2[:, None]]))
+        self.score_heads = []
+        at = 0
+        for start, size, weight, is_lr, target in used:
+            extra = (self.lr_bias[start - N_CLASSES:start - N_CLASSES + size] if is_lr
+                     else self.nb_empty[start:start + size])
+            self.score_heads.append((at, size, weight, is_lr, target, extra.tolist()))
+            at += size
         # The documents are ordered by intent and, within policy_question, by topic: each class is a
         # range of them (`slots`: intents but policy_question, policy questions without a topic, then
         # the topics), so the best per class is one maximum.reduceat over the non-empty ranges.
@@ -618,17 +631,21 @@ class Router:
         cls, ret = self._features(norm, tokens)
         n_cls = len(cls)
         ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, n_cls)
-        rows = m.nb.take(ids, axis=0)
-        sums = m.ones[:n_cls] @ rows if n_cls <= len(m.ones) else rows.sum(axis=0)
+        rows = m.scoring.take(ids, axis=0)
+        sums = (m.ones[:n_cls] @ rows if n_cls <= len(m.ones) else rows.sum(axis=0)).tolist()
         # the classifiers' posteriors, mixed: naive Bayes (log-probabilities, flattened) and the logistic
         # regression (its features idf-weighted and normalised: the sum divided by the idfs' norm)
-        logits = sums
-        logits[:N_CLASSES] += m.nb_empty
-        logits[N_CLASSES:] *= 1.0 / (math.sqrt(float(m.cls_idf2.take(ids).sum())) or 1.0)
-        logits[N_CLASSES:] += m.lr_bias
-        post = np.exp(logits - np.maximum.reduceat(logits, m.heads).repeat(m.head_sizes))
-        post *= (m.head_weights / np.add.reduceat(post, m.heads)).repeat(m.head_sizes)
-        mix = (post[:N_CLASSES] + post[N_CLASSES:]).tolist()
+        inv_norm = 1.0 / (math.sqrt(sums[-1]) or 1.0)
+        mix = [0.0] * N_CLASSES
+        exp = math.exp
+        for at, size, weight, is_lr, target, extra in m.score_heads:
+            part = sums[at:at + size]
+            logits = list(map(add, map(mul, part, repeat(inv_norm)), extra)) if is_lr else list(map(add, part, extra))
+            top = max(logits)
+            e = list(map(exp, map(sub, logits, repeat(top))))
+            z = weight / sum(e)
+            for j, x in enumerate(e, target):
+                mix[j] += z * x
         # best retrieval score per intent, then per topic; the nearest document of each topic
         best, doc_scores = self._retrieve(ret)
         domain = self._names_domain(norm, ret)
