@@ -146,3 +146,10 @@ def test_nlu_eval_prints_the_router_beside_the_baseline(tmp_path):
     text = out.getvalue()
     assert "router against the baseline" in text and "referral accuracy" in text
     assert "neighbour" in text and "trad" in text  # per voice
+
+
+def test_the_parse_api_names_the_referral(client):
+    body = client.post("/api/nlu/parse", json={"text": "我外公的养老金卡被冻起了 咋个办"}).json()
+    assert (body["intent"], body["topic"], body["referral"]) == ("out_of_scope", None, "pension")
+    ours = client.post("/api/nlu/parse", json={"text": "贫困户交养老保险政府补多少"}).json()
+    assert (ours["intent"], ours["topic"], ours["referral"]) == ("policy_question", "social_insurance_subsidy", None)
