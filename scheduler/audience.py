@@ -11,15 +11,23 @@ Filter keys (all optional, combined with AND; a list value means "any of"):
   channel                           wechat | sms | any — reachable on that channel (address known)
   subscribed                        true: only people who have not unsubscribed from that channel
 Then include_ids are added and exclude_ids removed.
+
+An id list goes to the database as one bound parameter (a JSON array unpacked by the database), whatever
+its length: one parameter per id would stop at PostgreSQL's 65,535 bind parameters and SQLite's 250,000.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import Boolean, ColumnElement, Select, String, and_, exists, literal, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.validation import has_control_chars
 from bot.models import Audience, JobWish, Labourer, TrainingNeed, WorkingAway
@@ -136,15 +144,40 @@ def conditions(spec: dict[str, Any], *, today: date) -> list[ColumnElement[bool]
     return conds
 
 
+class _in_id_list(FunctionElement[bool]):
+    """`column IN (the integers of a JSON array)`; the array is one bound parameter."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "in_id_list"
+
+
+@compiles(_in_id_list, "sqlite")
+def _in_id_list_sqlite(element: _in_id_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} IN (SELECT value FROM json_each({ids})))"
+
+
+@compiles(_in_id_list, "postgresql")
+def _in_id_list_postgresql(element: _in_id_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} IN (SELECT CAST(value AS INTEGER) FROM json_array_elements_text(CAST({ids} AS JSON)) AS ids(value)))"
+
+
+def id_in(column: ColumnElement[int], ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column` is one of `ids`, for a list of any length (one bound parameter)."""
+    return _in_id_list(column, literal(json.dumps(sorted({int(i) for i in ids})), String))
+
+
 def audience_where(
     spec: dict[str, Any], include_ids: list[int], exclude_ids: list[int], *, today: date
 ) -> ColumnElement[bool]:
     conds = conditions(validate_filter(spec), today=today)
     matched: ColumnElement[bool] = and_(true(), *conds)
     if include_ids:
-        matched = or_(matched, Labourer.id.in_(include_ids))
+        matched = or_(matched, id_in(Labourer.id, include_ids))
     if exclude_ids:
-        matched = and_(matched, Labourer.id.not_in(exclude_ids))
+        matched = and_(matched, not_(id_in(Labourer.id, exclude_ids)))
     return matched
 
 

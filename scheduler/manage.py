@@ -20,7 +20,7 @@ from bot.auth import Actor
 from bot.errors import Invalid, NotFound
 from bot.models import Audience, Campaign, Event, Labourer, SignUp, utcnow
 from bot.scope import covers, get_scoped, owner_area, scope_where, scoped_filter
-from scheduler.audience import AudienceError, validate_filter
+from scheduler.audience import AudienceError, id_in, validate_filter
 from scheduler.campaigns import transition
 from scheduler.render import campaign_texts, default_templates
 
@@ -93,7 +93,7 @@ def create_campaign(session: Session, actor: Actor, spec: CampaignSpec, *, knowl
     named by id outside it are refused as if they did not exist)."""
     audience_filter = scoped_filter(actor, validate_filter(spec.audience_filter))
     if spec.include_ids:
-        found = set(session.scalars(scope_where(select(Labourer.id).where(Labourer.id.in_(spec.include_ids)), actor,
+        found = set(session.scalars(scope_where(select(Labourer.id).where(id_in(Labourer.id, spec.include_ids)), actor,
                                                 Labourer)))
         missing = sorted(set(spec.include_ids) - found)
         if missing:
