@@ -39,6 +39,12 @@ _LIST_KEYS = ("county", "township", "village", "lists", "training_types", "job_t
 KNOWN_KEYS = frozenset({*_LIST_KEYS, "gender", "age_min", "age_max", "channel", "subscribed"})
 
 
+# The region, list and catalogue values a filter can name are a few thousand at most (knowledge/); a longer
+# list is a mistake, and one bound parameter per value must stay far below the databases' limits.
+MAX_VALUES = 2000
+MAX_VALUE_CHARS = 64
+
+
 class AudienceError(ValueError):
     pass
 
@@ -53,12 +59,18 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
         if value is None or value == [] or value == "":
             continue
         if key in _LIST_KEYS:
+            if not isinstance(value, (str, list, tuple)):
+                raise AudienceError(f"{key}: expected a text or a list of texts")
             values = [value] if isinstance(value, str) else list(value)
-            if not all(isinstance(v, str) and v and not has_control_chars(v) for v in values):
-                raise AudienceError(f"{key}: expected text values")
+            if len(values) > MAX_VALUES:
+                raise AudienceError(f"{key}: at most {MAX_VALUES} values")
+            if not all(isinstance(v, str) and v and len(v) <= MAX_VALUE_CHARS and not has_control_chars(v)
+                       for v in values):
+                raise AudienceError(f"{key}: expected text values of at most {MAX_VALUE_CHARS} characters")
             clean[key] = values
         elif key in ("age_min", "age_max"):
-            if not isinstance(value, int) or not 0 <= value <= 120:
+            # JSON true is not a number of years (Python's bool is an int)
+            if type(value) is not int or not 0 <= value <= 120:
                 raise AudienceError(f"{key}: expected whole years 0–120")
             clean[key] = value
         elif key == "gender":
@@ -70,7 +82,9 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
                 raise AudienceError("channel: expected wechat, sms or any")
             clean[key] = value
         elif key == "subscribed":
-            clean[key] = bool(value)
+            if not isinstance(value, bool):  # "false" is a text, and bool("false") is True
+                raise AudienceError("subscribed: expected true or false")
+            clean[key] = value
     bad_lists = set(clean.get("lists", ())) - set(LISTS)
     if bad_lists:
         raise AudienceError(f"lists: unknown {sorted(bad_lists)}; known {list(LISTS)}")

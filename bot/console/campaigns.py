@@ -95,6 +95,12 @@ def events_page(request: Request, session: SessionDep, services: ServicesDep, se
     return _events_page(request, session, services, settings, actor)
 
 
+def _whole(value: str) -> int | str | None:
+    """A form's number field: a whole number, or the text as typed (which EventIn refuses with a reason)."""
+    value = value.strip()
+    return int(value) if value.isdigit() else (value or None)
+
+
 @router.post("/events", response_class=HTMLResponse)
 def add_event(request: Request, session: SessionDep, services: ServicesDep, settings: SettingsDep, actor: Official,
               kind: Short, title: Short, starts_at: Short, ends_at: Short = "", venue: Short = "", county: Short = "",
@@ -104,8 +110,8 @@ def add_event(request: Request, session: SessionDep, services: ServicesDep, sett
     fields = {"kind": kind, "title": title, "starts_at": _local(starts_at, settings.timezone),
               "ends_at": _local(ends_at, settings.timezone), "venue": venue or None, "county": county or None,
               "township": township or None, "organiser": organiser or None,
-              "jobs_count": jobs_count or None, "training_type": training_type or None,
-              "training_format": training_format or None, "capacity": capacity or None, "cost_note": cost_note or None,
+              "jobs_count": _whole(jobs_count), "training_type": training_type or None,
+              "training_format": training_format or None, "capacity": _whole(capacity), "cost_note": cost_note or None,
               "signup_enabled": bool(signup_enabled)}
     try:
         event = create_event(session, actor, EventIn(**fields).model_dump())

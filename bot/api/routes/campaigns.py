@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.api.deps import NOT_FOUND, STAFF_RESPONSES, SessionDep, SettingsDep, require_role
-from bot.api.fields import Moment, PathId, RowId, Text
+from bot.api.fields import Count, Flag, Moment, Number, PathId, RowId, Text
 from bot.audit import audit
 from bot.auth import Actor
 from bot.db import session_scope
@@ -49,9 +49,9 @@ class AudienceIn(BaseModel):
 
 
 class Reminder(BaseModel):
-    days_before: int | None = Field(default=None, ge=0, le=60)
+    days_before: Count | None = Field(default=None, ge=0, le=60)
     at: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    hours_before: float | None = Field(default=None, gt=0, le=24 * 60)
+    hours_before: Number | None = Field(default=None, gt=0, le=24 * 60)
     to: Literal["signed_up", "audience"] = "signed_up"
 
 
@@ -66,7 +66,7 @@ class CampaignIn(BaseModel):
     recurrence: Text | None = Field(default=None, max_length=64)
     recurrence_until: Moment | None = None
     reminders: list[Reminder] = Field(default_factory=list, max_length=5)
-    signup: bool = True
+    signup: Flag = True
 
     @field_validator("recurrence")
     @classmethod
