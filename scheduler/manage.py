@@ -22,7 +22,8 @@ from bot.models import Audience, Campaign, Event, Labourer, SignUp, utcnow
 from bot.scope import covers, get_scoped, owner_area, scope_where, scoped_filter
 from scheduler.audience import AudienceError, id_in, validate_filter
 from scheduler.campaigns import transition
-from scheduler.render import campaign_texts, default_templates
+from bot.render import default_templates
+from scheduler.render import campaign_texts
 
 LIST_LIMIT = 500
 

@@ -40,7 +40,8 @@ from scheduler.manage import (
     list_events,
     signup_counts,
 )
-from scheduler.render import Renderer, campaign_texts, default_templates
+from bot.render import default_templates
+from scheduler.render import Renderer, campaign_texts
 from scheduler.report import preview, report
 
 router = APIRouter(prefix="/console", include_in_schema=False)
