@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.knowledge import read_yaml
 from bot.models import Campaign, Event
-from bot.render import event_values, fill
+from bot.render import end_sentence, event_values, fill
 from bot.settings import default_knowledge_dir
 
 
@@ -33,6 +33,6 @@ class Renderer:
         self.sms_values = event_values(event, tz, texts, sms=True, signup=campaign.signup)
 
     def render(self, channel: str, name: str) -> str:
-        if channel == "sms":
-            return self.prefix + fill(self.sms_template, {**self.sms_values, "姓名": name})
+        if channel == "sms":  # the gateway appends the opt-out instruction: end the notice's own sentence first
+            return end_sentence(self.prefix + fill(self.sms_template, {**self.sms_values, "姓名": name}))
         return self.prefix + fill(self.template, {**self.values, "姓名": name})
