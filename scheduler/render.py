@@ -1,24 +1,31 @@
 """Broadcast texts: the campaign's template with the event's and the person's values filled in (bot.render
-fills them; here is what a campaign adds: its own templates, the reminder prefix)."""
+fills them; here is what a campaign adds: its own templates, the reminder prefix).
+
+The campaign texts (time format, sign-up instructions, reminder prefix) are the knowledge snapshot's, so an
+official's change to them (a knowledge revision) reaches the next batch a dispatcher renders.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge import read_yaml
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.knowledge_edits import DatabaseRevisions
 from bot.models import Campaign, Event
 from bot.render import end_sentence, event_values, fill
-from bot.settings import default_knowledge_dir
+from bot.settings import Settings, default_knowledge_dir
+from bot.snapshot import KnowledgeStore
 
 
-@lru_cache(maxsize=4)
-def campaign_texts(knowledge_dir: Path | None = None) -> dict[str, Any]:
-    path = (knowledge_dir or default_knowledge_dir()) / "campaign_texts.yaml"
-    if not path.exists():  # a custom knowledge dir without it still gets the packaged defaults
-        path = default_knowledge_dir() / "campaign_texts.yaml"
-    return read_yaml(path)
+def knowledge_for(factory: sessionmaker[Session], knowledge_dir: Path | None = None,
+                  poll_seconds: float = Settings.model_fields["knowledge_poll_seconds"].default) -> KnowledgeStore:
+    """The knowledge snapshot of a process that sends broadcasts without answering messages (a dispatch
+    worker): the files of `knowledge_dir` with the officials' changes stored in this database, looked at
+    again on use every `poll_seconds`."""
+    return KnowledgeStore(knowledge_dir or default_knowledge_dir(), revisions=DatabaseRevisions(factory.kw["bind"]),
+                          max_age=poll_seconds)
 
 
 class Renderer:

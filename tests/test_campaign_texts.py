@@ -6,6 +6,7 @@ is a sentence of its own."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from bot.db import session_scope
 from bot.models import CampaignStep, Labourer
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
+from scheduler.render import knowledge_for
 from scheduler.senders import channel_senders
 from tests.fakes.sms_gateways import FakeAliyunSms
 
@@ -32,7 +34,8 @@ def aliyun() -> Iterator[FakeAliyunSms]:
 @pytest.fixture
 def settings(make_settings, aliyun):
     return make_settings(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
-                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1", sms_signature="巴中就业")
+                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1", sms_signature="巴中就业",
+                         sms_min_interval_seconds=0)  # two notices to one number in a test
 
 
 @pytest.fixture
@@ -76,11 +79,15 @@ def _preview(client, auth, campaign_id: int, channel: str = "sms") -> list[str]:
     return [s["text"] for s in preview["samples"] if s["channel"] == channel]
 
 
-def _send(client, auth, factory, settings, campaign_id: int) -> None:
+def _schedule_and_fire(client, auth, factory, campaign_id: int) -> None:
     assert client.post(f"/api/admin/campaigns/{campaign_id}/schedule", headers=auth).status_code == 200
     with session_scope(factory) as s:
         step = s.scalar(select(CampaignStep.id).where(CampaignStep.campaign_id == campaign_id))
         assert fire_step(s, step).status == "fired"
+
+
+def _send(client, auth, factory, settings, campaign_id: int) -> None:
+    _schedule_and_fire(client, auth, factory, campaign_id)
     Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
 
 
@@ -119,3 +126,44 @@ def test_the_sms_sent_ends_its_sentence_before_the_opt_out_text(client, admin_au
     assert sent.endswith("回1报名。拒收请回复R"), sent
     assert sent.startswith("春季招聘会1，12月12日09:30在") and "岗位" not in sent
     assert aliyun.sent[0]["SignName"] == "巴中就业"
+
+
+def _edit_text(client, auth, key: str, text: str) -> None:
+    response = client.put(f"/api/admin/knowledge/texts/{key}", json={"text": text, "note": "更清楚"}, headers=auth)
+    assert response.status_code == 200, response.text
+
+
+def test_an_officials_edit_of_the_campaign_texts_reaches_preview_and_the_sms_sent(client, admin_auth, factory,
+                                                                                settings, aliyun, labourer) -> None:
+    event_id = _event(client, admin_auth)
+    campaign_id = _campaign(client, admin_auth, event_id, "before", channels=["sms"])
+    assert _preview(client, admin_auth, campaign_id)[0].endswith("回1报名。")
+
+    _edit_text(client, admin_auth, "campaigns:signup_how_sms", "回复1报名，回复“不去了”取消")
+    _edit_text(client, admin_auth, "campaigns:time_format", "{month}月{day}日{hour}点{minute:02d}分")
+    [text] = _preview(client, admin_auth, campaign_id)
+    assert text == "春季招聘会1，12月12日9点30分在巴州区人力资源市场举行，回复1报名，回复“不去了”取消。"
+
+    _edit_text(client, admin_auth, "campaigns:default_sms_template.job_fair", "{活动}，{时间}，{地点}，{报名方式}")
+    newer = _campaign(client, admin_auth, event_id, "after", channels=["sms"])
+    assert client.get(f"/api/admin/campaigns/{newer}", headers=admin_auth).json()["sms_template"] == \
+        "{活动}，{时间}，{地点}，{报名方式}"
+
+    _send(client, admin_auth, factory, settings, campaign_id)
+    [sent] = _texts_sent(aliyun)
+    assert sent == "春季招聘会1，12月12日9点30分在巴州区人力资源市场举行，回复1报名，回复“不去了”取消。拒收请回复R"
+
+
+def test_a_running_dispatcher_renders_the_next_batch_with_the_edited_texts(client, admin_auth, factory, settings,
+                                                                           aliyun, labourer) -> None:
+    first = _campaign(client, admin_auth, _event(client, admin_auth), "first", channels=["sms"])
+    dispatcher = Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={}),
+                            knowledge=knowledge_for(factory, settings.knowledge_dir, poll_seconds=0.01))
+    _schedule_and_fire(client, admin_auth, factory, first)
+    dispatcher.run(until_idle=True)
+    _edit_text(client, admin_auth, "campaigns:signup_how_sms", "回复1报名")
+    second = _campaign(client, admin_auth, _event(client, admin_auth, title="夏季招聘会"), "second", channels=["sms"])
+    _schedule_and_fire(client, admin_auth, factory, second)
+    time.sleep(0.05)  # past the store's poll interval
+    dispatcher.run(until_idle=True)
+    assert [t.rsplit("，", 1)[-1] for t in _texts_sent(aliyun)] == ["回1报名。拒收请回复R", "回复1报名。拒收请回复R"]

@@ -41,7 +41,7 @@ from scheduler.manage import (
     signup_counts,
 )
 from bot.render import default_templates
-from scheduler.render import Renderer, campaign_texts
+from scheduler.render import Renderer
 from scheduler.report import preview, report
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -172,7 +172,7 @@ def _channels(channels: list[str]) -> list[str]:
 def _message_preview(services: Services, settings: Settings, event: Event | None, template: str, sms_template: str,
                      signup: bool) -> dict[str, Any]:
     """The message as each channel shows it, for a sample name: SMS with its signature and opt-out text."""
-    texts = campaign_texts(settings.knowledge_dir)
+    texts = services.kb.campaign_texts
     default, default_sms = default_templates(event.kind if event else None, texts)
     draft = Campaign(template=template.strip() or default, sms_template=sms_template.strip() or default_sms,
                      signup=signup)
@@ -237,7 +237,7 @@ def add_campaign(request: Request, session: SessionDep, services: ServicesDep, s
                           template=template.strip() or None, sms_template=sms_template.strip() or None,
                           channels=_channels(channels), send_at=_local(send_at, settings.timezone),
                           reminders=reminders, signup=bool(signup))
-        campaign = create_campaign(session, actor, body.spec(), knowledge_dir=settings.knowledge_dir)
+        campaign = create_campaign(session, actor, body.spec(), texts=services.kb.campaign_texts)
     except (ValidationError, AudienceError, Invalid) as exc:
         session.rollback()
         error = "；".join(_field_problem(e) for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
@@ -274,7 +274,7 @@ def campaign_page(campaign_id: PathId, request: Request, session: SessionDep, se
                   actor: Official, error: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
     campaign = get_scoped(session, Campaign, campaign_id, actor)
     audience = session.get(Audience, campaign.audience_id)
-    shown = preview(session, campaign, settings)
+    shown = preview(session, campaign, settings, texts=services.kb.campaign_texts)
     return render(request, "campaigns/detail.html", actor, campaign=campaign, audience=audience, preview=shown,
                   progress=_progress(session, campaign, settings), tz=settings.timezone,
                   error="这个操作在当前状态下不能做" if error == "state" else None)
