@@ -12,6 +12,8 @@ from bot.models import Audience, Campaign, CampaignStep, Delivery, Labourer
 from scheduler.planning import fire_step
 from scheduler.synthetic import insert_labourers
 
+from test_console import login
+
 NOBODY = {"township": ["无此镇"]}  # a filter nobody matches: the ids alone make the audience
 
 
@@ -99,5 +101,8 @@ def test_a_campaign_that_cannot_plan_fails_visibly(client, factory, admin_auth) 
     assert again.status == "failed"
     with session_scope(factory) as s:
         assert s.get(Campaign, campaign["id"]).state == "failed"
-    page = client.get("/api/admin/campaigns?state=scheduled", headers=admin_auth).json()
-    assert page == []
+    assert client.get("/api/admin/campaigns?state=scheduled", headers=admin_auth).json() == []
+
+    login(client, "test-admin")  # the official sees it on the campaign's page, with the reason
+    page = client.get(f"/console/campaigns/{campaign['id']}")
+    assert page.status_code == 200 and 'id="failed"' in page.text and "无法发送" in page.text and "lists" in page.text

@@ -270,11 +270,14 @@ def _progress(session: Session, campaign: Campaign, settings: Settings) -> dict[
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(campaign_id: PathId, request: Request, session: SessionDep, settings: SettingsDep,
-                  actor: Official, error: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
+def campaign_page(campaign_id: PathId, request: Request, session: SessionDep, services: ServicesDep,
+                  settings: SettingsDep, actor: Official, error: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
     campaign = get_scoped(session, Campaign, campaign_id, actor)
     audience = session.get(Audience, campaign.audience_id)
-    shown = preview(session, campaign, settings, texts=services.kb.campaign_texts)
+    try:
+        shown = preview(session, campaign, settings, texts=services.kb.campaign_texts)
+    except AudienceError:  # a stored filter that no longer means anything: the page still shows why it failed
+        shown = None
     return render(request, "campaigns/detail.html", actor, campaign=campaign, audience=audience, preview=shown,
                   progress=_progress(session, campaign, settings), tz=settings.timezone,
                   error="这个操作在当前状态下不能做" if error == "state" else None)
