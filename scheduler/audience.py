@@ -178,9 +178,15 @@ def _in_id_list_postgresql(element: _in_id_list, compiler: SQLCompiler, **kw: An
     return f"({column} IN (SELECT CAST(value AS INTEGER) FROM json_array_elements_text(CAST({ids} AS JSON)) AS ids(value)))"
 
 
+MAX_ID = 2**31 - 1  # the databases' INTEGER
+
+
 def id_in(column: ColumnElement[int], ids: Iterable[int]) -> ColumnElement[bool]:
     """`column` is one of `ids`, for a list of any length (one bound parameter)."""
-    return _in_id_list(column, literal(json.dumps(sorted({int(i) for i in ids})), String))
+    unique = set(ids)
+    if not all(type(i) is int and 1 <= i <= MAX_ID for i in unique):
+        raise AudienceError("ids: expected row ids (whole numbers from 1)")
+    return _in_id_list(column, literal(json.dumps(sorted(unique)), String))
 
 
 def audience_where(

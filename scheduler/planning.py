@@ -87,12 +87,12 @@ def fire_step(session: Session, step_id: int, *, now: datetime | None = None, tz
         return FireResult(step_id, "skipped", reason=reason)
 
     try:
-        planned = plan_deliveries(session, campaign, step, now=now, tz=tz)
+        with session.begin_nested():  # a refused statement leaves the rest of the transaction (the step) usable
+            planned = plan_deliveries(session, campaign, step, now=now, tz=tz)
     except (AudienceError, SQLAlchemyError) as exc:
         if _transient(exc):
             raise
-        session.rollback()
-        return _fail_step(session, step_id, exc, now=now)
+        return _fail_step(session, step, campaign, exc, now=now)
     if planned > ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
         # Fresh statistics, or the planner keeps costing the claim query for an empty queue.
         session.execute(text("ANALYZE delivery"))
@@ -119,20 +119,16 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
-def _fail_step(session: Session, step_id: int, exc: Exception, *, now: datetime) -> FireResult:
-    """After the planning transaction was rolled back: the step "failed" and its campaign "failed", with why."""
+def _fail_step(session: Session, step: CampaignStep, campaign: Campaign, exc: Exception, *,
+               now: datetime) -> FireResult:
+    """The step "failed" and its campaign "failed", with why (the step's planning was rolled back)."""
     reason = f"planning failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-    step = session.scalars(select(CampaignStep).where(CampaignStep.id == step_id).with_for_update()).one()
-    if step.status != "pending":  # another process settled it meanwhile
-        return FireResult(step_id, "already_fired" if step.status == "fired" else step.status, reason=step.skip_reason)
     step.status, step.skip_reason, step.fired_at = "failed", "planning_failed", now  # the whole reason: on the campaign
-    campaign = session.get(Campaign, step.campaign_id)
-    assert campaign is not None
     if "failed" in TRANSITIONS[campaign.state]:
         transition(session, campaign, "failed", now=now, reason=reason)
     log.error("campaign step could not be planned",
-              extra={"step_id": step_id, "campaign_id": campaign.id, "reason": reason})
-    return FireResult(step_id, "failed", reason=reason)
+              extra={"step_id": step.id, "campaign_id": campaign.id, "reason": reason})
+    return FireResult(step.id, "failed", reason=reason)
 
 
 def _skip_reason(campaign: Campaign, step: CampaignStep, event: Event | None, now: datetime) -> str | None:

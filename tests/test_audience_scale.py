@@ -76,19 +76,21 @@ def test_stored_id_lists_longer_than_any_bind_parameter_limit(client, factory, a
         assert fire_step(s, _initial_step(factory, campaign["id"])).planned == 7
 
 
-def test_a_campaign_that_cannot_plan_fails_visibly(client, factory, admin_auth) -> None:
+@pytest.mark.parametrize("stored", [{"filter": {"lists": ["poor_list"]}}, {"include_ids": [3_000_000_000]},
+                                    {"exclude_ids": ["12"]}])
+def test_a_campaign_that_cannot_plan_fails_visibly(client, factory, admin_auth, stored) -> None:
     with session_scope(factory) as s:
         insert_labourers(s, 6, encrypt_phones=False)
     campaign = _create(client, admin_auth, {"filter": {"township": ["兴文镇"]}}, "doomed")
     assert client.post(f"/api/admin/campaigns/{campaign['id']}/schedule", headers=admin_auth).status_code == 200
-    # The stored audience no longer means anything (a list that was renamed since): planning cannot run.
+    # The stored audience no longer means anything (a list renamed since, ids no database row can have):
+    # planning cannot run.
     with session_scope(factory) as s:
-        s.execute(update(Audience).where(Audience.id == campaign["audience_id"]).values(
-            filter={"lists": ["poor_list"]}))
+        s.execute(update(Audience).where(Audience.id == campaign["audience_id"]).values(**stored))
     step_id = _initial_step(factory, campaign["id"])
     with session_scope(factory) as s:
         result = fire_step(s, step_id)
-    assert result.status == "failed" and "lists" in (result.reason or "")
+    assert result.status == "failed" and "AudienceError" in (result.reason or "")
 
     shown = client.get(f"/api/admin/campaigns/{campaign['id']}", headers=admin_auth).json()
     assert shown["state"] == "failed" and "planning failed" in shown["state_reason"]
@@ -105,4 +107,4 @@ def test_a_campaign_that_cannot_plan_fails_visibly(client, factory, admin_auth) 
 
     login(client, "test-admin")  # the official sees it on the campaign's page, with the reason
     page = client.get(f"/console/campaigns/{campaign['id']}")
-    assert page.status_code == 200 and 'id="failed"' in page.text and "无法发送" in page.text and "lists" in page.text
+    assert page.status_code == 200 and 'id="failed"' in page.text and "无法发送" in page.text and "AudienceError" in page.text
