@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.channels.base import Reply
 from bot.db import session_scope
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
-from scheduler.render import event_values, fill
+from bot.render import event_values, fill
 
 if TYPE_CHECKING:
     from bot.conversation import Services, Turn

@@ -32,6 +32,7 @@ def dispatch(args: argparse.Namespace) -> int:
     from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.dispatch import DispatchConfig, Dispatcher
+    from scheduler.render import knowledge_for
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -48,7 +49,9 @@ def dispatch(args: argparse.Namespace) -> int:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
     if args.always_open:
         config = DispatchConfig(**{**config.__dict__, "windows": {}})
-    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id)
+    knowledge = knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds)
+    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id,
+                            knowledge=knowledge)
     logging.getLogger(__name__).info("dispatch worker started", extra={"worker": dispatcher.worker_id})
     totals = dispatcher.run(stop=_stop_on_signals(), idle_sleep=args.idle_sleep, until_idle=args.until_idle)
     print(f"sent={totals.sent} retried={totals.retried} failed={totals.failed} skipped={totals.skipped} "

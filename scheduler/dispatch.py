@@ -54,7 +54,8 @@ from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
 from bot.models.campaigns import SendRate
 from bot.settings import Settings
-from scheduler.render import Renderer, campaign_texts
+from bot.snapshot import KnowledgeStore
+from scheduler.render import Renderer, knowledge_for
 from scheduler.senders import OutboundDelivery, Reconcilable, Sender
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Dispatcher:
         worker_id: str | None = None,
         timer: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        texts: dict[str, Any] | None = None,
+        knowledge: KnowledgeStore | None = None,
     ) -> None:
         self.factory, self.senders = factory, senders
         self.config = config or DispatchConfig()
@@ -210,7 +211,8 @@ class Dispatcher:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
         self.limiters = {c: RateLimiter(factory, c, self.config.rates.get(c, 0), clock=timer, sleep=sleep) for c in senders}
         self.sleep = sleep
-        self.texts = texts or campaign_texts()
+        # Campaign texts come from the live knowledge snapshot: an official's change reaches the next batch.
+        self.knowledge = knowledge or knowledge_for(factory)
         self.totals = BatchStats()
         self._campaigns: dict[int, tuple[Campaign, Event | None]] = {}
         self._steps: dict[int, str] = {}
@@ -374,6 +376,7 @@ class Dispatcher:
 
     def _send_batch(self, rows: list[_Row], over_cap: set[int], stats: BatchStats) -> None:
         renderers: dict[int, Renderer] = {}
+        texts = self.knowledge.current.kb.campaign_texts  # one version for the whole batch
         updates: list[dict[str, Any]] = []
         to_send = Counter(r.channel for r in rows if r.id not in over_cap)
         for row in rows:
@@ -397,7 +400,7 @@ class Dispatcher:
             renderer = renderers.get(row.step_id)
             if renderer is None:
                 renderer = renderers[row.step_id] = Renderer(
-                    campaign, event, tz=self.config.tz, texts=self.texts,
+                    campaign, event, tz=self.config.tz, texts=texts,
                     reminder=self._steps.get(row.step_id) == "reminder",
                 )
             text = renderer.render(row.channel, row.name)

@@ -226,6 +226,7 @@ class CampaignScheduler:
 
     def _start_dispatcher(self) -> None:
         from scheduler.dispatch import DispatchConfig, Dispatcher
+        from scheduler.render import knowledge_for
         from scheduler.senders import channel_senders, load_factory
 
         if self.dispatcher_factory is not None:
@@ -234,7 +235,9 @@ class CampaignScheduler:
             spec = self.settings.dispatch_senders
             senders = load_factory(spec)(self.settings, self.factory) if spec else channel_senders(self.settings, self.factory)
             self._dispatcher = Dispatcher(self.factory, senders, DispatchConfig.from_settings(self.settings),
-                                          clock=self.clock)
+                                          clock=self.clock, knowledge=knowledge_for(
+                                              self.factory, self.settings.knowledge_dir,
+                                              self.settings.knowledge_poll_seconds))
         self._dispatch_thread = threading.Thread(
             target=self._dispatcher.run, kwargs={"stop": self._stop}, name="dispatcher", daemon=True)
         self._dispatch_thread.start()
