@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from bot.api import errors
 from bot.api.limits import BodyLimit
 from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
+from bot.api.routes import roster
 from bot.console import campaigns as console_campaigns
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(labourers.router)
+    app.include_router(roster.router)
     app.include_router(helpdesk.router)
     app.include_router(staff.router)
     app.include_router(audit.router)

@@ -14,6 +14,7 @@ area A, see `seed_world`) and then from `values`. `area="detail"` means staff of
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot import pii
 from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
-    MessageLog, Staff
+    MessageLog, RosterImport, Staff
 
 ALL = ("admin", "official", "assistant", "helpdesk")
 ADMIN = ("admin",)
@@ -52,6 +53,7 @@ class StaffRoute:
     roles: tuple[str, ...]
     area: str | None = None  # "detail" | "list" | None
     body: dict[str, Any] | None = None  # JSON for /api, form fields for /console (csrf_token added)
+    files: dict[str, Any] | None = None  # multipart files (with `body` as the other form fields)
     headers: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     marker: str = ""  # for area="list": text of the World's row that other areas must not see
@@ -64,6 +66,10 @@ class StaffRoute:
     def url(self, world: dict[str, Any]) -> str:
         values = {k: v.format(**world) if isinstance(v, str) else v for k, v in self.values.items()}
         return self.path.format(**{**world, **values})
+
+
+# A one-person roster of area A (a checksummed ID number of a 平昌县 person).
+ROSTER_CSV = "姓名,身份证号,区县,乡镇,村\n甲区新人,511923198001010018,平昌县,白衣镇,长沙村\n".encode()
 
 
 def _future() -> str:
@@ -146,6 +152,13 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("GET", "/api/admin/labourers", REGISTRY, area="list", marker="甲区工友"),
     StaffRoute("GET", "/api/admin/labourers/{labourer_id}", REGISTRY, area="detail"),
     StaffRoute("POST", "/api/admin/labourers/{labourer_id}/reveal", REGISTRY, area="detail", body={"field": "phone"}),
+    # roster imports (an import is seen by its uploader and by staff whose area covers the uploader's)
+    StaffRoute("POST", "/api/admin/roster/imports", REGISTRY, ok=(201,), files={"file": ("r.csv", ROSTER_CSV)}),
+    StaffRoute("GET", "/api/admin/roster/imports/{import_id}", REGISTRY, area="detail"),
+    StaffRoute("PUT", "/api/admin/roster/imports/{import_id}/mapping", REGISTRY, area="detail",
+               body={"mapping": {"name": 0, "id_number": 1, "county": 2, "township": 3, "village": 4}}),
+    StaffRoute("POST", "/api/admin/roster/imports/{import_id}/commit", REGISTRY, area="detail"),
+    StaffRoute("GET", "/api/admin/roster/imports/{import_id}/errors.xlsx", REGISTRY, area="detail"),
     # help desk
     StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
                body={"field": "contact_phone"}),
@@ -206,7 +219,14 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     asked = MessageLog(channel="simulator", user_id="perm-labourer", direction="in", text="甲区没答上的话",
                        intent="out_of_scope", confidence=0.9)
     revision = KnowledgeRevision(kind="text", key="texts:greeting", value={"text": "您好！！"}, author="perm")
-    session.add_all([campaign, target, state, asked, revision])
+    # A roster import a village assistant of area A uploaded (the file as stored, encrypted).
+    upload = RosterImport(staff_name="perm-target", owner_county=AREA_A["county"], owner_township=AREA_A["township"],
+                          owner_village=AREA_A["village"], filename="r.csv", file_kind="csv", file_sha256="-",
+                          file_enc=pii.encrypt(base64.b64encode(ROSTER_CSV).decode(), data_key),
+                          headers=["姓名", "身份证号", "区县", "乡镇", "村"],
+                          mapping={"name": 0, "id_number": 1, "county": 2, "township": 3, "village": 4})
+    session.add_all([campaign, target, state, asked, revision, upload])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
-            "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id}
+            "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id,
+            "import_id": upload.id}

@@ -15,6 +15,7 @@ from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeCh
 from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models.roster import RosterImport, RosterTemplate
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
 
@@ -39,6 +40,8 @@ __all__ = [
     "Labourer",
     "MessageLog",
     "OutboundMessage",
+    "RosterImport",
+    "RosterTemplate",
     "SmsNumber",
     "Staff",
     "StaffSession",
