@@ -22,6 +22,8 @@ from bot.api.routes import roster
 from bot.console import campaigns as console_campaigns
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
+from bot.console import labourers as console_labourers
+from bot.console import lists as console_lists
 from bot.console import roster as console_roster
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
@@ -143,6 +145,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(console_knowledge.router)
     app.include_router(console_campaigns.router)
     app.include_router(console_roster.router)
+    app.include_router(console_labourers.router)
+    app.include_router(console_lists.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app

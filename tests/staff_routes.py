@@ -167,6 +167,14 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("POST", "/console/roster/imports/{import_id}/commit", REGISTRY, area="detail"),
     StaffRoute("GET", "/console/roster/imports/{import_id}/progress", REGISTRY, area="detail"),
     StaffRoute("GET", "/console/roster/imports/{import_id}/errors.xlsx", REGISTRY, area="detail"),
+    # labourers and the five lists in the console (area A's labourer is on the public-welfare list)
+    StaffRoute("GET", "/console/labourers", REGISTRY, area="list", marker="甲区工友"),
+    StaffRoute("GET", "/console/labourers/{labourer_id}", REGISTRY, area="detail"),
+    StaffRoute("POST", "/console/labourers/{labourer_id}/flags", REGISTRY, area="detail", body={"flag": "startup", "on": "1"}),
+    StaffRoute("GET", "/console/lists", REGISTRY),
+    StaffRoute("GET", "/console/lists/{key}", REGISTRY, area="list", marker="甲区工友",
+               values={"key": "public_welfare_post"}),
+    StaffRoute("GET", "/console/lists/{key}/export.xlsx", REGISTRY, values={"key": "public_welfare_post"}),
     # help desk
     StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
                body={"field": "contact_phone"}),
@@ -204,7 +212,7 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     labourer = Labourer(name="甲区工友", county=AREA_A["county"], township=AREA_A["township"], village=AREA_A["village"],
                         phone_enc=phone.encrypted, phone_hash=phone.lookup_hash, phone_masked=phone.masked,
                         id_number_enc=id_number.encrypted, id_number_hash=id_number.lookup_hash,
-                        id_number_masked=id_number.masked)
+                        id_number_masked=id_number.masked, public_welfare_post=True)
     session.add(labourer)
     session.flush()
     complaint = Complaint(ticket_no="WQ-20260301-0001", labourer_id=labourer.id, channel="sms", user_id="x",
