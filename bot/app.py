@@ -22,6 +22,7 @@ from bot.api.routes import roster
 from bot.console import campaigns as console_campaigns
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
+from bot.console import dashboard as console_dashboard
 from bot.console import labourers as console_labourers
 from bot.console import lists as console_lists
 from bot.console import roster as console_roster
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(console_roster.router)
     app.include_router(console_labourers.router)
     app.include_router(console_lists.router)
+    app.include_router(console_dashboard.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app

@@ -175,6 +175,8 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("GET", "/console/lists/{key}", REGISTRY, area="list", marker="甲区工友",
                values={"key": "public_welfare_post"}),
     StaffRoute("GET", "/console/lists/{key}/export.xlsx", REGISTRY, values={"key": "public_welfare_post"}),
+    StaffRoute("GET", "/console/dashboard", REGISTRY),  # the area: tests/test_dashboard.py
+    StaffRoute("GET", "/console/dashboard/export.xlsx", REGISTRY),
     # help desk
     StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
                body={"field": "contact_phone"}),
