@@ -109,14 +109,14 @@ def roster_commit(import_id: PathId, request: Request, tasks: BackgroundTasks, s
         tasks.add_task(_commit_in_background, request.app.state.sessionmaker, import_id, actor,
                        services.kb.regions, settings.data_key)
     if request.headers.get("HX-Request"):
-        return render(request, "roster/_progress.html", actor, upload=upload, starting=True)
+        return render(request, "roster/_progress.html", actor, upload=upload, starting=True, fragment=True)
     return RedirectResponse(f"/console/roster/imports/{import_id}", status_code=303)
 
 
 @router.get("/imports/{import_id}/progress", response_class=HTMLResponse)
 def roster_progress(import_id: PathId, request: Request, session: SessionDep, actor: Importer) -> HTMLResponse:
     return render(request, "roster/_progress.html", actor, upload=get_import(session, import_id, actor),
-                  starting=False)
+                  starting=False, fragment=True)
 
 
 @router.get("/imports/{import_id}/errors.xlsx")
