@@ -124,6 +124,12 @@ def normalize_phone(raw: str) -> str:
         digits = "+86" + digits[4:]
     elif digits.startswith("86") and len(digits) == 13:
         digits = "+" + digits
+    if len(digits) == 11 and digits[0] == "1" and digits.isdigit():
+        # Mainland mobiles are allocated in blocks of their first seven digits (号段): one look-up per block
+        # (phonenumbers costs ~35 µs a number, a 100,000-row roster shares a few thousand blocks).
+        if not _mobile_block_valid(digits[:7]):
+            raise InvalidPersonalData("不是有效的手机号")
+        return digits
     try:
         number = phonenumbers.parse(digits, "CN")
     except phonenumbers.NumberParseException as exc:
@@ -135,6 +141,15 @@ def normalize_phone(raw: str) -> str:
     ):
         raise InvalidPersonalData("不是有效的手机号")
     return str(number.national_number)
+
+
+@lru_cache(maxsize=65536)
+def _mobile_block_valid(block: str) -> bool:
+    try:
+        number = phonenumbers.parse(block + "0000", "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE and phonenumbers.is_valid_number(number)
 
 
 def mask_phone(phone: str) -> str:

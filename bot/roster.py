@@ -2,15 +2,16 @@
 
     upload = validate_upload(session, actor, filename=..., data=..., regions=..., data_key=...)
     # → a RosterImport with the counts and every problem as (row, field, problem); no labourer written
-    counts = commit_import(factory, upload.id, actor, regions=..., data_key=...)
+    counts = commit_import(factory, upload.id, actor, data_key=...)
     # → writes the valid rows only: new labourers created, known ones (same ID number) updated
 
 Row numbers are the spreadsheet's own (the header is row 1 when it is the first row). Columns are mapped
 from the Chinese headers officials use (姓名, 身份证号, 联系电话 …); a mapping an official corrects is
 remembered for the next file with the same headers. Files are read with python-calamine (about ten times
-faster than openpyxl on large sheets). A commit re-reads the file and validates again against the
-database as it is then, and writes in chunks of its own transactions, so a large file shows its progress
-and a second commit of the same rows updates them instead of doubling anyone.
+faster than openpyxl on large sheets). A commit takes the rows the report found valid (kept encrypted
+with the import), checks them again against the committer's area and the registry as it is then, and
+writes in chunks of its own transactions, so a large file shows its progress and a second import of the
+same people updates them instead of doubling anyone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import re
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -33,7 +36,7 @@ from bot.audit import audit
 from bot.auth import Actor
 from bot.db import session_scope
 from bot.errors import Conflict, Invalid, NotFound
-from bot.models import Labourer, RosterImport, RosterTemplate, utcnow
+from bot.models import Labourer, RosterImport, RosterImportFile, RosterTemplate, utcnow
 from bot.scope import covers, visible_areas
 from bot.validation import has_control_chars
 
@@ -392,12 +395,11 @@ def _parse_row(number: int, cells: list[str], mapping: dict[str, int], places: P
 
 def validate_rows(session: Session, sheet: Sheet, mapping: dict[str, int], *, actor: Actor,
                   regions: dict[str, Any], data_key: str) -> Validation:
-    """Every row checked: fields, places, the actor's area, duplicates in the file, who is registered already."""
+    """Every row checked: fields, places, duplicates in the file, the actor's area, who is registered already."""
     places = Places(regions)
     areas = visible_areas(actor)
     defaults = areas[0].as_dict() if areas and len(areas) == 1 else {}
     rows = [_parse_row(number, cells, mapping, places, defaults) for number, cells in sheet.rows]
-
     first_seen: dict[str, int] = {}
     for row in rows:
         id_number = row.values.get("id_number")
@@ -408,12 +410,20 @@ def validate_rows(session: Session, sheet: Sheet, mapping: dict[str, int], *, ac
             row.problems.append(("id_number", f"与第{first_seen[row.id_hash]}行的身份证号重复"))
         else:
             first_seen[row.id_hash] = row.number
+    check_registry(session, rows, actor)
+    return Validation(rows)
+
+
+def check_registry(session: Session, rows: list[Row], actor: Actor) -> None:
+    """The checks that depend on who imports and on the registry as it is now (done again at commit): the
+    row's place inside the actor's area, and the person registered already (updated) or elsewhere."""
+    for row in rows:
         v = row.values
         if not row.problems and not covers(actor, v["county"], v["township"], v["village"]):
             row.problems.append(("village", f"{v['county']}{v['township']}{v['village']}不在您的管辖范围内"))
-
     known = _registered(session, [r.id_hash for r in rows if r.id_hash and not r.problems])
     for row in rows:
+        row.labourer_id = None
         if row.problems or row.id_hash not in known:
             continue
         labourer_id, county, township, village = known[row.id_hash]
@@ -422,7 +432,6 @@ def validate_rows(session: Session, sheet: Sheet, mapping: dict[str, int], *, ac
             row.problems.append(("id_number", "此人已在您管辖范围以外的地区登记，请联系上级核实"))
         else:
             row.labourer_id = labourer_id
-    return Validation(rows)
 
 
 def _registered(session: Session, hashes: list[str]) -> dict[str, tuple[int, str | None, str | None, str | None]]:
@@ -444,9 +453,9 @@ def _protect_file(data: bytes, data_key: str) -> bytes:
 
 
 def _file_bytes(upload: RosterImport, data_key: str) -> bytes:
-    if upload.file_enc is None:
+    if upload.kept is None:
         raise Conflict("这次导入的文件已不再保存（导入完成后即删除）")
-    return base64.b64decode(pii.decrypt(upload.file_enc, data_key))
+    return base64.b64decode(pii.decrypt(upload.kept.file_enc, data_key))
 
 
 def validate_upload(session: Session, actor: Actor, *, filename: str, data: bytes, regions: dict[str, Any],
@@ -464,10 +473,11 @@ def validate_upload(session: Session, actor: Actor, *, filename: str, data: byte
     upload = RosterImport(
         staff_id=actor.id, staff_name=actor.username, owner_county=owner and owner.county,
         owner_township=owner and owner.township, owner_village=owner and owner.village, filename=_safe_filename(filename), file_kind=kind,
-        file_sha256=hashlib.sha256(data).hexdigest(), file_enc=_protect_file(data, data_key),
+        file_sha256=hashlib.sha256(data).hexdigest(),
+        kept=RosterImportFile(file_enc=_protect_file(data, data_key)),
         header_row=sheet.header_row, headers=sheet.headers, mapping=mapping,
     )
-    _store_report(upload, checked)
+    _store_report(upload, checked, data_key)
     session.add(upload)
     session.flush()
     audit(session, actor, "roster_upload", object_type="roster_import", object_id=upload.id,
@@ -475,11 +485,27 @@ def validate_upload(session: Session, actor: Actor, *, filename: str, data: byte
     return upload
 
 
-def _store_report(upload: RosterImport, checked: Validation) -> None:
+def _store_report(upload: RosterImport, checked: Validation, data_key: str) -> None:
     counts = checked.counts()
     upload.rows, upload.valid = counts["rows"], counts["valid"]
     upload.to_create, upload.to_update = counts["to_create"], counts["to_update"]
     upload.errors = checked.errors()[:MAX_ERRORS_KEPT]
+    assert upload.kept is not None
+    upload.kept.rows_enc = _protect_rows(checked.valid, data_key)
+
+
+def _protect_rows(rows: list[Row], data_key: str) -> bytes:
+    """The valid rows as checked (normalized values), compressed and encrypted: the commit writes these
+    without reading and checking the file's fields again."""
+    payload = json.dumps([[r.number, r.values] for r in rows], ensure_ascii=False, separators=(",", ":"))
+    return pii.encrypt(base64.b64encode(zlib.compress(payload.encode(), 1)).decode(), data_key)
+
+
+def _valid_rows(upload: RosterImport, data_key: str) -> list[Row]:
+    if upload.kept is None or upload.kept.rows_enc is None:
+        raise Conflict("这次导入的检查结果已不再保存，请重新上传")
+    payload = json.loads(zlib.decompress(base64.b64decode(pii.decrypt(upload.kept.rows_enc, data_key))))
+    return [Row(number, values, id_hash=pii.lookup_hash(values["id_number"], data_key)) for number, values in payload]
 
 
 def _safe_filename(filename: str) -> str:
@@ -515,7 +541,7 @@ def remap_import(session: Session, actor: Actor, upload: RosterImport, mapping: 
     sheet = read_sheet(_file_bytes(upload, data_key), upload.file_kind)
     checked = validate_rows(session, sheet, chosen, actor=actor, regions=regions, data_key=data_key)
     upload.mapping = chosen
-    _store_report(upload, checked)
+    _store_report(upload, checked, data_key)
     remember_mapping(session, actor, upload.headers, chosen)
     session.flush()
     return upload
@@ -548,11 +574,12 @@ def _labourer_values(row: Row, data_key: str, *, new: bool) -> dict[str, Any]:
                               "village": v["village"], "verified": True, "updated_at": utcnow()}
     id_number = v["id_number"]
     values.update(id_number_enc=pii.encrypt(id_number, data_key), id_number_hash=row.id_hash,
-                  id_number_masked=pii.mask_id_number(id_number), birth_date=pii.id_birth_date(id_number),
-                  gender=pii.id_gender(id_number))
-    if v.get("phone"):
-        protected = pii.protect_phone(v["phone"], data_key)
-        values.update(phone_enc=protected.encrypted, phone_hash=protected.lookup_hash, phone_masked=protected.masked)
+                  id_number_masked=pii.mask_id_number(id_number), gender=pii.id_gender(id_number),
+                  # checked when the row was read; stdnum's own reading costs more than the slicing
+                  birth_date=date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14])))
+    if v.get("phone"):  # normalized when the row was checked
+        values.update(phone_enc=pii.encrypt(v["phone"], data_key), phone_hash=pii.lookup_hash(v["phone"], data_key),
+                      phone_masked=pii.mask_phone(v["phone"]))
     for name in ("household_status", "employment_status", "employment_channel", "wants_startup",
                  "public_welfare_post"):
         if v.get(name) is not None:
@@ -572,21 +599,20 @@ def _labourer_values(row: Row, data_key: str, *, new: bool) -> dict[str, Any]:
 _NEW_COLUMNS = ("phone_enc", "phone_hash", "phone_masked", "employment_channel")
 
 
-def commit_import(factory: sessionmaker[Session], import_id: int, actor: Actor, *, regions: dict[str, Any],
-                  data_key: str, on_chunk: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Write the valid rows of an import: {"created", "updated", "skipped"}. Committing an import a second
-    time answers the first commit's counts and writes nothing."""
+def commit_import(factory: sessionmaker[Session], import_id: int, actor: Actor, *, data_key: str,
+                  on_chunk: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Write the valid rows of an import: {"created", "updated", "skipped"}. The rows are those the report
+    found valid, checked again against the committer's area and the registry as it is now. Committing an
+    import a second time answers the first commit's counts and writes nothing."""
     with session_scope(factory) as session:
         upload = get_import(session, import_id, actor)
         if not _claim(session, upload):
             return {"created": upload.created or 0, "updated": upload.updated or 0, "skipped": upload.skipped or 0}
-        data, kind, mapping = _file_bytes(upload, data_key), upload.file_kind, dict(upload.mapping)
+        rows, total = _valid_rows(upload, data_key), upload.rows
     try:
         with session_scope(factory) as session:
-            sheet = read_sheet(data, kind)
-            checked = validate_rows(session, sheet, clean_mapping(mapping, len(sheet.headers)), actor=actor,
-                                    regions=regions, data_key=data_key)
-        valid = checked.valid
+            check_registry(session, rows, actor)
+        valid = [r for r in rows if not r.problems]
         created = updated = 0
         for start in range(0, len(valid), CHUNK):
             chunk = valid[start:start + CHUNK]
@@ -596,8 +622,8 @@ def commit_import(factory: sessionmaker[Session], import_id: int, actor: Actor, 
                     values.setdefault(column, None)
             known = [_labourer_values(r, data_key, new=False) for r in chunk if r.labourer_id is not None]
             with session_scope(factory) as session:
-                if new:
-                    session.execute(insert(Labourer), new)
+                if new:  # Core's executemany: one statement per chunk (the ORM's bulk path works row by row)
+                    session.execute(insert(Labourer.__table__), new)
                 for values in _by_keys(known):
                     session.execute(update(Labourer), values)
                 created, updated = created + len(new), updated + len(known)
@@ -610,16 +636,19 @@ def commit_import(factory: sessionmaker[Session], import_id: int, actor: Actor, 
             session.execute(update(RosterImport).where(RosterImport.id == import_id)
                             .values(status="failed", failure=f"{type(exc).__name__}"[:255], updated_at=utcnow()))
         raise
-    counts = {"created": created, "updated": updated, "skipped": len(checked.rows) - len(valid)}
+    counts = {"created": created, "updated": updated, "skipped": total - len(valid)}
     with session_scope(factory) as session:
         upload = session.get(RosterImport, import_id)
         assert upload is not None
-        _store_report(upload, checked)
-        upload.status, upload.committed_at, upload.file_enc = "committed", utcnow(), None
+        late = [{"row": r.number, "field": f, "problem": p} for r in rows for f, p in r.problems]
+        if late:  # rows that were valid in the report but not any more (another import, another committer)
+            upload.errors = sorted([*upload.errors, *late], key=lambda e: e["row"])[:MAX_ERRORS_KEPT]
+        upload.valid, upload.to_create, upload.to_update = len(valid), created, updated
+        upload.status, upload.committed_at, upload.kept = "committed", utcnow(), None
         upload.created, upload.updated, upload.skipped = counts["created"], counts["updated"], counts["skipped"]
         upload.progress = len(valid)
         audit(session, actor, "roster_import", object_type="roster_import", object_id=import_id,
-              detail={"file": upload.filename, "rows": len(checked.rows), **counts})
+              detail={"file": upload.filename, "rows": total, **counts})
     return counts
 
 
@@ -644,7 +673,7 @@ def error_workbook(upload: RosterImport, data_key: str) -> bytes:
         label = COLUMNS[error["field"]].label if error["field"] in COLUMNS else error["field"]
         by_row.setdefault(error["row"], []).append(f"{label}：{error['problem']}")
     cells: dict[int, list[str]] = {}
-    if upload.file_enc is not None:
+    if upload.kept is not None:
         sheet = read_sheet(_file_bytes(upload, data_key), upload.file_kind)
         cells = {number: row for number, row in sheet.rows if number in by_row}
     book = Workbook(write_only=True)

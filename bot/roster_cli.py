@@ -54,7 +54,7 @@ def _import(args: argparse.Namespace) -> int:
         if args.dry_run:
             print("dry run: nothing written")
             return 0
-        counts = commit_import(factory, import_id, actor, regions=regions, data_key=settings.data_key)
+        counts = commit_import(factory, import_id, actor, data_key=settings.data_key)
     except (Invalid, Conflict) as exc:
         print(f"roster not imported: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,6 @@ area A, see `seed_world`) and then from `values`. `area="detail"` means staff of
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +21,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import pii
+from bot.auth import Actor, Area
+from bot.roster import validate_upload
 from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
-    MessageLog, RosterImport, Staff
+    MessageLog, Staff
 
 ALL = ("admin", "official", "assistant", "helpdesk")
 ADMIN = ("admin",)
@@ -237,12 +238,11 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     asked = MessageLog(channel="simulator", user_id="perm-labourer", direction="in", text="甲区没答上的话",
                        intent="out_of_scope", confidence=0.9)
     revision = KnowledgeRevision(kind="text", key="texts:greeting", value={"text": "您好！！"}, author="perm")
-    # A roster import a village assistant of area A uploaded (the file as stored, encrypted).
-    upload = RosterImport(staff_name="perm-target", owner_county=AREA_A["county"], owner_township=AREA_A["township"],
-                          owner_village=AREA_A["village"], filename="r.csv", file_kind="csv", file_sha256="-",
-                          file_enc=pii.encrypt(base64.b64encode(ROSTER_CSV).decode(), data_key),
-                          headers=["姓名", "身份证号", "区县", "乡镇", "村"],
-                          mapping={"name": 0, "id_number": 1, "county": 2, "township": 3, "village": 4})
+    # A roster import a village assistant of area A uploaded (checked as bot.roster does on upload).
+    uploader = Actor(None, "perm-target", "assistant", areas=(Area(**AREA_A),))
+    regions = {"counties": [{"name": AREA_A["county"], "townships": [{"name": AREA_A["township"],
+                                                                      "villages": [AREA_A["village"]]}]}]}
+    upload = validate_upload(session, uploader, filename="r.csv", data=ROSTER_CSV, regions=regions, data_key=data_key)
     session.add_all([campaign, target, state, asked, revision, upload])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,

@@ -10,7 +10,7 @@ from io import BytesIO
 
 from sqlalchemy import func, select
 
-from bot.models import AuditLog, Labourer, RosterImport
+from bot.models import AuditLog, Labourer, RosterImport, RosterImportFile
 from bot import pii
 
 from roster_support import HEADERS, bad_checksum, csv_bytes, id_number, person, xlsx
@@ -84,7 +84,7 @@ def test_a_roster_with_bad_rows_is_reported_row_by_row_and_nothing_is_written(cl
         recorded = session.get(RosterImport, report["id"])
         assert recorded.staff_name == "test-admin" and recorded.filename == "长沙村花名册.xlsx"
         assert (recorded.status, recorded.created, recorded.updated, recorded.skipped) == ("committed", 2, 0, 8)
-        assert recorded.file_enc is None  # the file with ID numbers in clear is not kept after the commit
+        assert recorded.kept is None  # the file with ID numbers is not kept after the commit
         actions = session.scalars(select(AuditLog.action).where(AuditLog.object_type == "roster_import")).all()
     assert sorted(actions) == ["roster_import", "roster_upload"]
 
@@ -210,3 +210,41 @@ def test_cli_roster_import_dry_run_then_for_real(tmp_path, settings):
     engine.dispose()
     missing = run(str(tmp_path / "nope.xlsx"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_a_commit_checks_the_registry_again_as_it_is_then(client, app, admin_auth):
+    # Two files with the same person, both checked while nobody was registered: the second commit updates.
+    first = upload(client, admin_auth, xlsx([person(1, "张大山")])).json()
+    second = upload(client, admin_auth, xlsx([person(1, "张大山", village="凤凰村")])).json()
+    assert first["to_create"] == second["to_create"] == 1
+    assert client.post(f"/api/admin/roster/imports/{second['id']}/commit", headers=admin_auth).json() == \
+        {"created": 1, "updated": 0, "skipped": 0}
+    assert client.post(f"/api/admin/roster/imports/{first['id']}/commit", headers=admin_auth).json() == \
+        {"created": 0, "updated": 1, "skipped": 0}
+    [zhang] = labourers(app)
+    assert zhang.village == "长沙村"
+    with db(app) as session:
+        kept = session.scalars(select(RosterImportFile)).all()
+    assert kept == []  # nothing with personal data is kept once committed
+
+
+def test_phones_checked_by_number_block_agree_with_phonenumbers():
+    # A roster's phones are checked once per 7-digit block (bot.pii): the answer must be phonenumbers' own.
+    import phonenumbers
+
+    def by_phonenumbers(number: str) -> bool:
+        try:
+            parsed = phonenumbers.parse(number, "CN")
+        except phonenumbers.NumberParseException:
+            return False
+        return phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE and \
+            phonenumbers.is_valid_number(parsed)
+
+    for block in range(1_000_000, 2_000_000, 997):
+        for tail in ("0000", "5831", "9999"):
+            number = f"{block}{tail}"
+            try:
+                ours = pii.normalize_phone(number) == number
+            except pii.InvalidPersonalData:
+                ours = False
+            assert ours == by_phonenumbers(number), number

@@ -91,10 +91,9 @@ async def roster_mapping(import_id: PathId, request: Request, session: SessionDe
     return RedirectResponse(f"/console/roster/imports/{import_id}", status_code=303)
 
 
-def _commit_in_background(factory: sessionmaker[Session], import_id: int, actor: Actor, regions: dict[str, Any],
-                          data_key: str) -> None:
+def _commit_in_background(factory: sessionmaker[Session], import_id: int, actor: Actor, data_key: str) -> None:
     try:
-        commit_import(factory, import_id, actor, regions=regions, data_key=data_key)
+        commit_import(factory, import_id, actor, data_key=data_key)
     except Conflict:
         pass  # another request is committing it; the page shows that one's progress
     except Exception:  # the import is marked failed; the page says so and the official may try again
@@ -103,11 +102,10 @@ def _commit_in_background(factory: sessionmaker[Session], import_id: int, actor:
 
 @router.post("/imports/{import_id}/commit", response_class=HTMLResponse)
 def roster_commit(import_id: PathId, request: Request, tasks: BackgroundTasks, session: SessionDep,
-                  settings: SettingsDep, services: ServicesDep, actor: Importer) -> Response:
+                  settings: SettingsDep, actor: Importer) -> Response:
     upload = get_import(session, import_id, actor)
     if upload.status in ("validated", "failed"):
-        tasks.add_task(_commit_in_background, request.app.state.sessionmaker, import_id, actor,
-                       services.kb.regions, settings.data_key)
+        tasks.add_task(_commit_in_background, request.app.state.sessionmaker, import_id, actor, settings.data_key)
     if request.headers.get("HX-Request"):
         return render(request, "roster/_progress.html", actor, upload=upload, starting=True, fragment=True)
     return RedirectResponse(f"/console/roster/imports/{import_id}", status_code=303)

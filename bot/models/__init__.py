@@ -15,7 +15,7 @@ from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeCh
 from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
-from bot.models.roster import RosterImport, RosterTemplate
+from bot.models.roster import RosterImport, RosterImportFile, RosterTemplate
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
 
@@ -41,6 +41,7 @@ __all__ = [
     "MessageLog",
     "OutboundMessage",
     "RosterImport",
+    "RosterImportFile",
     "RosterTemplate",
     "SmsNumber",
     "Staff",

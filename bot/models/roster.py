@@ -1,7 +1,7 @@
 """Roster imports (一库 from the village rosters): one row per uploaded file, and the column mapping
 officials chose for each spreadsheet template (a template is its set of headers).
 
-The uploaded file is kept encrypted (it holds ID numbers and phones in clear) only until it is committed;
+The uploaded file and its valid rows are kept encrypted (they hold ID numbers and phones) only until committed;
 the validation report (row, field, problem) stays, with the counts, as the record of the import.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.models.base import Base, utcnow
 
@@ -35,7 +35,8 @@ class RosterImport(Base):
     filename: Mapped[str] = mapped_column(String(255))
     file_kind: Mapped[str] = mapped_column(String(8))  # xlsx | csv
     file_sha256: Mapped[str] = mapped_column(String(64))
-    file_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # dropped once committed
+    # The file and its valid rows, until committed (a row of their own: progress updates stay small).
+    kept: Mapped[RosterImportFile | None] = relationship(cascade="all, delete-orphan", lazy="select")
     header_row: Mapped[int] = mapped_column(Integer, default=1)
     headers: Mapped[list[str]] = mapped_column(default=list)
     mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field -> column index
@@ -51,6 +52,14 @@ class RosterImport(Base):
     skipped: Mapped[int | None] = mapped_column(Integer)
     failure: Mapped[str | None] = mapped_column(String(255))
     committed_at: Mapped[datetime | None]
+
+
+class RosterImportFile(Base):
+    __tablename__ = "roster_import_file"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("roster_import.id", ondelete="CASCADE"), primary_key=True)
+    file_enc: Mapped[bytes] = mapped_column(LargeBinary)  # the uploaded file, encrypted
+    rows_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # the valid rows as checked, encrypted
 
 
 class RosterTemplate(Base):

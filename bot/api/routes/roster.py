@@ -93,11 +93,10 @@ def put_mapping(import_id: PathId, body: MappingIn, session: SessionDep, setting
 
 @router.post("/imports/{import_id}/commit", response_model=CommitOut, responses=NOT_FOUND)
 def post_commit(import_id: PathId, request: Request, session: SessionDep, settings: SettingsDep,
-                services: ServicesDep, actor: Importer) -> CommitOut:
+                actor: Importer) -> CommitOut:
     get_import(session, import_id, actor)
     session.commit()  # the commit writes in transactions of its own: this request's must not hold the writer
-    counts = commit_import(request.app.state.sessionmaker, import_id, actor, regions=services.kb.regions,
-                           data_key=settings.data_key)
+    counts = commit_import(request.app.state.sessionmaker, import_id, actor, data_key=settings.data_key)
     return CommitOut(**counts)
 
 

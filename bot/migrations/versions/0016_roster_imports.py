@@ -27,7 +27,6 @@ def upgrade() -> None:
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('file_kind', sa.String(length=8), nullable=False),
     sa.Column('file_sha256', sa.String(length=64), nullable=False),
-    sa.Column('file_enc', sa.LargeBinary(), nullable=True),
     sa.Column('header_row', sa.Integer(), nullable=False),
     sa.Column('headers', sa.JSON(), nullable=False),
     sa.Column('mapping', sa.JSON(), nullable=False),
@@ -47,6 +46,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('roster_import', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_roster_import_staff_id'), ['staff_id'], unique=False)
+    op.create_table('roster_import_file',
+    sa.Column('import_id', sa.Integer(), nullable=False),
+    sa.Column('file_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('rows_enc', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['import_id'], ['roster_import.id'],
+                            name=op.f('fk_roster_import_file_import_id_roster_import'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('import_id', name=op.f('pk_roster_import_file'))
+    )
     op.create_table('roster_template',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('header_key', sa.String(length=64), nullable=False),
@@ -67,4 +74,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_labourer_name')
         batch_op.drop_column('employment_channel')
     op.drop_table('roster_template')
+    op.drop_table('roster_import_file')
     op.drop_table('roster_import')
