@@ -1,7 +1,7 @@
 """roster imports and their remembered column mappings; labourer.employment_channel; labourers by name
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = '0012'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
