@@ -18,10 +18,15 @@ from starlette.types import Receive, Scope, Send
 from bot.api import errors
 from bot.api.limits import BodyLimit
 from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
+from bot.api.routes import roster
 from bot.console import campaigns as console_campaigns
 from bot.console import helpdesk as console_helpdesk
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
+from bot.console import dashboard as console_dashboard
+from bot.console import labourers as console_labourers
+from bot.console import lists as console_lists
+from bot.console import roster as console_roster
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(labourers.router)
+    app.include_router(roster.router)
     app.include_router(helpdesk.router)
     app.include_router(staff.router)
     app.include_router(audit.router)
@@ -141,6 +147,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(console_pages.router)
     app.include_router(console_knowledge.router)
     app.include_router(console_campaigns.router)
+    app.include_router(console_roster.router)
+    app.include_router(console_labourers.router)
+    app.include_router(console_lists.router)
+    app.include_router(console_dashboard.router)
     app.include_router(console_helpdesk.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})

@@ -1,4 +1,4 @@
-"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler, staff."""
+"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler, staff, roster."""
 
 from __future__ import annotations
 
@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.staff_cli import add_commands as add_staff_commands
 
     add_staff_commands(sub)  # staff add, staff list
+    from bot.roster_cli import add_commands as add_roster_commands
+
+    add_roster_commands(sub)  # roster import
     return parser
 
 

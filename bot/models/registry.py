@@ -17,7 +17,7 @@ from bot.models.base import Base, Redacted, utcnow
 
 class Labourer(Base):
     __tablename__ = "labourer"
-    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"),)
+    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"), Index("ix_labourer_name", "name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32))
@@ -35,6 +35,10 @@ class Labourer(Base):
     household_status: Mapped[str] = mapped_column(String(16), default="general")  # registered_poor | general
     employment_status: Mapped[str] = mapped_column(String(16), default="unknown")
     # unknown | unemployed | local | working_away | self_employed
+    # Which of the programme's five channels employs them (the figures count by it), from the roster:
+    # local_enterprise 本地企业 | public_welfare 公益性岗位 | workshop 扶贫车间/家庭工坊 | flexible 灵活就业 |
+    # labour_export 劳务输出; None = not employed or not known.
+    employment_channel: Mapped[str | None] = mapped_column(String(16))
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     sms_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     subscribed_wechat: Mapped[bool] = mapped_column(Boolean, default=True)
