@@ -419,20 +419,29 @@ class Dispatcher:
                                error=result.error, failed_at=outcome["updated_at"])
                 stats.failed += 1
             elif result.retryable:
-                self._retry(row, outcome, stats, result)
+                self._retry(row, campaign, outcome, stats, result)
             else:
                 self._refuse(row, campaign, outcome, stats, result)
         self._record(updates)
 
-    def _retry(self, row: _Row, outcome: dict[str, Any], stats: BatchStats, result: SendResult) -> None:
+    def _retry(self, row: _Row, campaign: Campaign, outcome: dict[str, Any], stats: BatchStats,
+               result: SendResult) -> None:
+        """A temporary failure (busy, quota, throttled): the provider said no, so nothing went out. Try the
+        channel again after a wait; when its tries are used up, the campaign's next channel (WeChat → SMS)."""
         delays = self.config.retry_delays
         outcome.update(error_code=result.error_code, error=result.error)
         if row.attempts <= len(delays):
             outcome.update(status="queued", next_attempt_at=outcome["updated_at"] + delays[row.attempts - 1])
             stats.retried += 1
-        else:
-            outcome.update(status="failed", failure_reason="retries_exhausted", failed_at=outcome["updated_at"])
-            stats.failed += 1
+            return
+        fallback = self._fallback(row, campaign)
+        if fallback is not None:
+            outcome.update(status="queued", channel=fallback, attempts=0, next_attempt_at=outcome["updated_at"],
+                           failure_reason=f"fallback_from_{row.channel}")
+            stats.fallback += 1
+            return
+        outcome.update(status="failed", failure_reason="retries_exhausted", failed_at=outcome["updated_at"])
+        stats.failed += 1
 
     def _refuse(self, row: _Row, campaign: Campaign, outcome: dict[str, Any], stats: BatchStats,
                 result: SendResult) -> None:

@@ -311,3 +311,48 @@ def test_a_delivery_settled_after_a_crash_learns_its_receipt_by_out_id(settings,
             assert delivery.status == "delivered" and delivery.provider_message_id.startswith("biz-late-")
         for message in s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key.in_(keys))):
             assert message.status == "delivered" and message.provider_message_id.startswith("biz-late-")
+
+
+# ---- temporary WeChat failures: the retry reuses the delivery's outbox row ---------------------------
+
+
+def _advance_through_retries(factory, senders, clock, config: DispatchConfig) -> Dispatcher:
+    """One worker, run until idle again and again while the clock jumps past each retry wait."""
+    dispatcher = Dispatcher(factory, senders, config, clock=lambda: clock[0])
+    for _ in range(len(config.retry_delays) + 2):
+        dispatcher.run(until_idle=True)
+        clock[0] += max(config.retry_delays) + timedelta(seconds=1)
+    return dispatcher
+
+
+def test_a_wechat_quota_error_is_retried_and_arrives_once(settings, factory, fakes) -> None:
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.fail_for("o-in", 45009)  # the first try: the account's daily quota
+    clock = [utcnow()]
+    config = DispatchConfig(rates={}, windows={})
+    _advance_through_retries(factory, channel_senders(settings, factory), clock, config)
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.attempts) == ("sent", "wechat", 2)
+    assert Counter(m["touser"] for m in wechat.sent)["o-in"] == 1
+    assert "13980000001" not in _numbers(aliyun)
+    with session_scope(factory) as s:  # one outbox row for the delivery's key, reused by the retry
+        outbox = s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key == row.idempotency_key)).all()
+    assert [(m.status, m.kind, m.segments) for m in outbox] == [("sent", "customer_service", 1)]
+
+
+def test_wechat_failing_every_try_falls_back_to_sms(settings, factory, fakes) -> None:
+    """45009 on every try: the WeChat tries run out, and a labourer with a number gets the SMS instead."""
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.fail_for("o-in", 45009, 45009, 45009)
+    clock = [utcnow()]
+    _advance_through_retries(factory, channel_senders(settings, factory), clock, DispatchConfig(rates={}, windows={}))
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.failure_reason) == ("sent", "sms", "fallback_from_wechat")
+    assert "o-in" not in [m["touser"] for m in wechat.sent]
+    assert Counter(_numbers(aliyun))["13980000001"] == 1

@@ -161,8 +161,7 @@ def send_recorded(
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
                 session.commit()
                 return outcome
-            for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
-                setattr(earlier, column, getattr(record, column))
+            _reuse(earlier, record)
             earlier.provider_message_id = earlier.error_code = earlier.error = None
             row = earlier
     if row is record:
@@ -178,6 +177,22 @@ def send_recorded(
     _record_answer(row, result)
     session.commit()
     return result
+
+
+_REUSED_COLUMNS = ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments")
+
+
+def _reuse(earlier: OutboundMessage, record: OutboundMessage) -> None:
+    """Make the key's earlier row describe this attempt. `record` is not flushed yet, so a column it
+    leaves unset (a WeChat message has no `segments`) is None here: take the column's default, never
+    None onto a NOT NULL column."""
+    columns = OutboundMessage.__table__.c
+    for name in _REUSED_COLUMNS:
+        value = getattr(record, name)
+        default = columns[name].default
+        if value is None and default is not None and default.is_scalar:
+            value = default.arg
+        setattr(earlier, name, value)
 
 
 def _record_answer(row: OutboundMessage, result: SendResult) -> None:
