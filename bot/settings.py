@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     sms_marketing_template_id: str = ""  # a marketing-type template (营销短信); falls back to sms_template_id
     sms_region: str = ""  # aliyun: cn-hangzhou, tencent: ap-guangzhou when empty
     sms_timeout_seconds: float = 5.0
+    # Tencent lists a message only once the carrier has reported on it: until this long after a send whose
+    # outcome is unknown, "not listed" means "ask again later", after it "nobody can tell".
+    sms_report_wait_seconds: int = 600
     # When set, POST /sms/inbound requires ?token=<this> (configure it in the provider's callback URL).
     sms_callback_token: str = ""
 

@@ -43,6 +43,7 @@ def dispatch(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.lease_seconds:
         overrides["lease"] = timedelta(seconds=args.lease_seconds)
+        overrides["unknown_recheck"] = min(timedelta(seconds=args.lease_seconds), DispatchConfig.unknown_recheck)
     config = DispatchConfig.from_settings(settings, **overrides)
     if args.rate is not None:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
@@ -52,7 +53,7 @@ def dispatch(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("dispatch worker started", extra={"worker": dispatcher.worker_id})
     totals = dispatcher.run(stop=_stop_on_signals(), idle_sleep=args.idle_sleep, until_idle=args.until_idle)
     print(f"sent={totals.sent} retried={totals.retried} failed={totals.failed} skipped={totals.skipped} "
-          f"fallback={totals.fallback} reconciled={totals.reconciled}", flush=True)
+          f"fallback={totals.fallback} reconciled={totals.reconciled} unknown={totals.unknown}", flush=True)
     engine.dispose()
     return 0
 

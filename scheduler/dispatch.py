@@ -2,10 +2,12 @@
 
     queued ──claim──> sending ──provider ok──> sent ──receipt──> delivered
        ^                 │  └──temporary failure, tries left──> queued (next_attempt_at = now + delay)
-       │                 ├──temporary failure, no tries left──> failed (retries_exhausted)
+       │                 ├──temporary failure, no tries left──> the next channel (WeChat → SMS), else failed
        │                 ├──refused, another channel left──> queued on that channel (WeChat → SMS)
-       │                 └──refused, nothing left──> failed (the provider's reason)
-       └──lease expired after a crash, provider has no record of our key──┘
+       │                 ├──refused, nothing left──> failed (the provider's reason)
+       │                 └──timeout: outcome unknown──> stays sending until `unknown_recheck`, then as below
+       └──lease expired (a crash, a timeout), the provider has no record of our key──┘
+          (the provider has it → sent; it cannot be asked (WeChat) → failed as outcome_unknown)
 
 Claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING, so two
 workers never claim the same row (SKIP LOCKED on PostgreSQL; SQLite serialises writers). A row is
@@ -87,6 +89,8 @@ class DispatchConfig:
     retry_delays: tuple[timedelta, ...] = (timedelta(minutes=5), timedelta(minutes=10))
     batch_size: int = 100
     lease: timedelta = timedelta(minutes=5)
+    # A send whose outcome is unknown (a timeout) stays "sending" this long, then `reconcile` asks the provider.
+    unknown_recheck: timedelta = timedelta(seconds=30)
     data_key: str = ""
 
     @classmethod
@@ -189,6 +193,7 @@ class BatchStats:
     skipped: int = 0
     fallback: int = 0
     reconciled: int = 0
+    unknown: int = 0  # sends that timed out: left to `reconcile`, which asks the provider
 
 
 class Dispatcher:
@@ -233,7 +238,7 @@ class Dispatcher:
         stats.claimed = len(rows)
         if rows:
             self._send_batch(rows, over_cap, stats)
-        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled"):
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled", "unknown"):
             setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
         return stats
 
@@ -383,6 +388,7 @@ class Dispatcher:
                 "b_id": row.id, "status": "sent", "channel": row.channel, "attempts": row.attempts,
                 "next_attempt_at": None, "provider_message_id": None, "failure_reason": row.prev_reason,
                 "error_code": row.prev_code, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
+                "lease_until": None,
             }
             updates.append(outcome)
             if row.id in over_cap:
@@ -413,6 +419,12 @@ class Dispatcher:
             if result.ok:
                 outcome.update(provider_message_id=result.provider_message_id, sent_at=self.clock())
                 stats.sent += 1
+            elif result.unknown:
+                # Perhaps sent (a timeout): neither retried nor sent another way. The row stays "sending"
+                # like a crashed worker's, and `reconcile` asks the provider when this lease ends.
+                outcome.update(status="sending", error_code=result.error_code, error=result.error,
+                               lease_until=self.clock() + self.config.unknown_recheck)
+                stats.unknown += 1
             elif result.error_code == "outcome_unknown":
                 # An earlier attempt under this key may have gone out: no retry, no other channel.
                 outcome.update(status="failed", failure_reason="outcome_unknown", error_code=result.error_code,
@@ -434,7 +446,8 @@ class Dispatcher:
             outcome.update(status="queued", next_attempt_at=outcome["updated_at"] + delays[row.attempts - 1])
             stats.retried += 1
             return
-        fallback = self._fallback(row, campaign)
+        # Not after lookup_failed: that attempt may have gone out; the provider was just not answering.
+        fallback = self._fallback(row, campaign) if result.error_code != "lookup_failed" else None
         if fallback is not None:
             outcome.update(status="queued", channel=fallback, attempts=0, next_attempt_at=outcome["updated_at"],
                            failure_reason=f"fallback_from_{row.channel}")
@@ -468,7 +481,7 @@ class Dispatcher:
                 next_attempt_at=bindparam("next_attempt_at"), provider_message_id=bindparam("provider_message_id"),
                 failure_reason=bindparam("failure_reason"), error_code=bindparam("error_code"),
                 error=bindparam("error"), sent_at=bindparam("sent_at"), failed_at=bindparam("failed_at"),
-                updated_at=bindparam("updated_at"), lease_until=None,
+                updated_at=bindparam("updated_at"), lease_until=bindparam("lease_until"),
             )
         )
         with session_scope(self.factory) as session:

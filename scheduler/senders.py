@@ -178,8 +178,8 @@ class WeChatSender(_ChannelSender):
         with session_scope(self.services.sessionmaker) as session:
             result = outbound.send_customer_service(session, self.services, delivery.address, reply,
                                                     purpose=self.purpose, key=key)
-            window_closed = not result.ok and result.error_code != outbound.OUTCOME_UNKNOWN and not (
-                result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
+            window_closed = not result.ok and not result.unknown and result.error_code != outbound.OUTCOME_UNKNOWN \
+                and not (result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
             if window_closed and self.services.settings.wechat_template_id:
                 result = outbound.send_template(session, self.services, delivery.address, reply,
                                                 purpose=self.purpose, key=key)

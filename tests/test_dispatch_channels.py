@@ -242,7 +242,7 @@ def tencent_settings(make_settings):
     with FakeTencentSms() as tencent:
         yield tencent, make_settings(sms_provider="tencent", sms_api_base=tencent.base, sms_access_key_id="AKID-test",
                                      sms_access_key_secret="tencent-secret", sms_app_id="1400000001",
-                                     sms_template_id="T1")
+                                     sms_template_id="T1", sms_report_wait_seconds=0)  # no wait for a report
 
 
 @pytest.mark.parametrize("reported", [True, False])
@@ -356,3 +356,67 @@ def test_wechat_failing_every_try_falls_back_to_sms(settings, factory, fakes) ->
     assert (row.status, row.channel, row.failure_reason) == ("sent", "sms", "fallback_from_wechat")
     assert "o-in" not in [m["touser"] for m in wechat.sent]
     assert Counter(_numbers(aliyun))["13980000001"] == 1
+
+
+# ---- a provider that accepts and answers after the client's timeout ----------------------------------
+
+# Retries at once, so that a timeout recorded as a failure would show up as a second message here.
+IMPATIENT = DispatchConfig(rates={}, windows={}, retry_delays=(timedelta(0), timedelta(0)),
+                           unknown_recheck=timedelta(seconds=0.3))
+
+
+def test_aliyun_timeout_after_accepting_is_settled_by_query_send_details(make_settings, fakes) -> None:
+    wechat, aliyun = fakes
+    settings = make_settings(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
+                             sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1", sms_timeout_seconds=0.3)
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    numbers = _sms_people(factory, settings, 3)
+    _launch(factory)
+    aliyun.stall_next("SendSms", 1.0, times=2)  # the first two are accepted, answered too late
+    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher.run(until_idle=True)
+
+    assert Counter(_numbers(aliyun)) == dict.fromkeys(numbers, 1)  # none twice, none lost
+    assert Counter(d.status for d in _rows(factory).values()) == {"sent": 3}
+    assert dispatcher.totals.unknown == 2 and dispatcher.totals.reconciled == 2
+    assert [_params(r)["Action"] for r in aliyun.requests].count("QuerySendDetails") >= 2
+    with session_scope(factory) as s:
+        assert {m.status for m in s.scalars(select(OutboundMessage))} == {"sent"}
+
+
+def test_tencent_timeout_after_accepting_is_settled_by_the_status_pull(tencent_settings) -> None:
+    tencent, settings = tencent_settings
+    settings = settings.model_copy(update={"sms_timeout_seconds": 0.3})
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    numbers = _sms_people(factory, settings, 3)
+    _launch(factory)
+    tencent.stall_next("SendSms", 1.0)
+    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher.run(until_idle=True)
+
+    sent_to = Counter(n.removeprefix("+86") for body in tencent.sent for n in body["PhoneNumberSet"])
+    assert sent_to == dict.fromkeys(numbers, 1)
+    assert Counter(d.status for d in _rows(factory).values()) == {"sent": 3}
+    pulls = [r for r in tencent.requests if r.headers.get("x-tc-action") == "PullSmsSendStatusByPhoneNumber"]
+    assert len(pulls) >= 1
+
+
+def test_wechat_timeout_after_accepting_is_neither_resent_nor_sent_by_sms(make_settings, fakes) -> None:
+    """WeChat cannot be asked about a customer-service message: the README's policy — it is not sent again,
+    not as a template and not by SMS, and the delivery says outcome_unknown."""
+    wechat, aliyun = fakes
+    settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
+                             wechat_api_timeout_seconds=0.3, wechat_template_id="TPL-1",
+                             sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
+                             sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1")
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.stall_next("message/custom/send", 1.0)  # the first WeChat message (甲's) is accepted, answered late
+    Dispatcher(factory, channel_senders(settings, factory), IMPATIENT).run(until_idle=True)
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.failure_reason) == ("failed", "wechat", "outcome_unknown")
+    assert Counter(m["touser"] for m in wechat.sent)["o-in"] == 1
+    assert [t["touser"] for t in wechat.templates].count("o-in") == 0
+    assert "13980000001" not in _numbers(aliyun)

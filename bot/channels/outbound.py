@@ -94,8 +94,10 @@ def _deliver_wechat(session: Session, services: Services, openid: str, reply: Re
     result = SendResult(ok=False, error_code="unsubscribed", error="the person no longer follows the account")
     if following:
         result = send_customer_service(session, services, openid, reply, purpose=purpose)
-        if result.ok or (result.retryable and result.error_code not in WINDOW_CLOSED_CODES):
-            return result  # sent, or busy: try the same way again later rather than another channel
+        if result.ok or result.unknown or (result.retryable and result.error_code not in WINDOW_CLOSED_CODES):
+            # Sent; or perhaps sent (a template or an SMS could duplicate it); or busy: try the same way
+            # again later rather than another channel.
+            return result
         if services.settings.wechat_template_id:
             result = send_template(session, services, openid, reply, purpose=purpose)
             if result.ok:
@@ -122,8 +124,8 @@ def _window_open(services: Services, follower: WeChatFollower | None) -> bool:
 
 
 def _wechat_error(exc: WeChatApiError) -> SendResult:
-    code = str(exc.errcode) if exc.errcode is not None else "network"
-    return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable)
+    code = str(exc.errcode) if exc.errcode is not None else ("timeout" if exc.unknown else "network")
+    return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable, unknown=exc.unknown)
 
 
 def send_recorded(
@@ -174,6 +176,11 @@ def send_recorded(
         on_record()
     session.commit()
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
+    if result.unknown:
+        # A timeout: the row stays "sending", untouched (its updated_at is when the call began, where a
+        # lookup starts), exactly as a crash would leave it; earlier_outcome asks the provider later.
+        session.commit()
+        return result
     _record_answer(row, result)
     session.commit()
     return result

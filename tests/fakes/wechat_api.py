@@ -72,6 +72,9 @@ class FakeWeChatApi(LoopbackServer):
             self.sent_event.wait_for(lambda: len(self.sent) >= count, timeout=timeout)
             return list(self.sent)
 
+    def action_of(self, request: Request) -> str:
+        return request.path.removeprefix("/cgi-bin/")
+
     # ---- the API --------------------------------------------------------------------------------
 
     @staticmethod
