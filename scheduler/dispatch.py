@@ -47,7 +47,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pii
@@ -243,21 +243,52 @@ class Dispatcher:
         return stats
 
     def run(self, *, stop: threading.Event | None = None, idle_sleep: float = 1.0, until_idle: bool = False,
-            settle: bool = True) -> BatchStats:
-        """Loop until `stop` is set (or, with until_idle, until a round finds nothing to do)."""
+            settle: bool = True, max_backoff: float = 30.0) -> BatchStats:
+        """Loop until `stop` is set (or, with until_idle, until a round finds nothing to do).
+
+        The database going away (a restart, a failover, the network) does not end the loop: the round is
+        abandoned, the worker waits (0.5 s, doubling up to `max_backoff`) and tries again; the pool
+        reconnects. The rows it held "sending" at that moment are settled first when it is back."""
         from scheduler.campaigns import settle_campaigns
 
         stop = stop or threading.Event()
+        backoff, recovering = 0.0, False
         while not stop.is_set():
-            stats = self.run_once()
-            if settle and stats.claimed == 0:
-                with session_scope(self.factory) as session:
-                    settle_campaigns(session, now=self.clock())
-            if stats.claimed == 0 and stats.reconciled == 0:
-                if until_idle and not self._in_flight():
+            try:
+                if recovering:
+                    self._release_own_rows()
+                    recovering = False
+                stats = self.run_once()
+                if settle and stats.claimed == 0:
+                    with session_scope(self.factory) as session:
+                        settle_campaigns(session, now=self.clock())
+                idle = stats.claimed == 0 and stats.reconciled == 0
+                if idle and until_idle and not self._in_flight():
                     break
+            except SQLAlchemyError as exc:
+                backoff = min(max(backoff * 2, 0.5), max_backoff)
+                recovering = True
+                log.warning("database unavailable, dispatch paused", extra={
+                    "worker": self.worker_id, "retry_in_seconds": backoff, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                stop.wait(backoff)
+                continue
+            backoff = 0.0
+            if idle:
                 stop.wait(idle_sleep)
         return self.totals
+
+    def _release_own_rows(self) -> int:
+        """After an outage: this worker's rows still "sending" are not in flight any more (the round that
+        held them was abandoned), so their lease ends now and `reconcile` asks the provider about them."""
+        now = self.clock()
+        with session_scope(self.factory) as session:
+            released = session.execute(
+                update(D).where(D.c.status == "sending", D.c.claimed_by == self.worker_id)
+                .values(lease_until=now - timedelta(microseconds=1))
+            ).rowcount or 0
+        if released:
+            log.warning("rows of an abandoned round released to reconcile", extra={"count": released, "worker": self.worker_id})
+        return released
 
     def _in_flight(self) -> bool:
         """Rows some worker (perhaps a dead one) still holds: an until-idle run waits for their lease."""
@@ -412,6 +443,8 @@ class Dispatcher:
             to_send[row.channel] -= 1
             try:
                 result = self.senders[row.channel].send(delivery, text)
+            except (OperationalError, InterfaceError):
+                raise  # the database is gone: abandon the round (run() waits and settles these rows after)
             except Exception as exc:
                 log.exception("sender raised", extra={"delivery_id": row.id, "channel": row.channel})
                 result = SendResult(ok=False, error_code="exception", error=f"{type(exc).__name__}: {exc}"[:500],
