@@ -43,7 +43,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
@@ -582,20 +581,17 @@ class Dispatcher:
 
 
 def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,
-                  error: str | None = None, at: datetime | None = None, idempotency_key: str | None = None) -> int:
-    """A provider's delivery report: sent → delivered, or sent → failed with its reason.
-
-    The delivery is found by the provider's message id, or by its own key when it was settled after a crash
-    without learning that id (the report then teaches it)."""
+                  error: str | None = None, at: datetime | None = None) -> int:
+    """A provider's delivery report: sent → delivered, or sent → failed with its reason. Found only by the
+    provider's message id the send recorded (see bot.channels.outbound.record_receipt)."""
     at = at or utcnow()
     values: dict[str, Any] = (
         {"status": "delivered", "delivered_at": at}
         if delivered
         else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
     )
-    matches = D.c.provider_message_id == provider_message_id
-    if idempotency_key:
-        matches = or_(matches, and_(D.c.idempotency_key == idempotency_key, D.c.provider_message_id.is_(None)))
-        values["provider_message_id"] = provider_message_id
-    result = session.execute(update(D).where(matches, D.c.status == "sent").values(updated_at=at, **values))
+    if not provider_message_id:
+        return 0
+    result = session.execute(
+        update(D).where(D.c.provider_message_id == provider_message_id, D.c.status == "sent").values(updated_at=at, **values))
     return result.rowcount or 0

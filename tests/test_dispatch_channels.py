@@ -34,6 +34,7 @@ from tests.fakes.sms_gateways import FakeAliyunSms, FakeTencentSms
 from tests.fakes.wechat_api import FakeWeChatApi
 
 APPID, SECRET = "wx-test-app", "test-secret"
+CALLBACK_TOKEN = "k7Qm2Zt9Xc4Vb8Nw1Ls6Hp3Jd5Rf0Gy"  # the SMS push secret in the URL
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def settings(make_settings, fakes):
     wechat, aliyun = fakes
     return make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
                          sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
-                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1")
+                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1",
+                         sms_callback_token=CALLBACK_TOKEN)
 
 
 @pytest.fixture
@@ -288,29 +290,62 @@ def test_wechat_killed_after_accept_fails_as_outcome_unknown(settings, factory, 
     assert "13980000001" not in _numbers(aliyun)  # no SMS fallback for a message that may have arrived
 
 
-def test_a_delivery_settled_after_a_crash_learns_its_receipt_by_out_id(settings, factory, fakes, client) -> None:
-    """QuerySendDetails lists no BizId; Aliyun's delivery report echoes OutId (our key) and is matched by it."""
+def _report(number: str, biz_id: str, success: bool, out_id: str = "") -> dict:
+    return {"phone_number": number, "send_time": "2026-11-26 10:00:00", "report_time": "2026-11-26 10:00:05",
+            "success": success, "err_code": "DELIVERED" if success else "MK:0001", "err_msg": "", "sms_size": "1",
+            "biz_id": biz_id, "out_id": out_id}
+
+
+def _push(client, reports: list[dict]) -> None:
+    response = client.post(f"/sms/inbound?token={CALLBACK_TOKEN}", json=reports)
+    assert response.status_code == 200 and response.json()["code"] == 0
+
+
+def _sms_states(factory) -> dict[str, tuple[str, str]]:
+    """key → (delivery status, outbox status)"""
+    with session_scope(factory) as s:
+        outbox = {m.idempotency_key: m.status for m in s.scalars(select(OutboundMessage))}
+        return {d.idempotency_key: (d.status, outbox.get(d.idempotency_key)) for d in s.scalars(select(Delivery))}
+
+
+def test_receipts_are_matched_by_the_providers_own_id_only(settings, factory, fakes, client) -> None:
+    """A forged Aliyun report — an unknown biz_id with our guessable out_id, or the real biz_id with another
+    number — changes nothing; the provider's report with its own BizId marks the delivery."""
+    _wechat, aliyun = fakes
+    _sms_people(factory, settings, 3)
+    _launch(factory)
+    Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
+    before = _sms_states(factory)
+    assert set(before.values()) == {("sent", "sent")}
+    sent = aliyun.sent  # what the gateway took: number, OutId (our key); BizIds from its listing
+    biz = {d["PhoneNum"]: d["_biz_id"] for d in aliyun.details}
+    victim, other = sent[0], sent[1]
+
+    _push(client, [_report(victim["PhoneNumbers"], "123456^0", False, out_id=victim["OutId"]),
+                   _report(other["PhoneNumbers"], biz[victim["PhoneNumbers"]], False)])
+    assert _sms_states(factory) == before
+
+    _push(client, [_report(victim["PhoneNumbers"], biz[victim["PhoneNumbers"]], False)])
+    after = _sms_states(factory)
+    assert after[victim["OutId"]] == ("failed", "failed")
+    assert {k: v for k, v in after.items() if k != victim["OutId"]} == {k: v for k, v in before.items() if k != victim["OutId"]}
+
+
+def test_a_delivery_settled_after_a_crash_keeps_sent_when_a_report_names_only_its_key(settings, factory, fakes,
+                                                                                      client) -> None:
+    """QuerySendDetails lists no BizId, so such a delivery never learns the provider's id: a report that matches
+    it only by OutId (our key — anyone can make one) is not trusted, and the delivery stays "sent"."""
     _wechat, aliyun = fakes
     _sms_people(factory, settings, 5)
     _launch(factory)
     _crash_then_restart(settings, factory, _kill_sms(3, "after_accept"))
     with session_scope(factory) as s:
-        settled = [d for d in s.scalars(select(Delivery)) if d.provider_message_id is None]
-        keys = {d.idempotency_key for d in settled}
+        settled = {d.idempotency_key for d in s.scalars(select(Delivery)) if d.provider_message_id is None}
     assert settled  # the accepted-then-killed send was settled without a provider id
-    reports = [
-        {"phone_number": p["PhoneNumbers"], "send_time": "2026-11-26 10:00:00", "report_time": "2026-11-26 10:00:05",
-         "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
-         "biz_id": f"biz-late-{i}", "out_id": p["OutId"]}
-        for i, p in enumerate(aliyun.sent) if p["OutId"] in keys
-    ]
-    response = client.post("/sms/inbound", json=reports)
-    assert response.status_code == 200 and response.json()["code"] == 0
-    with session_scope(factory) as s:
-        for delivery in s.scalars(select(Delivery).where(Delivery.idempotency_key.in_(keys))):
-            assert delivery.status == "delivered" and delivery.provider_message_id.startswith("biz-late-")
-        for message in s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key.in_(keys))):
-            assert message.status == "delivered" and message.provider_message_id.startswith("biz-late-")
+    _push(client, [_report(p["PhoneNumbers"], f"biz-late-{i}", False, out_id=p["OutId"])
+                   for i, p in enumerate(aliyun.sent) if p["OutId"] in settled])
+    states = _sms_states(factory)
+    assert {states[k] for k in settled} == {("sent", "sent")}
 
 
 # ---- temporary WeChat failures: the retry reuses the delivery's outbox row ---------------------------

@@ -318,24 +318,22 @@ def send_mass_by_tag(session: Session, services: Services, tag_id: int, reply: R
 def record_receipt(
     session: Session, *, provider: str, provider_message_id: str, delivered: bool,
     error_code: str | None = None, error: str | None = None, user_id: str | None = None,
-    idempotency_key: str | None = None,
 ) -> int:
     """A provider's delivery report: mark the message(s) delivered or failed. Returns rows updated.
 
-    Found by the provider's message id; failing that, by our idempotency key when the report echoes it
-    (a message settled after a crash may never have learnt its provider id: it learns it here)."""
+    Found only by the provider's own message id (BizId, SerialNo, MsgID) of a message it accepted from
+    us and has not reported on yet: an id nobody outside learns. Never by a field the report merely
+    echoes (Aliyun's OutId is our key, which a stranger can guess), so an unknown id changes nothing.
+    A message settled after a crash by QuerySendDetails (which lists no BizId) stays "sent"."""
+    if not provider_message_id:
+        return 0
     query = select(OutboundMessage).where(
-        OutboundMessage.provider == provider, OutboundMessage.provider_message_id == provider_message_id
+        OutboundMessage.provider == provider, OutboundMessage.provider_message_id == provider_message_id,
+        OutboundMessage.status == "sent",
     )
     if user_id is not None:  # a batch shares one id (Aliyun BizId): the number picks the row
         query = query.where(OutboundMessage.user_id == user_id)
     rows = list(session.scalars(query))
-    if not rows and idempotency_key:
-        rows = list(session.scalars(select(OutboundMessage).where(
-            OutboundMessage.provider == provider, OutboundMessage.idempotency_key == idempotency_key
-        )))
-        for row in rows:
-            row.provider_message_id = row.provider_message_id or provider_message_id
     for row in rows:
         row.status = "delivered" if delivered else "failed"
         if not delivered:

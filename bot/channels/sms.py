@@ -531,9 +531,6 @@ class Receipt:
     provider_message_id: str
     delivered: bool
     error_code: str | None
-    # Aliyun reports echo the OutId we sent (the delivery's idempotency key): it finds a message whose BizId
-    # we never learnt (a send settled after a crash by QuerySendDetails, which lists no BizId).
-    idempotency_key: str | None = None
 
 
 def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
@@ -552,8 +549,8 @@ def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
                 ups.append(Upstream(number, str(item["content"]), f"aliyun:{ident}"))
             elif "biz_id" in item:
                 ok = item.get("success") in (True, "true", "True")
-                receipts.append(Receipt(number, _field(item["biz_id"]), ok, None if ok else _field(item.get("err_code", ""), 64),
-                                        _field(item["out_id"], 64) if item.get("out_id") else None))
+                # out_id is ignored: it echoes our key, which a stranger can guess (see record_receipt).
+                receipts.append(Receipt(number, _field(item["biz_id"]), ok, None if ok else _field(item.get("err_code", ""), 64)))
             else:
                 raise ValueError("Aliyun push item without content or biz_id")
         return "aliyun", ups, receipts
@@ -619,8 +616,7 @@ def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], p
         try:
             with session_scope(services.sessionmaker) as session:
                 record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
-                               delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id,
-                               idempotency_key=receipt.idempotency_key)
+                               delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id)
         except Exception:  # noqa: BLE001 - one bad report must not lose the others of the batch
             log.exception("sms receipt failed")
     for up in ups:
