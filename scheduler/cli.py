@@ -10,10 +10,8 @@ from datetime import timedelta
 
 
 def _senders(args: argparse.Namespace, settings, factory):
-    from scheduler.senders import channel_senders, jsonl_senders, load_factory
+    from scheduler.senders import channel_senders, load_factory
 
-    if args.loopback:
-        return jsonl_senders(args.loopback, fsync=not args.no_fsync)
     spec = args.senders or settings.dispatch_senders
     if spec:
         return load_factory(spec)(settings, factory)
@@ -83,8 +81,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
     worker.add_argument("--idle-sleep", type=float, default=1.0)
     worker.add_argument("--senders", default="", help="module:factory(settings, sessionmaker) -> senders")
-    worker.add_argument("--loopback", default="", help="send to JSON-lines loopback gateways in this folder")
-    worker.add_argument("--no-fsync", action="store_true")
     worker.set_defaults(func=dispatch)
 
     runner = sub.add_parser("scheduler", help="run campaign schedules (one leader; others stand by)")

@@ -40,7 +40,7 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import SmsSender, WeChatSender
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 from tests import private_pg
 from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.fakes.wechat_api import FakeWeChatApi

@@ -21,8 +21,8 @@ from scheduler.dispatch import (
     parse_hours,
 )
 from scheduler.planning import fire_step
-from scheduler.senders import RecordingSender
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.doubles import RecordingSender
+from tests.synthetic import insert_labourers, make_campaign
 
 # 2026-03-02 10:00 in Bazhong (UTC+8)
 MORNING = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)

@@ -29,7 +29,7 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import OutboundDelivery, channel_senders
-from scheduler.synthetic import make_campaign
+from tests.synthetic import make_campaign
 from tests.fakes.sms_gateways import FakeAliyunSms, FakeTencentSms
 from tests.fakes.wechat_api import FakeWeChatApi
 

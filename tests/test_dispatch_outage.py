@@ -21,8 +21,8 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.jobs import CampaignScheduler
 from scheduler.planning import fire_step
-from scheduler.senders import jsonl_senders
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.doubles import jsonl_senders
+from tests.synthetic import insert_labourers, make_campaign
 from tests import private_pg
 
 
