@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pii
 from bot.channels.base import SendResult
+from bot.channels.policy import moves_on, reachable
 from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
 from bot.models.campaigns import SendRate
@@ -175,10 +176,10 @@ class _Row:
     attempts: int
     capped: bool
     name: str
-    openid: str | None
+    wechat_openid: str | None  # named as on Labourer: bot.channels.policy.reachable reads them
     phone_enc: bytes | None
-    sub_wechat: bool
-    sub_sms: bool
+    subscribed_wechat: bool
+    subscribed_sms: bool
     prev_reason: str | None  # e.g. fallback_from_wechat: kept on the row when the next channel succeeds
     prev_code: str | None
 
@@ -392,20 +393,14 @@ class Dispatcher:
     # ---- send ----------------------------------------------------------------------------------
 
     def _address(self, row: _Row, channel: str) -> str | None:
-        if channel == "wechat":
-            return row.openid if row.openid and row.sub_wechat else None
-        if channel == "sms" and row.phone_enc is not None and row.sub_sms:
-            return pii.decrypt(row.phone_enc, self.config.data_key)
-        return None
+        return next((r.address for r in reachable(row, self.config.data_key, order=(channel,))), None)
 
     def _fallback(self, row: _Row, campaign: Campaign) -> str | None:
         """The next channel of the campaign's order the labourer can still be reached on."""
         order = list(campaign.channels or [])
         later = order[order.index(row.channel) + 1:] if row.channel in order else []
-        for channel in later:
-            if channel in self.senders and self._address(row, channel) is not None:
-                return channel
-        return None
+        return next((r.channel for r in reachable(row, self.config.data_key, order=later) if r.channel in self.senders),
+                    None)
 
     def _send_batch(self, rows: list[_Row], over_cap: set[int], stats: BatchStats) -> None:
         renderers: dict[int, Renderer] = {}
@@ -462,7 +457,7 @@ class Dispatcher:
                 outcome.update(status="failed", failure_reason="outcome_unknown", error_code=result.error_code,
                                error=result.error, failed_at=outcome["updated_at"])
                 stats.failed += 1
-            elif result.retryable:
+            elif not moves_on(result):  # busy, throttled: this channel again later
                 self._retry(row, campaign, outcome, stats, result)
             else:
                 self._refuse(row, campaign, outcome, stats, result)

@@ -92,7 +92,7 @@ class WeChatSender(_ChannelSender):
     channel = "wechat"
 
     def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
-        from bot.channels import outbound
+        from bot.channels import outbound, policy
         from bot.channels.base import Reply
         from bot.db import session_scope
 
@@ -101,9 +101,7 @@ class WeChatSender(_ChannelSender):
         with session_scope(self.services.sessionmaker) as session:
             result = outbound.send_customer_service(session, self.services, delivery.address, reply,
                                                     purpose=self.purpose, key=key)
-            window_closed = not result.ok and not result.unknown and result.error_code != outbound.OUTCOME_UNKNOWN \
-                and not (result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
-            if window_closed and self.services.settings.wechat_template_id:
+            if policy.moves_on(result) and self.services.settings.wechat_template_id:
                 result = outbound.send_template(session, self.services, delivery.address, reply,
                                                 purpose=self.purpose, key=key)
             return result

@@ -293,7 +293,7 @@ def test_crash_between_claim_and_record_is_reconciled(factory, senders) -> None:
     from scheduler.senders import OutboundDelivery
 
     for row in rows[:4]:  # … four reached the provider, then the process was killed
-        senders["wechat"].send(OutboundDelivery(row.id, row.campaign_id, row.labourer_id, "wechat", row.openid,
+        senders["wechat"].send(OutboundDelivery(row.id, row.campaign_id, row.labourer_id, "wechat", row.wechat_openid,
                                                 row.key), "x")
     assert statuses(factory, campaign_id) == {"sending": 6}
     survivor = Dispatcher(factory, senders, config(), clock=clock, worker_id="survivor")

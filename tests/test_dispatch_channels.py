@@ -147,7 +147,7 @@ def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) 
                        clock=lambda: now[0], worker_id="dying")
     rows, _ = dying._claim(["wechat", "sms"], now[0])
     first = rows[0]  # 甲 on WeChat reached the provider; then the worker was killed
-    senders["wechat"].send(OutboundDelivery(first.id, first.campaign_id, first.labourer_id, "wechat", first.openid,
+    senders["wechat"].send(OutboundDelivery(first.id, first.campaign_id, first.labourer_id, "wechat", first.wechat_openid,
                                             first.key), "x")
     now[0] += timedelta(minutes=1)
     survivor = Dispatcher(factory, senders, DispatchConfig(rates={}, windows={}), clock=lambda: now[0])

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import pii
-from bot.channels import sms
+from bot.channels import policy, sms
 from bot.channels.base import Reply, SendResult
 from bot.channels.wechat_api import OUT_OF_CS_QUOTA, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.conversation import Services
@@ -39,7 +39,8 @@ from bot.models import Labourer, MessageLog, OutboundMessage, WeChatFollower, ut
 log = logging.getLogger(__name__)
 
 TEMPLATE_FIELD_CHARS = 20  # WeChat template fields (thing*) take at most 20 characters
-WINDOW_CLOSED_CODES = {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
+WINDOW_CLOSED_CODES = policy.WINDOW_CLOSED_CODES
+assert WINDOW_CLOSED_CODES == {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
 
 # Functions called with (session, OutboundMessage) when a receipt arrives; the scheduler registers here.
 receipt_listeners: list[Callable[[Session, OutboundMessage], None]] = []
@@ -89,31 +90,38 @@ def deliver(
     return SendResult(ok=False, error_code="unknown_channel", error=f"no sender for channel {channel!r}")
 
 
+def deliver_to_labourer(session: Session, services: Services, labourer: Labourer, reply: Reply, *,
+                        purpose: str = "notice") -> SendResult:
+    """A message to a registered labourer, on the first channel `bot.channels.policy.reachable` gives
+    (WeChat when bound, else SMS), then on along the one fallback policy (see `deliver`)."""
+    reach = policy.reachable(labourer, services.settings.data_key, essential=purpose == sms.ESSENTIAL)
+    if not reach:
+        return SendResult(ok=False, error_code="unreachable", error="no channel to reach this labourer on")
+    if reach[0].channel == "wechat":
+        return _deliver_wechat(session, services, reach[0].address, reply, purpose)
+    return sms.send_sms(session, services, number=reach[0].address, reply=reply, purpose=purpose)
+
+
 def _deliver_wechat(session: Session, services: Services, openid: str, reply: Reply, purpose: str) -> SendResult:
+    """Customer service → template → SMS, moving on only after a definite "no" (policy.moves_on): never after
+    a send that may have arrived, nor after "busy" (the same way again later is the caller's choice)."""
     follower = session.get(WeChatFollower, openid)
     following = follower is None or follower.subscribed
     result = SendResult(ok=False, error_code="unsubscribed", error="the person no longer follows the account")
     if following:
         result = send_customer_service(session, services, openid, reply, purpose=purpose)
-        if result.ok or result.unknown or (result.retryable and result.error_code not in WINDOW_CLOSED_CODES):
-            # Sent; or perhaps sent (a template or an SMS could duplicate it); or busy: try the same way
-            # again later rather than another channel.
+        if not policy.moves_on(result):
             return result
         if services.settings.wechat_template_id:
             result = send_template(session, services, openid, reply, purpose=purpose)
-            if result.ok:
+            if not policy.moves_on(result):
                 return result
-    number = _labourer_number(session, services, openid)
-    if number is not None:
-        return sms.send_sms(session, services, number=number, reply=reply, purpose=purpose)
-    return result
-
-
-def _labourer_number(session: Session, services: Services, openid: str) -> str | None:
     labourer = session.scalars(select(Labourer).where(Labourer.wechat_openid == openid)).one_or_none()
-    if labourer is None or not labourer.phone_enc:
-        return None
-    return pii.decrypt(labourer.phone_enc, services.settings.data_key)
+    later = policy.reachable(labourer, services.settings.data_key, order=("sms",),
+                             essential=purpose == sms.ESSENTIAL) if labourer is not None else []
+    if later:
+        return sms.send_sms(session, services, number=later[0].address, reply=reply, purpose=purpose)
+    return result
 
 
 def _window_open(services: Services, follower: WeChatFollower | None) -> bool:
@@ -350,6 +358,7 @@ __all__ = [
     "Channels",
     "channels",
     "deliver",
+    "deliver_to_labourer",
     "earlier_outcome",
     "receipt_listeners",
     "record_receipt",
