@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     sms_marketing_template_id: str = ""  # a marketing-type template (营销短信); falls back to sms_template_id
     sms_region: str = ""  # aliyun: cn-hangzhou, tencent: ap-guangzhou when empty
     sms_timeout_seconds: float = 5.0
+    # Tencent lists a message only once the carrier has reported on it: until this long after a send whose
+    # outcome is unknown, "not listed" means "ask again later", after it "nobody can tell".
+    sms_report_wait_seconds: int = 600
     # POST /sms/inbound requires ?token=<this> (put it in the callback URL set at the provider); without it,
     # pushes are refused except in development with the `log` provider. Neither Aliyun's nor Tencent's
     # HTTP push is signed, so this secret is what proves a push is the provider's.

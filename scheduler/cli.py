@@ -10,10 +10,8 @@ from datetime import timedelta
 
 
 def _senders(args: argparse.Namespace, settings, factory):
-    from scheduler.senders import channel_senders, jsonl_senders, load_factory
+    from scheduler.senders import channel_senders, load_factory
 
-    if args.loopback:
-        return jsonl_senders(args.loopback, fsync=not args.no_fsync)
     spec = args.senders or settings.dispatch_senders
     if spec:
         return load_factory(spec)(settings, factory)
@@ -44,6 +42,7 @@ def dispatch(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.lease_seconds:
         overrides["lease"] = timedelta(seconds=args.lease_seconds)
+        overrides["unknown_recheck"] = min(timedelta(seconds=args.lease_seconds), DispatchConfig.unknown_recheck)
     config = DispatchConfig.from_settings(settings, **overrides)
     if args.rate is not None:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
@@ -55,7 +54,7 @@ def dispatch(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("dispatch worker started", extra={"worker": dispatcher.worker_id})
     totals = dispatcher.run(stop=_stop_on_signals(), idle_sleep=args.idle_sleep, until_idle=args.until_idle)
     print(f"sent={totals.sent} retried={totals.retried} failed={totals.failed} skipped={totals.skipped} "
-          f"fallback={totals.fallback} reconciled={totals.reconciled}", flush=True)
+          f"fallback={totals.fallback} reconciled={totals.reconciled} unknown={totals.unknown}", flush=True)
     engine.dispose()
     return 0
 
@@ -85,8 +84,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
     worker.add_argument("--idle-sleep", type=float, default=1.0)
     worker.add_argument("--senders", default="", help="module:factory(settings, sessionmaker) -> senders")
-    worker.add_argument("--loopback", default="", help="send to JSON-lines loopback gateways in this folder")
-    worker.add_argument("--no-fsync", action="store_true")
     worker.set_defaults(func=dispatch)
 
     runner = sub.add_parser("scheduler", help="run campaign schedules (one leader; others stand by)")

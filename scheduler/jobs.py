@@ -135,10 +135,13 @@ class CampaignScheduler:
 
     def _standby_loop(self) -> None:
         while not self._stop.wait(self.standby_seconds):
-            if self.is_leader and not self._still_leader():
-                self._stop_aps()
-            if not self.is_leader:
-                self.try_lead()
+            try:
+                if self.is_leader and not self._still_leader():
+                    self._stop_aps()
+                if not self.is_leader:
+                    self.try_lead()
+            except Exception:  # noqa: BLE001 - the database is away (a restart): stand by and try again
+                log.warning("scheduler cannot reach the database; retrying", exc_info=True)
 
     # ---- APScheduler ----------------------------------------------------------------------------
 

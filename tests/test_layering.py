@@ -44,3 +44,17 @@ def test_only_the_composition_point_cli_and_http_layer_import_scheduler() -> Non
         if not relative(p).startswith(MAY_IMPORT_SCHEDULER) and any(n.split(".")[0] == "scheduler" for n in imports(p))
     }
     assert offenders == set()
+
+
+def test_production_code_holds_no_test_doubles() -> None:
+    """Recording senders, JSON-lines gateways and synthetic rosters live in tests/ (benchmarks import them from
+    there); nothing in bot/ or scheduler/ imports tests/ or defines them."""
+    doubles = ("RecordingSender", "JsonlGateway", "jsonl_senders", "insert_labourers")
+    offenders = {}
+    for path in modules("bot", "scheduler"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef))} & set(doubles)
+        from_tests = {n for n in imports(path) if n.split(".")[0] == "tests"}
+        if defined or from_tests:
+            offenders[relative(path)] = sorted(defined | from_tests)
+    assert offenders == {}
