@@ -14,6 +14,12 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.settings import get_settings
 
     settings = get_settings()
+    if args.workers > 1:
+        # Before any worker starts (and imports prometheus_client): the workers count into files there and
+        # any worker's /metrics adds them up (bot.metrics).
+        from bot.metrics import multiprocess_dir, prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(multiprocess_dir() or settings.resolved_cache_dir / "metrics")
     # Migrate once here, before any worker starts, so N workers never race on the schema.
     engine = make_engine(settings.database_url)
     migrate(engine)

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1024 * 1024  # any request body (POST /wechat and /sms/inbound have their own caps)
     max_upload_bytes: int = 32 * 1024 * 1024  # file uploads (bot.api.limits.UPLOAD_PATHS)
 
+    # Production roles (bot/metrics.py, deploy/): GET /metrics needs this bearer token (off when empty);
+    # dispatch and scheduler serve theirs on a port of their own when it is set (no token: keep it internal).
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # Redis for what the fleet shares (the WeChat access token); empty: the database does it.
+    redis_url: str = ""
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env != "production":

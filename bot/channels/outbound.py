@@ -169,6 +169,7 @@ def send_recorded(
         session.add(record)
     if refusal is not None:
         row.status, row.error_code, row.error = "blocked", refusal.error_code, refusal.error
+        services.observer.sent(row, refusal)
         return refusal
     row.status = "sending"
     if on_record is not None:
@@ -177,6 +178,7 @@ def send_recorded(
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
     _record_answer(row, result)
     session.commit()
+    services.observer.sent(row, result)
     return result
 
 

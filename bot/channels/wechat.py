@@ -34,6 +34,7 @@ from wechatpy.utils import WeChatSigner
 from bot.channels.base import Address, InboundMessage, Reply
 from bot.conversation import Services, handle_message
 from bot.db import dialect_insert, session_scope
+from bot.logs import ContextThreadPool
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
 
 log = logging.getLogger(__name__)
@@ -356,6 +357,7 @@ class _Job:
         with self.lock:
             if self.replies is None:
                 self.late = True
+                self.services.observer.late("wechat")
                 return None
             return self.replies
 
@@ -374,7 +376,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wechat")
+            _executor = ContextThreadPool(max_workers=workers, thread_name_prefix="wechat")
         return _executor
 
 
@@ -384,7 +386,7 @@ def _pipeline_pool(services: Services) -> ThreadPoolExecutor:
         return _pool(services.settings.wechat_reply_workers)
     with _executor_lock:
         if _sqlite_executor is None:
-            _sqlite_executor = ThreadPoolExecutor(max_workers=SQLITE_PIPELINE_THREADS, thread_name_prefix="wechat-pipeline")
+            _sqlite_executor = ContextThreadPool(max_workers=SQLITE_PIPELINE_THREADS, thread_name_prefix="wechat-pipeline")
         return _sqlite_executor
 
 
