@@ -71,10 +71,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
+    from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.jobs import CampaignScheduler
 
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
     scheduler = CampaignScheduler.from_settings(settings)
     _metrics_port(args, settings, scheduler.engine, "scheduler", lambda: {
         ("gongyou_scheduler_is_leader", "1 while this process runs the schedules"): float(scheduler.is_leader)})
