@@ -35,19 +35,21 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "dialogs.py": ["--registrations", "20", "--concurrency", "2"],
         "webhook.py": ["--workers", "1", "--concurrency", "8", "--requests", "400", "--warmup", "50", "--duration", "10"],
         "broadcast.py": ["--labourers", "5000", "--rate", "100", "--rate-seconds", "2", "--json"],
+        "soak.py": ["--minutes", "2", "--out", "benchmarks/soak-small.json"],
     },
     "medium": {
         "nlu.py": ["--rounds", "2"],
         "dialogs.py": ["--registrations", "100", "--concurrency", "4"],
         "webhook.py": ["--workers", "2", "--requests", "1500", "--duration", "20"],
         "broadcast.py": ["--labourers", "50000", "--rate-seconds", "5", "--json"],
+        "soak.py": ["--minutes", "10"],
     },
-    "full": {"broadcast.py": ["--json"]},
+    "full": {"broadcast.py": ["--json"], "soak.py": ["--minutes", "30"]},
 }
 # Scripts that take --database-url (the others read GONGYOU_DATABASE_URL, which is passed to all).
 TAKES_DATABASE_URL = {"webhook.py", "broadcast.py"}
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-TIMEOUT_SECONDS = {"small": 600, "medium": 1800, "full": 3600}
+TIMEOUT_SECONDS = {"small": 600, "medium": 1800, "full": 3 * 3600}
 
 
 def machine() -> dict[str, object]:
