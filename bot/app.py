@@ -3,6 +3,7 @@ place the message pipeline is assembled (every process that answers messages or 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
 from bot.logs import HEADER as REQUEST_ID_HEADER
 from bot.logs import configure_logging, new_request_id, request_id
+from bot.overload import Admission
 from bot.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -137,10 +139,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         stop_watching = services.knowledge.watch(settings.knowledge_poll_seconds) \
             if settings.knowledge_poll_seconds > 0 else None
+        watching_loop = asyncio.create_task(application.state.admission.watch_loop())
         try:
             async with scheduler_lifespan(application):
                 yield
         finally:
+            watching_loop.cancel()
             if stop_watching is not None:
                 stop_watching()
 
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.sessionmaker = factory
     app.state.services = services
     app.state.metric_sources = metric_sources(engine)
+    app.state.admission = Admission.from_settings(settings)  # POST /wechat above capacity (bot/overload.py)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -68,6 +68,8 @@ class Observer:
 
     def late(self, channel: str) -> None: ...
 
+    def overloaded(self, channel: str, verdict: str) -> None: ...
+
 
 class Metrics(Observer):
     """One per process (`process_metrics()`): counters and histograms fed by the work itself."""
@@ -85,6 +87,9 @@ class Metrics(Observer):
                                       ("channel", "status"), registry=r)
         self.late_replies = Counter("gongyou_replies_late", "Replies that missed the passive window and go "
                                     "through the customer-service API", ("channel",), registry=r)
+        self.overload = Counter("gongyou_admission", "Callbacks answered at once above capacity: defer (replied "
+                                "later through the API) or shed (503, the platform retries)", ("channel", "verdict"),
+                                registry=r)
         self.sends = Counter("gongyou_sends", "Messages handed to a provider outside a passive reply, by outcome",
                              ("channel", "kind", "purpose", "outcome"), registry=r)
         self.send_failures = Counter("gongyou_send_failures", "Sends refused, blocked or failed, by reason",
@@ -126,6 +131,9 @@ class Metrics(Observer):
     def late(self, channel: str) -> None:
         self.late_replies.labels(channel).inc()
         log.info("reply late: answered through the API", extra={"channel": channel})
+
+    def overloaded(self, channel: str, verdict: str) -> None:
+        self.overload.labels(channel, verdict).inc()
 
     # ---- what the HTTP layer and the process roles call -----------------------------------------
 

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # Redis for what the fleet shares (the WeChat access token); empty: the database does it.
     redis_url: str = ""
+    # Admission control of POST /wechat per process (bot/overload.py): past this many pipeline runs waiting,
+    # or this much event-loop lag, a callback is acknowledged at once and answered through the API; past
+    # wechat_queue_max it gets 503 and WeChat sends it again later.
+    wechat_queue_defer: int = 64
+    wechat_queue_max: int = 5000
+    wechat_loop_lag_defer_seconds: float = 1.0
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
