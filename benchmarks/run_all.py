@@ -36,6 +36,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "webhook.py": ["--workers", "1", "--concurrency", "8", "--requests", "400", "--warmup", "50", "--duration", "10"],
         "broadcast.py": ["--labourers", "5000", "--rate", "100", "--rate-seconds", "2", "--json"],
         "soak.py": ["--minutes", "2", "--out", "benchmarks/soak-small.json"],
+        "overload.py": ["--rates", "50,150", "--seconds", "3", "--settle", "30"],
     },
     "medium": {
         "nlu.py": ["--rounds", "2"],
@@ -43,6 +44,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "webhook.py": ["--workers", "2", "--requests", "1500", "--duration", "20"],
         "broadcast.py": ["--labourers", "50000", "--rate-seconds", "5", "--json"],
         "soak.py": ["--minutes", "10"],
+        "overload.py": ["--rates", "100,250,500", "--seconds", "4"],
     },
     "full": {"broadcast.py": ["--json"], "soak.py": ["--minutes", "30"]},
 }
