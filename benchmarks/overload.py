@@ -26,12 +26,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import xmltodict
 from service import running_service  # benchmarks/service.py (run as a script, this folder is on sys.path)
-from webhook import ACCOUNT, AES_KEY, APPID, QUESTIONS, TOKEN, sign
-from wechatpy.crypto import WeChatCrypto
+from webhook import AES_KEY, APPID, TOKEN, build_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,24 +41,8 @@ WINDOW = 5.0  # WeChat drops the connection after 5 s
 
 
 def build(url: str, tag: str, count: int) -> list[tuple[str, bytes]]:
-    crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
-    parts = urlsplit(url)
-    base_id = time.time_ns() // 1000
-    out = []
-    for i in range(count):
-        openid = f"o-ov-{tag}-{i}"
-        ts, nonce = str(int(time.time())), f"n{tag}{i}"
-        xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-               f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-               f"<Content><![CDATA[{QUESTIONS[i % len(QUESTIONS)]}]]></Content><MsgId>{base_id + i}</MsgId></xml>")
-        encrypt = xmltodict.parse(crypto.encrypt_message(xml, nonce, ts))["xml"]["Encrypt"]
-        query = {"timestamp": ts, "nonce": nonce, "signature": sign(TOKEN, ts, nonce), "encrypt_type": "aes",
-                 "msg_signature": sign(TOKEN, ts, nonce, encrypt), "openid": openid}
-        body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
-        head = (f"POST {parts.path}?{urlencode(query)} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
-                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        out.append((openid, head + body))
-    return out
+    """Each message from a new person, on its own connection (as WeChat calls)."""
+    return [(p.openid, p.request) for p in build_requests(url, count, people=count, tag=tag, close=True)]
 
 
 async def one(host: str, port: int, request: bytes) -> tuple[int, bytes] | None:
