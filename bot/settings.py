@@ -142,6 +142,19 @@ class Settings(BaseSettings):
     helpdesk_work_hours: str = "09:00-12:00,13:30-17:30"
     helpdesk_sla_hours: dict[str, list[float]] = {}  # e.g. {"欠薪": [4, 24]}; merged over the defaults
 
+    # Production roles (bot/metrics.py, deploy/): GET /metrics needs this bearer token (off when empty);
+    # dispatch and scheduler serve theirs on a port of their own when it is set (no token: keep it internal).
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # The WeChat access token is shared through redis_url (above) when it is set; else the database.
+    # Admission control of POST /wechat per process (bot/overload.py): past this many pipeline runs waiting,
+    # or this much event-loop lag, a callback is acknowledged at once and answered through the API; past
+    # wechat_queue_max it gets 503 and WeChat sends it again later.
+    wechat_queue_defer: int = 64
+    wechat_queue_max: int = 5000
+    wechat_loop_lag_defer_seconds: float = 1.0
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env not in ENVIRONMENTS:

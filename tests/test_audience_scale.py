@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from bot.db import session_scope
 from bot.models import Audience, Campaign, CampaignStep, Delivery, Labourer
 from scheduler.planning import fire_step
-from scheduler.synthetic import insert_labourers
+from tests.synthetic import insert_labourers
 
 from test_console import login
 

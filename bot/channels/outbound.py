@@ -179,6 +179,7 @@ def send_recorded(
         session.add(record)
     if refusal is not None:
         row.status, row.error_code, row.error = "blocked", refusal.error_code, refusal.error
+        services.observer.sent(row, refusal)
         return refusal
     row.status = "sending"
     if on_record is not None:
@@ -192,6 +193,7 @@ def send_recorded(
         return result
     _record_answer(row, result)
     session.commit()
+    services.observer.sent(row, result)
     return result
 
 

@@ -182,7 +182,12 @@ class WeChatApi:
     def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.base = settings.wechat_api_base if settings.wechat_api_base.endswith("/") else settings.wechat_api_base + "/"
-        self.tokens = TokenStore(factory, settings.wechat_appid, self._fetch_stable_token)
+        self.tokens: Any = TokenStore(factory, settings.wechat_appid, self._fetch_stable_token)
+        if settings.redis_url:  # one refresher for the fleet through Redis; the database when it is down
+            from bot.channels.wechat_tokens import RedisTokenStore
+
+            self.tokens = RedisTokenStore(settings.redis_url, settings.wechat_appid, self._fetch_stable_token,
+                                          fallback=self.tokens)
         self.client = WeChatClient(
             settings.wechat_appid,
             settings.wechat_secret,
