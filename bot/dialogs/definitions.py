@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.channels.base import Reply
+from bot.dialogs import extractors as x
 from bot.dialogs import validators as v
 from bot import pii
 from bot.dialogs.engine import Dialog, Run, Slot, finish, text
@@ -52,9 +53,9 @@ def _asks_id_or_phone(run: Run) -> bool:
 
 
 IDENTITY = (
-    Slot("name", v.parse_name, ask_if=_unbound, texts="identity.slots.name"),
-    # scan: an ID number or mobile number anywhere in the first message is unmistakable
-    Slot("identity", v.parse_id_or_phone, show=v.show_protected, scan=True, ask_if=_asks_id_or_phone,
+    Slot("name", v.parse_name, extract=x.name, ask_if=_unbound, texts="identity.slots.name"),
+    # an ID number or mobile number anywhere in a message is unmistakable
+    Slot("identity", v.parse_id_or_phone, show=v.show_protected, extract=x.identity, ask_if=_asks_id_or_phone,
          texts="identity.slots.identity"),
 )
 
@@ -129,10 +130,10 @@ REGISTER_TRAINING = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("training_type", v.parse_training_type, entity="training_type"),
-        Slot("format", v.parse_format, scan=True),
-        Slot("available", v.parse_when, show=v.show_when),
-        Slot("township", v.parse_township, show=v.show_township, entity="place"),
+        Slot("training_type", v.parse_training_type, extract=x.training_type),
+        Slot("format", v.parse_format, extract=x.training_format),
+        Slot("available", v.parse_when, show=v.show_when, extract=x.when),
+        Slot("township", v.parse_township, show=v.show_township, extract=x.township),
     ),
     complete=_complete_training,
     texts=("done", "updated"),
@@ -165,10 +166,10 @@ REGISTER_JOB = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("job_type", v.parse_job_type, entity="job_type"),
-        Slot("place", v.parse_place_wish, show=v.show_place_wish, entity="place"),
-        Slot("pay", v.parse_monthly_pay, show=v.show_money, entity="money", optional=True),
-        Slot("start", v.parse_when, show=v.show_when),
+        Slot("job_type", v.parse_job_type, extract=x.job_type),
+        Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish),
+        Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
+        Slot("start", v.parse_when, show=v.show_when, extract=x.when),
         Slot("public_welfare", v.parse_yes_no, show=v.show_yes_no),
         Slot("home_based", v.parse_yes_no, show=v.show_yes_no),
     ),
@@ -178,9 +179,7 @@ REGISTER_JOB = Dialog(
 
 
 def _parse_away_place(text: str, ctx: v.SlotContext) -> str:
-    place = v.match_place(text, ctx.kb) or {}
-    named = place.get("destination") or place.get("province")
-    return named or v.parse_text(text, ctx)[:32]
+    return v.destination(text, ctx.kb) or v.parse_text(text, ctx)[:32]
 
 
 def _complete_working_away(run: Run) -> list[Reply]:
@@ -200,10 +199,10 @@ WORKING_AWAY = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("place", _parse_away_place, entity="place"),
-        Slot("job_type", v.parse_job_type, entity="job_type", optional=True),
+        Slot("place", _parse_away_place, extract=x.work_place),
+        Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
         Slot("employer", v.parse_text, optional=True, free_text=True),
-        Slot("since", v.parse_when, show=v.show_when, optional=True),
+        Slot("since", v.parse_when, show=v.show_when, extract=x.when, optional=True),
     ),
     complete=_complete_working_away,
     texts=("done",),
@@ -274,15 +273,15 @@ RIGHTS_COMPLAINT = Dialog(
     intent="rights_complaint",
     prepare=_prepare,
     slots=(
-        Slot("category", v.parse_category, scan=True),
+        Slot("category", v.parse_category, extract=x.category),
         Slot("employer", v.parse_text, free_text=True),
         Slot("site", v.parse_text, optional=True, free_text=True),
-        Slot("amount", v.parse_amount, show=v.show_money, entity="money", optional=True, ask_if=_owed),
-        Slot("period", v.parse_period, show=v.show_period, entity="duration", optional=True, ask_if=_owed),
-        Slot("workers", v.parse_workers, show=v.show_workers, entity="count"),
+        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
+        Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
+        Slot("workers", v.parse_workers, show=v.show_workers, extract=x.workers),
         Slot("description", v.parse_text, optional=True, free_text=True),
         *IDENTITY,
-        Slot("phone", v.parse_phone, show=v.show_protected, ask_if=_asks_phone),
+        Slot("phone", v.parse_phone, show=v.show_protected, extract=x.phone, ask_if=_asks_phone),
         Slot("evidence", v.parse_evidence_done, show=lambda _value: "", optional=True, ask_if=_asks_evidence),
     ),
     complete=_complete_complaint,
