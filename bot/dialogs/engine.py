@@ -364,15 +364,22 @@ def _unsubscribe_check(run: Run) -> list[Reply]:
 _YES_WORDS = ("是", "是的", "对", "对的", "嗯", "要", "退订", "确定", "确认", "好", "好的", "行", "可以", "要得", "1")
 
 
-def _unsubscribe_answer(run: Run, words: str) -> list[Reply]:
+_NO_WORDS = ("不是", "不", "不要", "不用", "没有", "不退", "不退订", "2", "否", "接着登记", "接着填", "继续")
+
+
+def _unsubscribe_answer(run: Run, words: str) -> list[Reply] | None:
     run.meta.pop("offer", None)
     labels = text(run.turn, "common.unsubscribe_choices").split("|")
-    if words in _YES_WORDS or words == labels[0]:
+    if words in _YES_WORDS or words == compact(labels[0]):
         replies = run.turn.run("unsubscribe")
         run.save(run.turn.state.step)
         return replies + [_resume(run)]
+    run.meta["kept_notices"] = True  # not asked again in this dialog
+    if words in _NO_WORDS or words == compact(labels[1]):
+        run.save(run.turn.state.step)
+        return [_resume(run)]
     run.save(run.turn.state.step)
-    return [_resume(run)]
+    return continue_dialog(run.turn)  # neither: the message is read as if the question had not been asked
 
 
 def current_prompt(turn: "Turn") -> Reply | None:
@@ -556,8 +563,22 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
     run.meta["history"] = history + [slot.name]
-    filled, _ = _harvest(run, answer, skip=slot)  # 工资要五千以上 said with the place: kept, not asked
-    return _advance(run, _noted(run, filled))
+    return _advance(run, _noted(run, _rest_of_answer(run, slot, answer)))
+
+
+SHORT_ANSWER = 5  # characters: an answer this short answers the question and says nothing else (农闲 → the format)
+
+
+def _rest_of_answer(run: Run, slot: Slot, answer: str) -> list[Slot]:
+    """Facts said along with the answer (成都，工资要五千以上): kept, and not asked."""
+    rest = answer
+    own = _extract(run, slot, answer)
+    for span in own.spans if own is not None else ():
+        rest = rest.replace(span, " ")
+    if len(compact(rest)) <= SHORT_ANSWER:
+        return []
+    filled, _ = _harvest(run, rest, skip=slot)
+    return filled
 
 
 def _own_words(said: str) -> str:
@@ -608,7 +629,9 @@ def _command(run: Run) -> list[Reply] | None:
     """A confident parse of a command the question's parser could not use: a soft opt-out is asked
     about once; a request for a person is recorded and the dialog kept."""
     parse = run.turn.parse
-    if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE:
+    slot = run.dialog.slot(run.turn.state.step or "")
+    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text)
+    if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
         return _unsubscribe_check(run)
     if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:
         return _handoff(run)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.dialogs import validators as v
-from bot.nlu.entities import extract_entities, match_job_type, match_place, match_training_type
+from bot.nlu.entities import extract_entities, match_place, match_training_type
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,15 @@ def training_type(text: str, ctx: v.SlotContext) -> Found | None:
     return Found(found) if found else None
 
 
+# Words for working at all, which the catalogue's homophone matching may take for a trade (打工 ≈ 大工).
+_WORKING = ("打工", "务工", "上班", "做工", "干活", "工作", "找工", "活路")
+
+
 def job_type(text: str, ctx: v.SlotContext) -> Found | None:
-    found = match_job_type(without_negated(text), ctx.kb)
-    return Found(found) if found else None
+    for entity in _entities(without_negated(text), ctx, "job_type"):
+        if entity.text not in _WORKING:
+            return Found(entity.value, (entity.text,))
+    return None
 
 
 def training_format(text: str, ctx: v.SlotContext) -> Found | None:

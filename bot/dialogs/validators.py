@@ -18,6 +18,7 @@ from lunardate import LunarDate
 
 from bot import pii
 from bot.nlu.entities import (
+    extract_entities,
     match_job_type,
     match_place,
     match_training_type,
@@ -52,7 +53,8 @@ class SlotContext:
 
 _PUNCT = re.compile(r"[\s,，.。!！?？、;；:：~～…\"“”'‘’()（）【】\[\]]+")
 _HAN = re.compile(r"^[\u4e00-\u9fff·]+$")
-QUESTION_MARKERS = ("?", "？", "吗", "啥", "什么", "咋", "怎么", "如何", "哪个", "哪些", "多少", "么子", "区别", "不懂", "解释")
+QUESTION_MARKERS = ("?", "？", "吗", "啥", "什么", "咋", "怎么", "如何", "哪个", "哪些", "多少", "么子", "区别", "不懂", "解释",
+                    "好多钱", "要不要", "有没有", "没得", "能不能", "可不可以", "会不会")
 
 
 def compact(text: str) -> str:
@@ -359,10 +361,21 @@ def show_period(value: dict[str, Any]) -> str:
 _ONLY_ME = ("就我", "我一个", "只有我", "我自己", "我个人", "就一个", "自己一个")
 
 
+_BARE_COUNT = re.compile(r"[0-9零〇一二两三四五六七八九十百千]+[来多几]?[个名位]")
+
+
 def parse_workers(text: str, ctx: SlotContext) -> int:
     if any(w in compact(text) for w in _ONLY_ME):
         return 1
-    value = parse_count(text)
+    value = compact(text)
+    # a head count said as such (我们有8个人, 十来个), or a bare number; 找个人问一下 is not one person
+    counted = [e.value for e in extract_entities(text, ctx.kb) if e.type == "count"]
+    if counted:
+        value = counted[0]
+    elif m := re.fullmatch(r"[0-9零〇一二两三四五六七八九十百千几来多]+[个名位]?(人|工友)?", value) or _BARE_COUNT.search(value):
+        value = parse_count(m.group(0))
+    else:
+        value = None
     if value is None:
         raise Invalid()
     if not 1 <= value <= 100_000:
@@ -386,8 +399,8 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
     found = _option(text, ctx)
     if found:
         value = found
-    if not value:
-        raise Invalid()
+    if not value or (not found and looks_like_question(text) and len(value) > 3):
+        raise Invalid()  # 公益性岗位一个月好多钱: a question about it, answered, then asked again
     if any(value.startswith(w) or w in value for w in _NO[:-1]) or value in ("不", "否", "no", "No", "NO"):
         return False
     if any(w in value for w in _YES) or any(w in value for w in NO_PREFERENCE):
@@ -429,7 +442,8 @@ def parse_text(text: str, ctx: SlotContext) -> str:
     return value[:500]
 
 
-_DONE = ("好了", "发完", "没有", "没得", "莫得", "没了", "完了", "就这些", "就这样", "跳过", "不发", "没照片", "结束", "可以了", "OK", "ok")
+_DONE = ("好了", "发完", "没有", "没得", "莫得", "没了", "完了", "就这些", "就这样", "跳过", "不发", "没照片", "结束", "可以了", "OK", "ok",
+         "不用", "不需要", "不要", "算了", "没拍", "没留")
 
 
 def parse_evidence_done(text: str, ctx: SlotContext) -> bool:
