@@ -137,6 +137,7 @@ REGISTER_TRAINING = Dialog(
     ),
     complete=_complete_training,
     texts=("done", "updated"),
+    topics=("training_subsidy",),
 )
 
 
@@ -175,6 +176,7 @@ REGISTER_JOB = Dialog(
     ),
     complete=_complete_job,
     texts=("done", "updated", "public_welfare_next"),
+    topics=("public_welfare_post", "labour_export", "local_employment", "flexible_employment", "poverty_workshop"),
 )
 
 
@@ -206,6 +208,7 @@ WORKING_AWAY = Dialog(
     ),
     complete=_complete_working_away,
     texts=("done",),
+    topics=("labour_export", "social_insurance_subsidy"),
 )
 
 
@@ -286,6 +289,7 @@ RIGHTS_COMPLAINT = Dialog(
     ),
     complete=_complete_complaint,
     texts=("done", "done_urgent", "injury_advice", "evidence_added"),
+    topics=("rights_protection",),
     on_media=_attach_after_filing,
 )
 

@@ -88,6 +88,9 @@ class Dialog:
     # Collects photos: while it runs they are kept with its answers, and for a while after it completes
     # this attaches them to what it wrote: (turn, the context `complete` left in attach_media) → replies.
     on_media: Callable[["Turn", dict[str, Any]], list[Reply]] | None = None
+    # Policy topics a question asked in the middle most likely concerns (学这个要不要交钱 in a training
+    # registration is about training fees): when the router hesitates, these are answered first.
+    topics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.slots:
@@ -497,7 +500,8 @@ def _digression(run: Run) -> list[Reply] | None:
     the dialog's would make "2" mean two things)."""
     turn = run.turn
     parse = turn.parse
-    top = next((c for c in (parse.ambiguous if parse else ()) if c.entry_id and c.entry_id in turn.kb.entries), None)
+    known = [c for c in (parse.ambiguous if parse else ()) if c.entry_id and c.entry_id in turn.kb.entries]
+    top = next((c for c in known if c.topic in run.dialog.topics), known[0] if known else None)
     if top is None:
         return None  # the pipeline routes it; after_digression strips its menu and asks again
     replies = turn.run("policy_entry", entry=top.entry_id)
@@ -540,8 +544,8 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
             if fixed is not None:
                 return fixed
             said = _own_words(said)
-        # "欠了我三千五" to "活是在哪里干的？": a fact of another slot, not this answer.
-        other = _other_fact(run, slot, said)
+        # "欠了我三千五" to "活是在哪里干的？": a fact of another slot, not this free answer.
+        other = _other_fact(run, slot, said) if slot.free_text else None
         if other is not None:
             filled, corrected = other
             run.save(slot.name)

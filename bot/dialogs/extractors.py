@@ -133,11 +133,17 @@ def workers(text: str, ctx: v.SlotContext) -> Found | None:
 # ---- time ------------------------------------------------------------------------------------------
 
 
+_CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")
+
+
 def when(text: str, ctx: v.SlotContext) -> Found | None:
-    try:
-        return Found(v.parse_when(text, ctx, strict=True))
-    except v.Invalid:
-        return None
+    """A time expression in any clause; the person's words kept are that clause (冬天有空), not the message."""
+    for clause in _CLAUSES.split(text or ""):
+        try:
+            return Found(v.parse_when(clause, ctx, strict=True), (clause,))
+        except v.Invalid:
+            continue
+    return None
 
 
 # ---- who -------------------------------------------------------------------------------------------
