@@ -59,6 +59,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     to broadcasts, what each channel records per message, and where delivery receipts go. Nothing
     registers itself on import; Services.build checks that the parts fit."""
     from bot import signups
+    from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
     from bot.nlu.entities import use_cache_dir
@@ -71,7 +72,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
-        pre_route=(signups.broadcast_reply,),
+        pre_route=(signups.broadcast_reply, signup.after_events_list),
         on_logged={"wechat": wechat.touch_follower},
     )
 

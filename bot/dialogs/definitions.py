@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 
 from bot.channels.base import Reply
 from bot.dialogs import extractors as x
+from bot.dialogs import signup
 from bot.dialogs import validators as v
 from bot import pii
 from bot.dialogs.engine import Dialog, Run, Slot, finish, text
+from bot import signups
 from bot.models import Complaint, Labourer, utcnow
 from bot.models.complaints import add_evidence, create_complaint
 from bot.registry import (
@@ -293,4 +295,34 @@ RIGHTS_COMPLAINT = Dialog(
     on_media=_attach_after_filing,
 )
 
-DIALOGS = (REGISTER_TRAINING, REGISTER_JOB, WORKING_AWAY, RIGHTS_COMPLAINT)
+# ---- event_signup --------------------------------------------------------------------------------
+
+
+def _prepare_signup(run: Run) -> None:
+    _prepare(run)
+    signup.prepare(run)
+
+
+def _complete_signup(run: Run) -> list[Reply]:
+    turn = run.turn
+    labourer = identify(run)
+    outcome = signups.sign_up(turn.session, signup.event_id(run), labourer.id, channel=turn.message.channel)
+    finish(turn)
+    return [signups.outcome_reply(outcome, tz=turn.settings.timezone, texts=turn.kb.campaign_texts)]
+
+
+EVENT_SIGNUP = Dialog(
+    name=signup.NAME,
+    intent="query_events",
+    prepare=_prepare_signup,
+    slots=(
+        Slot("event", signup.parse_event, extract=signup.event_mentioned, choices=signup.event_choices),
+        Slot("name", v.parse_name, extract=x.name, ask_if=_unbound, texts="identity.slots.name"),
+        # only what a sign-up needs: a phone to reach them (on SMS the number is known)
+        Slot("identity", v.parse_phone, show=v.show_protected, extract=x.phone, ask_if=_asks_id_or_phone),
+    ),
+    complete=_complete_signup,
+    read_back=False,
+)
+
+DIALOGS = (REGISTER_TRAINING, REGISTER_JOB, WORKING_AWAY, RIGHTS_COMPLAINT, EVENT_SIGNUP)

@@ -72,6 +72,8 @@ class Slot:
     # Finds this slot's value in any message (the opening, an answer to another question, a correction):
     # what it finds fills the slot (or corrects it) and the slot is not asked. Strict: see extractors.py.
     extract: Extractor | None = None
+    # Options that depend on the conversation (the events just listed), instead of the texts' `options`.
+    choices: Callable[["Run"], tuple[str, ...]] | None = None
     free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
     ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
     texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
@@ -91,6 +93,7 @@ class Dialog:
     # Policy topics a question asked in the middle most likely concerns (学这个要不要交钱 in a training
     # registration is about training fees): when the router hesitates, these are answered first.
     topics: tuple[str, ...] = ()
+    read_back: bool = True  # False: completed as soon as every slot is filled (a sign-up needs no check)
 
     def __post_init__(self) -> None:
         if not self.slots:
@@ -178,14 +181,20 @@ class Run:
     def text(self, key: str, **values: Any) -> str:
         return text(self.turn, f"{self.dialog.name}.{key}", **values)
 
+    def options(self, slot: Slot) -> tuple[str, ...]:
+        if slot.choices is not None:
+            return tuple(slot.choices(self))
+        return tuple(_node(self.turn, slot.texts).get("options") or ())
+
     def context(self, slot: Slot) -> SlotContext:
         settings = self.turn.settings
-        options = tuple(_node(self.turn, slot.texts).get("options") or ())
+        options = self.options(slot)
         return SlotContext(
             kb=self.turn.kb,
             data_key=settings.data_key,
             today=datetime.now(ZoneInfo(settings.timezone)).date(),
             options=options,
+            option_facts=dict(self.meta.get("option_facts") or {}),
         )
 
     def asks(self, slot: Slot) -> bool:
@@ -343,7 +352,7 @@ def _accepts(run: Run, slot: Slot, answer: str) -> bool:
 
 def _is_choice(run: Run, slot: Slot) -> bool:
     """A question with options (愿意吗？): there 算了/不用了 answer it rather than cancel the dialog."""
-    return bool(_node(run.turn, slot.texts).get("options"))
+    return bool(run.options(slot))
 
 
 def _handoff(run: Run) -> list[Reply]:
@@ -420,7 +429,7 @@ def _label(run: Run, slot: Slot) -> str:
 
 
 def _option_choices(run: Run, slot: Slot) -> tuple[Choice, ...]:
-    options = _node(run.turn, slot.texts).get("options") or ()
+    options = run.options(slot)
     intent = run.dialog.intent or "help"
     return tuple(Choice(o, {"intent": intent, "dialog_answer": o}) for o in options)
 
@@ -459,6 +468,8 @@ def _advance(run: Run, lead: str = "") -> list[Reply]:
                 run.meta["history"].remove(slot.name)
     slot = _next_slot(run)
     run.meta["fails"] = 0
+    if slot is None and not run.dialog.read_back:
+        return run.dialog.complete(run)  # what it did says it all (报名成功 …)
     step = slot.name if slot else CONFIRM
     run.save(step)
     return [_ask(run, step, lead)]
@@ -475,7 +486,7 @@ def _parse(run: Run, slot: Slot, answer: str) -> Any:
 
 
 def _digit_option(run: Run, slot: Slot, words: str) -> str | None:
-    options = _node(run.turn, slot.texts).get("options") or ()
+    options = run.options(slot)
     if words.isdigit() and 1 <= int(words) <= len(options):
         return str(options[int(words) - 1])
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -49,6 +49,7 @@ class SlotContext:
     data_key: str  # GONGYOU_DATA_KEY: ID numbers and phones are protected even inside dialog state
     today: date  # in the service's time zone
     options: tuple[str, ...] = ()  # the slot's numbered options, when it has any
+    option_facts: dict[str, Any] = field(default_factory=dict)  # what the dialog knows of each option
 
 
 _PUNCT = re.compile(r"[\s,，.。!！?？、;；:：~～…\"“”'‘’()（）【】\[\]]+")
