@@ -7,6 +7,8 @@
 - `resume_prompt(turn)`: after a digression was answered, the line that brings the user back.
 - `receive_media(turn)`: a photo outside a dialog, which a just-finished dialog may still want.
 - `start(turn, name)`: open a dialog (intent handlers call this).
+- `reopen(turn, name, slots, step=…)`: change a registered record: the dialog with its answers, asking
+  only the slot named; `slot_named(turn, name, text)` finds that slot in what the person said.
 - `check(dialogs, texts)`: refuse dialog definitions whose texts the knowledge lacks.
 
 The engine is `bot.dialogs.engine`; the dialogs themselves are declared in `bot.dialogs.definitions`
@@ -21,8 +23,11 @@ from bot.dialogs.engine import (
     continue_dialog,
     current_prompt,
     receive_media,
+    reopen,
     resume_prompt,
+    slot_named,
     start,
 )
 
-__all__ = ["after_digression", "check", "continue_dialog", "current_prompt", "receive_media", "resume_prompt", "start"]
+__all__ = ["after_digression", "check", "continue_dialog", "current_prompt", "receive_media", "reopen", "resume_prompt",
+           "slot_named", "start"]

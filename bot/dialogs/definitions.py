@@ -21,7 +21,7 @@ from bot.dialogs import validators as v
 from bot import pii
 from bot.dialogs.engine import Dialog, Run, Slot, finish, text
 from bot import signups
-from bot.models import Complaint, Labourer, utcnow
+from bot.models import Complaint, JobWish, Labourer, TrainingNeed, utcnow
 from bot.models.complaints import add_evidence, create_complaint
 from bot.registry import (
     address_phone,
@@ -105,6 +105,17 @@ def identify(run: Run, place: dict | None = None) -> Labourer:
     return labourer
 
 
+def _replaced(run: Run, kind: str, kept_id: int) -> None:
+    """A record changed from 我的登记 whose trade changed is now the other row: the old one is withdrawn."""
+    replaces = run.meta.get("replaces") or {}
+    if replaces.get("kind") != kind or replaces.get("id") == kept_id:
+        return
+    model = TrainingNeed if kind == "training" else JobWish
+    old = run.turn.session.get(model, replaces["id"])
+    if old is not None and old.status == "open":
+        old.status = "cancelled"
+
+
 def _date(value: dict | None) -> date | None:
     return date.fromisoformat(value["date"]) if value and value.get("date") else None
 
@@ -121,6 +132,7 @@ def _complete_training(run: Run) -> list[Reply]:
         preferred_format=run.get("format"), available_from=when["text"] if when else None,
         available_date=_date(when), township=township.get("township"), channel=run.turn.state.channel,
     )
+    _replaced(run, "training", _need.id)
     finish(run.turn)
     key = "done" if created else "updated"
     return [Reply(run.text(key, name=labourer.name, training_type=run.slots["training_type"]))]
@@ -156,6 +168,7 @@ def _complete_job(run: Run) -> list[Reply]:
         start_date=_date(start), accepts_public_welfare=run.slots.get("public_welfare"),
         accepts_home_based=run.slots.get("home_based"), channel=run.turn.state.channel,
     )
+    _replaced(run, "job", _wish.id)
     finish(run.turn)
     lines = [run.text("done" if created else "updated", name=labourer.name, job_type=run.slots["job_type"])]
     if run.slots.get("public_welfare"):

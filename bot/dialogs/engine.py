@@ -244,6 +244,43 @@ def start(turn: "Turn", name: str) -> list[Reply]:
     return _advance(run, lead + _noted(run, filled))
 
 
+def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None = None,
+           replaces: dict[str, Any] | None = None) -> list[Reply]:
+    """Change something registered before: dialog `name` opened with that record's answers, asking only
+    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed)."""
+    dialog = turn.services.dialogs[name]
+    run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
+    if dialog.prepare is not None:
+        dialog.prepare(run)
+    run.slots.update({k: v for k, v in slots.items() if dialog.slot(k) is not None})
+    run.meta["history"] = [s.name for s in dialog.slots if s.name in run.slots]
+    if replaces:
+        run.meta["replaces"] = replaces
+    missing = _next_slot(run)
+    if missing is not None and missing.name != step:  # who is talking, when the chat is not bound yet
+        return _advance(run)
+    slot = dialog.slot(step or "")
+    if slot is None:
+        run.save(EDIT)
+        return [_edit_menu(run)]
+    run.slots.pop(slot.name, None)
+    run.save(slot.name)
+    return [_ask(run, slot.name, text(turn, "common.edit_again", label=_label(run, slot)))]
+
+
+def slot_named(turn: "Turn", name: str, said: str) -> str | None:
+    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available)."""
+    dialog = turn.services.dialogs[name]
+    words = compact(said)
+    best: tuple[int, str] | None = None
+    for slot in dialog.slots:
+        node = _node(turn, slot.texts)
+        for alias in (node["label"], *(node.get("aliases") or ())):
+            if alias and alias in words and (best is None or len(alias) > best[0]):
+                best = (len(alias), slot.name)
+    return best[1] if best else None
+
+
 def _extract(run: Run, slot: Slot, text: str) -> Found | None:
     if slot.extract is None or not text:
         return None
