@@ -19,6 +19,7 @@ from bot.api import errors
 from bot.api.limits import BodyLimit
 from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
 from bot.console import campaigns as console_campaigns
+from bot.console import helpdesk as console_helpdesk
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
 from bot.channels import simulator, sms, wechat
@@ -58,7 +59,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     """The pipeline, assembled from explicit lists: intent handlers, dialogs, the hook that answers replies
     to broadcasts, what each channel records per message, and where delivery receipts go. Nothing
     registers itself on import; Services.build checks that the parts fit."""
-    from bot import signups
+    from bot import helpdesk, signups
     from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
@@ -72,7 +73,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
-        pre_route=(signups.broadcast_reply, signup.after_events_list),
+        pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list),
         on_logged={"wechat": wechat.touch_follower},
     )
 
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)
     app.include_router(nlu.router)
-    app.include_router(simulator.router)
+    if settings.simulator:  # development only, unless GONGYOU_SIMULATOR turns it on
+        app.include_router(simulator.router)
     app.include_router(wechat.router)
     app.include_router(sms.router)
     app.include_router(auth.router)
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(console_pages.router)
     app.include_router(console_knowledge.router)
     app.include_router(console_campaigns.router)
+    app.include_router(console_helpdesk.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})
     return app

@@ -31,6 +31,7 @@ from bot.models import (
     JobWish,
     Labourer,
     SignUp,
+    Ticket,
     TrainingNeed,
     WorkingAway,
 )
@@ -43,6 +44,7 @@ AREA_COLUMNS: dict[type, Columns] = {
     Labourer: (Labourer.county, Labourer.township, Labourer.village),
     Complaint: (Complaint.county, Complaint.township, None),
     Handoff: (Handoff.county, Handoff.township, None),
+    Ticket: (Ticket.county, Ticket.township, None),
     Event: (Event.owner_county, Event.owner_township, None),
     Campaign: (Campaign.owner_county, Campaign.owner_township, None),
 }

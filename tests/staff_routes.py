@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import pii
+from bot.models.complaints import open_ticket
 from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
     MessageLog, Staff
 
@@ -149,6 +150,25 @@ STAFF_ROUTES: list[StaffRoute] = [
     # help desk
     StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
                body={"field": "contact_phone"}),
+    StaffRoute("GET", "/api/helpdesk/tickets", DESK, area="list", marker="WQ-20260301-0001"),
+    StaffRoute("GET", "/api/helpdesk/tickets/{ticket_no}", DESK, area="detail"),
+    StaffRoute("POST", "/api/helpdesk/tickets/{ticket_no}/messages", DESK, area="detail",
+               body={"body": "权限测试备注", "visibility": "internal"}),
+    StaffRoute("POST", "/api/helpdesk/tickets/{ticket_no}/transition", DESK, area="detail",
+               body={"to": "in_progress"}, ok=(200, 409)),
+    StaffRoute("POST", "/api/helpdesk/tickets/{ticket_no}/assign", DESK, area="detail", body={"assignee": "admin-A"}),
+    StaffRoute("GET", "/console/helpdesk", DESK, area="list", marker="WQ-20260301-0001"),
+    StaffRoute("GET", "/console/helpdesk/export.xlsx", DESK),
+    StaffRoute("GET", "/console/helpdesk/{ticket_no}", DESK, area="detail"),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/messages", DESK, area="detail",
+               body={"body": "权限测试备注", "visibility": "internal"}),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/transition", DESK, area="detail", body={"to": "in_progress"},
+               ok=(303, 409)),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/assign", DESK, area="detail", body={"assignee": "admin-A"}),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/merge", DESK, area="detail", body={"into": "WQ-20260301-0001"},
+               ok=(409,)),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/link", DESK, area="detail",
+               body={"others": "WQ-20260301-0001"}, ok=(422,)),
     # staff accounts and the audit log
     StaffRoute("GET", "/api/admin/staff", ADMIN),
     StaffRoute("POST", "/api/admin/staff", ADMIN,
@@ -196,6 +216,7 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     audience = Audience(name="甲区", filter={"county": [AREA_A["county"]]})
     session.add_all([complaint, event, audience])
     session.flush()
+    ticket = open_ticket(session, complaint=complaint)
     campaign = Campaign(name="甲区通知", event_id=event.id, audience_id=audience.id, template="t", sms_template="t",
                         channels=["sms"], state="draft", owner_county=AREA_A["county"],
                         owner_township=AREA_A["township"])
@@ -209,4 +230,5 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     session.add_all([campaign, target, state, asked, revision])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
-            "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id}
+            "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id,
+            "ticket_no": ticket.ticket_no}

@@ -29,6 +29,8 @@ def file_wage_complaint(talk, workers: str = "就我") -> str:
     talk("王小明")
     talk("13812345678")
     confirmation = talk("没有")[0]
+    if "哪个乡镇" in confirmation:  # someone the registry does not know is asked where they are
+        confirmation = talk("平昌县江口镇")[0]
     assert "丽水某某建筑公司" in confirmation
     return talk("确认")[0]
 
@@ -62,6 +64,7 @@ def test_injury_is_urgent_and_asks_no_amount(say, app):
     say("王小明")
     say("13812345678")
     say("没有")
+    say("平昌县江口镇")
     done = say("1")[0]
     assert "紧急" in done and "病历" in done
     [complaint] = rows(app, Complaint)
@@ -80,7 +83,8 @@ def test_photos_sent_during_and_after_the_dialog_join_the_ticket(say, app):
     say("王小明")
     say("13812345678")
     assert "收到第2张照片" in send(app, "labourer-1", kind="image", media_id="media-2")[0]
-    confirmation = say("好了")[0]
+    say("好了")
+    confirmation = say("平昌县江口镇")[0]
     assert "已收到2张" in confirmation
     done = say("1")[0]
     ticket = TICKET.search(done).group(0)
@@ -101,11 +105,13 @@ def test_complaint_by_sms_uses_the_number_it_came_from(client, app):
     talk("跳过")
     talk("5个")
     talk("收了800块介绍费不给安排")
-    confirmation = talk("刘德华")[0]  # no ID/phone question, no photos on SMS
+    assert "哪个乡镇" in talk("刘德华")[0]  # no ID/phone question; not in the registry: where is she?
+    confirmation = talk("平昌县江口镇")[0]  # no photos on SMS
     assert "中介收费" in confirmation
     talk("1")
     [complaint] = rows(app, Complaint)
     assert complaint.channel == "sms" and complaint.contact_phone_masked == "139****5678"
+    assert (complaint.county, complaint.township) == ("平昌县", "江口镇")  # lands in that county's queue
     [labourer] = rows(app, Labourer)
     assert labourer.phone_masked == "139****5678" and labourer.sms_number_hash
 
@@ -187,6 +193,7 @@ def test_change_the_phone_at_the_confirmation_and_a_question_at_a_free_text_step
     say("王小明")
     say("13812345678")
     say("没有")
+    say("跳过")  # where they are: not said (the case goes to the unassigned-area queue)
     assert "请重新告诉我身份证号或手机号" in say("改一下电话")[0]  # given as the phone: it is the contact
     assert "139****0000" in say("13900000000")[0]
     assert "150****1111" in say("电话改成15000001111")[0]

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.errors import Conflict, Forbidden, Invalid, NotFound
+from bot.models.complaints import ComplaintTransitionError
 from scheduler.audience import AudienceError
 from scheduler.campaigns import TransitionError
 
@@ -21,6 +22,7 @@ STATUS: dict[type[Exception], int] = {
     Conflict: 409,
     Invalid: 422,
     TransitionError: 409,
+    ComplaintTransitionError: 409,
     AudienceError: 422,
 }
 

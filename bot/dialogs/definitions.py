@@ -21,6 +21,7 @@ from bot.dialogs import validators as v
 from bot import pii
 from bot.dialogs.engine import Dialog, Run, Slot, finish, text
 from bot import signups
+from bot.helpdesk_sla import SlaPolicy
 from bot.models import Complaint, JobWish, Labourer, TrainingNeed, utcnow
 from bot.models.complaints import add_evidence, create_complaint
 from bot.registry import (
@@ -239,13 +240,28 @@ def _asks_phone(run: Run) -> bool:
     return run.turn.state.channel != "sms" and identity.get("kind") != "phone" and not run.meta.get("bound")
 
 
+def _unknown_to_the_registry(run: Run) -> bool:
+    """Ask where someone lives only when the registry cannot place them: the case must land in the right
+    county's queue (bot.scope); a roster entry found by the name and number given carries its township."""
+    if run.meta.get("bound") and run.turn.labourer() is not None and run.turn.labourer().county:
+        return False
+    turn, identity = run.turn, run.slots.get("identity") or {}
+    id_number = _clear(run, "identity") if identity.get("kind") == "id" else None
+    phone = _clear(run, "identity") if identity.get("kind") == "phone" else (_clear(run, "phone") or _sms_phone(run))
+    known = find_labourer(turn.session, name=run.get("name", ""), data_key=turn.settings.data_key,
+                          id_number=id_number, phone=phone,
+                          phone_hash=turn.message.user_id if turn.message.channel == "sms" else None)
+    return known is None or not known.county
+
+
 def _asks_evidence(run: Run) -> bool:
     return run.turn.state.channel in PHOTO_CHANNELS
 
 
 def _complete_complaint(run: Run) -> list[Reply]:
     turn = run.turn
-    labourer = identify(run)
+    place = run.get("township") or {}
+    labourer = identify(run, place)
     contact = run.slots.get("phone") or (run.slots.get("identity") if (run.slots.get("identity") or {}).get("kind") == "phone" else None)
     sms_number = _sms_phone(run)
     if contact is not None:
@@ -266,6 +282,7 @@ def _complete_complaint(run: Run) -> list[Reply]:
         amount_owed=run.get("amount"), period=v.show_period(period) if period else None,
         workers_affected=run.get("workers"), description=run.get("description"), contact_phone=protected,
         media_ids=list(run.meta.get("media") or ()),
+        area=(place.get("county"), place.get("township")) if place else None, sla=SlaPolicy.of(turn.settings),
     )
     finish(turn)
     context = dict(turn.state.context or {})
@@ -301,6 +318,7 @@ RIGHTS_COMPLAINT = Dialog(
         *IDENTITY,
         Slot("phone", v.parse_phone, show=v.show_protected, extract=x.phone, ask_if=_asks_phone),
         Slot("evidence", v.parse_evidence_done, show=lambda _value: "", optional=True, ask_if=_asks_evidence),
+        Slot("township", v.parse_township, show=v.show_township, optional=True, ask_if=_unknown_to_the_registry),
     ),
     complete=_complete_complaint,
     texts=("done", "done_urgent", "injury_advice", "evidence_added"),

@@ -6,7 +6,9 @@ from sqlalchemy import select
 
 from bot.channels.base import Reply
 from bot.conversation import Turn
+from bot.helpdesk_sla import SlaPolicy
 from bot.models import Handoff, MessageLog
+from bot.models.complaints import open_ticket
 
 TRANSCRIPT_MESSAGES = 30
 
@@ -40,6 +42,7 @@ def human_handoff(turn: Turn) -> list[Reply]:
         request.county, request.township = labourer.county, labourer.township
     session.add(request)
     session.flush()
+    open_ticket(session, handoff=request, sla=SlaPolicy.of(turn.settings))  # the help desk's queue
     return [Reply(turn.say("handoff_ok", id=request.id))]
 
 

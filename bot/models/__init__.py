@@ -12,11 +12,12 @@ from bot.models.campaigns import (
     SignUp,
 )
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
-from bot.models.complaints import Complaint, ComplaintEvidence, ComplaintNote, TicketCounter
+from bot.models.complaints import Complaint, ComplaintEvidence, Ticket, TicketCounter, TicketEvent, TicketMessage
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
+from bot.models.security import RateCounter, ReplayNonce
 
 __all__ = [
     "AuditLog",
@@ -24,7 +25,6 @@ __all__ = [
     "Base",
     "Complaint",
     "ComplaintEvidence",
-    "ComplaintNote",
     "Campaign",
     "CampaignStep",
     "Delivery",
@@ -39,10 +39,15 @@ __all__ = [
     "Labourer",
     "MessageLog",
     "OutboundMessage",
+    "RateCounter",
+    "ReplayNonce",
     "SmsNumber",
     "Staff",
     "StaffSession",
+    "Ticket",
     "TicketCounter",
+    "TicketEvent",
+    "TicketMessage",
     "TrainingNeed",
     "UTCDateTime",
     "WeChatFollower",

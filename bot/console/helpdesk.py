@@ -1,0 +1,254 @@
+"""Console pages of the help desk (admins and help-desk staff, within their area): the queue with filters,
+views and counts (updated in place with htmx), the Excel export, and a case — the conversation, the reply
+box and internal notes, status buttons, assignment, the masked phone with 显示, duplicates merged and
+complaints against the same employer grouped into one collective case. The work is done by bot.helpdesk,
+as for the API."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import helpdesk
+from bot.api.deps import ServicesDep, SessionDep, SettingsDep
+from bot.api.routes.helpdesk import TicketNo
+from bot.audit import audit
+from bot.auth import Actor
+from bot.console.deps import console_role
+from bot.console.pages import render
+from bot.errors import Invalid, NotFound
+from bot.helpdesk_sla import SlaPolicy
+from bot.models import Complaint, ComplaintEvidence, Handoff, Labourer, Staff, Ticket, utcnow
+from bot.models.complaints import CATEGORIES, KINDS, STATUSES, TRANSITIONS, ComplaintTransitionError
+from bot.scope import covers, scope_where, visible_areas
+
+router = APIRouter(prefix="/console/helpdesk", include_in_schema=False)
+Desk = Annotated[Actor, console_role("admin", "helpdesk")]
+Pick = Annotated[str, Query(max_length=64)]
+Short = Annotated[str, Form(max_length=64)]
+Body = Annotated[str, Form(max_length=2000)]
+VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all")
+EXPORT_LIMIT = 100_000
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_HEADERS = ("工单号", "类型", "状态", "类别", "紧急", "县区", "乡镇", "负责人", "渠道", "联系电话（已隐藏）",
+                  "用人单位", "建立时间", "应首次回复", "应办结", "已超时")
+LABELS = {  # what the export's cells say for stored values (the pages use helpdesk/_labels.html)
+    "status": {"new": "新工单", "assigned": "已分派", "in_progress": "处理中", "waiting_on_labourer": "等工友回复",
+               "resolved": "已解决", "rejected": "不予受理", "closed": "已关闭"},
+    "kind": {"complaint": "投诉", "handoff": "转人工"},
+    "channel": {"wechat": "微信", "sms": "短信", "simulator": "模拟器"},
+}
+
+
+def _filters(actor: Actor, view: str, status: str, category: str, urgent: str, county: str, township: str,
+             assignee: str, overdue: str, kind: str, channel: str) -> helpdesk.QueueFilter:
+    """The queue's filter from the form: a value the form could not have sent is no filter."""
+    return helpdesk.QueueFilter(
+        status=status if status in STATUSES else None,
+        category=category if category in CATEGORIES else None,
+        urgent=True if urgent == "1" or view == "urgent" else None,
+        county=helpdesk.NO_AREA if view == "noarea" else (county.strip() or None),
+        township=township.strip() or None,
+        assignee=actor.username if view == "mine" else (assignee.strip() or None),
+        overdue=True if overdue == "1" or view == "overdue" else None,
+        kind=kind if kind in KINDS else None,
+        channel=channel if channel in LABELS["channel"] else None,
+        open_only=view != "all",
+        unassigned=view == "unassigned",
+    )
+
+
+def _places(services: Any, actor: Actor) -> list[dict[str, Any]]:
+    areas = visible_areas(actor)
+    return [{"name": c["name"], "townships": [t["name"] for t in c.get("townships") or ()]}
+            for c in (services.kb.regions or {}).get("counties") or ()
+            if areas is None or any(a.county == c["name"] for a in areas)]
+
+
+@router.get("", response_class=HTMLResponse)
+def queue(request: Request, session: SessionDep, services: ServicesDep, settings: SettingsDep, actor: Desk,
+          view: Pick = "open", status: Pick = "", category: Pick = "", urgent: Pick = "", county: Pick = "",
+          township: Pick = "", assignee: Pick = "", overdue: Pick = "", kind: Pick = "", channel: Pick = "",
+          offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+    view = view if view in VIEWS else "open"
+    filters = _filters(actor, view, status, category, urgent, county, township, assignee, overdue, kind, channel)
+    now = utcnow()
+    rows, total = helpdesk.list_tickets(session, actor, filters, now=now, offset=offset)
+    form = {"view": view, "status": status, "category": category, "urgent": urgent, "county": county,
+            "township": township, "assignee": assignee, "overdue": overdue, "kind": kind, "channel": channel}
+    kept = {k: v for k, v in form.items() if v}
+    page = {
+        "prev": urlencode({**kept, "offset": max(offset - helpdesk.PAGE_SIZE, 0)}) if offset else None,
+        "next": urlencode({**kept, "offset": offset + helpdesk.PAGE_SIZE})
+        if offset + helpdesk.PAGE_SIZE < total else None,
+        "export": urlencode(kept),
+    }
+    context = dict(rows=rows, total=total, form=form, page=page, now=now, tz=settings.timezone,
+                   counts=helpdesk.queue_counts(session, actor, now=now), statuses=STATUSES, categories=CATEGORIES,
+                   places=_places(services, actor), sees_unplaced=helpdesk.sees_unplaced(actor),
+                   desk_members=_members(session, actor))
+    template = "helpdesk/_queue.html" if request.headers.get("HX-Request") else "helpdesk/queue.html"
+    return render(request, template, actor, **context)
+
+
+def _members(session: Session, actor: Actor, ticket: Ticket | None = None) -> list[str]:
+    """Desk accounts (help desk and admins) the actor may hand a ticket to: those serving its area."""
+    names = []
+    for staff in session.scalars(select(Staff).where(Staff.role.in_(("admin", "helpdesk")), Staff.active.is_(True))
+                                 .order_by(Staff.username)):
+        if ticket is None or covers(Actor.of(staff), ticket.county, ticket.township):
+            names.append(staff.username)
+    return names
+
+
+@router.get("/export.xlsx")
+def export(session: SessionDep, settings: SettingsDep, actor: Desk, view: Pick = "open", status: Pick = "",
+           category: Pick = "", urgent: Pick = "", county: Pick = "", township: Pick = "", assignee: Pick = "",
+           overdue: Pick = "", kind: Pick = "", channel: Pick = "") -> StreamingResponse:
+    """The queue as filtered, phones masked; audited as an export with the filter used."""
+    filters = _filters(actor, view if view in VIEWS else "open", status, category, urgent, county, township,
+                       assignee, overdue, kind, channel)
+    now = utcnow()
+    rows, total = helpdesk.list_tickets(session, actor, filters, now=now, limit=EXPORT_LIMIT)
+    audit(session, actor, "export", object_type="ticket", detail={
+        "what": "helpdesk_queue_xlsx", "rows": len(rows), "filter": {k: v for k, v in vars(filters).items() if v}})
+    session.commit()
+    body = b"".join(_xlsx(rows, now, settings.timezone))
+    stamp = now.astimezone(ZoneInfo(settings.timezone)).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(iter([body]), media_type=XLSX_MEDIA,
+                             headers={"Content-Disposition": f'attachment; filename="helpdesk-{stamp}.xlsx"'})
+
+
+def _xlsx(rows: list[Ticket], now: datetime, tz: str) -> Iterator[bytes]:
+    from openpyxl import Workbook
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("工单")
+    sheet.append(list(EXPORT_HEADERS))
+    for t in rows:
+        sheet.append([t.ticket_no, LABELS["kind"].get(t.kind, t.kind), LABELS["status"].get(t.status, t.status),
+                      t.category or "", "是" if t.urgent else "", t.county or "未分区", t.township or "",
+                      t.assignee or "", LABELS["channel"].get(t.channel, t.channel), t.contact_phone_masked or "",
+                      t.employer or "", local(t.created_at), local(t.first_response_due_at),
+                      local(t.resolve_due_at), "是" if t.overdue(now) else ""])
+    with tempfile.TemporaryFile() as out:
+        book.save(out)
+        out.seek(0)
+        while chunk := out.read(1 << 16):
+            yield chunk
+
+
+# ---- one case ------------------------------------------------------------------------------------------
+
+
+def _case_page(request: Request, session: Session, settings: Any, actor: Actor, ticket: Ticket, *,
+               error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    now = utcnow()
+    complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id else None
+    handoff = session.get(Handoff, ticket.handoff_id) if ticket.handoff_id else None
+    labourer = session.get(Labourer, ticket.labourer_id) if ticket.labourer_id else None
+    evidence = session.scalars(select(ComplaintEvidence).where(ComplaintEvidence.complaint_id == complaint.id)).all() \
+        if complaint else []
+    history = []
+    if ticket.labourer_id is not None:
+        history = scope_where(select(Ticket), actor).where(
+            Ticket.labourer_id == ticket.labourer_id, Ticket.id != ticket.id).order_by(Ticket.created_at.desc())
+        history = list(session.scalars(history.limit(20)))
+    merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    return render(
+        request, "helpdesk/case.html", actor, status_code=status_code, t=ticket, complaint=complaint, handoff=handoff,
+        labourer=labourer, evidence=evidence, history=history, merged_into=merged_into, now=now, tz=settings.timezone,
+        messages=helpdesk.case_messages(session, ticket), events=helpdesk.case_events(session, ticket),
+        moves=[s for s in TRANSITIONS.get(ticket.status, ()) if s != "assigned"],
+        members=_members(session, actor, ticket), similar=helpdesk.similar(session, actor, ticket),
+        group=helpdesk.group_members(session, actor, ticket), error=error,
+        canned_values={"姓名": labourer.name if labourer else "工友", "工单号": ticket.ticket_no},
+    )
+
+
+def _back(ticket: Ticket, note: str = "") -> RedirectResponse:
+    return RedirectResponse(f"/console/helpdesk/{ticket.ticket_no}{note}", status_code=303)
+
+
+@router.get("/{ticket_no}", response_class=HTMLResponse)
+def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk) -> HTMLResponse:
+    return _case_page(request, session, settings, actor, helpdesk.find_ticket(session, actor, ticket_no))
+
+
+@router.post("/{ticket_no}/messages", response_class=HTMLResponse)
+def post_message(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep,
+                 settings: SettingsDep, actor: Desk, body: Body = "", visibility: Short = "public") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    if visibility not in ("public", "internal") or not body.strip():
+        return _case_page(request, session, settings, actor, ticket, error="请先写好内容再发送", status_code=422)
+    helpdesk.post_message(session, services, actor, ticket, body=body, visibility=visibility)
+    return _back(ticket, "#messages")
+
+
+@router.post("/{ticket_no}/transition", response_class=HTMLResponse)
+def post_transition(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep,
+                    settings: SettingsDep, actor: Desk, to: Short = "") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        helpdesk.change_status(session, actor, ticket, to, sla=SlaPolicy.of(settings))
+    except (ComplaintTransitionError, Invalid):
+        session.rollback()
+        ticket = helpdesk.find_ticket(session, actor, ticket_no)
+        return _case_page(request, session, settings, actor, ticket, error="当前状态不能这样改，请刷新页面后再试",
+                          status_code=409)
+    helpdesk.notify_status(session, services, ticket, to)
+    return _back(ticket)
+
+
+@router.post("/{ticket_no}/assign", response_class=HTMLResponse)
+def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
+                assignee: Short = "") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        if assignee == "auto":
+            helpdesk.assign_round_robin(session, actor, ticket, sla=SlaPolicy.of(settings))
+        else:
+            helpdesk.assign(session, actor, ticket, assignee or actor.username, sla=SlaPolicy.of(settings))
+    except Invalid as exc:
+        session.rollback()
+        ticket = helpdesk.find_ticket(session, actor, ticket_no)
+        return _case_page(request, session, settings, actor, ticket, error=f"不能分派：{exc}", status_code=422)
+    return _back(ticket)
+
+
+@router.post("/{ticket_no}/merge", response_class=HTMLResponse)
+def post_merge(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
+               into: Short = "") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        target = helpdesk.find_ticket(session, actor, into.strip().upper())
+        helpdesk.merge(session, actor, ticket, target, sla=SlaPolicy.of(settings))
+    except (NotFound, ComplaintTransitionError) as exc:
+        session.rollback()
+        ticket = helpdesk.find_ticket(session, actor, ticket_no)
+        problem = "没有这个工单号" if isinstance(exc, NotFound) else "只能合并到另一个未合并的工单"
+        return _case_page(request, session, settings, actor, ticket, error=problem, status_code=409)
+    return _back(target)
+
+
+@router.post("/{ticket_no}/link", response_class=HTMLResponse)
+def post_link(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
+              others: Annotated[list[str], Form(max_length=200)] = []) -> Response:  # noqa: B006 - FastAPI form default
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    found = [helpdesk.find_ticket(session, actor, no) for no in dict.fromkeys(others) if no != ticket.ticket_no]
+    if not found:
+        return _case_page(request, session, settings, actor, ticket, error="请勾选要并案的工单", status_code=422)
+    helpdesk.link(session, actor, ticket, found)
+    return _back(ticket, "#group")

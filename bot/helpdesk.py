@@ -1,0 +1,383 @@
+"""The help desk: the queue, a case and what staff do to it, the labourer's side of it.
+
+Every query goes through bot.scope (a ticket outside the actor's area is NotFound, never counted);
+every change is audited. Staff replies leave through the one send boundary,
+`bot.channels.outbound.deliver`, over the channel the labourer used; internal notes never reach it.
+
+While the desk waits for the labourer, for a few days after a complaint was resolved, and while a person
+handles a hand-off, the conversation
+carries a marker (`context["desk"]`): the pre-route hook `labourer_message` then files what the
+labourer writes on the ticket — a waiting ticket continues and a resolved one reopens (in_progress) —
+and a hand-off being handled
+keeps the bot quiet. The marker saves every other message a query; the hook checks it against the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.audit import audit
+from bot.auth import Actor
+from bot.channels.base import Reply, SendResult
+from bot.conversation import Services, Turn
+from bot.errors import Invalid, NotFound
+from bot.helpdesk_sla import SlaPolicy
+from bot.models import ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models.complaints import (
+    OPEN_STATUSES,
+    STATUSES,
+    WAITING,
+    ComplaintTransitionError,
+    add_message,
+    transition_ticket,
+)
+from bot.scope import covers, scope_where, visible_areas
+
+PAGE_SIZE = 50
+# The desk's replies are answers to the person (essential: no opt-out or frequency cap applies).
+DESK_PURPOSE = "reply"
+ATTENDED_HANDOFF = ("assigned", "in_progress", WAITING)  # a person is on it: the bot keeps quiet
+REOPEN_DAYS = 7  # a labourer who writes this soon after their complaint was resolved reopens it
+NO_AREA = "none"  # the `county` filter value for cases nobody could place (the unassigned-area queue)
+SIMILAR_EMPLOYER = 85  # rapidfuzz score from which two tickets name the same employer (collective case)
+STATUS_NOTICES = ("resolved", "rejected")  # the labourer is told, on their channel
+
+
+class DeskConflict(ComplaintTransitionError):
+    """A desk action the case's state does not allow (merging a ticket into itself, …): a 409."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = None
+    category: str | None = None
+    urgent: bool | None = None
+    county: str | None = None  # NO_AREA: cases without an area
+    township: str | None = None
+    assignee: str | None = None
+    overdue: bool | None = None
+    kind: str | None = None
+    channel: str | None = None
+    open_only: bool = False
+    unassigned: bool = False
+
+
+def overdue_condition(now: datetime) -> Any:
+    return and_(
+        Ticket.status.in_(OPEN_STATUSES),
+        or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < now), Ticket.resolve_due_at < now),
+    )
+
+
+def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any]:
+    query = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None))
+    f = filters
+    if f.status:
+        query = query.where(Ticket.status == f.status)
+    elif f.open_only:
+        query = query.where(Ticket.status.in_(OPEN_STATUSES))
+    for column, value in ((Ticket.category, f.category), (Ticket.kind, f.kind), (Ticket.channel, f.channel),
+                          (Ticket.township, f.township), (Ticket.assignee, f.assignee)):
+        if value:
+            query = query.where(column == value)
+    if f.county == NO_AREA:
+        query = query.where(Ticket.county.is_(None))
+    elif f.county:
+        query = query.where(Ticket.county == f.county)
+    if f.urgent is not None:
+        query = query.where(Ticket.urgent.is_(f.urgent))
+    if f.unassigned:
+        query = query.where(Ticket.assignee.is_(None))
+    if f.overdue is not None:
+        condition = overdue_condition(now)
+        query = query.where(condition if f.overdue else ~condition)
+    return query
+
+
+def list_tickets(session: Session, actor: Actor, filters: QueueFilter, *, now: datetime | None = None,
+                 offset: int = 0, limit: int = PAGE_SIZE) -> tuple[list[Ticket], int]:
+    """One page of the queue (urgent first, then oldest first) and the number of tickets it has."""
+    query = queue_query(actor, filters, now or utcnow())
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                           .offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+def queue_counts(session: Session, actor: Actor, *, now: datetime | None = None) -> dict[str, int]:
+    """Counters for the queue's views, all within the actor's area: per status, and the open tickets that
+    are mine, unassigned, overdue, urgent or without an area."""
+    now = now or utcnow()
+    base = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None)).subquery()
+    t = base.c
+    is_open = t.status.in_(OPEN_STATUSES)
+    overdue = and_(is_open, or_(and_(t.first_response_at.is_(None), t.first_response_due_at < now),
+                                t.resolve_due_at < now))
+
+    def count_if(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(select(
+        count_if(is_open).label("open"),
+        count_if(and_(is_open, t.assignee == actor.username)).label("mine"),
+        count_if(and_(is_open, t.assignee.is_(None))).label("unassigned"),
+        count_if(overdue).label("overdue"),
+        count_if(and_(is_open, t.urgent.is_(True))).label("urgent"),
+        count_if(and_(is_open, t.county.is_(None))).label("no_area"),
+    )).one()
+    counts = dict(row._mapping)
+    by_status = dict(session.execute(select(t.status, func.count()).group_by(t.status)).all())
+    counts.update({status: by_status.get(status, 0) for status in STATUSES})
+    return {k: int(v or 0) for k, v in counts.items()}
+
+
+def find_ticket(session: Session, actor: Actor, ticket_no: str) -> Ticket:
+    """The ticket by number, or NotFound — also for one outside the actor's area."""
+    ticket = session.scalars(scope_where(select(Ticket).where(Ticket.ticket_no == ticket_no), actor)).one_or_none()
+    if ticket is None:
+        raise NotFound("no such ticket")
+    return ticket
+
+
+def case_ids(session: Session, ticket: Ticket) -> list[int]:
+    """The ticket and those merged into it: one history."""
+    merged = session.scalars(select(Ticket.id).where(Ticket.merged_into_id == ticket.id)).all()
+    return [ticket.id, *merged]
+
+
+def case_messages(session: Session, ticket: Ticket) -> list[TicketMessage]:
+    return list(session.scalars(select(TicketMessage).where(TicketMessage.ticket_id.in_(case_ids(session, ticket)))
+                                .order_by(TicketMessage.created_at, TicketMessage.id)))
+
+
+def case_events(session: Session, ticket: Ticket) -> list[TicketEvent]:
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id.in_(case_ids(session, ticket)))
+                                .order_by(TicketEvent.created_at, TicketEvent.id)))
+
+
+# ---- what staff do --------------------------------------------------------------------------------
+
+
+def change_status(session: Session, actor: Actor, ticket: Ticket, to: str, *, sla: SlaPolicy,
+                  now: datetime | None = None) -> TicketEvent:
+    if to not in STATUSES:
+        raise Invalid(f"unknown status {to!r}; one of: {', '.join(STATUSES)}")
+    before = ticket.status
+    event = transition_ticket(session, ticket, to, actor=actor.username, sla=sla, now=now)
+    mark_attention(session, ticket)
+    audit(session, actor, "ticket_transition", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": to})
+    return event
+
+
+def desk_member(session: Session, username: str, ticket: Ticket) -> Staff:
+    staff = session.scalars(select(Staff).where(Staff.username == username)).one_or_none()
+    if staff is None or not staff.active or staff.role not in ("admin", "helpdesk"):
+        raise Invalid(f"{username} is not an active help-desk account")
+    if not covers(Actor.of(staff), ticket.county, ticket.township):
+        raise Invalid(f"{username} does not serve this ticket's area")
+    return staff
+
+
+def assign(session: Session, actor: Actor, ticket: Ticket, username: str, *, sla: SlaPolicy,
+           now: datetime | None = None) -> None:
+    """Give the ticket to a desk member of its area; a new ticket becomes "assigned"."""
+    staff = desk_member(session, username.strip(), ticket)
+    now = now or utcnow()
+    before = ticket.assignee
+    ticket.assignee = staff.username
+    session.add(TicketEvent(ticket_id=ticket.id, kind="assign", actor=actor.username, created_at=now,
+                            detail={"from": before, "to": staff.username}))
+    if ticket.status == "new":
+        transition_ticket(session, ticket, "assigned", actor=actor.username, sla=sla, now=now)
+    mark_attention(session, ticket)
+    audit(session, actor, "ticket_assign", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": staff.username})
+
+
+def assign_round_robin(session: Session, actor: Actor, ticket: Ticket, *, sla: SlaPolicy) -> str:
+    """Give the ticket to the area's desk member with the fewest open tickets (by name on a tie)."""
+    members = [s for s in session.scalars(select(Staff).where(Staff.role == "helpdesk", Staff.active.is_(True))
+                                          .order_by(Staff.username))
+               if covers(Actor.of(s), ticket.county, ticket.township)]
+    if not members:
+        raise Invalid("no help-desk account serves this ticket's area")
+    load = dict(session.execute(select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES))
+                                .group_by(Ticket.assignee)).all())
+    chosen = min(members, key=lambda s: (load.get(s.username, 0), s.username))
+    assign(session, actor, ticket, chosen.username, sla=sla)
+    return chosen.username
+
+
+def post_message(session: Session, services: Services, actor: Actor, ticket: Ticket, *, body: str,
+                 visibility: str) -> TicketMessage:
+    """A staff reply (public: sent now to the labourer over their channel) or internal note (never sent).
+    The message is committed before the send, so it is kept whatever the provider answers."""
+    body = body.strip()
+    if not body:
+        raise Invalid("the message is empty")
+    message = add_message(session, ticket, source="staff", author=actor.username, body=body, visibility=visibility)
+    audit(session, actor, "ticket_reply" if visibility == "public" else "ticket_note", object_type=ticket.kind,
+          object_id=ticket.ticket_no, detail={"message_id": message.id})
+    if visibility == "public":
+        send_to_labourer(session, services, ticket, message)
+    return message
+
+
+def send_to_labourer(session: Session, services: Services, ticket: Ticket, message: TicketMessage) -> SendResult:
+    from bot.channels.outbound import deliver  # the send boundary (it imports the channel clients)
+
+    session.commit()  # deliver commits its outbox row itself: the reply is stored before any provider call
+    result = deliver(session, services, channel=ticket.channel, user_id=ticket.user_id, reply=Reply(message.body),
+                     purpose=DESK_PURPOSE)
+    message.delivery = "sent" if result.ok else "failed"
+    message.delivery_error = None if result.ok else f"{result.error_code}: {result.error}"[:200]
+    session.flush()
+    return result
+
+
+def notify_status(session: Session, services: Services, ticket: Ticket, to: str) -> TicketMessage | None:
+    """Tell the labourer, on their channel, that their case was resolved or rejected."""
+    if to not in STATUS_NOTICES:
+        return None
+    body = services.kb.text(f"helpdesk.status_{to}", ticket=ticket.ticket_no)
+    message = add_message(session, ticket, source="bot", body=body)
+    message.delivery = "sending"
+    send_to_labourer(session, services, ticket, message)
+    return message
+
+
+def merge(session: Session, actor: Actor, duplicate: Ticket, into: Ticket, *, sla: SlaPolicy) -> None:
+    """A duplicate joins another ticket: it is closed and its messages and events show in the other's
+    history (nothing is moved or lost)."""
+    if duplicate.id == into.id or into.merged_into_id is not None or duplicate.merged_into_id is not None:
+        raise DeskConflict("a ticket merges into another open ticket, once")
+    now = utcnow()
+    if duplicate.status != "closed":
+        transition_ticket(session, duplicate, "closed", actor=actor.username, sla=sla, now=now,
+                          detail={"merged_into": into.ticket_no})
+    duplicate.merged_into_id = into.id
+    for ticket, other in ((duplicate, into), (into, duplicate)):
+        session.add(TicketEvent(ticket_id=ticket.id, kind="merge", actor=actor.username, created_at=now,
+                                detail={"into": into.ticket_no, "from": duplicate.ticket_no, "other": other.ticket_no}))
+    mark_attention(session, duplicate)
+    audit(session, actor, "ticket_merge", object_type=duplicate.kind, object_id=duplicate.ticket_no,
+          detail={"into": into.ticket_no})
+
+
+def similar(session: Session, actor: Actor, ticket: Ticket, *, limit: int = 20) -> list[tuple[Ticket, int]]:
+    """Other complaints in the actor's area naming the same employer (or site): a collective case."""
+    if not ticket.employer:
+        return []
+    candidates = session.scalars(
+        scope_where(select(Ticket), actor)
+        .where(Ticket.id != ticket.id, Ticket.kind == "complaint", Ticket.merged_into_id.is_(None),
+               Ticket.employer.is_not(None))
+        .order_by(Ticket.created_at.desc()).limit(2000)
+    ).all()
+    scored = []
+    for other in candidates:
+        score = fuzz.token_set_ratio(ticket.employer, other.employer or "")
+        if ticket.site and other.site:
+            score = max(score, min(fuzz.token_set_ratio(ticket.site, other.site), score + 10))
+        if score >= SIMILAR_EMPLOYER or (ticket.group_id is not None and other.group_id == ticket.group_id):
+            scored.append((other, int(score)))
+    scored.sort(key=lambda pair: (-pair[1], pair[0].created_at))
+    return scored[:limit]
+
+
+def link(session: Session, actor: Actor, lead: Ticket, others: list[Ticket]) -> None:
+    """Group complaints into one collective case led by `lead` (its group id is the lead's id)."""
+    group = lead.group_id or lead.id
+    lead.group_id = group
+    now = utcnow()
+    for other in others:
+        if other.id == lead.id:
+            continue
+        other.group_id = group
+        session.add(TicketEvent(ticket_id=other.id, kind="link", actor=actor.username, created_at=now,
+                                detail={"group": lead.ticket_no}))
+    session.add(TicketEvent(ticket_id=lead.id, kind="link", actor=actor.username, created_at=now,
+                            detail={"members": [o.ticket_no for o in others]}))
+    audit(session, actor, "ticket_link", object_type=lead.kind, object_id=lead.ticket_no,
+          detail={"members": [o.ticket_no for o in others]})
+
+
+def group_members(session: Session, actor: Actor, ticket: Ticket) -> list[Ticket]:
+    if ticket.group_id is None:
+        return []
+    return list(session.scalars(scope_where(select(Ticket), actor)
+                                .where(Ticket.group_id == ticket.group_id, Ticket.id != ticket.id)
+                                .order_by(Ticket.created_at)))
+
+
+def sees_unplaced(actor: Actor) -> bool:
+    """Whether the actor sees the cases nobody could place (admins and all-county desk staff)."""
+    return visible_areas(actor) is None
+
+
+# ---- the labourer's side ------------------------------------------------------------------------------
+
+
+def attending(ticket: Ticket, now: datetime) -> bool:
+    """Whether what the labourer writes now belongs on this ticket."""
+    if ticket.merged_into_id is not None:
+        return False
+    if ticket.kind == "handoff":
+        return ticket.status in ATTENDED_HANDOFF
+    return ticket.status == WAITING or (
+        ticket.status == "resolved" and ticket.resolved_at is not None
+        and now - ticket.resolved_at < timedelta(days=REOPEN_DAYS))
+
+
+def mark_attention(session: Session, ticket: Ticket) -> None:
+    """Keep the conversation's marker in step with the ticket: set while the desk waits for the
+    labourer or handles a hand-off, removed otherwise."""
+    attended = attending(ticket, utcnow())
+    state = session.scalars(select(ConversationState).where(
+        ConversationState.channel == ticket.channel, ConversationState.user_id == ticket.user_id)).one_or_none()
+    if state is None:
+        return
+    context = dict(state.context or {})
+    marked = context.get("desk")
+    if attended:
+        context["desk"] = ticket.ticket_no
+    elif marked == ticket.ticket_no:
+        context.pop("desk")
+    else:
+        return
+    state.context = context
+
+
+def labourer_message(turn: Turn) -> list[Reply] | None:
+    """Pre-route hook: what the labourer writes while the desk waits for them (or handles their hand-off)
+    goes on the ticket. A waiting ticket continues; a hand-off being handled keeps the bot quiet."""
+    marked = (turn.state.context or {}).get("desk")
+    if not marked:
+        return None
+    session = turn.session
+    ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == marked)).one_or_none()
+    msg = turn.message
+    attended = ticket is not None and ticket.channel == msg.channel and ticket.user_id == msg.user_id and \
+        attending(ticket, utcnow())
+    if not attended:
+        context = dict(turn.state.context)
+        context.pop("desk", None)
+        turn.state.context = context
+        return None
+    assert ticket is not None
+    add_message(session, ticket, source="labourer", body=msg.text or turn.text)
+    if ticket.status in (WAITING, "resolved"):  # the labourer answered, or says it is not solved after all
+        transition_ticket(session, ticket, "in_progress", actor="labourer", sla=SlaPolicy.of(turn.settings))
+    if ticket.kind == "handoff":
+        return []  # a person is answering: the bot says nothing
+    context = dict(turn.state.context)
+    context.pop("desk", None)
+    turn.state.context = context
+    return [Reply(turn.say("helpdesk.received", ticket=ticket.ticket_no))]
