@@ -259,3 +259,16 @@ def test_an_sms_conversation_takes_the_opening_facts_too(client, app):
 def test_a_name_that_sounds_like_a_date_is_a_name(say, app):
     say("找工作")
     assert "身份证号" in say("贺国庆")[0]  # 国庆 in a name is not a start date
+
+
+def test_a_range_is_stored_as_its_first_and_last_day(say, app):
+    say("我想学电焊")
+    say("王小明")
+    say(PHONE)
+    say("1")
+    say("3月到5月")
+    assert "3月1日—5月31日" in say("江口镇")[0]
+    say("确认")
+    [need] = rows(app, TrainingNeed)
+    assert (need.available_from, need.available_date.month, need.available_until.month, need.available_until.day) == \
+        ("3月到5月", 3, 5, 31)

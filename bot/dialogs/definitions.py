@@ -117,8 +117,8 @@ def _replaced(run: Run, kind: str, kept_id: int) -> None:
         old.status = "cancelled"
 
 
-def _date(value: dict | None) -> date | None:
-    return date.fromisoformat(value["date"]) if value and value.get("date") else None
+def _date(value: dict | None, key: str = "date") -> date | None:
+    return date.fromisoformat(value[key]) if value and value.get(key) else None
 
 
 # ---- register_training -------------------------------------------------------------------------
@@ -132,6 +132,7 @@ def _complete_training(run: Run) -> list[Reply]:
         run.turn.session, labourer=labourer, training_type=run.slots["training_type"],
         preferred_format=run.get("format"), available_from=when["text"] if when else None,
         available_date=_date(when), township=township.get("township"), channel=run.turn.state.channel,
+        available_until=_date(when, "until"),
     )
     _replaced(run, "training", _need.id)
     finish(run.turn)
@@ -168,6 +169,7 @@ def _complete_job(run: Run) -> list[Reply]:
         place=place.get("place"), min_monthly_pay=run.get("pay"), start_when=start["text"] if start else None,
         start_date=_date(start), accepts_public_welfare=run.slots.get("public_welfare"),
         accepts_home_based=run.slots.get("home_based"), channel=run.turn.state.channel,
+        start_until=_date(start, "until"),
     )
     _replaced(run, "job", _wish.id)
     finish(run.turn)

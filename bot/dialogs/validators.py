@@ -540,7 +540,51 @@ def _seasonal(today: date, month: int, day: int, lunar: bool, year: int | None) 
     return _upcoming(today, month, day, year) or today
 
 
+_RANGE = re.compile(r"(.+?)(?:到|至|~|～|—|-)(.+)")
+_MONTH_ONLY = re.compile(r"(" + _NUM + r")月(?:份)?$|(正|腊|冬)月(?:间|份)?$")
+
+
+def _month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _until(value: str, start: dict[str, Any], today: date) -> str | None:
+    """The last day the words cover, when they cover a span: a season (开春 → end of May), a month
+    (3月份 → 31 March), 下个月."""
+    if not start.get("date"):
+        return None
+    begin = date.fromisoformat(start["date"])
+    for words, length in ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
+                          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1)):
+        if any(w in value for w in words):
+            month = begin.month - 1 + length - 1
+            return _month_end(date(begin.year + month // 12, month % 12 + 1, 1)).isoformat()
+    if _MONTH_ONLY.search(value) or value.endswith(("下个月", "下月", "下下个月")):
+        return _month_end(begin).isoformat()
+    return None
+
+
 def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
+    """When they are free / can start: {"text": as said, "date": the first day or None, "until": the last
+    day when the words name a span (3月到5月, 开春, 下个月), else None}.
+
+    A range is read as its two ends; anything else by _parse_when."""
+    value = compact(text)
+    if m := _RANGE.fullmatch(value):
+        try:
+            first = _parse_when(m.group(1), ctx, strict=True)
+            last = _parse_when(m.group(2), ctx, strict=True)
+        except Invalid:
+            pass
+        else:
+            if first.get("date") and last.get("date") and last["date"] >= first["date"]:
+                end = _until(m.group(2), last, ctx.today) or last["date"]
+                return {"text": value[:32], "date": first["date"], "until": end}
+    found = _parse_when(text, ctx, strict=strict)
+    return {**found, "until": _until(compact(text), found, ctx.today)}
+
+
+def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
     """When they are free / can start: {"text": as said, "date": ISO date or None}.
 
     None for what names no day (晚上, 农闲时, 到时候再说: "not fixed"). `strict` (an extractor over a
@@ -618,4 +662,7 @@ def show_when(value: dict[str, Any]) -> str:
     if not value.get("date"):
         return value["text"]
     when = date.fromisoformat(value["date"])
+    if value.get("until"):
+        until = date.fromisoformat(value["until"])
+        return f"{value['text']}（{when.year}年{when.month}月{when.day}日—{until.month}月{until.day}日）"
     return f"{value['text']}（{when.year}年{when.month}月{when.day}日起）"

@@ -132,7 +132,8 @@ def _withdraw(turn: Turn, kind: str, row: Any) -> list[Reply]:
 def _slots_of(kind: str, row: Any, turn: Turn) -> dict[str, Any]:
     labourer = turn.labourer()
     if kind == "training":
-        when = {"text": row.available_from, "date": row.available_date.isoformat() if row.available_date else None}
+        when = {"text": row.available_from, "date": row.available_date.isoformat() if row.available_date else None,
+                "until": row.available_until.isoformat() if row.available_until else None}
         return {
             "training_type": row.training_type,
             "format": row.preferred_format or "不限",
@@ -140,7 +141,8 @@ def _slots_of(kind: str, row: Any, turn: Turn) -> dict[str, Any]:
             "township": {"county": labourer.county if labourer else None, "township": row.township, "village": None}
             if row.township else None,
         }
-    when = {"text": row.start_when, "date": row.start_date.isoformat() if row.start_date else None}
+    when = {"text": row.start_when, "date": row.start_date.isoformat() if row.start_date else None,
+            "until": row.start_until.isoformat() if row.start_until else None}
     return {
         "job_type": row.job_type,
         "place": {"scope": row.place_scope, "place": row.place} if row.place_scope else None,
