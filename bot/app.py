@@ -99,6 +99,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     that counts messages and sends (this process's metrics). Nothing registers itself on import;
     Services.build checks that the parts fit."""
     from bot import helpdesk, signups
+    from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
     from bot.nlu.entities import use_cache_dir
@@ -111,7 +112,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
-        pre_route=(helpdesk.labourer_message, signups.broadcast_reply),
+        pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
     )

@@ -378,9 +378,7 @@ def _respond(turn: Turn) -> list[Reply]:
         replies = dialogs.continue_dialog(turn)
         if replies is not None:
             return replies
-        replies = _route(turn)
-        resume = dialogs.resume_prompt(turn)
-        return replies + ([resume] if resume else [])
+        return dialogs.after_digression(turn, _route(turn))
     return _route(turn)
 
 
