@@ -64,6 +64,7 @@ class TrainingNeed(Base):
     preferred_format: Mapped[str | None] = mapped_column(String(16))  # 农闲班 … or None = no preference
     available_from: Mapped[str | None] = mapped_column(String(64))  # as the labourer said it (农闲时, 下个月)
     available_date: Mapped[date | None]  # the same, read as a date when it names one
+    available_until: Mapped[date | None]  # the last day of a range (开春 → 5月31日, 3月到5月), when said
     township: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | arranged | trained | cancelled
     channel: Mapped[str | None] = mapped_column(String(16))
@@ -84,6 +85,7 @@ class JobWish(Base):
     min_monthly_pay: Mapped[int | None]
     start_when: Mapped[str | None] = mapped_column(String(64))
     start_date: Mapped[date | None]
+    start_until: Mapped[date | None]  # the last day of a range, when said
     accepts_public_welfare: Mapped[bool | None]
     accepts_home_based: Mapped[bool | None]
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | matched | employed | cancelled
