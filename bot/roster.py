@@ -476,8 +476,8 @@ def validate_upload(session: Session, actor: Actor, *, filename: str, data: byte
     owner = areas[0] if areas and len(areas) == 1 else None
     upload = RosterImport(
         staff_id=actor.id, staff_name=actor.username, owner_county=owner and owner.county,
-        owner_township=owner and owner.township, owner_village=owner and owner.village, filename=_safe_filename(filename), file_kind=kind,
-        file_sha256=hashlib.sha256(data).hexdigest(),
+        owner_township=owner and owner.township, owner_village=owner and owner.village,
+        filename=_safe_filename(filename), file_kind=kind, file_sha256=hashlib.sha256(data).hexdigest(),
         kept=RosterImportFile(file_enc=_protect_file(data, data_key)),
         header_row=sheet.header_row, headers=sheet.headers, mapping=mapping,
     )
