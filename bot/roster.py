@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pii
@@ -141,7 +141,9 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         if isinstance(exc, Invalid):
             raise
         raise Invalid("读不了这个 Excel 文件（请另存为 .xlsx 后再试）") from exc
-    return [[_cell_text(value) for value in row] for row in sheet]
+    for row in sheet:  # in place: a 100,000-row sheet never exists twice in memory
+        row[:] = [_cell_text(value) for value in row]
+    return sheet
 
 
 def _cell_text(value: Any) -> str:
@@ -294,7 +296,7 @@ class Places:
 # ---- validating -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     number: int
     values: dict[str, Any]
@@ -395,11 +397,13 @@ def _parse_row(number: int, cells: list[str], mapping: dict[str, int], places: P
 
 def validate_rows(session: Session, sheet: Sheet, mapping: dict[str, int], *, actor: Actor,
                   regions: dict[str, Any], data_key: str) -> Validation:
-    """Every row checked: fields, places, duplicates in the file, the actor's area, who is registered already."""
+    """Every row checked: fields, places, duplicates in the file, the actor's area, who is registered already.
+    Consumes `sheet.rows` (the cells of a large file are worth freeing once read)."""
     places = Places(regions)
     areas = visible_areas(actor)
     defaults = areas[0].as_dict() if areas and len(areas) == 1 else {}
     rows = [_parse_row(number, cells, mapping, places, defaults) for number, cells in sheet.rows]
+    sheet.rows.clear()
     first_seen: dict[str, int] = {}
     for row in rows:
         id_number = row.values.get("id_number")
@@ -472,8 +476,8 @@ def validate_upload(session: Session, actor: Actor, *, filename: str, data: byte
     owner = areas[0] if areas and len(areas) == 1 else None
     upload = RosterImport(
         staff_id=actor.id, staff_name=actor.username, owner_county=owner and owner.county,
-        owner_township=owner and owner.township, owner_village=owner and owner.village, filename=_safe_filename(filename), file_kind=kind,
-        file_sha256=hashlib.sha256(data).hexdigest(),
+        owner_township=owner and owner.township, owner_village=owner and owner.village,
+        filename=_safe_filename(filename), file_kind=kind, file_sha256=hashlib.sha256(data).hexdigest(),
         kept=RosterImportFile(file_enc=_protect_file(data, data_key)),
         header_row=sheet.header_row, headers=sheet.headers, mapping=mapping,
     )
@@ -595,6 +599,7 @@ def _labourer_values(row: Row, data_key: str, *, new: bool) -> dict[str, Any]:
     return values
 
 
+_LABOURER = Labourer.__table__
 # Every column a new row gets, so one executemany INSERT carries them all (rows without a phone get None).
 _NEW_COLUMNS = ("phone_enc", "phone_hash", "phone_masked", "employment_channel")
 
@@ -624,8 +629,9 @@ def commit_import(factory: sessionmaker[Session], import_id: int, actor: Actor, 
             with session_scope(factory) as session:
                 if new:  # Core's executemany: one statement per chunk (the ORM's bulk path works row by row)
                     session.execute(insert(Labourer.__table__), new)
-                for values in _by_keys(known):
-                    session.execute(update(Labourer), values)
+                for values in _by_keys(known):  # Core executemany again: SET the columns each row names
+                    session.execute(_LABOURER.update().where(_LABOURER.c.id == bindparam("row_id")),
+                                    [{"row_id": v.pop("id"), **v} for v in values])
                 created, updated = created + len(new), updated + len(known)
                 session.execute(update(RosterImport).where(RosterImport.id == import_id)
                                 .values(progress=start + len(chunk), updated_at=utcnow()))

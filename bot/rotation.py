@@ -37,7 +37,7 @@ class Encrypted:
     table: str
     enc: str
     hash: str | None  # its look-up hash, when it has one
-    kind: str  # "phone" | "id_number": how the clear value is normalised before hashing
+    kind: str  # "phone" | "id_number": how the clear value is normalised before hashing; "file": a whole file
 
 
 ENCRYPTED = (
@@ -45,6 +45,9 @@ ENCRYPTED = (
     Encrypted("labourer", "phone_enc", "phone_hash", "phone"),
     Encrypted("sms_number", "number_enc", "number_hash", "phone"),
     Encrypted("complaint", "contact_phone_enc", "contact_phone_hash", "phone"),
+    # A roster file not yet committed, and its checked rows (bot.roster): encrypted whole, no look-up hash.
+    Encrypted("roster_import_file", "file_enc", None, "file"),
+    Encrypted("roster_import_file", "rows_enc", None, "file"),
 )
 # Look-up hashes of SMS numbers kept without their ciphertext.
 NUMBER_HASHES = (("labourer", "sms_number_hash"),)

@@ -89,3 +89,18 @@ def test_the_export_has_the_figures_and_is_audited(client, app, make_staff):
     assert table["指标"] == ("合计", "白衣镇") and table["登记劳动力"] == (3, 3) and table["挽回经济损失（元）"] == (12000, 12000)
     with db(app) as session:
         assert session.scalars(select(AuditLog.object_type).where(AuditLog.action == "export")).all() == ["figures"]
+
+
+def test_the_page_keeps_its_figures_a_minute_and_the_export_counts_afresh(client, app, make_staff):
+    _world(app)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+    assert _cell(client.get("/console/dashboard").text, "labourers") == ["3", "3"]
+    with session_scope(app.state.sessionmaker) as session:
+        session.add(Labourer(name="新来的", county="平昌县", township="白衣镇"))
+    assert _cell(client.get("/console/dashboard").text, "labourers") == ["3", "3"]
+    table = {r[0]: r[1:] for r in load_workbook(BytesIO(client.get("/console/dashboard/export.xlsx").content))
+             .active.iter_rows(values_only=True)}
+    assert table["登记劳动力"] == (4, 4)
+    app.state.dashboard_figures.clear()  # as a minute later
+    assert _cell(client.get("/console/dashboard").text, "labourers") == ["4", "4"]

@@ -127,3 +127,11 @@ def test_the_export_is_masked_unless_asked_in_clear_and_always_audited(client, a
         exports = session.scalars(select(AuditLog).where(AuditLog.action == "export").order_by(AuditLog.id)).all()
     assert [e.detail["clear"] for e in exports] == [[], ["id_number", "phone"]]
     assert exports[1].detail["filters"] == {"village": "长沙村"}
+
+
+def test_the_api_searches_the_same_way(client, app, make_staff):
+    _people(app)
+    official = make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    found = client.get("/api/admin/labourers", params={"q": "0002"}, headers=official).json()
+    assert [p["name"] for p in found["items"]] == ["李秀英"] and found["items"][0]["phone"] == "139****0002"
+    assert client.get("/api/admin/labourers", params={"q": "王外镇"}, headers=official).json()["total"] == 0

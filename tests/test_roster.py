@@ -248,3 +248,19 @@ def test_phones_checked_by_number_block_agree_with_phonenumbers():
             except pii.InvalidPersonalData:
                 ours = False
             assert ours == by_phonenumbers(number), number
+
+
+def test_an_import_not_yet_committed_survives_a_data_key_rotation(client, app, admin_auth):
+    from bot.auth import cli_actor
+    from bot.roster import commit_import
+    from bot.rotation import rotate
+
+    report = upload(client, admin_auth, xlsx([person(1, "张大山", phone="13912344567")])).json()
+    old = app.state.settings.data_key
+    changed = rotate(app.state.engine, old, "a-brand-new-data-key")
+    assert changed["roster_import_file.file_enc"] == 1 and changed["roster_import_file.rows_enc"] == 1
+    counts = commit_import(app.state.sessionmaker, report["id"], cli_actor(), data_key="a-brand-new-data-key")
+    assert counts == {"created": 1, "updated": 0, "skipped": 0}
+    [zhang] = labourers(app)
+    assert pii.decrypt(zhang.phone_enc, "a-brand-new-data-key") == "13912344567"
+    assert zhang.id_number_hash == pii.lookup_hash(id_number(1), "a-brand-new-data-key")

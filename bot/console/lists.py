@@ -23,7 +23,6 @@ router = APIRouter(prefix="/console/lists", include_in_schema=False)
 Registry = Annotated[Actor, console_role("admin", "official", "assistant")]
 ListKey = Literal["training_need", "job_wish", "working_away", "startup", "public_welfare_post"]
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-Filter = Annotated[str, Query(max_length=32)]
 
 
 def _filters(request: Request, key: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from bot.api.fields import PathId, Text
 from bot.auth import Actor
 from bot.models import Labourer
 from bot.reveal import reveal
+from bot.roster_lists import search_condition
 from bot.scope import get_scoped, scope_where
 
 router = APIRouter(prefix="/api/admin/labourers", tags=["labourers"], responses=STAFF_RESPONSES)
@@ -58,8 +59,10 @@ def labourer_out(labourer: Labourer) -> LabourerOut:
 
 
 @router.get("", response_model=LabourerPage)
-def get_labourers(session: SessionDep, actor: RegistryStaff,
+def get_labourers(session: SessionDep, settings: SettingsDep, actor: RegistryStaff,
                   name: Annotated[Text | None, Query(max_length=32)] = None,
+                  q: Annotated[Text | None, Query(max_length=32, description=(
+                      "a name or its beginning, the last digits of an ID number or phone, or a whole one"))] = None,
                   township: Annotated[Text | None, Query(max_length=32)] = None,
                   village: Annotated[Text | None, Query(max_length=32)] = None,
                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> LabourerPage:
@@ -67,6 +70,9 @@ def get_labourers(session: SessionDep, actor: RegistryStaff,
     for column, value in ((Labourer.name, name), (Labourer.township, township), (Labourer.village, village)):
         if value:
             query = query.where(column == value)
+    condition = search_condition(q or "", settings.data_key)
+    if condition is not None:
+        query = query.where(condition)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Labourer.id).offset(offset).limit(PAGE))
     return LabourerPage(items=[labourer_out(r) for r in rows], total=total)
