@@ -28,7 +28,7 @@ from bot.channels.base import Reply, SendResult
 from bot.conversation import Services, Turn
 from bot.errors import Invalid, NotFound
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models import Complaint, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
 from bot.models.complaints import (
     OPEN_STATUSES,
     STATUSES,
@@ -251,6 +251,35 @@ def notify_status(session: Session, services: Services, ticket: Ticket, to: str)
     message.delivery = "sending"
     send_to_labourer(session, services, ticket, message)
     return message
+
+
+MAX_AMOUNT = 100_000_000  # yuan: anything larger is a typing slip
+
+
+def record_recovered(session: Session, actor: Actor, ticket: Ticket, amount: int) -> None:
+    """The money recovered for the labourer on a complaint (挽回经济损失), in yuan."""
+    complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id is not None else None
+    if complaint is None:
+        raise Invalid("money recovered is recorded on a complaint")
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise Invalid(f"an amount between 0 and {MAX_AMOUNT} yuan")
+    before = complaint.recovered_amount
+    complaint.recovered_amount = amount
+    session.add(TicketEvent(ticket_id=ticket.id, kind="recovered", actor=actor.username, created_at=utcnow(),
+                            detail={"from": before, "to": amount}))
+    audit(session, actor, "ticket_recovered", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": amount})
+
+
+def recovered_by_county(session: Session, actor: Actor) -> list[tuple[str | None, int, int]]:
+    """(county, yuan recovered, cases) within the actor's area, most first."""
+    query = scope_where(
+        select(Ticket.county, func.sum(Complaint.recovered_amount), func.count())
+        .join(Complaint, Complaint.id == Ticket.complaint_id)
+        .where(Complaint.recovered_amount > 0, Ticket.merged_into_id.is_(None))
+        .group_by(Ticket.county), actor, Ticket)
+    rows = [(county, int(total or 0), int(cases)) for county, total, cases in session.execute(query)]
+    return sorted(rows, key=lambda row: -row[1])
 
 
 def merge(session: Session, actor: Actor, duplicate: Ticket, into: Ticket, *, sla: SlaPolicy) -> None:

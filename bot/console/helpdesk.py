@@ -95,6 +95,7 @@ def queue(request: Request, session: SessionDep, services: ServicesDep, settings
     context = dict(rows=rows, total=total, form=form, page=page, now=now, tz=settings.timezone,
                    counts=helpdesk.queue_counts(session, actor, now=now), statuses=STATUSES, categories=CATEGORIES,
                    places=_places(services, actor), sees_unplaced=helpdesk.sees_unplaced(actor),
+                   recovered=helpdesk.recovered_by_county(session, actor),
                    desk_members=_members(session, actor))
     template = "helpdesk/_queue.html" if request.headers.get("HX-Request") else "helpdesk/queue.html"
     return render(request, template, actor, **context)
@@ -252,3 +253,17 @@ def post_link(ticket_no: TicketNo, request: Request, session: SessionDep, settin
         return _case_page(request, session, settings, actor, ticket, error="请勾选要并案的工单", status_code=422)
     helpdesk.link(session, actor, ticket, found)
     return _back(ticket, "#group")
+
+
+@router.post("/{ticket_no}/recovered", response_class=HTMLResponse)
+def post_recovered(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
+                   amount: Short = "") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        helpdesk.record_recovered(session, actor, ticket, int(amount.strip().removesuffix("元").replace(",", "")))
+    except (ValueError, Invalid):
+        session.rollback()
+        ticket = helpdesk.find_ticket(session, actor, ticket_no)
+        return _case_page(request, session, settings, actor, ticket, error="请填写挽回的金额（元），比如 8000",
+                          status_code=422)
+    return _back(ticket)
