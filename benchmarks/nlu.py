@@ -1,6 +1,11 @@
-"""NLU router speed: messages/s, p50/p99 latency over the dev set, cold start in a fresh process.
+"""NLU router speed: messages/s, p50/p99 latency over the dev set, cold start in a fresh process, and the
+ratio to `jieba.lcut` (jieba's default dictionary, HMM on) on the same messages in the same run; then the
+baseline's accuracy next to the router's on the labelled sets (bot/nlu/baseline.py, needs scikit-learn).
 
-    .venv/bin/python benchmarks/nlu.py [--file tests/data/nlu_dev.jsonl] [--rounds 5]
+    .venv/bin/python benchmarks/nlu.py [--file tests/data/nlu_dev.jsonl] [--rounds 5] [--code DIR] [--no-accuracy]
+
+`--code DIR` times the router of another checkout (e.g. `git archive main bot knowledge | tar -x -C DIR`)
+with this script: the "before" of a change.
 
 Both clocks are reported: CPU time (this thread's, per message) says what the router costs and does
 not move when other work shares the machine; wall-clock is what a labourer waits on an idle one.
@@ -18,7 +23,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if "--code" in sys.argv:
+    CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+else:
+    CODE = ROOT
+sys.path.insert(0, str(CODE))
+# the labelled sets the accuracy table covers (each set's untouched half B, and the holdouts whole)
+ACCURACY_SETS = [("nlu_dev_b.jsonl", "B"), ("nlu_dev_c.jsonl", "B"), ("nlu_dev_d.jsonl", "B"),
+                 ("nlu_dev_e.jsonl", "B"), ("nlu_voices.jsonl", "B"), ("nlu_holdout.jsonl", None),
+                 ("nlu_voices_holdout.jsonl", None)]
 
 # timed from before the first import: numpy, jieba's dictionary, the knowledge and the model all count
 COLD_START = (
@@ -35,7 +48,7 @@ def cold_start(knowledge_dir: Path) -> tuple[float, float]:
     for _ in range(4):
         out = subprocess.run(
             [sys.executable, "-c", COLD_START.format(kdir=str(knowledge_dir))],
-            cwd=ROOT, capture_output=True, text=True, check=True, env=dict(os.environ),
+            cwd=CODE, capture_output=True, text=True, check=True, env=dict(os.environ),
         )
         wall, cpu = map(float, out.stdout.strip().splitlines()[-1].split())
         runs.append((wall, cpu))
@@ -54,7 +67,11 @@ def main() -> int:
     ap.add_argument("--file", type=Path, default=ROOT / "tests/data/nlu_dev.jsonl")
     ap.add_argument("--knowledge-dir", type=Path, default=ROOT / "knowledge")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--code", type=Path, default=None, help="time the router of this checkout instead")
+    ap.add_argument("--no-accuracy", action="store_true", help="speed only")
     args = ap.parse_args()
+    if args.code is not None and args.knowledge_dir == ROOT / "knowledge":
+        args.knowledge_dir = args.code.resolve() / "knowledge"
 
     from bot.nlu.router import get_router
 
@@ -79,9 +96,63 @@ def main() -> int:
           f"{len(wall) / total_wall:,.0f} messages/s (wall-clock)")
     print("latency (CPU time)   p50: {:.3f} ms  p99: {:.3f} ms  max: {:.3f} ms".format(*_percentiles(cpu)))
     print("latency (wall-clock) p50: {:.3f} ms  p99: {:.3f} ms  max: {:.3f} ms".format(*_percentiles(wall)))
+    jieba_cpu = _jieba_cost(texts, args.rounds)
+    mean_cpu = total_cpu / len(cpu)
+    print(f"jieba.lcut on the same messages: {jieba_cpu * 1000:.3f} ms per message (CPU time); "
+          f"the router costs {mean_cpu / jieba_cpu:.2f}x jieba.lcut")
     cold_wall, cold_cpu = cold_start(args.knowledge_dir)
     print(f"cold start: {cold_wall:.3f} s wall-clock, {cold_cpu:.3f} s CPU time")
+    if not args.no_accuracy and args.code is None:
+        _accuracy(args.knowledge_dir)
     return 0
+
+
+def _jieba_cost(texts: list[str], rounds: int) -> float:
+    """CPU seconds per message of jieba.lcut (default dictionary, loaded before timing)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    for t in texts:
+        jieba.lcut(t)
+    start = time.process_time()
+    for _ in range(rounds):
+        for t in texts:
+            jieba.lcut(t)
+    return (time.process_time() - start) / (len(texts) * rounds)
+
+
+def _accuracy(knowledge_dir: Path) -> None:
+    """The router against the baseline on each set: intent, topic (right intent and topic), topic pick
+    (the topic answered were it a policy question), out-of-scope precision and recall."""
+    from bot.nlu.baseline import get_baseline
+    from bot.nlu.evaluate import evaluate, half_of, load_rows, scores
+
+    base = get_baseline(knowledge_dir)
+    if base is None:
+        print("baseline: scikit-learn is not installed (pip install -e '.[dev]')")
+        return
+    print("\naccuracy, router / baseline (char 1–3-gram TF-IDF + logistic regression, the same training data)")
+    print(f"{'set':<32}{'n':>5}{'intent':>16}{'topic':>16}{'topic pick':>16}{'oos prec.':>16}{'oos recall':>16}")
+    for name, half in ACCURACY_SETS:
+        rows = load_rows(ROOT / "tests" / "data" / name)
+        if half:
+            rows = [r for r in rows if half_of(r["text"]) == half]
+        ev = evaluate(rows, knowledge_dir)
+        ours = scores(rows, [(p.intent, p.topic) for _r, p in ev["results"]])
+        predicted = base.predict([r["text"] for r in rows])
+        theirs = scores(rows, predicted)
+        policy = [i for i, r in enumerate(rows) if r["intent"] == "policy_question" and r.get("topic")]
+        picks = [next((c.topic for c in p.ranking if c.intent == "policy_question"), None) for _r, p in ev["results"]]
+        our_pick = sum(picks[i] == rows[i]["topic"] for i in policy) / len(policy)
+        their_pick = sum(predicted[i][1] == rows[i]["topic"] for i in policy) / len(policy)
+        cell = "{:>8.1%}/{:<6.1%}".format
+        label = f"{name}{' half ' + half if half else ''}"
+        print(f"{label:<32}{len(rows):>5}  {cell(ours['intent'], theirs['intent'])}  {cell(ours['topic'], theirs['topic'])}"
+              f"  {cell(our_pick, their_pick)}  {cell(ours['oos_precision'], theirs['oos_precision'])}"
+              f"  {cell(ours['oos_recall'], theirs['oos_recall'])}")
 
 
 if __name__ == "__main__":

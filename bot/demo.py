@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from stdnum.cn import ric
 
 from bot import pii
@@ -101,16 +102,24 @@ def demo_labourers(kb: Any, data_key: str, size: int = DEMO_SIZE) -> list[dict[s
 
 
 def load_demo_data(services: "Services") -> None:
-    """Idempotent: does nothing when the registry already has people."""
+    """Idempotent: does nothing when the registry already has people.
+
+    `gongyou serve --workers N` starts N processes that all find the fresh database empty at once: the
+    whole load is one transaction, so the first to commit wins, and the others' inserts of the same
+    people (the ID number's look-up hash is unique) fail and roll back everything they wrote."""
     kb, data_key = services.kb, services.settings.data_key
-    with session_scope(services.sessionmaker) as session:
-        if session.scalar(select(func.count()).select_from(Labourer)):
-            return
-        people = demo_labourers(kb, data_key)
-        session.execute(insert(Labourer), people)
-        ids = list(session.scalars(select(Labourer.id).order_by(Labourer.id)))
-        _demo_lists(session, kb, ids, people)
-        session.add_all(demo_events(services.settings.timezone))
+    try:
+        with session_scope(services.sessionmaker) as session:
+            if session.scalar(select(func.count()).select_from(Labourer)):
+                return
+            people = demo_labourers(kb, data_key)
+            session.execute(insert(Labourer), people)
+            ids = list(session.scalars(select(Labourer.id).order_by(Labourer.id)))
+            _demo_lists(session, kb, ids, people)
+            session.add_all(demo_events(services.settings.timezone))
+    except IntegrityError:
+        log.info("demo data loaded by another process")
+        return
     log.info("demo data loaded", extra={"labourers": len(people)})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def decrypt(token: bytes, secret: str) -> str:
 
 def normalize_id_number(raw: str) -> str:
     """Return the canonical 18-character ID number, or raise InvalidPersonalData."""
-    value = fold_full_width(raw.strip().replace(" ", "")).upper()
+    value = fold_full_width("".join(raw.split())).upper()  # any spaces, full-width ones too
     if len(value) != 18 or not value[:17].isdigit():
         raise InvalidPersonalData("身份证号应为18位")
     if value[-1] != ric.calc_check_digit(value):
@@ -142,25 +143,70 @@ def protect_phone(raw: str, secret: str) -> Protected:
 
 # ---- Free text ------------------------------------------------------------------------------------
 
-_ID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:\+?86[\s-]?|0086[\s-]?)?1[3-9][0-9](?:[\s-]?[0-9]){8}(?![0-9])")
+# A run of digit groups as people type them: any Unicode decimal digit (full-width ０-９ too), an ID's
+# final X, and between groups up to three separators (spaces, dashes, dots, brackets, a plus sign, in
+# their ASCII, full-width or CJK forms), the way the validators above read them.
+_SEPARATORS = " \t\u00a0\u3000-‐‑‒–—―－.．。·・()（）+＋/_"
+_GROUP = r"\d+[XxＸｘ]?"
+_RUN = re.compile(rf"{_GROUP}(?:[{re.escape(_SEPARATORS)}]{{1,3}}{_GROUP})*")
+_GROUP_IN_RUN = re.compile(_GROUP)
+_FOLD = {**{chr(c): str(unicodedata.decimal(chr(c))) for c in range(0x110000)
+            if unicodedata.category(chr(c)) == "Nd" and not chr(c).isascii()},
+         "Ｘ": "X", "ｘ": "X", "x": "X"}
+
+
+def _folded(group: str) -> str:
+    return "".join(_FOLD.get(ch, ch) for ch in group)
+
+
+def _masked(digits: str) -> str | None:
+    """The masked form of one ID number or mobile number written as `digits` (folded, no separators)."""
+    if len(digits) == 18:
+        try:
+            return mask_id_number(normalize_id_number(digits))
+        except InvalidPersonalData:
+            return None
+    if digits.isdigit() and (len(digits) == 11 and digits[0] == "1" or len(digits) in (13, 15) and digits.startswith(("86", "0086"))):
+        try:
+            return mask_phone(normalize_phone(digits))
+        except InvalidPersonalData:
+            return None
+    return None
+
+
+def _redact_run(run: str) -> str:
+    groups = list(_GROUP_IN_RUN.finditer(run))
+    folded = [_folded(g.group()) for g in groups]
+    out, cursor, i = [], 0, 0
+    while i < len(groups):
+        found = None
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += folded[j]
+            if len(digits) > 18:
+                break
+            masked = _masked(digits)
+            if masked is not None:
+                found = (j, masked)
+                if len(digits) == 18:
+                    break  # an ID number: nothing longer to look for
+        if found is None:
+            i += 1
+            continue
+        j, masked = found
+        out.append(run[cursor:groups[i].start()])
+        out.append(masked)
+        cursor = groups[j].end()
+        i = j + 1
+    out.append(run[cursor:])
+    return "".join(out)
 
 
 def redact(text: str) -> str:
-    """Mask ID numbers and mobile numbers wherever a person typed them (logs, transcripts, exports).
+    """Mask ID numbers and mobile numbers wherever a person typed them (logs, transcripts, free-text fields),
+    however they typed them: full-width digits, spaces, dashes, dots, a +86 or 0086 prefix.
 
     Only values that validate are masked, so amounts, dates and order numbers stay readable."""
-
-    def mask_id(match: re.Match[str]) -> str:
-        try:
-            return mask_id_number(normalize_id_number(match.group()))
-        except InvalidPersonalData:
-            return match.group()
-
-    def mask_mobile(match: re.Match[str]) -> str:
-        try:
-            return mask_phone(normalize_phone(match.group()))
-        except InvalidPersonalData:
-            return match.group()
-
-    return _MOBILE_IN_TEXT.sub(mask_mobile, _ID_IN_TEXT.sub(mask_id, text))
+    if not text:
+        return text
+    return _RUN.sub(lambda match: _redact_run(match.group()), text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,15 +18,39 @@ def default_knowledge_dir() -> Path:
     return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "knowledge"
 
 
+ENVIRONMENTS = ("development", "production")
+
+
+def secret_bits(value: str) -> float:
+    """A cautious estimate of the randomness in a secret: its length times the bits per character of
+    the alphabet it draws from (hex, base64, or printable ASCII), and no more than its distinct characters
+    allow (a key of one repeated character carries nothing)."""
+    chars = set(value)
+    if not value.strip() or len(chars) < 2:
+        return 0.0
+    if chars <= set("0123456789abcdef") or chars <= set("0123456789ABCDEF"):
+        per_char = 4.0
+    elif chars <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"):
+        per_char = 6.0
+    else:
+        per_char = math.log2(95)
+    return len(value) * min(per_char, math.log2(len(chars)) * 1.5)
+
+
+def _wechat_token_ok(token: str) -> bool:
+    # WeChat's own rule for the callback token: 3 to 32 letters and digits; we ask for 16 at least.
+    return 16 <= len(token) <= 32 and token.isascii() and token.isalnum() and secret_bits(token) >= 64
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GONGYOU_", extra="ignore")
 
-    env: str = "development"  # "production" refuses unsafe defaults
+    env: str = "development"  # development | production (anything else is refused); production refuses unsafe defaults
     database_url: str = "sqlite:///gongyou.db"
     knowledge_dir: Path = default_knowledge_dir()
     log_level: str = "INFO"
     log_json: bool = True
-    demo_data: bool = True  # load synthetic demo labourers into an empty database
+    demo_data: bool | None = None  # load synthetic demo labourers into an empty database (default: development only)
 
     # Conversation
     dialog_timeout_minutes: int = 30
@@ -66,8 +91,16 @@ class Settings(BaseSettings):
     sms_marketing_template_id: str = ""  # a marketing-type template (营销短信); falls back to sms_template_id
     sms_region: str = ""  # aliyun: cn-hangzhou, tencent: ap-guangzhou when empty
     sms_timeout_seconds: float = 5.0
-    # When set, POST /sms/inbound requires ?token=<this> (configure it in the provider's callback URL).
+    # POST /sms/inbound requires ?token=<this> (put it in the callback URL set at the provider); without it,
+    # pushes are refused except in development with the `log` provider. Neither Aliyun's nor Tencent's
+    # HTTP push is signed, so this secret is what proves a push is the provider's.
     sms_callback_token: str = ""
+
+    # Inbound doors (bot.security, bot.channels.sms, bot.channels.wechat, bot.channels.simulator)
+    sms_replies_per_hour: int = 20  # SMS answers to one number's messages in any clock hour
+    sms_unknown_replies_per_hour: int = 10  # … to a number nobody in the registry has
+    redis_url: str = ""  # replay cache and rate counters shared by all workers; empty: the database
+    simulator: bool | None = None  # /simulator and /api/simulator/* (default: on in development only)
 
     # Campaigns and broadcasts (scheduler/)
     scheduler_enabled: bool = False  # run the scheduler (leader) and a dispatcher inside the web process
@@ -108,18 +141,32 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
-        if self.env != "production":
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"GONGYOU_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        production = self.env == "production"
+        if self.demo_data is None:
+            self.demo_data = not production
+        if self.simulator is None:
+            self.simulator = not production
+        if not production:
             return self
-        missing = [
-            name
-            for name, value in (
-                ("GONGYOU_WECHAT_TOKEN", self.wechat_token),
-                ("GONGYOU_DATA_KEY", self.data_key),
-            )
-            if not value
-        ]
-        if missing:
-            raise ValueError(f"production mode needs {', '.join(missing)} to be set")
+        problems = [f"{name} must be set" for name, value in (
+            ("GONGYOU_WECHAT_TOKEN", self.wechat_token), ("GONGYOU_DATA_KEY", self.data_key)) if not value.strip()]
+        if self.data_key.strip() and secret_bits(self.data_key) < 256:
+            problems.append("GONGYOU_DATA_KEY must carry at least 32 bytes of randomness "
+                            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if self.wechat_token.strip() and not _wechat_token_ok(self.wechat_token):
+            problems.append("GONGYOU_WECHAT_TOKEN must be 16 to 32 random letters and digits")
+        if self.wechat_aes_key and len(self.wechat_aes_key) != 43:
+            problems.append("GONGYOU_WECHAT_AES_KEY must be the 43 characters of the EncodingAESKey")
+        if self.sms_provider.lower() != "log" and not self.sms_callback_token:
+            problems.append(f"GONGYOU_SMS_CALLBACK_TOKEN must be set with GONGYOU_SMS_PROVIDER={self.sms_provider}")
+        if self.sms_callback_token and secret_bits(self.sms_callback_token) < 128:
+            problems.append("GONGYOU_SMS_CALLBACK_TOKEN must be a long random value (at least 16 bytes of randomness)")
+        if self.demo_data:
+            problems.append("GONGYOU_DEMO_DATA must be off (it loads fake people with real-looking mobile numbers)")
+        if problems:
+            raise ValueError("production mode refused: " + "; ".join(problems))
         return self
 
     @property

@@ -47,7 +47,8 @@ def settings(make_settings, fakes):
     wechat, aliyun = fakes
     return make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
                          sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
-                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1")
+                         sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1",
+                         sms_callback_token="cb-dispatch-0123456789abcdef0123")
 
 
 @pytest.fixture
@@ -304,7 +305,7 @@ def test_a_delivery_settled_after_a_crash_learns_its_receipt_by_out_id(settings,
          "biz_id": f"biz-late-{i}", "out_id": p["OutId"]}
         for i, p in enumerate(aliyun.sent) if p["OutId"] in keys
     ]
-    response = client.post("/sms/inbound", json=reports)
+    response = client.post("/sms/inbound", params={"token": settings.sms_callback_token}, json=reports)
     assert response.status_code == 200 and response.json()["code"] == 0
     with session_scope(factory) as s:
         for delivery in s.scalars(select(Delivery).where(Delivery.idempotency_key.in_(keys))):

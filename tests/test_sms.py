@@ -26,6 +26,8 @@ from tests.fakes.sms_gateways import (
 )
 
 NUMBER = "13881234567"
+CALLBACK = "cb-0123456789abcdef0123456789abcdef"  # a real provider is configured with its callback secret
+INBOUND = f"/sms/inbound?token={CALLBACK}"
 
 
 def test_segments_and_keywords():
@@ -150,7 +152,8 @@ def tencent() -> Iterator[FakeTencentSms]:
 
 def test_aliyun_send_is_signed_and_its_report_marks_delivery(sms_app, aliyun):
     app = sms_app(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
-                  sms_access_key_secret="aliyun-secret", sms_template_id="SMS_100", sms_marketing_template_id="SMS_200")
+                  sms_access_key_secret="aliyun-secret", sms_template_id="SMS_100", sms_marketing_template_id="SMS_200",
+                  sms_callback_token=CALLBACK)
     assert notice(app).ok
     sent = aliyun.sent[0]
     assert sent["Action"] == "SendSms" and sent["PhoneNumbers"] == NUMBER and sent["SignName"] == "巴中就业扶贫"
@@ -158,7 +161,7 @@ def test_aliyun_send_is_signed_and_its_report_marks_delivery(sms_app, aliyun):
     row = outbox(app)[0]
     assert row.status == "sent" and row.provider_message_id
     with TestClient(app) as client:
-        ack = client.post("/sms/inbound", json=aliyun_report(NUMBER, row.provider_message_id, True))
+        ack = client.post(INBOUND, json=aliyun_report(NUMBER, row.provider_message_id, True))
         assert ack.json() == {"code": 0, "msg": "成功"}
     assert outbox(app)[0].status == "delivered"
 
@@ -166,16 +169,17 @@ def test_aliyun_send_is_signed_and_its_report_marks_delivery(sms_app, aliyun):
 def test_a_report_or_message_with_odd_ids_loses_nothing_else_of_its_batch(sms_app, aliyun):
     # A JSON push can carry NUL (PostgreSQL text cannot) or an id far past any real one.
     app = sms_app(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
-                  sms_access_key_secret="aliyun-secret", sms_template_id="SMS_100", sms_marketing_template_id="SMS_200")
+                  sms_access_key_secret="aliyun-secret", sms_template_id="SMS_100", sms_marketing_template_id="SMS_200",
+                  sms_callback_token=CALLBACK)
     assert notice(app).ok
     row = outbox(app)[0]
     odd = aliyun_report(NUMBER, "biz\x00" + "9" * 300, True) + aliyun_report(NUMBER, row.provider_message_id, True)
     with TestClient(app) as client:
-        assert client.post("/sms/inbound", json=odd).json() == {"code": 0, "msg": "成功"}
+        assert client.post(INBOUND, json=odd).json() == {"code": 0, "msg": "成功"}
         assert outbox(app)[0].status == "delivered"
         up = aliyun_up(NUMBER, "公益性岗位咋个申请", 7)
         up[0]["sequence_id"] = "seq\x00" + "7" * 300
-        assert client.post("/sms/inbound", json=up).status_code == 200
+        assert client.post(INBOUND, json=up).status_code == 200
     assert "岗位" in outbox(app)[-1].text  # answered
 
 
@@ -198,14 +202,15 @@ def test_aliyun_batch_and_errors(sms_app, aliyun):
 
 def test_tencent_send_is_tc3_signed_and_its_report_marks_delivery(sms_app, tencent):
     app = sms_app(sms_provider="tencent", sms_api_base=tencent.base, sms_access_key_id="AKID-test",
-                  sms_access_key_secret="tencent-secret", sms_app_id="1400000001", sms_template_id="100")
+                  sms_access_key_secret="tencent-secret", sms_app_id="1400000001", sms_template_id="100",
+                  sms_callback_token=CALLBACK)
     assert notice(app, purpose="notice").ok
     body = tencent.sent[0]
     assert body["PhoneNumberSet"] == [f"+86{NUMBER}"] and body["SmsSdkAppId"] == "1400000001"
     assert body["TemplateParamSet"] == ["巴州区招聘会周三上午9点人民广场"]
     row = outbox(app)[0]
     with TestClient(app) as client:
-        ack = client.post("/sms/inbound", json=tencent_report(NUMBER, row.provider_message_id, False))
+        ack = client.post(INBOUND, json=tencent_report(NUMBER, row.provider_message_id, False))
         assert ack.json() == {"result": 0, "errmsg": ""}
     assert outbox(app)[0].status == "failed" and outbox(app)[0].error_code == "UNDELIV"
     from bot.channels.sms import TencentGateway

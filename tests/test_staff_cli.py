@@ -134,8 +134,8 @@ def test_serve_in_development_prints_a_first_admin_once(db_url) -> None:
 
 
 def test_serve_in_production_makes_no_account(db_url) -> None:
-    process, _port = _serve(db_url, {"GONGYOU_ENV": "production", "GONGYOU_WECHAT_TOKEN": "t" * 20,
-                                     "GONGYOU_DATA_KEY": "k" * 32})
+    process, _port = _serve(db_url, {"GONGYOU_ENV": "production", "GONGYOU_WECHAT_TOKEN": "Wx7Tk2Qm9Lp4Zr8Vb3Nc",
+                                     "GONGYOU_DATA_KEY": "Zq8v1c0m3XbT5nUe7Lr2Wd9Hs4Kp6Ya8Fg1Jt3Vx5Qw7"})
     try:
         output = _read_until(process, r"gongyou staff add")
         assert "password " not in output.lower().replace("a-long-password", "")

@@ -82,8 +82,9 @@ def deliver(
         return sms.send_sms(session, services, number=number, reply=reply, purpose=purpose)
     if channel == "wechat":
         return _deliver_wechat(session, services, user_id, reply, purpose)
-    if channel == "simulator":  # nothing to push to: the simulator shows the log
-        session.add(MessageLog(channel="simulator", user_id=user_id, direction="out", text=reply.plain_text(), status="sent"))
+    if channel == "simulator":  # nothing to push to: the simulator's inbox shows the log (bot.channels.simulator)
+        session.add(MessageLog(channel="simulator", user_id=user_id, direction="out", text=pii.redact(reply.plain_text()),
+                               status="sent", purpose=purpose))
         return SendResult(ok=True)
     return SendResult(ok=False, error_code="unknown_channel", error=f"no sender for channel {channel!r}")
 

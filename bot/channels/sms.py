@@ -41,6 +41,7 @@ from bot.channels.base import Address, InboundMessage, Reply, SendResult
 from bot.conversation import Services, handle_message
 from bot.db import session_scope
 from bot.models import Labourer, OutboundMessage, SmsNumber, utcnow
+from bot.security import guards, same_secret
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -591,10 +592,25 @@ def handle_upstream(services: Services, up: Upstream) -> None:
         number_row(session, settings, number)  # so a reply can find the number from the hash
     outcome = handle_message(services, InboundMessage(Address("sms", digest), text=text, external_id=up.external_id[:128]))
     for reply in outcome.replies:
+        if not _reply_allowed(services, digest):
+            log.warning("sms reply not sent: the number's hourly cap of answers is reached",
+                        extra={"to": pii.mask_phone(number)})
+            break
         with session_scope(services.sessionmaker) as session:
             result = send_sms(session, services, number=number, reply=reply, purpose=ESSENTIAL)
         if not result.ok:
             log.warning("sms reply not sent", extra={"error_code": result.error_code})
+
+
+def _reply_allowed(services: Services, digest: str) -> bool:
+    """Answers by SMS to one number's messages are capped per hour (lower for a number nobody in the
+    registry has): a flood of messages, forged or not, cannot make us text a number without end."""
+    settings = services.settings
+    with session_scope(services.sessionmaker) as session:
+        known = session.scalar(select(Labourer.id).where(
+            (Labourer.sms_number_hash == digest) | (Labourer.phone_hash == digest)).limit(1)) is not None
+    limit = settings.sms_replies_per_hour if known else settings.sms_unknown_replies_per_hour
+    return guards(services).rates.hit(f"sms-reply:{digest}", limit=limit, window_seconds=3600)
 
 
 def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], provider: str) -> None:
@@ -621,12 +637,27 @@ def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], p
             log.exception("sms upstream failed")
 
 
+def callback_refusal(settings: Settings, given: str | None) -> str | None:
+    """Why a push to /sms/inbound is refused, or None. Neither Aliyun's nor Tencent's HTTP push carries a
+    signature of its own, so the long random secret in the callback URL is the proof: required wherever
+    a real provider is configured; only the embedded `log` provider in development goes without."""
+    expected = settings.sms_callback_token
+    if not expected:
+        if settings.env == "development" and settings.sms_provider.lower() == "log":
+            return None
+        return "sms callback not configured: set GONGYOU_SMS_CALLBACK_TOKEN"
+    if not same_secret(given, expected):
+        return "forbidden"
+    return None
+
+
 @router.post("/sms/inbound")
 async def sms_inbound(request: Request, background: BackgroundTasks) -> JSONResponse:
     services: Services = request.app.state.services
-    token = services.settings.sms_callback_token
-    if token and not hmac.compare_digest(request.query_params.get("token", ""), token):
-        return JSONResponse({"code": 1, "msg": "forbidden", "result": 1, "errmsg": "forbidden"}, status_code=403)
+    refused = callback_refusal(services.settings, request.query_params.get("token"))
+    if refused is not None:
+        log.warning("sms push refused", extra={"reason": refused})
+        return JSONResponse({"code": 1, "msg": refused, "result": 1, "errmsg": refused}, status_code=403)
     body = b""
     async for chunk in request.stream():
         body += chunk

@@ -2,8 +2,10 @@
 
 The adapter only translates: platform XML → InboundMessage → the shared pipeline → Reply → passive XML.
 Platform rules it enforces:
-- signatures (`signature` always, `msg_signature` in AES mode), timestamps within 300 s, a body cap,
-  and no entity declarations (xmltodict >= 1.0.1 refuses them; we answer 400, never 500);
+- signatures (`signature` always, `msg_signature` in AES mode, compared in constant time), timestamps
+  within 300 s, each (timestamp, nonce) heard once across workers (bot.security), only AES pushes when
+  an AES key is configured, a body cap, and no entity declarations (xmltodict >= 1.0.1 refuses them; we
+  answer 400, never 500);
 - the 5-second rule: WeChat drops the connection after 5 s and retries up to 3 times. The pipeline runs
   in a worker thread; when it is not done by `wechat_reply_deadline_seconds` we answer "success" and the
   worker sends the replies through the customer-service API when it finishes. Retries are deduplicated by
@@ -35,6 +37,7 @@ from bot.channels.base import Address, InboundMessage, Reply
 from bot.conversation import Services, handle_message
 from bot.db import dialect_insert, session_scope
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
+from bot.security import guards, same_secret
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -80,9 +83,19 @@ def _check_query(services: Services, query: dict[str, str]) -> tuple[str, str]:
         raise BadRequest(400, "missing or malformed signature parameters")
     if abs(time.time() - int(timestamp)) > settings.wechat_timestamp_tolerance_seconds:
         raise BadRequest(403, "stale timestamp")  # a replayed request
-    if _signature(settings.wechat_token, timestamp, nonce) != signature:
+    if not same_secret(signature, _signature(settings.wechat_token, timestamp, nonce)):
         raise BadRequest(403, "bad signature")
     return timestamp, nonce
+
+
+def _check_first_use(services: Services, timestamp: str, nonce: str, body: bytes) -> None:
+    """The signature covers token, timestamp and nonce, not the body (outside AES mode), so one push's
+    query string, kept by a proxy or an access log, would otherwise carry any XML for any openid for as
+    long as its timestamp is accepted. A (timestamp, nonce) is heard once; the same body again is
+    WeChat's own retry of a push it saw no answer to, which the pipeline deduplicates by MsgId."""
+    ttl = 2 * services.settings.wechat_timestamp_tolerance_seconds + 60
+    if not guards(services).replay.first_use(f"wechat:{timestamp}:{nonce}", body, ttl):
+        raise BadRequest(403, "replayed timestamp and nonce")
 
 
 def _parse_xml(body: bytes | str) -> dict[str, Any]:
@@ -104,6 +117,8 @@ def _decrypt(services: Services, outer: dict[str, Any], query: dict[str, str], t
     msg_signature = query.get("msg_signature", "")
     if not isinstance(encrypt, str) or not msg_signature:
         raise BadRequest(400, "missing Encrypt or msg_signature")
+    if not same_secret(msg_signature, _signature(settings.wechat_token, timestamp, nonce, encrypt)):
+        raise BadRequest(403, "bad msg_signature")  # checked here in constant time; wechatpy checks it again
     crypto = _crypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
     try:
         plain = crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
@@ -437,8 +452,13 @@ async def callback(request: Request) -> Response:
         body = await _read_body(request, services.settings.wechat_max_body_bytes)
         outer = _parse_xml(body)
         encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+        if services.settings.wechat_aes_key and not encrypted:
+            # Safe mode configured: WeChat encrypts every push, so a plaintext one is not WeChat's.
+            raise BadRequest(403, "plaintext refused: the account is in safe (AES) mode")
         node = _decrypt(services, outer, query, timestamp, nonce) if encrypted else outer
         message = to_inbound(node)
+        await asyncio.get_running_loop().run_in_executor(
+            _pool(services.settings.wechat_reply_workers), _check_first_use, services, timestamp, nonce, body)
     except BadRequest as exc:
         log.info("wechat callback refused", extra={"status": exc.status, "reason": exc.reason})
         return _plain(exc.reason, exc.status)

@@ -14,7 +14,6 @@ The login form, which has no session yet, carries a token that must match a sign
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from itsdangerous import BadSignature, Signer
 
 from bot.api.deps import SessionDep, SettingsDep, client_ip
 from bot.auth import Actor, actor_for_secret
+from bot.security import same_secret
 from bot.settings import Settings
 
 SESSION_COOKIE = "gongyou_session"
@@ -70,7 +70,8 @@ def console_actor(request: Request, session: SessionDep, settings: SettingsDep) 
 
 
 def tokens_match(given: object, expected: str | None) -> bool:
-    return isinstance(given, str) and bool(given) and bool(expected) and hmac.compare_digest(given, expected or "")
+    # as bytes: hmac.compare_digest refuses str with non-ASCII characters (a TypeError, so a 500)
+    return isinstance(given, str) and bool(given) and bool(expected) and same_secret(given, expected or "")
 
 
 async def csrf_checked(request: Request, actor: Annotated[Actor, Depends(console_actor)]) -> Actor:

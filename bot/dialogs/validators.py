@@ -350,11 +350,12 @@ def parse_category(text: str, ctx: SlotContext) -> str:
 
 
 def parse_text(text: str, ctx: SlotContext) -> str:
-    """A short free answer (employer, site, what happened): kept as written, bounded."""
+    """A short free answer (employer, site, what happened): kept as written, bounded, with any ID number or
+    phone in it masked (the dialog's state holds it until the row is written)."""
     value = " ".join((text or "").split())
     if len(compact(value)) < 2 or re.fullmatch(r"[\d\s]+", value):
         raise Invalid()
-    return value[:500]
+    return pii.redact(value)[:500]
 
 
 _DONE = ("好了", "发完", "没有", "没得", "莫得", "没了", "完了", "就这些", "就这样", "跳过", "不发", "没照片", "结束", "可以了", "OK", "ok")

@@ -26,6 +26,11 @@ def greet(turn: Turn) -> list[Reply]:
 
 
 def out_of_scope(turn: Turn) -> list[Reply]:
+    # neighbouring government business (医保, 养老金, 低保 …): where to go, not "I did not understand"
+    referral = turn.parse.referral if turn.parse is not None else None
+    said = turn.knowledge.router.referral_reply(referral) if referral else None
+    if said:
+        return [Reply(said)]
     return [main_menu(turn, turn.say("out_of_scope"))]
 
 

@@ -17,6 +17,7 @@ from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
+from bot.models.security import RateCounter, ReplayNonce
 
 __all__ = [
     "AuditLog",
@@ -38,6 +39,8 @@ __all__ = [
     "Labourer",
     "MessageLog",
     "OutboundMessage",
+    "RateCounter",
+    "ReplayNonce",
     "SmsNumber",
     "Staff",
     "StaffSession",

@@ -19,12 +19,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from lunardate import LunarDate
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, select
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from bot.db import dialect_insert
 from bot.helpdesk_sla import SlaPolicy
-from bot.models.base import Base, utcnow
+from bot.models.base import Base, Redacted, utcnow
 from bot.models.conversation import Handoff, MessageLog
 from bot.models.registry import Labourer
 
@@ -63,12 +63,12 @@ class Complaint(Base):
     channel: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
     category: Mapped[str] = mapped_column(String(16))
-    employer: Mapped[str] = mapped_column(String(128))
-    site: Mapped[str | None] = mapped_column(String(256))
+    employer: Mapped[str] = mapped_column(Redacted(128))  # free text: IDs and phones masked (bot.pii.redact)
+    site: Mapped[str | None] = mapped_column(Redacted(256))
     amount_owed: Mapped[int | None]  # yuan
     period: Mapped[str | None] = mapped_column(String(32))  # how long unpaid, as read back (3个月)
     workers_affected: Mapped[int] = mapped_column(Integer, default=1)
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Redacted())
     contact_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     contact_phone_hash: Mapped[str | None] = mapped_column(String(64))
     contact_phone_masked: Mapped[str | None] = mapped_column(String(16))
@@ -119,8 +119,8 @@ class Ticket(Base):
     labourer_id: Mapped[int | None] = mapped_column(ForeignKey("labourer.id", ondelete="SET NULL"), index=True)
     category: Mapped[str | None] = mapped_column(String(16))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    employer: Mapped[str | None] = mapped_column(String(128))  # for collective cases (bot.helpdesk.similar)
-    site: Mapped[str | None] = mapped_column(String(256))
+    employer: Mapped[str | None] = mapped_column(Redacted(128))  # for collective cases (bot.helpdesk.similar)
+    site: Mapped[str | None] = mapped_column(Redacted(256))
     contact_phone_masked: Mapped[str | None] = mapped_column(String(16))
     # Where the case belongs (bot.scope); None when nobody knows: the "unassigned area" queue.
     county: Mapped[str | None] = mapped_column(String(32))
@@ -179,7 +179,7 @@ class TicketMessage(Base):
     source: Mapped[str] = mapped_column(String(10))  # labourer | bot | staff
     author: Mapped[str | None] = mapped_column(String(64))  # the staff member's username
     visibility: Mapped[str] = mapped_column(String(8), default="public")  # public | internal
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Redacted())  # free text: IDs and phones masked (bot.pii.redact)
     delivery: Mapped[str | None] = mapped_column(String(12))  # sending | sent | failed (staff replies)
     delivery_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

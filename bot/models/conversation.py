@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.models.base import Base, utcnow
+from bot.models.base import Base, Redacted, utcnow
 
 
 class ConversationState(Base):
@@ -45,7 +45,7 @@ class MessageLog(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
     external_id: Mapped[str | None] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16), default="text")
-    text: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Redacted(), default="")
     media_id: Mapped[str | None] = mapped_column(String(256))
     intent: Mapped[str | None] = mapped_column(String(32))
     confidence: Mapped[float | None]
@@ -53,6 +53,8 @@ class MessageLog(Base):
     entry_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="ok")  # in: ok|failed ; out: sent|queued|failed
     error: Mapped[str | None] = mapped_column(Text)
+    # Set on a message pushed outside a direct reply (bot.channels.outbound.deliver): reply | notice | marketing
+    purpose: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -65,7 +67,7 @@ class Handoff(Base):
     channel: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
     labourer_id: Mapped[int | None] = mapped_column(ForeignKey("labourer.id", ondelete="SET NULL"))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Redacted(), default="")
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default="open")
     # Where the request belongs (bot.scope): the labourer's registered township when made.

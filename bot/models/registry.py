@@ -12,7 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.models.base import Base, utcnow
+from bot.models.base import Base, Redacted, utcnow
 
 
 class Labourer(Base):
@@ -96,7 +96,7 @@ class WorkingAway(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     labourer_id: Mapped[int] = mapped_column(ForeignKey("labourer.id", ondelete="CASCADE"), index=True)
     place: Mapped[str | None] = mapped_column(String(32))
-    employer: Mapped[str | None] = mapped_column(String(64))
+    employer: Mapped[str | None] = mapped_column(Redacted(64))  # free text: IDs and phones masked (bot.pii.redact)
     job_type: Mapped[str | None] = mapped_column(String(32))
     since: Mapped[str | None] = mapped_column(String(32))
     channel: Mapped[str | None] = mapped_column(String(16))

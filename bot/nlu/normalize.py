@@ -107,6 +107,9 @@ def _fullwidth_table() -> dict[int, int]:
     return table
 
 
+NEGATIONS = frozenset("没不别莫未")
+
+
 class Normalizer:
     def __init__(self, nlu_dir: Path, domain_words: Iterable[str] = ()):
         self.fold_table = _fullwidth_table() | _load_trad_simp(nlu_dir / "trad_simp.txt")
@@ -182,6 +185,10 @@ class Normalizer:
                 if word is None:
                     continue
                 surface = text[i:i + length]
+                if surface[0] in NEGATIONS and word[0] not in NEGATIONS:
+                    # 没发 is "not paid", never a typo of 美发: a negation is left alone
+                    scan = i + length
+                    break
                 if surface == word or surface in self.known_words:
                     scan = i + length
                     break

@@ -41,6 +41,7 @@ from bot.nlu.normalize import MAX_SCORED_CHARS, Normalizer, leading_texts
 from bot.nlu.types import INTENTS, TOPICS, Candidate, Parse, new_candidate, new_parse
 
 NLU_DIR = "nlu"
+REFERRALS_FILE = "referrals.yaml"
 OUT_OF_SCOPE = "out_of_scope"
 
 # Decision constants, set by measurement on half A of the dev set and checked on half B
@@ -48,10 +49,21 @@ OUT_OF_SCOPE = "out_of_scope"
 MIN_SCORE = 0.30  # retrieval + cue evidence below this (scaled by length) is not trusted
 MIN_SCORE_DOMAIN = 0.0  # a message naming something of ours (培训, 社保, 护林员 …) is never dropped for weak evidence
 TIE_MARGIN = 0.04  # best two closer than this → ask which one
-NB_WEIGHT = 0.4  # the classifiers' posterior counts this much next to the retrieval cosine
+NB_WEIGHT = 0.4  # naive Bayes's intent posterior counts this much next to the retrieval cosine
 NB_TEMPERATURE = 4.0  # naive Bayes is overconfident: its log-odds are flattened before the softmax
 NB_UNIGRAMS = True  # single characters as classifier features
 NB_ALPHA = 0.3  # additive smoothing of the feature counts
+# The learned linear model (multinomial logistic regression over the same features, idf-weighted and
+# L2-normalised like TF-IDF): trained at build time, scored with the same gather-and-sum as naive Bayes.
+# How much each posterior counts next to the retrieval cosine, for the intent and for the topic (set on the
+# A halves of nlu_voices and nlu_dev_b…e: the logistic regression picks topics best, naive Bayes intents;
+# the regression's intent posterior added nothing there and cost examples.jsonl one message at 0.1)
+NB_TOPIC_WEIGHT = 0.0
+LR_INTENT_WEIGHT = 0.0
+LR_TOPIC_WEIGHT = 1.0
+LR_L2 = 1e-4  # L2 penalty per training message
+LR_STEPS = 80  # full-batch Adam steps: the dev halves A score the same from 60 on (300 cost 4× the time)
+LR_RATE = 0.3
 RETRIEVAL_MAX_FEATURES = 16  # the query's highest-weighted features only
 RETRIEVAL_DF_DIVISOR = 20  # retrieval ignores features in more than 1/this of the documents
 # weak topic evidence for the topic classifier only: topics.yaml scope text, the entries' answers
@@ -62,10 +74,12 @@ _SENTENCE_RE = re.compile(r"[。；;！!？?\n]+")
 STOP_CHARS = frozenset("的了吗么呢吧啊呀哦嘛不没是我你他她它们这那个一有在要想就也都还和跟与及把被给")
 N_INTENTS = len(INTENTS)
 N_TOPICS = len(TOPICS)
+N_CLASSES = N_INTENTS + N_TOPICS
 POLICY = INTENTS.index("policy_question")
 # a message without one Chinese character is scored only through the exact commands (T, TD, hello)
 _HAS_WORD_RE = re.compile(r"[\u4e00-\u9fff]")
 _EXACT_STRIP_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
+_NEGATION_RE = re.compile("[不没别莫非无]")
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,96 @@ def _naive_bayes(n_classes: int, samples: list[tuple[frozenset[str], int]], alph
     return rows, empty
 
 
+def training_docs(kb: KnowledgeBase, intents_doc: dict, referrals_doc: dict | None = None) -> list[tuple[str, _Label]]:
+    """Everything the router learns from, as (text, label): every policy entry's title and questions
+    (policy_question with its topic and entry), the intent examples of knowledge/nlu/intents.yaml, the
+    referrals' examples (knowledge/referrals.yaml) as out_of_scope, and —
+    with an empty intent, topic evidence only — what each topic covers and the entries' answer sentences.
+    The baseline of bot/nlu/baseline.py learns from exactly these."""
+    docs: list[tuple[str, _Label]] = []
+    for entry in kb.entries.values():
+        label = _Label("policy_question", entry.topic, entry.id)
+        docs.append((entry.title, label))
+        docs.extend((q, label) for q in entry.questions)
+    for intent, examples in (intents_doc.get("examples") or {}).items():
+        if intent not in INTENTS:
+            raise ValueError(f"intents.yaml: unknown intent {intent!r}")
+        docs.extend((str(e), _Label(intent)) for e in examples)
+    for ref in ((referrals_doc or {}).get("referrals") or {}).values():
+        docs.extend((str(e), _Label(OUT_OF_SCOPE)) for e in ref.get("examples") or ())
+    # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
+    if "scope" in TOPIC_EXTRA:
+        for topic, info in kb.topics.items():
+            for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
+                if len(part) >= 2:
+                    docs.append((part, _Label("", topic)))
+    if "answer" in TOPIC_EXTRA:
+        for entry in kb.entries.values():
+            for part in _SENTENCE_RE.split(entry.answer):
+                if len(part) >= 4:
+                    docs.append((part, _Label("", entry.topic)))
+    return docs
+
+
+def _logistic(n_classes: int, samples: list[tuple[frozenset[str], int]], feat_id: dict[str, int],
+              feat_idf: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression over idf-weighted, L2-normalised binary features, trained by
+    full-batch Adam on the mean cross-entropy plus an L2 penalty. Returns one weight row per feature with
+    the feature's idf folded in (a message's logits are the sum of its rows divided by the norm of its
+    features' idfs, plus the bias) and the bias."""
+    counts = np.fromiter((len(f) for f, _k in samples), np.intp, len(samples))
+    keep = counts > 0
+    samples = [s for s, k in zip(samples, keep) if k]
+    counts = counts[keep]
+    n = len(samples)
+    weights = np.zeros((n_rows, n_classes))
+    if n == 0:
+        return weights, np.zeros(n_classes)
+    idx = np.fromiter((feat_id[f] for feats, _k in samples for f in sorted(feats)), np.intp, int(counts.sum()))
+    ptr = np.concatenate([[0], np.cumsum(counts)])
+    row_of = np.repeat(np.arange(n), counts)
+    val = feat_idf[idx]
+    val /= np.sqrt(np.add.reduceat(val * val, ptr[:-1]))[row_of]
+    feats, local = np.unique(idx, return_inverse=True)
+    n_feats = len(feats)
+    # class-major layout: one flat bincount computes every class's sums at once
+    y = np.zeros((n_classes, n))
+    y[[k for _f, k in samples], np.arange(n)] = 1.0
+    by_class = np.arange(n_classes)[:, None]
+    to_row = (by_class * n + row_of).ravel()
+    to_feat = (by_class * n_feats + local).ravel()
+    w = np.zeros((n_classes, n_feats))
+    b = np.zeros((n_classes, 1))
+    m1w, m2w = np.zeros_like(w), np.zeros_like(w)
+    m1b, m2b = np.zeros_like(b), np.zeros_like(b)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, LR_STEPS + 1):
+        spread = np.take(w, local, axis=1)
+        spread *= val
+        z = np.bincount(to_row, spread.ravel(), n_classes * n).reshape(n_classes, n) + b
+        z -= z.max(axis=0)
+        p = np.exp(z)
+        p /= p.sum(axis=0)
+        g = (p - y) * (1.0 / n)
+        spread = np.take(g, row_of, axis=1)
+        spread *= val
+        gw = np.bincount(to_feat, spread.ravel(), n_classes * n_feats).reshape(n_classes, n_feats)
+        gw += LR_L2 * w
+        gb = g.sum(axis=1, keepdims=True)
+        m1w *= b1
+        m1w += (1 - b1) * gw
+        m2w *= b2
+        m2w += (1 - b2) * gw * gw
+        m1b = b1 * m1b + (1 - b1) * gb
+        m2b = b2 * m2b + (1 - b2) * gb * gb
+        c1, c2 = 1 - b1 ** step, 1 - b2 ** step
+        w -= (LR_RATE / c1) * m1w / (np.sqrt(m2w / c2) + eps)
+        b -= (LR_RATE / c1) * m1b / (np.sqrt(m2b / c2) + eps)
+    bias = b[:, 0]
+    weights[feats] = w.T * feat_idf[feats, None]
+    return weights, bias
+
+
 class _Model:
     """Everything learnt from the knowledge, as flat arrays (picklable: the start-up cache).
 
@@ -123,8 +227,11 @@ class _Model:
 
     def __init__(self, feat_id: dict[str, int], nb: np.ndarray, nb_empty: np.ndarray, idf: np.ndarray,
                  indptr: np.ndarray, post_doc: np.ndarray, post_val: np.ndarray, doc_intent: np.ndarray,
-                 doc_topic: np.ndarray, doc_entry: list[str | None]):
+                 doc_topic: np.ndarray, doc_entry: list[str | None], lr_bias: np.ndarray, cls_idf2: np.ndarray):
+        # nb: per feature, naive Bayes log-probabilities (intents, topics) then the logistic regression's
+        # weights (intents, topics); lr_bias its biases; cls_idf2 the squared idf of each feature
         self.feat_id, self.nb, self.nb_empty, self.idf = feat_id, nb, nb_empty, idf
+        self.lr_bias, self.cls_idf2 = lr_bias, cls_idf2
         self.indptr, self.post_doc, self.post_val = indptr, post_doc, post_val
         self.doc_intent, self.doc_topic, self.doc_entry = doc_intent, doc_topic, doc_entry
 
@@ -155,6 +262,16 @@ class _Model:
         topic_samples += [(frozenset(c), topic_index[t]) for c, t in topic_extra]
         nb_i, empty_i = _naive_bayes(N_INTENTS, intent_samples, NB_ALPHA, feat_id, n_rows)
         nb_t, empty_t = _naive_bayes(N_TOPICS, topic_samples, NB_ALPHA, feat_id, n_rows)
+        # the classifier features' idf over the intent examples (unknown features: none)
+        cls_df = np.zeros(n_rows)
+        for c, _k in intent_samples:
+            cls_df[[feat_id[f] for f in c]] += 1
+        cls_idf = np.log((len(intent_samples) + 1) / (cls_df + 1)) + 1.0
+        cls_idf[-1] = 0.0
+        # (an intent head that does not count is not trained: half the build time)
+        lr_i, bias_i = (_logistic(N_INTENTS, intent_samples, feat_id, cls_idf, n_rows) if LR_INTENT_WEIGHT
+                        else (np.zeros((n_rows, N_INTENTS)), np.zeros(N_INTENTS)))
+        lr_t, bias_t = _logistic(N_TOPICS, topic_samples, feat_id, cls_idf, n_rows)
         idf_arr = np.zeros(n_rows)
         for k, v in idf.items():
             idf_arr[feat_id[k]] = v
@@ -174,12 +291,13 @@ class _Model:
             indptr[r + 1] = len(docs)
         return cls(
             feat_id,
-            np.hstack([nb_i, nb_t]) / NB_TEMPERATURE,
+            np.hstack([nb_i / NB_TEMPERATURE, nb_t / NB_TEMPERATURE, lr_i, lr_t]),
             np.concatenate([empty_i, empty_t]),
             idf_arr, indptr, np.array(docs, dtype=np.intp), np.array(vals),
             np.array([intent_index[lb.intent] for _c, _r, lb in samples], dtype=np.intp),
             np.array([topic_index[lb.topic] if lb.topic else -1 for _c, _r, lb in samples], dtype=np.intp),
             [lb.entry_id for _c, _r, lb in samples],
+            np.concatenate([bias_i, bias_t]), cls_idf * cls_idf,
         )
 
     def prepare(self) -> None:
@@ -202,7 +320,11 @@ class _Model:
         # the naive Bayes sum of a message's rows is a product with a vector of ones (BLAS: half the
         # instructions of a sum over axis 0); a message has fewer features than 5 per scored character
         self.ones = np.ones(5 * MAX_SCORED_CHARS + 8)
-        self.any_empty = bool(self.nb_empty.any())
+        # the four heads of a message's logits (naive Bayes intents, topics; logistic regression intents,
+        # topics): where each starts, its size, and how much its posterior counts
+        self.heads = np.array([0, N_INTENTS, N_CLASSES, N_CLASSES + N_INTENTS], dtype=np.intp)
+        self.head_sizes = np.array([N_INTENTS, N_TOPICS, N_INTENTS, N_TOPICS], dtype=np.intp)
+        self.head_weights = np.array([NB_WEIGHT, NB_TOPIC_WEIGHT, LR_INTENT_WEIGHT, LR_TOPIC_WEIGHT])
         # The documents are ordered by intent and, within policy_question, by topic: each class is a
         # range of them (`slots`: intents but policy_question, policy questions without a topic, then
         # the topics), so the best per class is one maximum.reduceat over the non-empty ranges.
@@ -234,27 +356,11 @@ class Router:
         self.nlu_dir = nlu_dir = self.knowledge_dir / NLU_DIR
         intents_doc = read_yaml(nlu_dir / "intents.yaml") or {}
         cues_doc = read_yaml(nlu_dir / "cues.yaml") or []
+        self.focus = [re.compile(str(p)) for p in read_yaml(nlu_dir / "focus.yaml") or []]
         domain = set(self._domain_words(nlu_dir))
-        docs: list[tuple[str, _Label]] = []
-        for entry in self.kb.entries.values():
-            label = _Label("policy_question", entry.topic, entry.id)
-            docs.append((entry.title, label))
-            docs.extend((q, label) for q in entry.questions)
-        for intent, examples in (intents_doc.get("examples") or {}).items():
-            if intent not in INTENTS:
-                raise ValueError(f"intents.yaml: unknown intent {intent!r}")
-            docs.extend((str(e), _Label(intent)) for e in examples)
-        # weak topic evidence in the officials' own words: what each topic covers, and the answers' phrases
-        for topic, info in self.kb.topics.items():
-            if "scope" in TOPIC_EXTRA:
-                for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
-                    if len(part) >= 2:
-                        docs.append((part, _Label("", topic)))
-        if "answer" in TOPIC_EXTRA:
-            for entry in self.kb.entries.values():
-                for part in _SENTENCE_RE.split(entry.answer):
-                    if len(part) >= 4:
-                        docs.append((part, _Label("", entry.topic)))
+        referrals_doc = read_yaml(self.knowledge_dir / REFERRALS_FILE) or {}
+        self.referrals = _Referrals(referrals_doc)
+        docs = training_docs(self.kb, intents_doc, referrals_doc)
 
         # Everything learnt is cached on disk, keyed by what it was learnt from (and this code):
         # a restart with unchanged knowledge loads arrays instead of segmenting every example again.
@@ -485,15 +591,39 @@ class Router:
             return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
+        # "不是要…是要…", "不用讲…直接…": the rest is what the person wants, and is what is scored
+        scored, scored_tokens = norm, tokens
+        if _NEGATION_RE.search(norm) is not None:  # every focus pattern holds a negation
+            for pattern in self.focus:
+                found = pattern.search(norm)
+                if found and _HAS_WORD_RE.search(found["rest"]):
+                    scored = found["rest"]
+                    scored_tokens = self._tokens(scored)
+                    break
+        referral = self.referrals.match(scored)
+        if referral:
+            # neighbouring government business: where to go, never one of our answers
+            return self._out_of_scope(text, norm, entities, tokens, 0.9, [], referral)
+        return self._score(text, norm, tokens, scored, scored_tokens, entities)
 
+    def _score(self, text: str, full: str, full_tokens: list[str], norm: str, tokens: list[str],
+               entities: list) -> Parse:
+        """The classifiers, retrieval and cues on `norm` (the message `full`, or the part of it in focus)."""
         m = self.model
         cls, ret = self._features(norm, tokens)
         n_cls = len(cls)
-        rows = m.nb.take(np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, n_cls), axis=0)
-        logp = m.ones[:n_cls] @ rows if n_cls <= len(m.ones) else rows.sum(axis=0)
-        if m.any_empty:
-            logp += m.nb_empty
-        logp = logp.tolist()
+        ids = np.fromiter(map(m.feat_id.get, cls, repeat(m.unknown)), np.intp, n_cls)
+        rows = m.nb.take(ids, axis=0)
+        sums = m.ones[:n_cls] @ rows if n_cls <= len(m.ones) else rows.sum(axis=0)
+        # the classifiers' posteriors, mixed: naive Bayes (log-probabilities, flattened) and the logistic
+        # regression (its features idf-weighted and normalised: the sum divided by the idfs' norm)
+        logits = sums
+        logits[:N_CLASSES] += m.nb_empty
+        logits[N_CLASSES:] *= 1.0 / (math.sqrt(float(m.cls_idf2.take(ids).sum())) or 1.0)
+        logits[N_CLASSES:] += m.lr_bias
+        post = np.exp(logits - np.maximum.reduceat(logits, m.heads).repeat(m.head_sizes))
+        post *= (m.head_weights / np.add.reduceat(post, m.heads)).repeat(m.head_sizes)
+        mix = (post[:N_CLASSES] + post[N_CLASSES:]).tolist()
         # best retrieval score per intent, then per topic; the nearest document of each topic
         best, doc_scores = self._retrieve(ret)
         domain = self._names_domain(norm, ret)
@@ -506,15 +636,10 @@ class Router:
             ):
                 cue[k] += weight
 
-        # The posterior mix and the candidates, with the per-item arithmetic in C (map over operator
-        # functions): the same operations in the same order as a comprehension, at half the cost.
-        li, lt = logp[:N_INTENTS], logp[N_INTENTS:]
-        exp = math.exp
-        ei = list(map(exp, map(sub, li, repeat(max(li)))))
-        et = list(map(exp, map(sub, lt, repeat(max(lt)))))
-        zi, zt = NB_WEIGHT / sum(ei), NB_WEIGHT / sum(et)
-        scores = list(map(add, map(add, map(mul, repeat(zi), ei), best), cue))
-        topic_scores = list(map(add, map(add, map(mul, repeat(zt), et), best[N_INTENTS:]), cue[N_INTENTS:]))
+        # The candidates, with the per-item arithmetic in C (map over operator functions): the same
+        # operations in the same order as a comprehension, at half the cost.
+        scores = list(map(add, map(add, mix[:N_INTENTS], best), cue))
+        topic_scores = list(map(add, map(add, mix[N_INTENTS:], best[N_INTENTS:]), cue[N_INTENTS:]))
         top_topic = max(topic_scores)
         policy = scores[POLICY]
         # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
@@ -545,15 +670,15 @@ class Router:
         min_score = MIN_SCORE_DOMAIN * scale if domain else max(0.14, MIN_SCORE * scale)
         if top.intent == OUT_OF_SCOPE or evidence < min_score:
             conf = confidence if top.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
-            return self._out_of_scope(text, norm, entities, tokens, conf, ranking)
+            return self._out_of_scope(text, full, entities, full_tokens, conf, ranking)
         ambiguous: list[Candidate] = []
         close = [rc for (s, _k, _t), rc in zip(candidates[:3], ranking[:3])
                  if best_score - s < TIE_MARGIN and rc.intent != OUT_OF_SCOPE]
         if len(close) >= 2:
             ambiguous = close
         return new_parse(
-            text, norm, top.intent, round(confidence, 4), top.topic, top.entry_id,
-            entities, tokens, ranking, ambiguous,
+            text, full, top.intent, round(confidence, 4), top.topic, top.entry_id,
+            entities, full_tokens, ranking, ambiguous,
         )
 
     def _possible_cues(self, norm: str, ret: dict[str, int]) -> list[int]:
@@ -589,10 +714,45 @@ class Router:
 
     @staticmethod
     def _out_of_scope(text: str, norm: str, entities: list, tokens: list[str], confidence: float,
-                      ranking: list[Candidate]) -> Parse:
+                      ranking: list[Candidate], referral: str | None = None) -> Parse:
         confidence = round(min(1.0, max(confidence, 0.5)), 4)
         ranking = [new_candidate(OUT_OF_SCOPE, confidence), *(c for c in ranking if c.intent != OUT_OF_SCOPE)][:5]
-        return new_parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [])
+        return new_parse(text, norm, OUT_OF_SCOPE, confidence, None, None, entities, tokens, ranking, [], referral)
+
+    def referral_reply(self, referral: str) -> str | None:
+        """What the bot says to a message of a neighbouring business (None: no such referral)."""
+        return self.referrals.reply(referral)
+
+
+class _Referrals:
+    """Neighbouring government business (knowledge/referrals.yaml): which one a message is about, if any,
+    and the reply that says where to go."""
+
+    def __init__(self, doc: dict):
+        self.template = str(doc.get("reply") or "这个不归就业扶贫管，{name}的事您可以问{where}。")
+        self.ours = re.compile(doc["ours"]) if doc.get("ours") else None
+        self.items: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]] = []
+        self.info: dict[str, dict] = {}
+        for name, ref in (doc.get("referrals") or {}).items():
+            if not ref.get("pattern") or not ref.get("where"):
+                raise ValueError(f"referrals.yaml: {name} needs a pattern and where to go")
+            self.items.append((name, re.compile(ref["pattern"]), re.compile(ref["unless"]) if ref.get("unless") else None))
+            self.info[name] = {"name": ref.get("name") or name, "where": ref["where"]}
+        # one search says whether any referral can match (most messages: none)
+        self.any = re.compile("|".join(f"(?:{ref['pattern']})" for ref in (doc.get("referrals") or {}).values())) \
+            if self.items else None
+
+    def match(self, norm: str) -> str | None:
+        if self.any is None or self.any.search(norm) is None or (self.ours is not None and self.ours.search(norm)):
+            return None
+        for name, pattern, unless in self.items:
+            if pattern.search(norm) and not (unless is not None and unless.search(norm)):
+                return name
+        return None
+
+    def reply(self, name: str) -> str | None:
+        info = self.info.get(name)
+        return self.template.format(**info) if info else None
 
 
 def _confidence(score: float) -> float:

@@ -68,6 +68,9 @@ class Parse:
     ranking: list[Candidate] = field(default_factory=list)
     # Non-empty when the best candidates are too close to pick one: the bot asks "您是想问：1 … 2 …".
     ambiguous: list[Candidate] = field(default_factory=list)
+    # out_of_scope only: the neighbouring government business it belongs to (knowledge/referrals.yaml),
+    # answered with where to go instead of our policy
+    referral: str | None = None
 
     def entity(self, type_: str) -> Entity | None:
         return next((e for e in self.entities if e.type == type_), None)
@@ -84,6 +87,7 @@ class Parse:
             "ranking": [asdict(c) for c in self.ranking],
             "ambiguous": [asdict(c) for c in self.ambiguous],
             "normalized": self.normalized,
+            "referral": self.referral,
         }
 
 
@@ -107,9 +111,10 @@ def new_candidate(intent: str, confidence: float, topic: str | None = None,
 
 def new_parse(text: str, normalized: str, intent: str, confidence: float, topic: str | None,
               entry_id: str | None, entities: list[Entity], tokens: list[str], ranking: list[Candidate],
-              ambiguous: list[Candidate]) -> Parse:
+              ambiguous: list[Candidate], referral: str | None = None) -> Parse:
     """Parse(...) with every field given, built without the dataclass __init__."""
     p = _new(Parse)
     p.__dict__.update(text=text, normalized=normalized, intent=intent, confidence=confidence, topic=topic,
-                      entry_id=entry_id, entities=entities, tokens=tokens, ranking=ranking, ambiguous=ambiguous)
+                      entry_id=entry_id, entities=entities, tokens=tokens, ranking=ranking, ambiguous=ambiguous,
+                      referral=referral)
     return p

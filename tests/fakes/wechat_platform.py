@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import secrets
 import time
 from typing import Any
 
@@ -58,7 +59,7 @@ class WeChatPlatform:
 
     def post(self, xml: str, *, timestamp: int | None = None, forge: bool = False, raw_body: bytes | None = None) -> Any:
         ts = str(timestamp if timestamp is not None else int(time.time()))
-        nonce = f"n{next(self._nonces)}"
+        nonce = f"n{next(self._nonces)}{secrets.token_hex(4)}"  # WeChat's nonces are random: never one twice
         query = {"timestamp": ts, "nonce": nonce, "signature": sign(TOKEN, ts, nonce), "openid": "x"}
         if self.mode == "plain":
             body = xml.encode()

@@ -1,0 +1,148 @@
+"""The router on voices nobody here wrote (issue #15): neighbouring government business referred, never
+answered as our policy; negation and focus; complaints told as stories; formal and proxy voices; new
+greetings; traditional and full-width characters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.nlu.router import get_router
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWLEDGE = ROOT / "knowledge"
+
+
+@pytest.fixture(scope="module")
+def router():
+    return get_router(KNOWLEDGE)
+
+
+@pytest.mark.parametrize("text, referral", [
+    ("医保报销要带啥子", "medical_insurance"),
+    ("帮我妈问一下，她的养老金这个月咋少了五十块", "pension"),
+    ("我外婆的低保被取消了 找哪个", "dibao"),
+    ("关于我村危房改造户的补助资金拨付问题，请予答复", "housing"),
+    ("本村部分农户土地确权证书信息有误，应向哪个部门申请更正", "land"),
+    ("户口迁回老家要啥手续", "hukou"),
+    ("交通罚单在哪交", "traffic"),
+    ("醫保卡丟了怎麼補辦", "medical_insurance"),
+])
+def test_neighbouring_business_is_referred_not_answered(router, text, referral):
+    p = router.parse(text)
+    assert (p.intent, p.topic, p.referral) == ("out_of_scope", None, referral)
+    assert p.as_api()["referral"] == referral
+
+
+@pytest.mark.parametrize("text, topic", [
+    # our words in another business go there; another business's words in ours stay ours
+    ("贫困户养老保险有没有补贴", "social_insurance_subsidy"),
+    ("医保今年要交好多钱 贫困户有减免没得", "social_insurance_subsidy"),
+    ("医疗保险是不是政府帮交一部分", "social_insurance_subsidy"),
+    ("干了公益性岗位会不会把低保取消了", "public_welfare_post"),
+])
+def test_our_subsidy_for_their_business_stays_ours(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic, p.referral) == ("policy_question", topic, None)
+
+
+def test_a_referral_says_where_to_go_through_the_channel(say):
+    reply = say("帮我妈问一下，她的养老金这个月咋少了五十块")[0]
+    assert "不归就业扶贫管" in reply and "社保" in reply and "12333" in reply
+    assert "社保补贴" not in reply  # never our policy answer
+    reply = say("医保报销要带啥子", user="labourer-2")[0]
+    assert "医疗保障局" in reply and "12393" in reply
+    # an ordinary unknown message still gets the honest fallback and the menu
+    assert "答不了" in say("帮我点个外卖", user="labourer-3")[0]
+
+
+@pytest.mark.parametrize("text, intent", [
+    # formal and proxy voices
+    ("本人系村劳动保障协理员，请介绍本平台可提供的服务项目", "help"),
+    ("请将本村协理员手机号加入就业扶贫信息推送名单", "subscribe"),
+    ("我妈手机老是收到你们的信息，她看不懂，帮她退了吧", "unsubscribe"),
+    # negation and focus: what the person wants, not the first keyword
+    ("我不想退订 只是问问 以后丽水招聘会的通知还发不发", "query_events"),
+    ("我不是要培训 是要找工作", "register_job"),
+    ("公益岗的政策我晓得了 不用讲 直接帮我报个护林员", "register_job"),
+    ("不要给我讲政策 我就想报个电工培训", "register_training"),
+    ("短信不用停 我想再订阅微信的", "subscribe"),
+    # complaints told as stories
+    ("我在扶贫车间做了两个月，工钱还没发，找哪个说嘛", "rights_complaint"),
+    ("公益岗位的补贴半年没发了 村上说等 等了半年了 我想反映一下", "rights_complaint"),
+    ("中介说介绍去苏州进厂 收了我一千五 去了根本没有那个厂", "rights_complaint"),
+    # greetings and chit-chat in new forms
+    ("新年好 给你们拜个年 祝你们新年快乐", "greeting"),
+    ("在吗在吗 借点钱", "out_of_scope"),
+    ("您好！打擾了", "greeting"),
+])
+def test_the_issue_misses(router, text, intent):
+    assert router.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("不是投诉 就是问下被欠工资一般咋个处理", "rights_protection"),  # a general question stays a policy answer
+    ("被欠工资一般咋个处理", "rights_protection"),
+    ("我不是问养老金 是问养老保险有没有补贴", "social_insurance_subsidy"),  # the focus decides the referral too
+    ("公益崗位怎麼申請", "public_welfare_post"),  # traditional characters folded
+])
+def test_negation_keeps_a_question_a_question(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic, p.referral) == ("policy_question", topic, None)
+
+
+def test_a_story_of_unpaid_wages_starts_the_complaint_through_the_channel(say):
+    reply = say("我在扶贫车间做了两个月，工钱还没发，找哪个说嘛")[0]
+    policy = say("被欠工资一般咋个处理", user="labourer-2")[0]
+    assert reply != policy  # not the policy answer about arrears
+    assert "投诉" in reply or "登记" in reply or "维权" in reply
+
+
+def test_focus_scores_the_rest_but_reports_the_whole_message(router):
+    p = router.parse("我不是要培训 是要找工作")
+    assert p.normalized.startswith("我不是要培训") and "培训" in p.tokens
+
+
+# nlu_voices: 190 messages in the voices above, written before the router was run on them; only half A was
+# tuned on. nlu_voices_holdout: 152 more, never tuned on. The bars sit a little under what they scored
+# when set (voices B: intent 93.6 %, out-of-scope recall 95 %; holdout: intent 96.7 %, topic pick 93.8 %),
+# a guard against losing ground; the router's figures against the baseline are in benchmarks/nlu.py.
+@pytest.mark.parametrize("name, half, intent, oos", [
+    ("nlu_voices.jsonl", "B", 0.91, 0.90), ("nlu_voices_holdout.jsonl", None, 0.94, 0.90),
+])
+def test_voices_nobody_here_wrote_hold(name, half, intent, oos):
+    from bot.nlu.evaluate import evaluate, half_of, load_rows
+
+    rows = [r for r in load_rows(ROOT / "tests" / "data" / name) if half is None or half_of(r["text"]) == half]
+    ev = evaluate(rows, KNOWLEDGE)
+    assert ev["scores"]["intent"] >= intent, ev["scores"]
+    assert ev["scores"]["oos_precision"] >= oos and ev["scores"]["oos_recall"] >= oos, ev["scores"]
+
+
+
+def test_neighbouring_business_in_the_dev_set_never_gets_a_policy_answer():
+    from bot.nlu.evaluate import evaluate, load_rows
+
+    ev = evaluate(load_rows(ROOT / "tests" / "data" / "nlu_voices.jsonl"), KNOWLEDGE)
+    assert ev["referral_support"] >= 30
+    wrong = [r["text"] for r, p in ev["results"] if r.get("referral") and p.intent == "policy_question"]
+    assert not wrong
+
+
+def test_nlu_eval_prints_the_router_beside_the_baseline(tmp_path):
+    import io
+
+    pytest.importorskip("sklearn")
+    from bot.nlu.evaluate import run_eval
+
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join([
+        '{"text": "医保报销要带啥子", "intent": "out_of_scope", "topic": null, "referral": "medical_insurance", "voice": "neighbour"}',
+        '{"text": "公益崗位怎麼申請", "intent": "policy_question", "topic": "public_welfare_post", "voice": "trad"}',
+    ]), encoding="utf-8")
+    out = io.StringIO()
+    assert run_eval(data, KNOWLEDGE, out=out) == 0
+    text = out.getvalue()
+    assert "router against the baseline" in text and "referral accuracy" in text
+    assert "neighbour" in text and "trad" in text  # per voice
