@@ -2,7 +2,7 @@
 notes, the labourer's messages, the bot's transcript; they replace complaint_note)
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 """
 
 from alembic import op
