@@ -76,12 +76,14 @@ def overdue_condition(now: datetime) -> Any:
 
 
 def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any]:
-    query = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None))
+    query = scope_where(select(Ticket), actor)
     f = filters
     if f.status:
         query = query.where(Ticket.status == f.status)
     elif f.open_only:
         query = query.where(Ticket.status.in_(OPEN_STATUSES))
+    if not (f.open_only or f.status) or f.status == "closed":  # a merged ticket is closed: only then look
+        query = query.where(Ticket.merged_into_id.is_(None))
     for column, value in ((Ticket.category, f.category), (Ticket.kind, f.kind), (Ticket.channel, f.channel),
                           (Ticket.township, f.township), (Ticket.assignee, f.assignee)):
         if value:
@@ -102,39 +104,42 @@ def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any
 
 def list_tickets(session: Session, actor: Actor, filters: QueueFilter, *, now: datetime | None = None,
                  offset: int = 0, limit: int = PAGE_SIZE) -> tuple[list[Ticket], int]:
-    """One page of the queue (urgent first, then oldest first) and the number of tickets it has."""
+    """One page of the queue (newest first) and the number of tickets it has."""
     query = queue_query(actor, filters, now or utcnow())
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                           .offset(offset).limit(limit)).all()
+    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True)) or 0
+    newest = (Ticket.created_at.desc(), Ticket.id.desc())
+    # The page's ids first, from the index where the filter allows it; then only those rows are read.
+    page = query.with_only_columns(Ticket.id).order_by(*newest).offset(offset).limit(limit)
+    rows = session.scalars(select(Ticket).where(Ticket.id.in_(page)).order_by(*newest)).all()
     return list(rows), total
 
 
 def queue_counts(session: Session, actor: Actor, *, now: datetime | None = None) -> dict[str, int]:
-    """Counters for the queue's views, all within the actor's area: per status, and the open tickets that
-    are mine, unassigned, overdue, urgent or without an area."""
+    """Counters for the queue's views, all within the actor's area: per status (merged tickets not
+    counted), and the open tickets that are mine, unassigned, overdue, urgent or without an area."""
     now = now or utcnow()
-    base = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None)).subquery()
-    t = base.c
-    is_open = t.status.in_(OPEN_STATUSES)
-    overdue = and_(is_open, or_(and_(t.first_response_at.is_(None), t.first_response_due_at < now),
-                                t.resolve_due_at < now))
 
     def count_if(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    row = session.execute(select(
-        count_if(is_open).label("open"),
-        count_if(and_(is_open, t.assignee == actor.username)).label("mine"),
-        count_if(and_(is_open, t.assignee.is_(None))).label("unassigned"),
+    overdue = or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < now),
+                  Ticket.resolve_due_at < now)
+    row = session.execute(scope_where(select(
+        func.count().label("open"),
+        count_if(Ticket.assignee == actor.username).label("mine"),
+        count_if(Ticket.assignee.is_(None)).label("unassigned"),
         count_if(overdue).label("overdue"),
-        count_if(and_(is_open, t.urgent.is_(True))).label("urgent"),
-        count_if(and_(is_open, t.county.is_(None))).label("no_area"),
-    )).one()
-    counts = dict(row._mapping)
-    by_status = dict(session.execute(select(t.status, func.count()).group_by(t.status)).all())
-    counts.update({status: by_status.get(status, 0) for status in STATUSES})
-    return {k: int(v or 0) for k, v in counts.items()}
+        count_if(Ticket.urgent.is_(True)).label("urgent"),
+        count_if(Ticket.county.is_(None)).label("no_area"),
+    ).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES)), actor, Ticket)).one()
+    counts = {k: int(v or 0) for k, v in row._mapping.items()}
+    by_status = dict(session.execute(
+        scope_where(select(Ticket.status, func.count()), actor, Ticket).group_by(Ticket.status)).all())
+    merged = session.scalar(scope_where(select(func.count()), actor, Ticket)
+                            .where(Ticket.merged_into_id.is_not(None))) or 0
+    counts.update({status: int(by_status.get(status, 0)) for status in STATUSES})
+    counts["closed"] -= int(merged)
+    return counts
 
 
 def find_ticket(session: Session, actor: Actor, ticket_no: str) -> Ticket:
