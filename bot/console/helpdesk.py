@@ -179,12 +179,21 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
     )
 
 
+def _refused(request: Request, session: Session, settings: Any, actor: Actor, ticket_no: str, error: str,
+             status_code: int) -> HTMLResponse:
+    """The case page again, saying why the change was refused (nothing of it is kept)."""
+    session.rollback()
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    return _case_page(request, session, settings, actor, ticket, error=error, status_code=status_code)
+
+
 def _back(ticket: Ticket, note: str = "") -> RedirectResponse:
     return RedirectResponse(f"/console/helpdesk/{ticket.ticket_no}{note}", status_code=303)
 
 
 @router.get("/{ticket_no}", response_class=HTMLResponse)
-def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk) -> HTMLResponse:
+def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep,
+         actor: Desk) -> HTMLResponse:
     return _case_page(request, session, settings, actor, helpdesk.find_ticket(session, actor, ticket_no))
 
 
@@ -205,10 +214,7 @@ def post_transition(ticket_no: TicketNo, request: Request, session: SessionDep, 
     try:
         helpdesk.change_status(session, actor, ticket, to, sla=SlaPolicy.of(settings))
     except (ComplaintTransitionError, Invalid):
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
-        return _case_page(request, session, settings, actor, ticket, error="当前状态不能这样改，请刷新页面后再试",
-                          status_code=409)
+        return _refused(request, session, settings, actor, ticket_no, "当前状态不能这样改，请刷新页面后再试", 409)
     helpdesk.notify_status(session, services, ticket, to)
     return _back(ticket)
 
@@ -223,9 +229,7 @@ def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, sett
         else:
             helpdesk.assign(session, actor, ticket, assignee or actor.username, sla=SlaPolicy.of(settings))
     except Invalid as exc:
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
-        return _case_page(request, session, settings, actor, ticket, error=f"不能分派：{exc}", status_code=422)
+        return _refused(request, session, settings, actor, ticket_no, f"不能分派：{exc}", 422)
     return _back(ticket)
 
 
@@ -237,10 +241,8 @@ def post_merge(ticket_no: TicketNo, request: Request, session: SessionDep, setti
         target = helpdesk.find_ticket(session, actor, into.strip().upper())
         helpdesk.merge(session, actor, ticket, target, sla=SlaPolicy.of(settings))
     except (NotFound, ComplaintTransitionError) as exc:
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
         problem = "没有这个工单号" if isinstance(exc, NotFound) else "只能合并到另一个未合并的工单"
-        return _case_page(request, session, settings, actor, ticket, error=problem, status_code=409)
+        return _refused(request, session, settings, actor, ticket_no, problem, 409)
     return _back(target)
 
 
@@ -262,8 +264,5 @@ def post_recovered(ticket_no: TicketNo, request: Request, session: SessionDep, s
     try:
         helpdesk.record_recovered(session, actor, ticket, int(amount.strip().removesuffix("元").replace(",", "")))
     except (ValueError, Invalid):
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
-        return _case_page(request, session, settings, actor, ticket, error="请填写挽回的金额（元），比如 8000",
-                          status_code=422)
+        return _refused(request, session, settings, actor, ticket_no, "请填写挽回的金额（元），比如 8000", 422)
     return _back(ticket)
