@@ -43,6 +43,7 @@ PAGE_SIZE = 50
 # The desk's replies are answers to the person (essential: no opt-out or frequency cap applies).
 DESK_PURPOSE = "reply"
 ATTENDED_HANDOFF = ("assigned", "in_progress", WAITING)  # a person is on it: the bot keeps quiet
+DUE_SOON = timedelta(hours=2)  # a target this close is shown as a reminder to the assignee
 REOPEN_DAYS = 7  # a labourer who writes this soon after their complaint was resolved reopens it
 NO_AREA = "none"  # the `county` filter value for cases nobody could place (the unassigned-area queue)
 SIMILAR_EMPLOYER = 85  # rapidfuzz score from which two tickets name the same employer (collective case)
@@ -62,6 +63,7 @@ class QueueFilter:
     township: str | None = None
     assignee: str | None = None
     overdue: bool | None = None
+    due_soon: bool = False  # not overdue yet, but within DUE_SOON of a target
     kind: str | None = None
     channel: str | None = None
     open_only: bool = False
@@ -69,10 +71,18 @@ class QueueFilter:
 
 
 def overdue_condition(now: datetime) -> Any:
+    """Open, and past a target (a first response not given in time, or the resolution)."""
     return and_(
         Ticket.status.in_(OPEN_STATUSES),
         or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < now), Ticket.resolve_due_at < now),
     )
+
+
+def due_soon_condition(now: datetime) -> Any:
+    """Open, not overdue, and a target falls within DUE_SOON: the reminder on the assignee's queue."""
+    soon = now + DUE_SOON
+    return and_(~overdue_condition(now), Ticket.status.in_(OPEN_STATUSES), or_(
+        and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < soon), Ticket.resolve_due_at < soon))
 
 
 def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any]:
@@ -99,6 +109,8 @@ def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any
     if f.overdue is not None:
         condition = overdue_condition(now)
         query = query.where(condition if f.overdue else ~condition)
+    if f.due_soon:
+        query = query.where(due_soon_condition(now))
     return query
 
 
@@ -122,13 +134,13 @@ def queue_counts(session: Session, actor: Actor, *, now: datetime | None = None)
     def count_if(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    overdue = or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < now),
-                  Ticket.resolve_due_at < now)
+    overdue = overdue_condition(now)
     row = session.execute(scope_where(select(
         func.count().label("open"),
         count_if(Ticket.assignee == actor.username).label("mine"),
         count_if(Ticket.assignee.is_(None)).label("unassigned"),
         count_if(overdue).label("overdue"),
+        count_if(and_(Ticket.assignee == actor.username, due_soon_condition(now))).label("mine_due_soon"),
         count_if(Ticket.urgent.is_(True)).label("urgent"),
         count_if(Ticket.county.is_(None)).label("no_area"),
     ).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES)), actor, Ticket)).one()

@@ -36,7 +36,7 @@ Desk = Annotated[Actor, console_role("admin", "helpdesk")]
 Pick = Annotated[str, Query(max_length=64)]
 Short = Annotated[str, Form(max_length=64)]
 Body = Annotated[str, Form(max_length=2000)]
-VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all")
+VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all", "due_soon")
 EXPORT_LIMIT = 100_000
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_HEADERS = ("工单号", "类型", "状态", "类别", "紧急", "县区", "乡镇", "负责人", "渠道", "联系电话（已隐藏）",
@@ -58,12 +58,13 @@ def _filters(actor: Actor, view: str, status: str, category: str, urgent: str, c
         urgent=True if urgent == "1" or view == "urgent" else None,
         county=helpdesk.NO_AREA if view == "noarea" else (county.strip() or None),
         township=township.strip() or None,
-        assignee=actor.username if view == "mine" else (assignee.strip() or None),
+        assignee=actor.username if view in ("mine", "due_soon") else (assignee.strip() or None),
         overdue=True if overdue == "1" or view == "overdue" else None,
         kind=kind if kind in KINDS else None,
         channel=channel if channel in LABELS["channel"] else None,
         open_only=view != "all",
         unassigned=view == "unassigned",
+        due_soon=view == "due_soon",
     )
 
 
