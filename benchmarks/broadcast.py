@@ -29,8 +29,8 @@ from bot.models import CampaignStep, Delivery
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
-from scheduler.senders import jsonl_senders
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.doubles import jsonl_senders
+from tests.synthetic import insert_labourers, make_campaign
 
 
 def _plan(factory, filter_: dict | None = None) -> tuple[int, float]:

@@ -63,15 +63,16 @@ class Prepared:
     request: bytes  # the whole HTTP/1.1 request
 
 
-def build_requests(url: str, count: int) -> list[Prepared]:
-    """Signed, encrypted and serialised up front so the client's own work does not limit the measurement."""
+def build_requests(url: str, count: int, *, people: int = PEOPLE, tag: str = "bench", close: bool = False) -> list[Prepared]:
+    """Signed, encrypted and serialised up front so the client's own work does not limit the measurement.
+    `people`: how many distinct senders take turns; `close`: one connection per request, as WeChat does."""
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     parts = urlsplit(url)
     base_id = time.time_ns() // 1000
     prepared = []
     for i in range(count):
-        openid = f"o-bench-{i % PEOPLE}"
-        ts, nonce = str(int(time.time())), f"n{i}"
+        openid = f"o-{tag}-{i % people}"
+        ts, nonce = str(int(time.time())), f"n{tag}{i}"
         xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
                f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
                f"<Content><![CDATA[{QUESTIONS[i % len(QUESTIONS)]}]]></Content><MsgId>{base_id + i}</MsgId></xml>")
@@ -80,7 +81,8 @@ def build_requests(url: str, count: int) -> list[Prepared]:
                  "msg_signature": sign(TOKEN, ts, nonce, encrypt), "openid": openid}
         body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
         head = (f"POST {parts.path}?{urlencode(query)} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                + ("Connection: close\r\n" if close else "")
+                + f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         prepared.append(Prepared(openid, head + body))
     return prepared
 

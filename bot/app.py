@@ -3,7 +3,9 @@ place the message pipeline is assembled (every process that answers messages or 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,21 +13,31 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from bot import metrics
 
 from bot.api import errors
 from bot.api.limits import BodyLimit
 from bot.api.routes import audit, auth, campaigns, events, helpdesk, knowledge, labourers, nlu, staff
+from bot.api.routes import roster
+from bot.api.routes import metrics as metrics_route
 from bot.console import campaigns as console_campaigns
 from bot.console import helpdesk as console_helpdesk
 from bot.console import knowledge as console_knowledge
 from bot.console import pages as console_pages
+from bot.console import dashboard as console_dashboard
+from bot.console import labourers as console_labourers
+from bot.console import lists as console_lists
+from bot.console import roster as console_roster
 from bot.channels import simulator, sms, wechat
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, migrate
-from bot.logs import configure_logging
+from bot.logs import HEADER as REQUEST_ID_HEADER
+from bot.logs import configure_logging, new_request_id, request_id
+from bot.overload import Admission
 from bot.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -35,19 +47,45 @@ class GongyouApp(FastAPI):
     """FastAPI, except that WeChat's callback (POST /wechat), the one path every message of the Official
     Account takes, goes straight to its handler: FastAPI's middleware, routing and dependency layers cost
     more CPU than the handler's own HTTP work, and the callback needs none of them (it answers every
-    error itself). The route stays registered on the router too, for the OpenAPI schema."""
+    error itself). The route stays registered on the router too, for the OpenAPI schema.
+
+    Every HTTP request also gets its request id here (bot.logs: the proxy's X-Request-ID or a new one, set
+    for the request's logs and returned in the response), and the providers' callbacks are timed
+    (gongyou_webhook_seconds)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == "/wechat":
-            scope["app"] = self
-            try:
-                response = await wechat.callback(Request(scope, receive))
-            except Exception:  # what ServerErrorMiddleware would do: log it, answer 500
-                log.exception("wechat callback failed")
-                response = PlainTextResponse("Internal Server Error", status_code=500)
-            await response(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        offered = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER.encode()), b"")
+        rid = new_request_id(offered.decode("latin-1"))
+        reset = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER.encode(), rid.encode())]
+            await send(message)
+
+        path = _route_path(scope)
+        try:
+            if scope["method"] == "POST" and path == "/wechat":
+                scope["app"] = self
+                try:
+                    response = await wechat.callback(Request(scope, receive))
+                except Exception:  # what ServerErrorMiddleware would do: log it, answer 500
+                    log.exception("wechat callback failed")
+                    response = PlainTextResponse("Internal Server Error", status_code=500)
+                await response(scope, receive, send_with_id)
+            else:
+                await super().__call__(scope, receive, send_with_id)
+        finally:
+            if scope["method"] == "POST":
+                metrics.process_metrics().observe_webhook(path, status, time.perf_counter() - started)
+            request_id.reset(reset)
 
 
 def _route_path(scope: Scope) -> str:
@@ -57,9 +95,11 @@ def _route_path(scope: Scope) -> str:
 
 def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     """The pipeline, assembled from explicit lists: intent handlers, dialogs, the hook that answers replies
-    to broadcasts, what each channel records per message, and where delivery receipts go. Nothing
-    registers itself on import; Services.build checks that the parts fit."""
+    to broadcasts, what each channel records per message, where delivery receipts go, and the observer
+    that counts messages and sends (this process's metrics). Nothing registers itself on import;
+    Services.build checks that the parts fit."""
     from bot import helpdesk, signups
+    from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
     from bot.nlu.entities import use_cache_dir
@@ -72,9 +112,18 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
-        pre_route=(helpdesk.labourer_message, signups.broadcast_reply),
+        pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list),
         on_logged={"wechat": wechat.touch_follower},
+        observer=metrics.process_metrics(),
     )
+
+
+def metric_sources(engine: Engine) -> list[metrics.DatabaseFigures]:
+    """What GET /metrics reads from the shared database at scrape time (the same in every worker)."""
+    from scheduler.jobs import LEADER_KEY
+
+    return [metrics.DatabaseFigures(engine, (metrics.queue_figures, metrics.leader_figures(LEADER_KEY),
+                                             metrics.sla_breaches()))]
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
@@ -83,6 +132,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings.log_level, settings.log_json)
     engine = make_engine(settings.database_url)
     migrate(engine)
+    metrics.process_metrics().watch_pool(engine, "web")
     factory = make_sessionmaker(engine)
     services = compose(settings, factory)
     if settings.demo_data:
@@ -96,10 +146,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         stop_watching = services.knowledge.watch(settings.knowledge_poll_seconds) \
             if settings.knowledge_poll_seconds > 0 else None
+        watching_loop = asyncio.create_task(application.state.admission.watch_loop())
         try:
             async with scheduler_lifespan(application):
                 yield
         finally:
+            watching_loop.cancel()
             if stop_watching is not None:
                 stop_watching()
 
@@ -108,6 +160,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.engine = engine
     app.state.sessionmaker = factory
     app.state.services = services
+    app.state.metric_sources = metric_sources(engine)
+    app.state.admission = Admission.from_settings(settings)  # POST /wechat above capacity (bot/overload.py)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -134,13 +188,19 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(labourers.router)
+    app.include_router(roster.router)
     app.include_router(helpdesk.router)
     app.include_router(staff.router)
     app.include_router(audit.router)
     app.include_router(knowledge.router)
+    app.include_router(metrics_route.router)
     app.include_router(console_pages.router)
     app.include_router(console_knowledge.router)
     app.include_router(console_campaigns.router)
+    app.include_router(console_roster.router)
+    app.include_router(console_labourers.router)
+    app.include_router(console_lists.router)
+    app.include_router(console_dashboard.router)
     app.include_router(console_helpdesk.router)
     app.mount("/console/static", console_pages.static_files(), name="console-static")
     log.info("app ready", extra={"database": engine.dialect.name, "entries": len(services.kb.entries)})

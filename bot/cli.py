@@ -1,4 +1,4 @@
-"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler, staff."""
+"""`gongyou` (also `python -m bot`): serve, chat, nlu-eval, migrate, dispatch, scheduler, staff, roster."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.settings import get_settings
 
     settings = get_settings()
+    if args.workers > 1:
+        # Before any worker starts (and imports prometheus_client): the workers count into files there and
+        # any worker's /metrics adds them up (bot.metrics).
+        from bot.metrics import multiprocess_dir, prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(multiprocess_dir() or settings.resolved_cache_dir / "metrics")
     # Migrate once here, before any worker starts, so N workers never race on the schema.
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -90,6 +96,28 @@ def _wechat_menu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_data_key(args: argparse.Namespace) -> int:
+    import os
+
+    from bot.db import make_engine, migrate
+    from bot.rotation import RotationError, rotate
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    try:
+        changed = rotate(engine, settings.data_key, os.environ.get("GONGYOU_NEW_DATA_KEY", ""), dry_run=args.dry_run)
+    except RotationError as exc:
+        print(f"data key not rotated: {exc}", file=sys.stderr)
+        return 1
+    for column, count in sorted(changed.items()):
+        print(f"{column}: {count}")
+    print("dry run: nothing changed" if args.dry_run else
+          "re-encrypted with the new key: now set GONGYOU_DATA_KEY to it and start the services")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gongyou", description="工友: WeChat/SMS assistant for rural labourers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,12 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=_migrate)
 
+    rotate = sub.add_parser("rotate-data-key", help="re-encrypt personal data: GONGYOU_DATA_KEY (current) -> "
+                            "GONGYOU_NEW_DATA_KEY; stop the services first")
+    rotate.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    rotate.set_defaults(func=_rotate_data_key)
+
     from scheduler.cli import add_commands as add_scheduler_commands
 
     add_scheduler_commands(sub)  # dispatch, scheduler
     from bot.staff_cli import add_commands as add_staff_commands
 
     add_staff_commands(sub)  # staff add, staff list
+    from bot.roster_cli import add_commands as add_roster_commands
+
+    add_roster_commands(sub)  # roster import
     return parser
 
 

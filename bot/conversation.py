@@ -25,6 +25,7 @@ from bot.dialogs.engine import Dialog
 from bot.intents import Handler, merge_handlers
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_edits import DatabaseRevisions
+from bot.metrics import Observer
 from bot.models import ConversationState, Labourer, MessageLog, utcnow
 from bot.nlu.router import Router
 from bot.nlu.types import Parse
@@ -61,11 +62,13 @@ class Services:
     dialogs: Mapping[str, Dialog]
     pre_route: tuple[PreRouteHook, ...] = ()
     on_logged: Mapping[str, OnLogged] = field(default_factory=dict)
+    # Told of every message answered and every send (bot.metrics: counters and the request's log lines).
+    observer: Observer = field(default_factory=Observer)
 
     @classmethod
     def build(cls, settings: Settings, factory: sessionmaker[Session], *, handlers: Iterable[Mapping[str, Handler]],
               dialogs: Iterable[Dialog], pre_route: Iterable[PreRouteHook] = (),
-              on_logged: Mapping[str, OnLogged] | None = None) -> "Services":
+              on_logged: Mapping[str, OnLogged] | None = None, observer: Observer | None = None) -> "Services":
         """Check the parts fit before anything runs: every intent has exactly one handler, dialog names are
         unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat)."""
         by_name = _dialogs_by_name(dialogs)
@@ -73,7 +76,8 @@ class Services:
                                    revisions=DatabaseRevisions(factory.kw["bind"]),
                                    max_age=settings.knowledge_poll_seconds)
         return cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
-                   dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}))
+                   dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}),
+                   observer=observer or Observer())
 
     @property
     def engine(self) -> Engine:
@@ -169,6 +173,7 @@ class Outcome:
     replies: list[Reply]
     duplicate: bool = False
     inbound_id: int | None = None
+    intent: str | None = None  # the handler that answered (or the dialog), for the metrics
 
 
 class _Work:
@@ -227,6 +232,8 @@ def handle_message(services: Services, message: InboundMessage, *,
     nothing is sent after it (the console's "试一试" answers exactly as a labourer would be answered).
     """
     outcome, after = _handle(services, message, dry_run=dry_run)
+    if not dry_run:
+        services.observer.handled(message, outcome)
     for action in after:
         guarded = partial(_run_after_commit, action)
         if defer is None:
@@ -258,10 +265,13 @@ def _handle(services: Services, message: InboundMessage, *,
         if on_logged is not None:
             on_logged(conn, message)
         work = _Work(services, conn)
+        intent = parse.intent if parse else None
         try:
             state, loaded = _load_state(conn, statements, message)
             turn = Turn(work, message, state, services, knowledge=knowledge, text=text, parse=parse)
+            in_dialog = state.dialog
             replies = _respond(turn)
+            intent = turn.action.get("intent") or (f"dialog:{in_dialog}" if in_dialog else intent)
             _remember_menu(state, replies)
             outbound = _outbound_rows(message, replies)
             work.flush()
@@ -272,6 +282,7 @@ def _handle(services: Services, message: InboundMessage, *,
         except Exception as exc:  # a failing handler answers with an apology; the message stays logged
             log.exception("handler failed", extra={"channel": message.channel, "inbound_id": inbound_id})
             work.undo()
+            intent = "failed"
             replies = [Reply(knowledge.kb.text("apology"))]
             error = f"{type(exc).__name__}: {exc}"[:2000]
             conn.execute(update(MESSAGES).where(MESSAGES.c.id == inbound_id).values(status="failed", error=error))
@@ -281,7 +292,7 @@ def _handle(services: Services, message: InboundMessage, *,
         if dry_run:
             conn.rollback()
             return Outcome(replies=replies), []
-    return Outcome(replies=replies, inbound_id=inbound_id), work.after_commit
+    return Outcome(replies=replies, inbound_id=inbound_id, intent=intent), work.after_commit
 
 
 @dataclass(frozen=True)
@@ -367,9 +378,7 @@ def _respond(turn: Turn) -> list[Reply]:
         replies = dialogs.continue_dialog(turn)
         if replies is not None:
             return replies
-        replies = _route(turn)
-        resume = dialogs.resume_prompt(turn)
-        return replies + ([resume] if resume else [])
+        return dialogs.after_digression(turn, _route(turn))
     return _route(turn)
 
 

@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 Item = tuple[str, str]  # (kind, key)
 Overrides = Mapping[Item, dict[str, Any]]
 KINDS = ("entry", "text", "catalogue")
-# Reply texts officials may edit: the key's prefix and the KnowledgeBase field it reaches into.
-TEXT_SOURCES = {"texts": "texts", "dialogs": "dialog_texts"}
+# Reply texts officials may edit: the key's prefix and the KnowledgeBase field it reaches into
+# (campaigns: the broadcast texts — sign-up instructions, time format, default templates, sign-up replies).
+TEXT_SOURCES = {"texts": "texts", "dialogs": "dialog_texts", "campaigns": "campaign_texts"}
 ENTRY_FIELDS = ("topic", "title", "questions", "answer", "detail", "source")
 ITEM_FIELDS = ("name", "aliases", "category", "description")
 ENTRY_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")

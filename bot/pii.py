@@ -86,9 +86,15 @@ def normalize_id_number(raw: str) -> str:
     # The region code must exist, but not necessarily in the birth year: an ID carries the code in force
     # when it was issued (巴州区 511902 dates from 2000, yet its older residents hold it), so
     # stdnum's ric.validate, which ties the two, would turn real people away.
-    if not any(props for _part, props in numdb.get("cn/loc").info(value[:6])):
+    if not _region_code_exists(value[:6]):
         raise InvalidPersonalData("身份证号里的地区代码不存在")
     return value
+
+
+@lru_cache(maxsize=8192)
+def _region_code_exists(code: str) -> bool:
+    # numdb's look-up costs ~60 µs; a roster of 100,000 people shares a few dozen codes.
+    return any(props for _part, props in numdb.get("cn/loc").info(code))
 
 
 def id_birth_date(id_number: str) -> date:
@@ -119,6 +125,12 @@ def normalize_phone(raw: str) -> str:
         digits = "+86" + digits[4:]
     elif digits.startswith("86") and len(digits) == 13:
         digits = "+" + digits
+    if len(digits) == 11 and digits[0] == "1" and digits.isdigit():
+        # Mainland mobiles are allocated in blocks of their first seven digits (号段): one look-up per block
+        # (phonenumbers costs ~35 µs a number, a 100,000-row roster shares a few thousand blocks).
+        if not _mobile_block_valid(digits[:7]):
+            raise InvalidPersonalData("不是有效的手机号")
+        return digits
     try:
         number = phonenumbers.parse(digits, "CN")
     except phonenumbers.NumberParseException as exc:
@@ -130,6 +142,15 @@ def normalize_phone(raw: str) -> str:
     ):
         raise InvalidPersonalData("不是有效的手机号")
     return str(number.national_number)
+
+
+@lru_cache(maxsize=65536)
+def _mobile_block_valid(block: str) -> bool:
+    try:
+        number = phonenumbers.parse(block + "0000", "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE and phonenumbers.is_valid_number(number)
 
 
 def mask_phone(phone: str) -> str:

@@ -173,6 +173,7 @@ def create_training_need(
     available_date: date | None,
     township: str | None,
     channel: str,
+    available_until: date | None = None,
 ) -> tuple[TrainingNeed, bool]:
     """A need for this training type; an open one already on the list is updated, not doubled.
     Returns the row and whether it is new."""
@@ -188,7 +189,7 @@ def create_training_need(
         need = TrainingNeed(labourer_id=labourer.id, training_type=training_type)
         session.add(need)
     need.preferred_format = None if preferred_format in (None, "不限") else preferred_format
-    need.available_from, need.available_date = available_from, available_date
+    need.available_from, need.available_date, need.available_until = available_from, available_date, available_until
     need.township, need.channel = township, channel
     session.flush()
     return need, created
@@ -207,6 +208,7 @@ def create_job_wish(
     accepts_public_welfare: bool | None,
     accepts_home_based: bool | None,
     channel: str,
+    start_until: date | None = None,
 ) -> tuple[JobWish, bool]:
     wish = session.scalars(
         select(JobWish).where(JobWish.labourer_id == labourer.id, JobWish.job_type == job_type, JobWish.status == "open")
@@ -216,7 +218,7 @@ def create_job_wish(
         wish = JobWish(labourer_id=labourer.id, job_type=job_type)
         session.add(wish)
     wish.place_scope, wish.place, wish.min_monthly_pay = place_scope, place, min_monthly_pay
-    wish.start_when, wish.start_date = start_when, start_date
+    wish.start_when, wish.start_date, wish.start_until = start_when, start_date, start_until
     wish.accepts_public_welfare, wish.accepts_home_based = accepts_public_welfare, accepts_home_based
     wish.channel = channel
     if labourer.employment_status in ("unknown", "working_away"):

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     sms_marketing_template_id: str = ""  # a marketing-type template (营销短信); falls back to sms_template_id
     sms_region: str = ""  # aliyun: cn-hangzhou, tencent: ap-guangzhou when empty
     sms_timeout_seconds: float = 5.0
+    # Tencent lists a message only once the carrier has reported on it: until this long after a send whose
+    # outcome is unknown, "not listed" means "ask again later", after it "nobody can tell".
+    sms_report_wait_seconds: int = 600
     # POST /sms/inbound requires ?token=<this> (put it in the callback URL set at the provider); without it,
     # pushes are refused except in development with the `log` provider. Neither Aliyun's nor Tencent's
     # HTTP push is signed, so this secret is what proves a push is the provider's.
@@ -138,6 +141,19 @@ class Settings(BaseSettings):
     # (first response, resolution) targets in working hours by "urgent", category, "handoff" or "default".
     helpdesk_work_hours: str = "09:00-12:00,13:30-17:30"
     helpdesk_sla_hours: dict[str, list[float]] = {}  # e.g. {"欠薪": [4, 24]}; merged over the defaults
+
+    # Production roles (bot/metrics.py, deploy/): GET /metrics needs this bearer token (off when empty);
+    # dispatch and scheduler serve theirs on a port of their own when it is set (no token: keep it internal).
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # The WeChat access token is shared through redis_url (above) when it is set; else the database.
+    # Admission control of POST /wechat per process (bot/overload.py): past this many pipeline runs waiting,
+    # or this much event-loop lag, a callback is acknowledged at once and answered through the API; past
+    # wechat_queue_max it gets 503 and WeChat sends it again later.
+    wechat_queue_defer: int = 64
+    wechat_queue_max: int = 5000
+    wechat_loop_lag_defer_seconds: float = 1.0
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

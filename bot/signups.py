@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.channels.base import Reply
 from bot.db import session_scope
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
-from scheduler.render import event_values, fill
+from bot.render import event_values, fill
 
 if TYPE_CHECKING:
     from bot.conversation import Services, Turn
@@ -179,26 +179,21 @@ def notify_promoted(turn: Turn, outcome: SignUpOutcome) -> None:
     labourer_id = outcome.promoted_labourer_id
     if labourer_id is None:
         return
-    labourer = turn.session.execute(
-        select(Labourer.wechat_openid, Labourer.subscribed_wechat, Labourer.phone_hash).where(Labourer.id == labourer_id)
-    ).one()
-    if labourer.wechat_openid and labourer.subscribed_wechat:
-        channel, user_id = "wechat", labourer.wechat_openid
-    elif labourer.phone_hash:
-        channel, user_id = "sms", labourer.phone_hash
-    else:
-        return
     texts = turn.kb.campaign_texts
     reply = Reply(fill(texts["signup_promoted"], event_values(outcome.event, turn.settings.timezone, texts)))
-    turn.after_commit(partial(_send_promotion, turn.services, labourer_id, channel, user_id, reply))
+    turn.after_commit(partial(_send_promotion, turn.services, labourer_id, reply))
 
 
-def _send_promotion(services: Services, labourer_id: int, channel: str, user_id: str, reply: Reply) -> None:
+def _send_promotion(services: Services, labourer_id: int, reply: Reply) -> None:
+    """Which channel is the one policy's (bot.channels.policy): WeChat when bound, then template, then SMS."""
     from bot.channels import outbound
 
     try:
         with session_scope(services.sessionmaker) as session:
-            result = outbound.deliver(session, services, channel=channel, user_id=user_id, reply=reply, purpose="notice")
+            labourer = session.get(Labourer, labourer_id)
+            if labourer is None:
+                return
+            result = outbound.deliver_to_labourer(session, services, labourer, reply, purpose="notice")
     except Exception:  # the cancellation stands; the promoted person also gets the event's reminders
         log.exception("could not tell a promoted labourer", extra={"labourer_id": labourer_id})
         return

@@ -11,15 +11,23 @@ Filter keys (all optional, combined with AND; a list value means "any of"):
   channel                           wechat | sms | any — reachable on that channel (address known)
   subscribed                        true: only people who have not unsubscribed from that channel
 Then include_ids are added and exclude_ids removed.
+
+An id list goes to the database as one bound parameter (a JSON array unpacked by the database), whatever
+its length: one parameter per id would stop at PostgreSQL's 65,535 bind parameters and SQLite's 250,000.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import Boolean, ColumnElement, Select, String, and_, exists, literal, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.validation import has_control_chars
 from bot.models import Audience, JobWish, Labourer, TrainingNeed, WorkingAway
@@ -29,6 +37,12 @@ CHANNELS = ("wechat", "sms")
 _LIST_KEYS = ("county", "township", "village", "lists", "training_types", "job_types", "job_places",
               "employment_status", "household_status")
 KNOWN_KEYS = frozenset({*_LIST_KEYS, "gender", "age_min", "age_max", "channel", "subscribed"})
+
+
+# The region, list and catalogue values a filter can name are a few thousand at most (knowledge/); a longer
+# list is a mistake, and one bound parameter per value must stay far below the databases' limits.
+MAX_VALUES = 2000
+MAX_VALUE_CHARS = 64
 
 
 class AudienceError(ValueError):
@@ -45,12 +59,18 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
         if value is None or value == [] or value == "":
             continue
         if key in _LIST_KEYS:
+            if not isinstance(value, (str, list, tuple)):
+                raise AudienceError(f"{key}: expected a text or a list of texts")
             values = [value] if isinstance(value, str) else list(value)
-            if not all(isinstance(v, str) and v and not has_control_chars(v) for v in values):
-                raise AudienceError(f"{key}: expected text values")
+            if len(values) > MAX_VALUES:
+                raise AudienceError(f"{key}: at most {MAX_VALUES} values")
+            if not all(isinstance(v, str) and v and len(v) <= MAX_VALUE_CHARS and not has_control_chars(v)
+                       for v in values):
+                raise AudienceError(f"{key}: expected text values of at most {MAX_VALUE_CHARS} characters")
             clean[key] = values
         elif key in ("age_min", "age_max"):
-            if not isinstance(value, int) or not 0 <= value <= 120:
+            # JSON true is not a number of years (Python's bool is an int)
+            if type(value) is not int or not 0 <= value <= 120:
                 raise AudienceError(f"{key}: expected whole years 0–120")
             clean[key] = value
         elif key == "gender":
@@ -62,7 +82,9 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
                 raise AudienceError("channel: expected wechat, sms or any")
             clean[key] = value
         elif key == "subscribed":
-            clean[key] = bool(value)
+            if not isinstance(value, bool):  # "false" is a text, and bool("false") is True
+                raise AudienceError("subscribed: expected true or false")
+            clean[key] = value
     bad_lists = set(clean.get("lists", ())) - set(LISTS)
     if bad_lists:
         raise AudienceError(f"lists: unknown {sorted(bad_lists)}; known {list(LISTS)}")
@@ -136,15 +158,46 @@ def conditions(spec: dict[str, Any], *, today: date) -> list[ColumnElement[bool]
     return conds
 
 
+class _in_id_list(FunctionElement[bool]):
+    """`column IN (the integers of a JSON array)`; the array is one bound parameter."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "in_id_list"
+
+
+@compiles(_in_id_list, "sqlite")
+def _in_id_list_sqlite(element: _in_id_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} IN (SELECT value FROM json_each({ids})))"
+
+
+@compiles(_in_id_list, "postgresql")
+def _in_id_list_postgresql(element: _in_id_list, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} IN (SELECT CAST(value AS INTEGER) FROM json_array_elements_text(CAST({ids} AS JSON)) AS ids(value)))"
+
+
+MAX_ID = 2**31 - 1  # the databases' INTEGER
+
+
+def id_in(column: ColumnElement[int], ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column` is one of `ids`, for a list of any length (one bound parameter)."""
+    unique = set(ids)
+    if not all(type(i) is int and 1 <= i <= MAX_ID for i in unique):
+        raise AudienceError("ids: expected row ids (whole numbers from 1)")
+    return _in_id_list(column, literal(json.dumps(sorted(unique)), String))
+
+
 def audience_where(
     spec: dict[str, Any], include_ids: list[int], exclude_ids: list[int], *, today: date
 ) -> ColumnElement[bool]:
     conds = conditions(validate_filter(spec), today=today)
     matched: ColumnElement[bool] = and_(true(), *conds)
     if include_ids:
-        matched = or_(matched, Labourer.id.in_(include_ids))
+        matched = or_(matched, id_in(Labourer.id, include_ids))
     if exclude_ids:
-        matched = and_(matched, Labourer.id.not_in(exclude_ids))
+        matched = and_(matched, not_(id_in(Labourer.id, exclude_ids)))
     return matched
 
 

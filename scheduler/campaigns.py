@@ -2,6 +2,7 @@
 
 draft → scheduled → sending → done, with paused and cancelled reachable from the live states.
 `sending → scheduled` happens between steps (the initial send is out, a reminder is still to come).
+`failed`: a step could not be planned (scheduler.planning); what was queued is not sent, the reason is kept.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from bot.models import Campaign, CampaignStep, Delivery, Event, utcnow
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"scheduled", "cancelled"}),
-    "scheduled": frozenset({"sending", "paused", "cancelled", "done"}),
-    "sending": frozenset({"scheduled", "done", "paused", "cancelled"}),
+    "scheduled": frozenset({"sending", "paused", "cancelled", "done", "failed"}),
+    "sending": frozenset({"scheduled", "done", "paused", "cancelled", "failed"}),
     "paused": frozenset({"scheduled", "sending", "cancelled"}),
     "done": frozenset(),
+    "failed": frozenset(),
     "cancelled": frozenset(),
 }
 LIVE_STATES = ("scheduled", "sending")
@@ -46,17 +48,18 @@ def transition(
         raise TransitionError(campaign, to)
     if to == "scheduled" and campaign.state == "draft":
         create_steps(session, campaign, now=now, tz=tz)
-    if to == "cancelled":
+    if to in ("cancelled", "failed"):
+        why = "cancelled" if to == "cancelled" else "campaign_failed"
         session.execute(
             update(CampaignStep)
             .where(CampaignStep.campaign_id == campaign.id, CampaignStep.status == "pending")
-            .values(status="skipped", skip_reason="cancelled")
+            .values(status="skipped", skip_reason=why)
         )
         # Rows already "sending" belong to a worker mid-call: it records their outcome itself.
         session.execute(
             update(Delivery)
             .where(Delivery.campaign_id == campaign.id, Delivery.status == "queued")
-            .values(status="skipped", failure_reason="cancelled", updated_at=now)
+            .values(status="skipped", failure_reason=why, updated_at=now)
         )
     campaign.state, campaign.state_changed_at, campaign.state_reason = to, now, reason
     session.flush()

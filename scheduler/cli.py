@@ -10,10 +10,8 @@ from datetime import timedelta
 
 
 def _senders(args: argparse.Namespace, settings, factory):
-    from scheduler.senders import channel_senders, jsonl_senders, load_factory
+    from scheduler.senders import channel_senders, load_factory
 
-    if args.loopback:
-        return jsonl_senders(args.loopback, fsync=not args.no_fsync)
     spec = args.senders or settings.dispatch_senders
     if spec:
         return load_factory(spec)(settings, factory)
@@ -27,11 +25,22 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _metrics_port(args: argparse.Namespace, settings, engine, role: str, read) -> None:  # noqa: ANN001
+    """This role's figures on a port of its own (bot.metrics), when one is given."""
+    from bot.metrics import ProcessFigures, process_metrics, serve_on_port
+
+    process_metrics().watch_pool(engine, role)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if port:
+        serve_on_port(port, settings.metrics_host, [ProcessFigures(read)])
+
+
 def dispatch(args: argparse.Namespace) -> int:
     from bot.db import make_engine, make_sessionmaker, migrate
     from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.dispatch import DispatchConfig, Dispatcher
+    from scheduler.render import knowledge_for
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -43,26 +52,36 @@ def dispatch(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.lease_seconds:
         overrides["lease"] = timedelta(seconds=args.lease_seconds)
+        overrides["unknown_recheck"] = min(timedelta(seconds=args.lease_seconds), DispatchConfig.unknown_recheck)
     config = DispatchConfig.from_settings(settings, **overrides)
     if args.rate is not None:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
     if args.always_open:
         config = DispatchConfig(**{**config.__dict__, "windows": {}})
-    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id)
+    knowledge = knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds)
+    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id,
+                            knowledge=knowledge)
+    _metrics_port(args, settings, engine, "dispatch", lambda: {
+        (f"gongyou_dispatch_{name}", f"Deliveries this worker {name} since it started"): getattr(dispatcher.totals, name)
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled")})
     logging.getLogger(__name__).info("dispatch worker started", extra={"worker": dispatcher.worker_id})
     totals = dispatcher.run(stop=_stop_on_signals(), idle_sleep=args.idle_sleep, until_idle=args.until_idle)
     print(f"sent={totals.sent} retried={totals.retried} failed={totals.failed} skipped={totals.skipped} "
-          f"fallback={totals.fallback} reconciled={totals.reconciled}", flush=True)
+          f"fallback={totals.fallback} reconciled={totals.reconciled} unknown={totals.unknown}", flush=True)
     engine.dispose()
     return 0
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
+    from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.jobs import CampaignScheduler
 
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
     scheduler = CampaignScheduler.from_settings(settings)
+    _metrics_port(args, settings, scheduler.engine, "scheduler", lambda: {
+        ("gongyou_scheduler_is_leader", "1 while this process runs the schedules"): float(scheduler.is_leader)})
     stop = _stop_on_signals()
     scheduler.start(with_dispatcher=args.with_dispatcher)
     try:
@@ -82,10 +101,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
     worker.add_argument("--idle-sleep", type=float, default=1.0)
     worker.add_argument("--senders", default="", help="module:factory(settings, sessionmaker) -> senders")
-    worker.add_argument("--loopback", default="", help="send to JSON-lines loopback gateways in this folder")
-    worker.add_argument("--no-fsync", action="store_true")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve metrics here (GONGYOU_METRICS_PORT)")
     worker.set_defaults(func=dispatch)
 
     runner = sub.add_parser("scheduler", help="run campaign schedules (one leader; others stand by)")
     runner.add_argument("--with-dispatcher", action="store_true", help="also run a dispatcher in this process")
+    runner.add_argument("--metrics-port", type=int, default=None, help="serve metrics here (GONGYOU_METRICS_PORT)")
     runner.set_defaults(func=run_scheduler)

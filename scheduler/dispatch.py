@@ -2,10 +2,12 @@
 
     queued ──claim──> sending ──provider ok──> sent ──receipt──> delivered
        ^                 │  └──temporary failure, tries left──> queued (next_attempt_at = now + delay)
-       │                 ├──temporary failure, no tries left──> failed (retries_exhausted)
+       │                 ├──temporary failure, no tries left──> the next channel (WeChat → SMS), else failed
        │                 ├──refused, another channel left──> queued on that channel (WeChat → SMS)
-       │                 └──refused, nothing left──> failed (the provider's reason)
-       └──lease expired after a crash, provider has no record of our key──┘
+       │                 ├──refused, nothing left──> failed (the provider's reason)
+       │                 └──timeout: outcome unknown──> stays sending until `unknown_recheck`, then as below
+       └──lease expired (a crash, a timeout), the provider has no record of our key──┘
+          (the provider has it → sent; it cannot be asked (WeChat) → failed as outcome_unknown)
 
 Claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING, so two
 workers never claim the same row (SKIP LOCKED on PostgreSQL; SQLite serialises writers). A row is
@@ -41,20 +43,21 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pii
 from bot.channels.base import SendResult
+from bot.channels.policy import moves_on, reachable
 from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
 from bot.models.campaigns import SendRate
 from bot.settings import Settings
-from scheduler.render import Renderer, campaign_texts
+from bot.snapshot import KnowledgeStore
+from scheduler.render import Renderer, knowledge_for
 from scheduler.senders import OutboundDelivery, Reconcilable, Sender
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class DispatchConfig:
     retry_delays: tuple[timedelta, ...] = (timedelta(minutes=5), timedelta(minutes=10))
     batch_size: int = 100
     lease: timedelta = timedelta(minutes=5)
+    # A send whose outcome is unknown (a timeout) stays "sending" this long, then `reconcile` asks the provider.
+    unknown_recheck: timedelta = timedelta(seconds=30)
     data_key: str = ""
 
     @classmethod
@@ -172,10 +177,10 @@ class _Row:
     attempts: int
     capped: bool
     name: str
-    openid: str | None
+    wechat_openid: str | None  # named as on Labourer: bot.channels.policy.reachable reads them
     phone_enc: bytes | None
-    sub_wechat: bool
-    sub_sms: bool
+    subscribed_wechat: bool
+    subscribed_sms: bool
     prev_reason: str | None  # e.g. fallback_from_wechat: kept on the row when the next channel succeeds
     prev_code: str | None
 
@@ -189,6 +194,7 @@ class BatchStats:
     skipped: int = 0
     fallback: int = 0
     reconciled: int = 0
+    unknown: int = 0  # sends that timed out: left to `reconcile`, which asks the provider
 
 
 class Dispatcher:
@@ -202,7 +208,7 @@ class Dispatcher:
         worker_id: str | None = None,
         timer: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        texts: dict[str, Any] | None = None,
+        knowledge: KnowledgeStore | None = None,
     ) -> None:
         self.factory, self.senders = factory, senders
         self.config = config or DispatchConfig()
@@ -210,7 +216,8 @@ class Dispatcher:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
         self.limiters = {c: RateLimiter(factory, c, self.config.rates.get(c, 0), clock=timer, sleep=sleep) for c in senders}
         self.sleep = sleep
-        self.texts = texts or campaign_texts()
+        # Campaign texts come from the live knowledge snapshot: an official's change reaches the next batch.
+        self.knowledge = knowledge or knowledge_for(factory)
         self.totals = BatchStats()
         self._campaigns: dict[int, tuple[Campaign, Event | None]] = {}
         self._steps: dict[int, str] = {}
@@ -233,26 +240,57 @@ class Dispatcher:
         stats.claimed = len(rows)
         if rows:
             self._send_batch(rows, over_cap, stats)
-        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled"):
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled", "unknown"):
             setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
         return stats
 
     def run(self, *, stop: threading.Event | None = None, idle_sleep: float = 1.0, until_idle: bool = False,
-            settle: bool = True) -> BatchStats:
-        """Loop until `stop` is set (or, with until_idle, until a round finds nothing to do)."""
+            settle: bool = True, max_backoff: float = 30.0) -> BatchStats:
+        """Loop until `stop` is set (or, with until_idle, until a round finds nothing to do).
+
+        The database going away (a restart, a failover, the network) does not end the loop: the round is
+        abandoned, the worker waits (0.5 s, doubling up to `max_backoff`) and tries again; the pool
+        reconnects. The rows it held "sending" at that moment are settled first when it is back."""
         from scheduler.campaigns import settle_campaigns
 
         stop = stop or threading.Event()
+        backoff, recovering = 0.0, False
         while not stop.is_set():
-            stats = self.run_once()
-            if settle and stats.claimed == 0:
-                with session_scope(self.factory) as session:
-                    settle_campaigns(session, now=self.clock())
-            if stats.claimed == 0 and stats.reconciled == 0:
-                if until_idle and not self._in_flight():
+            try:
+                if recovering:
+                    self._release_own_rows()
+                    recovering = False
+                stats = self.run_once()
+                if settle and stats.claimed == 0:
+                    with session_scope(self.factory) as session:
+                        settle_campaigns(session, now=self.clock())
+                idle = stats.claimed == 0 and stats.reconciled == 0
+                if idle and until_idle and not self._in_flight():
                     break
+            except SQLAlchemyError as exc:
+                backoff = min(max(backoff * 2, 0.5), max_backoff)
+                recovering = True
+                log.warning("database unavailable, dispatch paused", extra={
+                    "worker": self.worker_id, "retry_in_seconds": backoff, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                stop.wait(backoff)
+                continue
+            backoff = 0.0
+            if idle:
                 stop.wait(idle_sleep)
         return self.totals
+
+    def _release_own_rows(self) -> int:
+        """After an outage: this worker's rows still "sending" are not in flight any more (the round that
+        held them was abandoned), so their lease ends now and `reconcile` asks the provider about them."""
+        now = self.clock()
+        with session_scope(self.factory) as session:
+            released = session.execute(
+                update(D).where(D.c.status == "sending", D.c.claimed_by == self.worker_id)
+                .values(lease_until=now - timedelta(microseconds=1))
+            ).rowcount or 0
+        if released:
+            log.warning("rows of an abandoned round released to reconcile", extra={"count": released, "worker": self.worker_id})
+        return released
 
     def _in_flight(self) -> bool:
         """Rows some worker (perhaps a dead one) still holds: an until-idle run waits for their lease."""
@@ -357,23 +395,18 @@ class Dispatcher:
     # ---- send ----------------------------------------------------------------------------------
 
     def _address(self, row: _Row, channel: str) -> str | None:
-        if channel == "wechat":
-            return row.openid if row.openid and row.sub_wechat else None
-        if channel == "sms" and row.phone_enc is not None and row.sub_sms:
-            return pii.decrypt(row.phone_enc, self.config.data_key)
-        return None
+        return next((r.address for r in reachable(row, self.config.data_key, order=(channel,))), None)
 
     def _fallback(self, row: _Row, campaign: Campaign) -> str | None:
         """The next channel of the campaign's order the labourer can still be reached on."""
         order = list(campaign.channels or [])
         later = order[order.index(row.channel) + 1:] if row.channel in order else []
-        for channel in later:
-            if channel in self.senders and self._address(row, channel) is not None:
-                return channel
-        return None
+        return next((r.channel for r in reachable(row, self.config.data_key, order=later) if r.channel in self.senders),
+                    None)
 
     def _send_batch(self, rows: list[_Row], over_cap: set[int], stats: BatchStats) -> None:
         renderers: dict[int, Renderer] = {}
+        texts = self.knowledge.current.kb.campaign_texts  # one version for the whole batch
         updates: list[dict[str, Any]] = []
         to_send = Counter(r.channel for r in rows if r.id not in over_cap)
         for row in rows:
@@ -383,6 +416,7 @@ class Dispatcher:
                 "b_id": row.id, "status": "sent", "channel": row.channel, "attempts": row.attempts,
                 "next_attempt_at": None, "provider_message_id": None, "failure_reason": row.prev_reason,
                 "error_code": row.prev_code, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
+                "lease_until": None,
             }
             updates.append(outcome)
             if row.id in over_cap:
@@ -397,7 +431,7 @@ class Dispatcher:
             renderer = renderers.get(row.step_id)
             if renderer is None:
                 renderer = renderers[row.step_id] = Renderer(
-                    campaign, event, tz=self.config.tz, texts=self.texts,
+                    campaign, event, tz=self.config.tz, texts=texts,
                     reminder=self._steps.get(row.step_id) == "reminder",
                 )
             text = renderer.render(row.channel, row.name)
@@ -406,6 +440,8 @@ class Dispatcher:
             to_send[row.channel] -= 1
             try:
                 result = self.senders[row.channel].send(delivery, text)
+            except (OperationalError, InterfaceError):
+                raise  # the database is gone: abandon the round (run() waits and settles these rows after)
             except Exception as exc:
                 log.exception("sender raised", extra={"delivery_id": row.id, "channel": row.channel})
                 result = SendResult(ok=False, error_code="exception", error=f"{type(exc).__name__}: {exc}"[:500],
@@ -413,26 +449,42 @@ class Dispatcher:
             if result.ok:
                 outcome.update(provider_message_id=result.provider_message_id, sent_at=self.clock())
                 stats.sent += 1
+            elif result.unknown:
+                # Perhaps sent (a timeout): neither retried nor sent another way. The row stays "sending"
+                # like a crashed worker's, and `reconcile` asks the provider when this lease ends.
+                outcome.update(status="sending", error_code=result.error_code, error=result.error,
+                               lease_until=self.clock() + self.config.unknown_recheck)
+                stats.unknown += 1
             elif result.error_code == "outcome_unknown":
                 # An earlier attempt under this key may have gone out: no retry, no other channel.
                 outcome.update(status="failed", failure_reason="outcome_unknown", error_code=result.error_code,
                                error=result.error, failed_at=outcome["updated_at"])
                 stats.failed += 1
-            elif result.retryable:
-                self._retry(row, outcome, stats, result)
+            elif not moves_on(result):  # busy, throttled: this channel again later
+                self._retry(row, campaign, outcome, stats, result)
             else:
                 self._refuse(row, campaign, outcome, stats, result)
         self._record(updates)
 
-    def _retry(self, row: _Row, outcome: dict[str, Any], stats: BatchStats, result: SendResult) -> None:
+    def _retry(self, row: _Row, campaign: Campaign, outcome: dict[str, Any], stats: BatchStats,
+               result: SendResult) -> None:
+        """A temporary failure (busy, quota, throttled): the provider said no, so nothing went out. Try the
+        channel again after a wait; when its tries are used up, the campaign's next channel (WeChat → SMS)."""
         delays = self.config.retry_delays
         outcome.update(error_code=result.error_code, error=result.error)
         if row.attempts <= len(delays):
             outcome.update(status="queued", next_attempt_at=outcome["updated_at"] + delays[row.attempts - 1])
             stats.retried += 1
-        else:
-            outcome.update(status="failed", failure_reason="retries_exhausted", failed_at=outcome["updated_at"])
-            stats.failed += 1
+            return
+        # Not after lookup_failed: that attempt may have gone out; the provider was just not answering.
+        fallback = self._fallback(row, campaign) if result.error_code != "lookup_failed" else None
+        if fallback is not None:
+            outcome.update(status="queued", channel=fallback, attempts=0, next_attempt_at=outcome["updated_at"],
+                           failure_reason=f"fallback_from_{row.channel}")
+            stats.fallback += 1
+            return
+        outcome.update(status="failed", failure_reason="retries_exhausted", failed_at=outcome["updated_at"])
+        stats.failed += 1
 
     def _refuse(self, row: _Row, campaign: Campaign, outcome: dict[str, Any], stats: BatchStats,
                 result: SendResult) -> None:
@@ -459,7 +511,7 @@ class Dispatcher:
                 next_attempt_at=bindparam("next_attempt_at"), provider_message_id=bindparam("provider_message_id"),
                 failure_reason=bindparam("failure_reason"), error_code=bindparam("error_code"),
                 error=bindparam("error"), sent_at=bindparam("sent_at"), failed_at=bindparam("failed_at"),
-                updated_at=bindparam("updated_at"), lease_until=None,
+                updated_at=bindparam("updated_at"), lease_until=bindparam("lease_until"),
             )
         )
         with session_scope(self.factory) as session:
@@ -527,20 +579,17 @@ class Dispatcher:
 
 
 def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,
-                  error: str | None = None, at: datetime | None = None, idempotency_key: str | None = None) -> int:
-    """A provider's delivery report: sent → delivered, or sent → failed with its reason.
-
-    The delivery is found by the provider's message id, or by its own key when it was settled after a crash
-    without learning that id (the report then teaches it)."""
+                  error: str | None = None, at: datetime | None = None) -> int:
+    """A provider's delivery report: sent → delivered, or sent → failed with its reason. Found only by the
+    provider's message id the send recorded (see bot.channels.outbound.record_receipt)."""
     at = at or utcnow()
     values: dict[str, Any] = (
         {"status": "delivered", "delivered_at": at}
         if delivered
         else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
     )
-    matches = D.c.provider_message_id == provider_message_id
-    if idempotency_key:
-        matches = or_(matches, and_(D.c.idempotency_key == idempotency_key, D.c.provider_message_id.is_(None)))
-        values["provider_message_id"] = provider_message_id
-    result = session.execute(update(D).where(matches, D.c.status == "sent").values(updated_at=at, **values))
+    if not provider_message_id:
+        return 0
+    result = session.execute(
+        update(D).where(D.c.provider_message_id == provider_message_id, D.c.status == "sent").values(updated_at=at, **values))
     return result.rowcount or 0

@@ -14,7 +14,7 @@ def receipt_to_delivery(session: Session, message: OutboundMessage) -> None:
     """An SMS report or TEMPLATESENDJOBFINISH for a message a broadcast sent: sent → delivered | failed."""
     if message.provider_message_id and message.status in ("delivered", "failed"):
         apply_receipt(session, message.provider_message_id, delivered=message.status == "delivered",
-                      error_code=message.error_code, error=message.error, idempotency_key=message.idempotency_key)
+                      error_code=message.error_code, error=message.error)
 
 
 def install() -> None:

@@ -135,10 +135,13 @@ class CampaignScheduler:
 
     def _standby_loop(self) -> None:
         while not self._stop.wait(self.standby_seconds):
-            if self.is_leader and not self._still_leader():
-                self._stop_aps()
-            if not self.is_leader:
-                self.try_lead()
+            try:
+                if self.is_leader and not self._still_leader():
+                    self._stop_aps()
+                if not self.is_leader:
+                    self.try_lead()
+            except Exception:  # noqa: BLE001 - the database is away (a restart): stand by and try again
+                log.warning("scheduler cannot reach the database; retrying", exc_info=True)
 
     # ---- APScheduler ----------------------------------------------------------------------------
 
@@ -226,6 +229,7 @@ class CampaignScheduler:
 
     def _start_dispatcher(self) -> None:
         from scheduler.dispatch import DispatchConfig, Dispatcher
+        from scheduler.render import knowledge_for
         from scheduler.senders import channel_senders, load_factory
 
         if self.dispatcher_factory is not None:
@@ -234,7 +238,9 @@ class CampaignScheduler:
             spec = self.settings.dispatch_senders
             senders = load_factory(spec)(self.settings, self.factory) if spec else channel_senders(self.settings, self.factory)
             self._dispatcher = Dispatcher(self.factory, senders, DispatchConfig.from_settings(self.settings),
-                                          clock=self.clock)
+                                          clock=self.clock, knowledge=knowledge_for(
+                                              self.factory, self.settings.knowledge_dir,
+                                              self.settings.knowledge_poll_seconds))
         self._dispatch_thread = threading.Thread(
             target=self._dispatcher.run, kwargs={"stop": self._stop}, name="dispatcher", daemon=True)
         self._dispatch_thread.start()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -20,9 +19,9 @@ from bot.auth import Actor
 from bot.errors import Invalid, NotFound
 from bot.models import Audience, Campaign, Event, Labourer, SignUp, utcnow
 from bot.scope import covers, get_scoped, owner_area, scope_where, scoped_filter
-from scheduler.audience import AudienceError, validate_filter
+from scheduler.audience import AudienceError, id_in, validate_filter
 from scheduler.campaigns import transition
-from scheduler.render import campaign_texts, default_templates
+from bot.render import default_templates
 
 LIST_LIMIT = 500
 
@@ -88,12 +87,13 @@ class CampaignSpec:
     signup: bool = True
 
 
-def create_campaign(session: Session, actor: Actor, spec: CampaignSpec, *, knowledge_dir: Path) -> Campaign:
+def create_campaign(session: Session, actor: Actor, spec: CampaignSpec, *, texts: dict[str, Any]) -> Campaign:
     """A draft campaign whose audience lies in the actor's area (the area is added to its filter; people
-    named by id outside it are refused as if they did not exist)."""
+    named by id outside it are refused as if they did not exist). A template left out is the default of
+    `texts` (the live knowledge's campaign texts) for the event's kind."""
     audience_filter = scoped_filter(actor, validate_filter(spec.audience_filter))
     if spec.include_ids:
-        found = set(session.scalars(scope_where(select(Labourer.id).where(Labourer.id.in_(spec.include_ids)), actor,
+        found = set(session.scalars(scope_where(select(Labourer.id).where(id_in(Labourer.id, spec.include_ids)), actor,
                                                 Labourer)))
         missing = sorted(set(spec.include_ids) - found)
         if missing:
@@ -104,7 +104,7 @@ def create_campaign(session: Session, actor: Actor, spec: CampaignSpec, *, knowl
             raise Invalid("reminders need an event to count from")
         if reminder.get("hours_before") is None and reminder.get("at") is None:
             raise Invalid("a reminder needs hours_before, or days_before with at")
-    template, sms_template = default_templates(event.kind if event else None, campaign_texts(knowledge_dir))
+    template, sms_template = default_templates(event.kind if event else None, texts)
     audience = Audience(name=spec.audience_name or spec.name, filter=audience_filter, include_ids=spec.include_ids,
                         exclude_ids=spec.exclude_ids)
     session.add(audience)

@@ -4,11 +4,17 @@ The unique (campaign_id, step_id, labourer_id) constraint with ON CONFLICT DO NO
 second fire, a retried job or a restart harmless: it never creates a second delivery. The channel is
 chosen here (first of the campaign's channels the person can be reached on) and may change later on
 fallback; people who cannot be reached get a "skipped" row with the reason, so reports count them.
+
+A step that cannot be planned (a stored audience that no longer validates, a statement the database refuses)
+fails visibly: the step is "failed" with the reason and the campaign goes to "failed", never left "scheduled"
+with no deliveries to be tried again for ever. An outage (lost connection, lock or serialization conflict) is
+not such a failure: it is raised, and the scheduler fires the step again when it syncs.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -25,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.db import dialect_insert
@@ -39,8 +46,8 @@ from bot.models import (
     UTCDateTime,
     utcnow,
 )
-from scheduler.audience import audience_where, has_address, reachable
-from scheduler.campaigns import transition
+from scheduler.audience import AudienceError, audience_where, has_address, reachable
+from scheduler.campaigns import TRANSITIONS, transition
 
 log = logging.getLogger(__name__)
 ANALYZE_AFTER = 10_000  # planned rows
@@ -49,7 +56,7 @@ ANALYZE_AFTER = 10_000  # planned rows
 @dataclass(frozen=True)
 class FireResult:
     step_id: int
-    status: str  # fired | skipped | already_fired
+    status: str  # fired | skipped | already_fired | failed
     planned: int = 0  # delivery rows inserted by this call
     reason: str | None = None
 
@@ -68,7 +75,7 @@ def fire_step(session: Session, step_id: int, *, now: datetime | None = None, tz
     if step is None:
         return FireResult(step_id, "skipped", reason="no_such_step")
     if step.status != "pending":
-        return FireResult(step_id, "already_fired" if step.status == "fired" else "skipped", reason=step.skip_reason)
+        return FireResult(step_id, "already_fired" if step.status == "fired" else step.status, reason=step.skip_reason)
     campaign = session.get(Campaign, step.campaign_id)
     assert campaign is not None
     event = session.get(Event, campaign.event_id) if campaign.event_id else None
@@ -79,7 +86,13 @@ def fire_step(session: Session, step_id: int, *, now: datetime | None = None, tz
         log.warning("campaign step skipped", extra={"step_id": step.id, "campaign_id": campaign.id, "reason": reason})
         return FireResult(step_id, "skipped", reason=reason)
 
-    planned = plan_deliveries(session, campaign, step, now=now, tz=tz)
+    try:
+        with session.begin_nested():  # a refused statement leaves the rest of the transaction (the step) usable
+            planned = plan_deliveries(session, campaign, step, now=now, tz=tz)
+    except (AudienceError, SQLAlchemyError) as exc:
+        if _transient(exc):
+            raise
+        return _fail_step(session, step, campaign, exc, now=now)
     if planned > ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
         # Fresh statistics, or the planner keeps costing the claim query for an empty queue.
         session.execute(text("ANALYZE delivery"))
@@ -88,6 +101,34 @@ def fire_step(session: Session, step_id: int, *, now: datetime | None = None, tz
         transition(session, campaign, "sending", now=now)
     log.info("campaign step fired", extra={"step_id": step.id, "campaign_id": campaign.id, "planned": planned})
     return FireResult(step_id, "fired", planned=planned)
+
+
+# SQLSTATE classes of an outage rather than of the statement: connection (08), transaction rollback such as
+# deadlock or serialization (40), insufficient resources (53), operator intervention such as a restart (57), system (58).
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "57", "58")
+
+
+def _transient(exc: Exception) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state:
+        return str(state)[:2] in _TRANSIENT_SQLSTATE
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+
+
+def _fail_step(session: Session, step: CampaignStep, campaign: Campaign, exc: Exception, *,
+               now: datetime) -> FireResult:
+    """The step "failed" and its campaign "failed", with why (the step's planning was rolled back)."""
+    reason = f"planning failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    step.status, step.skip_reason, step.fired_at = "failed", "planning_failed", now  # the whole reason: on the campaign
+    if "failed" in TRANSITIONS[campaign.state]:
+        transition(session, campaign, "failed", now=now, reason=reason)
+    log.error("campaign step could not be planned",
+              extra={"step_id": step.id, "campaign_id": campaign.id, "reason": reason})
+    return FireResult(step.id, "failed", reason=reason)
 
 
 def _skip_reason(campaign: Campaign, step: CampaignStep, event: Event | None, now: datetime) -> str | None:

@@ -1,70 +1,31 @@
-"""Broadcast texts: the campaign's template with the event's and the person's values filled in.
+"""Broadcast texts: the campaign's template with the event's and the person's values filled in (bot.render
+fills them; here is what a campaign adds: its own templates, the reminder prefix).
 
-Templates name their placeholders in Chinese ({姓名} {时间} {地点} {报名方式} …) so officials can write them;
-a placeholder we do not know is left as written rather than failing the whole broadcast.
+The campaign texts (time format, sign-up instructions, reminder prefix) are the knowledge snapshot's, so an
+official's change to them (a knowledge revision) reaches the next batch a dispatcher renders.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from bot.knowledge import read_yaml
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.knowledge_edits import DatabaseRevisions
 from bot.models import Campaign, Event
-from bot.settings import default_knowledge_dir
-
-PLACEHOLDERS = ("姓名", "活动", "时间", "地点", "报名方式", "岗位数", "费用", "主办", "位置")
-
-
-class _Keep(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+from bot.render import end_sentence, event_values, fill
+from bot.settings import Settings, default_knowledge_dir
+from bot.snapshot import KnowledgeStore
 
 
-@lru_cache(maxsize=4)
-def campaign_texts(knowledge_dir: Path | None = None) -> dict[str, Any]:
-    path = (knowledge_dir or default_knowledge_dir()) / "campaign_texts.yaml"
-    if not path.exists():  # a custom knowledge dir without it still gets the packaged defaults
-        path = default_knowledge_dir() / "campaign_texts.yaml"
-    return read_yaml(path)
-
-
-def fill(template: str, values: dict[str, Any]) -> str:
-    try:
-        return template.format_map(_Keep(values))
-    except (ValueError, IndexError):  # a stray "{" in an official's text: send it as written
-        return template
-
-
-def format_time(when: datetime | None, tz: str, texts: dict[str, Any]) -> str:
-    if when is None:
-        return ""
-    local = when.astimezone(ZoneInfo(tz))
-    return texts["time_format"].format(month=local.month, day=local.day, hour=local.hour, minute=local.minute)
-
-
-def event_values(event: Event | None, tz: str, texts: dict[str, Any], *, sms: bool = False,
-                 signup: bool = True) -> dict[str, Any]:
-    if event is None:
-        return {"报名方式": texts["no_signup_how"]}
-    how = (texts["signup_how_sms"] if sms else texts["signup_how"]) if signup and event.signup_enabled else texts["no_signup_how"]
-    return {
-        "活动": event.title,
-        "时间": format_time(event.starts_at, tz, texts),
-        "地点": event.venue or event.township or "",
-        "报名方式": how,
-        "岗位数": event.jobs_count if event.jobs_count is not None else "",
-        "费用": event.cost_note or "",
-        "主办": event.organiser or "",
-    }
-
-
-def default_templates(kind: str | None, texts: dict[str, Any]) -> tuple[str, str]:
-    key = kind if kind in ("job_fair", "training") else "other"
-    return texts["default_template"][key], texts["default_sms_template"][key]
+def knowledge_for(factory: sessionmaker[Session], knowledge_dir: Path | None = None,
+                  poll_seconds: float = Settings.model_fields["knowledge_poll_seconds"].default) -> KnowledgeStore:
+    """The knowledge snapshot of a process that sends broadcasts without answering messages (a dispatch
+    worker): the files of `knowledge_dir` with the officials' changes stored in this database, looked at
+    again on use every `poll_seconds`."""
+    return KnowledgeStore(knowledge_dir or default_knowledge_dir(), revisions=DatabaseRevisions(factory.kw["bind"]),
+                          max_age=poll_seconds)
 
 
 class Renderer:
@@ -79,6 +40,6 @@ class Renderer:
         self.sms_values = event_values(event, tz, texts, sms=True, signup=campaign.signup)
 
     def render(self, channel: str, name: str) -> str:
-        if channel == "sms":
-            return self.prefix + fill(self.sms_template, {**self.sms_values, "姓名": name})
+        if channel == "sms":  # the gateway appends the opt-out instruction: end the notice's own sentence first
+            return end_sentence(self.prefix + fill(self.sms_template, {**self.sms_values, "姓名": name}))
         return self.prefix + fill(self.template, {**self.values, "姓名": name})

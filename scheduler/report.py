@@ -31,7 +31,7 @@ from bot.settings import Settings
 from scheduler.audience import audience_where, has_address
 from scheduler.dispatch import parse_hours, window_open
 from scheduler.planning import channel_expr
-from scheduler.render import Renderer, campaign_texts
+from scheduler.render import Renderer
 
 SAMPLES_PER_CHANNEL = 3
 
@@ -40,7 +40,10 @@ def _rates(settings: Settings) -> dict[str, float]:
     return {"sms": settings.dispatch_rate_sms, "wechat": settings.dispatch_rate_wechat}
 
 
-def preview(session: Session, campaign: Campaign, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
+def preview(session: Session, campaign: Campaign, settings: Settings, *, texts: dict[str, Any],
+            now: datetime | None = None) -> dict[str, Any]:
+    """Who the campaign would reach now and sample messages, rendered with `texts` (the live snapshot's
+    campaign texts)."""
     now = now or utcnow()
     tz = ZoneInfo(settings.timezone)
     audience = session.get(Audience, campaign.audience_id)
@@ -83,7 +86,7 @@ def preview(session: Session, campaign: Campaign, settings: Settings, *, now: da
         by_township[key] = by_township.get(key, 0) + count
 
     event = session.get(Event, campaign.event_id) if campaign.event_id else None
-    renderer = Renderer(campaign, event, tz=settings.timezone, texts=campaign_texts(settings.knowledge_dir))
+    renderer = Renderer(campaign, event, tz=settings.timezone, texts=texts)
     samples: list[dict[str, str]] = []
     for channel in by_channel:
         names = session.scalars(

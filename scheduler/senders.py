@@ -14,13 +14,9 @@ is never retried blindly either.
 from __future__ import annotations
 
 import importlib
-import json
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.channels.base import SendResult
@@ -63,79 +59,6 @@ def can_reconcile(sender: object) -> bool:
     return isinstance(sender, Reconcilable) or bool(getattr(sender, "deduplicates", False))
 
 
-class RecordingSender:
-    """In-memory sender for tests: records every accepted message, deduplicates by idempotency key,
-    and fails on request (`fail` maps a labourer id to a list of SendResults returned in turn)."""
-
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.sent: list[tuple[OutboundDelivery, str]] = []
-        self.by_key: dict[str, SendResult] = {}
-        self.fail: dict[int, list[SendResult]] = {}
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
-        with self._lock:
-            self.calls += 1
-            scripted = self.fail.get(delivery.labourer_id)
-            if scripted:
-                return scripted.pop(0)
-            if delivery.idempotency_key in self.by_key:
-                return self.by_key[delivery.idempotency_key]
-            result = SendResult(ok=True, provider_message_id=f"{self.channel}-{len(self.sent) + 1}")
-            self.sent.append((delivery, text))
-            self.by_key[delivery.idempotency_key] = result
-            return result
-
-    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
-        return self.by_key.get(delivery.idempotency_key)
-
-
-class JsonlGateway:
-    """A loopback gateway that appends every accepted message to a JSON-lines file (flushed and fsynced
-    before it answers, like a provider that has accepted the message). Used by the crash test and the
-    benchmark; its file is the gateway's log the checks count."""
-
-    def __init__(self, path: str | Path, channel: str, *, fsync: bool = True) -> None:
-        self.path, self.channel, self.fsync = Path(path), channel, fsync
-        self._keys: dict[str, str] = {}
-        self._lock = threading.Lock()
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self._keys[row["key"]] = row["id"]
-        self._file = self.path.open("a", encoding="utf-8")
-
-    def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
-        with self._lock:
-            if delivery.idempotency_key in self._keys:
-                return SendResult(ok=True, provider_message_id=self._keys[delivery.idempotency_key])
-            message_id = f"{self.channel}-{delivery.delivery_id}"
-            row = {"id": message_id, "key": delivery.idempotency_key, "channel": self.channel,
-                   "delivery_id": delivery.delivery_id, "labourer_id": delivery.labourer_id, "text": text,
-                   "at": round(time.time(), 6)}
-            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self._file.flush()
-            if self.fsync:
-                import os
-
-                os.fsync(self._file.fileno())
-            self._keys[delivery.idempotency_key] = message_id
-            return SendResult(ok=True, provider_message_id=message_id)
-
-    def lookup(self, delivery: OutboundDelivery, since: datetime) -> SendResult | None:
-        message_id = self._keys.get(delivery.idempotency_key)
-        return SendResult(ok=True, provider_message_id=message_id) if message_id else None
-
-
-def jsonl_senders(directory: str | Path, *, fsync: bool = True) -> dict[str, Sender]:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return {c: JsonlGateway(directory / f"{c}.jsonl", c, fsync=fsync) for c in ("wechat", "sms")}
-
-
 class _ChannelSender:
     """Base of the adapters over bot.channels: one short session per send. The channel's outbox row is
     committed as "sending" under the delivery's idempotency key before the provider call
@@ -169,7 +92,7 @@ class WeChatSender(_ChannelSender):
     channel = "wechat"
 
     def send(self, delivery: OutboundDelivery, text: str) -> SendResult:
-        from bot.channels import outbound
+        from bot.channels import outbound, policy
         from bot.channels.base import Reply
         from bot.db import session_scope
 
@@ -178,9 +101,7 @@ class WeChatSender(_ChannelSender):
         with session_scope(self.services.sessionmaker) as session:
             result = outbound.send_customer_service(session, self.services, delivery.address, reply,
                                                     purpose=self.purpose, key=key)
-            window_closed = not result.ok and result.error_code != outbound.OUTCOME_UNKNOWN and not (
-                result.retryable and result.error_code not in outbound.WINDOW_CLOSED_CODES)
-            if window_closed and self.services.settings.wechat_template_id:
+            if policy.moves_on(result) and self.services.settings.wechat_template_id:
                 result = outbound.send_template(session, self.services, delivery.address, reply,
                                                 purpose=self.purpose, key=key)
             return result

@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import pii
+from bot.auth import Actor, Area
 from bot.models.complaints import open_ticket
+from bot.roster import validate_upload
 from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
     MessageLog, Staff
 
@@ -53,6 +55,7 @@ class StaffRoute:
     roles: tuple[str, ...]
     area: str | None = None  # "detail" | "list" | None
     body: dict[str, Any] | None = None  # JSON for /api, form fields for /console (csrf_token added)
+    files: dict[str, Any] | None = None  # multipart files (with `body` as the other form fields)
     headers: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     marker: str = ""  # for area="list": text of the World's row that other areas must not see
@@ -65,6 +68,10 @@ class StaffRoute:
     def url(self, world: dict[str, Any]) -> str:
         values = {k: v.format(**world) if isinstance(v, str) else v for k, v in self.values.items()}
         return self.path.format(**{**world, **values})
+
+
+# A one-person roster of area A (a checksummed ID number of a 平昌县 person).
+ROSTER_CSV = "姓名,身份证号,区县,乡镇,村\n甲区新人,511923198001010018,平昌县,白衣镇,长沙村\n".encode()
 
 
 def _future() -> str:
@@ -147,6 +154,31 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("GET", "/api/admin/labourers", REGISTRY, area="list", marker="甲区工友"),
     StaffRoute("GET", "/api/admin/labourers/{labourer_id}", REGISTRY, area="detail"),
     StaffRoute("POST", "/api/admin/labourers/{labourer_id}/reveal", REGISTRY, area="detail", body={"field": "phone"}),
+    # roster imports (an import is seen by its uploader and by staff whose area covers the uploader's)
+    StaffRoute("POST", "/api/admin/roster/imports", REGISTRY, ok=(201,), files={"file": ("r.csv", ROSTER_CSV)}),
+    StaffRoute("GET", "/api/admin/roster/imports/{import_id}", REGISTRY, area="detail"),
+    StaffRoute("PUT", "/api/admin/roster/imports/{import_id}/mapping", REGISTRY, area="detail",
+               body={"mapping": {"name": 0, "id_number": 1, "county": 2, "township": 3, "village": 4}}),
+    StaffRoute("POST", "/api/admin/roster/imports/{import_id}/commit", REGISTRY, area="detail"),
+    StaffRoute("GET", "/api/admin/roster/imports/{import_id}/errors.xlsx", REGISTRY, area="detail"),
+    StaffRoute("GET", "/console/roster", REGISTRY),
+    StaffRoute("POST", "/console/roster/imports", REGISTRY, files={"file": ("r.csv", ROSTER_CSV)}),
+    StaffRoute("GET", "/console/roster/imports/{import_id}", REGISTRY, area="detail"),
+    StaffRoute("POST", "/console/roster/imports/{import_id}/mapping", REGISTRY, area="detail",
+               body={"col_name": "0", "col_id_number": "1", "col_county": "2", "col_township": "3", "col_village": "4"}),
+    StaffRoute("POST", "/console/roster/imports/{import_id}/commit", REGISTRY, area="detail"),
+    StaffRoute("GET", "/console/roster/imports/{import_id}/progress", REGISTRY, area="detail"),
+    StaffRoute("GET", "/console/roster/imports/{import_id}/errors.xlsx", REGISTRY, area="detail"),
+    # labourers and the five lists in the console (area A's labourer is on the public-welfare list)
+    StaffRoute("GET", "/console/labourers", REGISTRY, area="list", marker="甲区工友"),
+    StaffRoute("GET", "/console/labourers/{labourer_id}", REGISTRY, area="detail"),
+    StaffRoute("POST", "/console/labourers/{labourer_id}/flags", REGISTRY, area="detail", body={"flag": "startup", "on": "1"}),
+    StaffRoute("GET", "/console/lists", REGISTRY),
+    StaffRoute("GET", "/console/lists/{key}", REGISTRY, area="list", marker="甲区工友",
+               values={"key": "public_welfare_post"}),
+    StaffRoute("GET", "/console/lists/{key}/export.xlsx", REGISTRY, values={"key": "public_welfare_post"}),
+    StaffRoute("GET", "/console/dashboard", REGISTRY),  # the area: tests/test_dashboard.py
+    StaffRoute("GET", "/console/dashboard/export.xlsx", REGISTRY),
     # help desk
     StaffRoute("POST", "/api/helpdesk/complaints/{complaint_id}/reveal", DESK, area="detail",
                body={"field": "contact_phone"}),
@@ -204,7 +236,7 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     labourer = Labourer(name="甲区工友", county=AREA_A["county"], township=AREA_A["township"], village=AREA_A["village"],
                         phone_enc=phone.encrypted, phone_hash=phone.lookup_hash, phone_masked=phone.masked,
                         id_number_enc=id_number.encrypted, id_number_hash=id_number.lookup_hash,
-                        id_number_masked=id_number.masked)
+                        id_number_masked=id_number.masked, public_welfare_post=True)
     session.add(labourer)
     session.flush()
     complaint = Complaint(ticket_no="WQ-20260301-0001", labourer_id=labourer.id, channel="sms", user_id="x",
@@ -228,8 +260,13 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     asked = MessageLog(channel="simulator", user_id="perm-labourer", direction="in", text="甲区没答上的话",
                        intent="out_of_scope", confidence=0.9)
     revision = KnowledgeRevision(kind="text", key="texts:greeting", value={"text": "您好！！"}, author="perm")
-    session.add_all([campaign, target, state, asked, revision])
+    # A roster import a village assistant of area A uploaded (checked as bot.roster does on upload).
+    uploader = Actor(None, "perm-target", "assistant", areas=(Area(**AREA_A),))
+    regions = {"counties": [{"name": AREA_A["county"], "townships": [{"name": AREA_A["township"],
+                                                                      "villages": [AREA_A["village"]]}]}]}
+    upload = validate_upload(session, uploader, filename="r.csv", data=ROSTER_CSV, regions=regions, data_key=data_key)
+    session.add_all([campaign, target, state, asked, revision, upload])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
             "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id,
-            "ticket_no": ticket.ticket_no}
+            "ticket_no": ticket.ticket_no, "import_id": upload.id}

@@ -15,8 +15,8 @@ from bot.db import session_scope
 from bot.models import AuditLog, Campaign, CampaignStep, Event, Labourer
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
-from scheduler.senders import RecordingSender
-from scheduler.synthetic import insert_labourers
+from tests.doubles import RecordingSender
+from tests.synthetic import insert_labourers
 
 AUTH: dict[str, str] = {}  # an admin's bearer token, fresh for each test
 

@@ -23,7 +23,7 @@ from bot.models import (
 from scheduler.audience import AudienceError, resolve, validate_filter
 from scheduler.campaigns import TransitionError, reminder_due, transition
 from scheduler.planning import fire_step
-from scheduler.synthetic import labourer_row, make_campaign
+from tests.synthetic import labourer_row, make_campaign
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Bazhong
 TODAY = date(2026, 3, 2)

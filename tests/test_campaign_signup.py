@@ -21,8 +21,8 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from bot.signups import cancel, classify, sign_up
-from scheduler.senders import RecordingSender
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.doubles import RecordingSender
+from tests.synthetic import insert_labourers, make_campaign
 
 
 @pytest.fixture

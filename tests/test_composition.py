@@ -89,7 +89,7 @@ def _ask(server: LiveServer, text: str) -> str:
     return response.json()["replies"][0]["text"]
 
 
-def _wait_for(predicate, seconds: float = 10.0) -> None:  # noqa: ANN001
+def _wait_for(predicate, seconds: float = 40.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + seconds
     while not predicate():
         assert time.monotonic() < deadline, "the running service did not pick the change up"

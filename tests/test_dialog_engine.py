@@ -75,7 +75,18 @@ def test_monthly_pay_refuses_nonsense(ctx, text):
     ("15号", "2026-12-15"), ("秋收后", "2027-10-01"), ("农闲的时候", None),
 ])
 def test_dates(ctx, text, expected):
-    assert v.parse_when(text, ctx) == {"text": text, "date": expected}
+    found = v.parse_when(text, ctx)
+    assert (found["text"], found["date"]) == (text, expected)
+
+
+@pytest.mark.parametrize("text, start, until", [
+    ("3月到5月", "2027-03-01", "2027-05-31"), ("开春", "2027-03-01", "2027-05-31"), ("下个月", "2026-12-01", "2026-12-31"),
+    ("明年开春", "2027-03-01", "2027-05-31"), ("入冬以后", "2026-11-01", "2027-02-28"), ("过完年", "2027-02-13", None),
+    ("晚上", None, None), ("到时候再说", None, None),
+])
+def test_when_ranges(ctx, text, start, until):
+    found = v.parse_when(text, ctx)
+    assert (found["date"], found["until"]) == (start, until)
 
 
 @pytest.mark.parametrize("text", ["13812345678", "+86 138 1234 5678", "008613812345678", "86-138-1234-5678", "１３８１２３４５６７８"])

@@ -67,7 +67,8 @@ def test_no_at_a_yes_no_question_is_an_answer_not_an_unsubscribe(say, app):
     say("下个月")
     assert "手工活" in say("不想")[0]
     assert "核对" in say("不要")[0]
-    replies = say("别给我发通知了")
+    assert "是要退订所有通知吗" in say("别给我发通知了")[0]  # asked once inside a dialog
+    replies = say("是")
     assert "已退订" in replies[0] and "核对" in replies[-1]
     say("1")
     [wish] = rows(app, JobWish)

@@ -21,8 +21,8 @@ from scheduler.dispatch import (
     parse_hours,
 )
 from scheduler.planning import fire_step
-from scheduler.senders import RecordingSender
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.doubles import RecordingSender
+from tests.synthetic import insert_labourers, make_campaign
 
 # 2026-03-02 10:00 in Bazhong (UTC+8)
 MORNING = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -293,7 +293,7 @@ def test_crash_between_claim_and_record_is_reconciled(factory, senders) -> None:
     from scheduler.senders import OutboundDelivery
 
     for row in rows[:4]:  # … four reached the provider, then the process was killed
-        senders["wechat"].send(OutboundDelivery(row.id, row.campaign_id, row.labourer_id, "wechat", row.openid,
+        senders["wechat"].send(OutboundDelivery(row.id, row.campaign_id, row.labourer_id, "wechat", row.wechat_openid,
                                                 row.key), "x")
     assert statuses(factory, campaign_id) == {"sending": 6}
     survivor = Dispatcher(factory, senders, config(), clock=clock, worker_id="survivor")

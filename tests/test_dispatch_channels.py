@@ -29,11 +29,12 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import OutboundDelivery, channel_senders
-from scheduler.synthetic import make_campaign
+from tests.synthetic import make_campaign
 from tests.fakes.sms_gateways import FakeAliyunSms, FakeTencentSms
 from tests.fakes.wechat_api import FakeWeChatApi
 
 APPID, SECRET = "wx-test-app", "test-secret"
+CALLBACK_TOKEN = "k7Qm2Zt9Xc4Vb8Nw1Ls6Hp3Jd5Rf0Gy"  # the SMS push secret in the URL
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def settings(make_settings, fakes):
     return make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
                          sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
                          sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1",
-                         sms_callback_token="cb-dispatch-0123456789abcdef0123")
+                         sms_callback_token=CALLBACK_TOKEN)
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) 
                        clock=lambda: now[0], worker_id="dying")
     rows, _ = dying._claim(["wechat", "sms"], now[0])
     first = rows[0]  # 甲 on WeChat reached the provider; then the worker was killed
-    senders["wechat"].send(OutboundDelivery(first.id, first.campaign_id, first.labourer_id, "wechat", first.openid,
+    senders["wechat"].send(OutboundDelivery(first.id, first.campaign_id, first.labourer_id, "wechat", first.wechat_openid,
                                             first.key), "x")
     now[0] += timedelta(minutes=1)
     survivor = Dispatcher(factory, senders, DispatchConfig(rates={}, windows={}), clock=lambda: now[0])
@@ -243,7 +244,7 @@ def tencent_settings(make_settings):
     with FakeTencentSms() as tencent:
         yield tencent, make_settings(sms_provider="tencent", sms_api_base=tencent.base, sms_access_key_id="AKID-test",
                                      sms_access_key_secret="tencent-secret", sms_app_id="1400000001",
-                                     sms_template_id="T1")
+                                     sms_template_id="T1", sms_report_wait_seconds=0)  # no wait for a report
 
 
 @pytest.mark.parametrize("reported", [True, False])
@@ -289,26 +290,168 @@ def test_wechat_killed_after_accept_fails_as_outcome_unknown(settings, factory, 
     assert "13980000001" not in _numbers(aliyun)  # no SMS fallback for a message that may have arrived
 
 
-def test_a_delivery_settled_after_a_crash_learns_its_receipt_by_out_id(settings, factory, fakes, client) -> None:
-    """QuerySendDetails lists no BizId; Aliyun's delivery report echoes OutId (our key) and is matched by it."""
+def _report(number: str, biz_id: str, success: bool, out_id: str = "") -> dict:
+    return {"phone_number": number, "send_time": "2026-11-26 10:00:00", "report_time": "2026-11-26 10:00:05",
+            "success": success, "err_code": "DELIVERED" if success else "MK:0001", "err_msg": "", "sms_size": "1",
+            "biz_id": biz_id, "out_id": out_id}
+
+
+def _push(client, reports: list[dict]) -> None:
+    response = client.post(f"/sms/inbound?token={CALLBACK_TOKEN}", json=reports)
+    assert response.status_code == 200 and response.json()["code"] == 0
+
+
+def _sms_states(factory) -> dict[str, tuple[str, str]]:
+    """key → (delivery status, outbox status)"""
+    with session_scope(factory) as s:
+        outbox = {m.idempotency_key: m.status for m in s.scalars(select(OutboundMessage))}
+        return {d.idempotency_key: (d.status, outbox.get(d.idempotency_key)) for d in s.scalars(select(Delivery))}
+
+
+def test_receipts_are_matched_by_the_providers_own_id_only(settings, factory, fakes, client) -> None:
+    """A forged Aliyun report — an unknown biz_id with our guessable out_id, or the real biz_id with another
+    number — changes nothing; the provider's report with its own BizId marks the delivery."""
+    _wechat, aliyun = fakes
+    _sms_people(factory, settings, 3)
+    _launch(factory)
+    Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
+    before = _sms_states(factory)
+    assert set(before.values()) == {("sent", "sent")}
+    sent = aliyun.sent  # what the gateway took: number, OutId (our key); BizIds from its listing
+    biz = {d["PhoneNum"]: d["_biz_id"] for d in aliyun.details}
+    victim, other = sent[0], sent[1]
+
+    _push(client, [_report(victim["PhoneNumbers"], "123456^0", False, out_id=victim["OutId"]),
+                   _report(other["PhoneNumbers"], biz[victim["PhoneNumbers"]], False)])
+    assert _sms_states(factory) == before
+
+    _push(client, [_report(victim["PhoneNumbers"], biz[victim["PhoneNumbers"]], False)])
+    after = _sms_states(factory)
+    assert after[victim["OutId"]] == ("failed", "failed")
+    assert {k: v for k, v in after.items() if k != victim["OutId"]} == {k: v for k, v in before.items() if k != victim["OutId"]}
+
+
+def test_a_delivery_settled_after_a_crash_keeps_sent_when_a_report_names_only_its_key(settings, factory, fakes,
+                                                                                      client) -> None:
+    """QuerySendDetails lists no BizId, so such a delivery never learns the provider's id: a report that matches
+    it only by OutId (our key — anyone can make one) is not trusted, and the delivery stays "sent"."""
     _wechat, aliyun = fakes
     _sms_people(factory, settings, 5)
     _launch(factory)
     _crash_then_restart(settings, factory, _kill_sms(3, "after_accept"))
     with session_scope(factory) as s:
-        settled = [d for d in s.scalars(select(Delivery)) if d.provider_message_id is None]
-        keys = {d.idempotency_key for d in settled}
+        settled = {d.idempotency_key for d in s.scalars(select(Delivery)) if d.provider_message_id is None}
     assert settled  # the accepted-then-killed send was settled without a provider id
-    reports = [
-        {"phone_number": p["PhoneNumbers"], "send_time": "2026-11-26 10:00:00", "report_time": "2026-11-26 10:00:05",
-         "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
-         "biz_id": f"biz-late-{i}", "out_id": p["OutId"]}
-        for i, p in enumerate(aliyun.sent) if p["OutId"] in keys
-    ]
-    response = client.post("/sms/inbound", params={"token": settings.sms_callback_token}, json=reports)
-    assert response.status_code == 200 and response.json()["code"] == 0
+    _push(client, [_report(p["PhoneNumbers"], f"biz-late-{i}", False, out_id=p["OutId"])
+                   for i, p in enumerate(aliyun.sent) if p["OutId"] in settled])
+    states = _sms_states(factory)
+    assert {states[k] for k in settled} == {("sent", "sent")}
+
+
+# ---- temporary WeChat failures: the retry reuses the delivery's outbox row ---------------------------
+
+
+def _advance_through_retries(factory, senders, clock, config: DispatchConfig) -> Dispatcher:
+    """One worker, run until idle again and again while the clock jumps past each retry wait."""
+    dispatcher = Dispatcher(factory, senders, config, clock=lambda: clock[0])
+    for _ in range(len(config.retry_delays) + 2):
+        dispatcher.run(until_idle=True)
+        clock[0] += max(config.retry_delays) + timedelta(seconds=1)
+    return dispatcher
+
+
+def test_a_wechat_quota_error_is_retried_and_arrives_once(settings, factory, fakes) -> None:
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.fail_for("o-in", 45009)  # the first try: the account's daily quota
+    clock = [utcnow()]
+    config = DispatchConfig(rates={}, windows={})
+    _advance_through_retries(factory, channel_senders(settings, factory), clock, config)
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.attempts) == ("sent", "wechat", 2)
+    assert Counter(m["touser"] for m in wechat.sent)["o-in"] == 1
+    assert "13980000001" not in _numbers(aliyun)
+    with session_scope(factory) as s:  # one outbox row for the delivery's key, reused by the retry
+        outbox = s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key == row.idempotency_key)).all()
+    assert [(m.status, m.kind, m.segments) for m in outbox] == [("sent", "customer_service", 1)]
+
+
+def test_wechat_failing_every_try_falls_back_to_sms(settings, factory, fakes) -> None:
+    """45009 on every try: the WeChat tries run out, and a labourer with a number gets the SMS instead."""
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.fail_for("o-in", 45009, 45009, 45009)
+    clock = [utcnow()]
+    _advance_through_retries(factory, channel_senders(settings, factory), clock, DispatchConfig(rates={}, windows={}))
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.failure_reason) == ("sent", "sms", "fallback_from_wechat")
+    assert "o-in" not in [m["touser"] for m in wechat.sent]
+    assert Counter(_numbers(aliyun))["13980000001"] == 1
+
+
+# ---- a provider that accepts and answers after the client's timeout ----------------------------------
+
+# Retries at once, so that a timeout recorded as a failure would show up as a second message here.
+IMPATIENT = DispatchConfig(rates={}, windows={}, retry_delays=(timedelta(0), timedelta(0)),
+                           unknown_recheck=timedelta(seconds=0.3))
+
+
+def test_aliyun_timeout_after_accepting_is_settled_by_query_send_details(make_settings, fakes) -> None:
+    wechat, aliyun = fakes
+    settings = make_settings(sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
+                             sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1", sms_timeout_seconds=0.3)
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    numbers = _sms_people(factory, settings, 3)
+    _launch(factory)
+    aliyun.stall_next("SendSms", 1.0, times=2)  # the first two are accepted, answered too late
+    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher.run(until_idle=True)
+
+    assert Counter(_numbers(aliyun)) == dict.fromkeys(numbers, 1)  # none twice, none lost
+    assert Counter(d.status for d in _rows(factory).values()) == {"sent": 3}
+    assert dispatcher.totals.unknown == 2 and dispatcher.totals.reconciled == 2
+    assert [_params(r)["Action"] for r in aliyun.requests].count("QuerySendDetails") >= 2
     with session_scope(factory) as s:
-        for delivery in s.scalars(select(Delivery).where(Delivery.idempotency_key.in_(keys))):
-            assert delivery.status == "delivered" and delivery.provider_message_id.startswith("biz-late-")
-        for message in s.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key.in_(keys))):
-            assert message.status == "delivered" and message.provider_message_id.startswith("biz-late-")
+        assert {m.status for m in s.scalars(select(OutboundMessage))} == {"sent"}
+
+
+def test_tencent_timeout_after_accepting_is_settled_by_the_status_pull(tencent_settings) -> None:
+    tencent, settings = tencent_settings
+    settings = settings.model_copy(update={"sms_timeout_seconds": 0.3})
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    numbers = _sms_people(factory, settings, 3)
+    _launch(factory)
+    tencent.stall_next("SendSms", 1.0)
+    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher.run(until_idle=True)
+
+    sent_to = Counter(n.removeprefix("+86") for body in tencent.sent for n in body["PhoneNumberSet"])
+    assert sent_to == dict.fromkeys(numbers, 1)
+    assert Counter(d.status for d in _rows(factory).values()) == {"sent": 3}
+    pulls = [r for r in tencent.requests if r.headers.get("x-tc-action") == "PullSmsSendStatusByPhoneNumber"]
+    assert len(pulls) >= 1
+
+
+def test_wechat_timeout_after_accepting_is_neither_resent_nor_sent_by_sms(make_settings, fakes) -> None:
+    """WeChat cannot be asked about a customer-service message: the README's policy — it is not sent again,
+    not as a template and not by SMS, and the delivery says outcome_unknown."""
+    wechat, aliyun = fakes
+    settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=wechat.base,
+                             wechat_api_timeout_seconds=0.3, wechat_template_id="TPL-1",
+                             sms_provider="aliyun", sms_api_base=aliyun.base, sms_access_key_id="LTAI-test",
+                             sms_access_key_secret="aliyun-secret", sms_template_id="SMS_1")
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    ids = _people(factory, settings)
+    _launch(factory)
+    wechat.stall_next("message/custom/send", 1.0)  # the first WeChat message (甲's) is accepted, answered late
+    Dispatcher(factory, channel_senders(settings, factory), IMPATIENT).run(until_idle=True)
+
+    row = _rows(factory)[ids["甲"]]
+    assert (row.status, row.channel, row.failure_reason) == ("failed", "wechat", "outcome_unknown")
+    assert Counter(m["touser"] for m in wechat.sent)["o-in"] == 1
+    assert [t["touser"] for t in wechat.templates].count("o-in") == 0
+    assert "13980000001" not in _numbers(aliyun)

@@ -18,7 +18,7 @@ from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import CampaignStep, Delivery
 from scheduler.campaigns import transition
 from scheduler.planning import fire_step
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 600
@@ -26,8 +26,9 @@ BATCH = 25
 
 
 def _worker(db_url: str, gateway: Path, worker_id: str) -> subprocess.Popen:
-    env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "bot", "dispatch", "--loopback", str(gateway), "--rate", "400",
+    env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING",
+           "GONGYOU_LOOPBACK_DIR": str(gateway)}
+    command = [sys.executable, "-m", "bot", "dispatch", "--senders", "tests.doubles:loopback_senders", "--rate", "400",
                "--always-open", "--until-idle", "--idle-sleep", "0.2", "--batch-size", str(BATCH),
                "--lease-seconds", "1", "--worker-id", worker_id]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.senders import OutboundDelivery
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 
 TOTAL = 3000
 

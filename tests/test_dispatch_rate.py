@@ -16,7 +16,7 @@ from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import CampaignStep
 from scheduler.campaigns import transition
 from scheduler.planning import fire_step
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 60.0
@@ -37,10 +37,10 @@ def _two_workers_at(db_url: str, tmp_path: Path) -> list[tuple[str, float]]:
     env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "bot", "dispatch", "--loopback", str(tmp_path / name), "--rate", str(RATE),
-             "--always-open", "--until-idle", "--idle-sleep", "0.2", "--batch-size", "20", "--no-fsync",
-             "--worker-id", name],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "bot", "dispatch", "--senders", "tests.doubles:loopback_senders", "--rate", str(RATE),
+             "--always-open", "--until-idle", "--idle-sleep", "0.2", "--batch-size", "20", "--worker-id", name],
+            cwd=ROOT, env={**env, "GONGYOU_LOOPBACK_DIR": str(tmp_path / name), "GONGYOU_LOOPBACK_FSYNC": "0"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for name in ("w1", "w2")
     ]

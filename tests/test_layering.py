@@ -9,9 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HTTP_LAYER = ("bot/api/", "bot/console/", "bot/channels/", "bot/app.py")
 MAY_IMPORT_SCHEDULER = ("bot/app.py", "bot/cli.py", "bot/api/", "bot/console/")
-# Both import scheduler.render (event texts, which belong in bot/): to be moved out (issue 11); nothing may
-# join them.
-SCHEDULER_IMPORT_BEING_REMOVED = {"bot/intents/events.py", "bot/signups.py"}
 
 
 def imports(path: Path) -> set[str]:
@@ -46,4 +43,18 @@ def test_only_the_composition_point_cli_and_http_layer_import_scheduler() -> Non
         relative(p) for p in modules("bot")
         if not relative(p).startswith(MAY_IMPORT_SCHEDULER) and any(n.split(".")[0] == "scheduler" for n in imports(p))
     }
-    assert offenders <= SCHEDULER_IMPORT_BEING_REMOVED
+    assert offenders == set()
+
+
+def test_production_code_holds_no_test_doubles() -> None:
+    """Recording senders, JSON-lines gateways and synthetic rosters live in tests/ (benchmarks import them from
+    there); nothing in bot/ or scheduler/ imports tests/ or defines them."""
+    doubles = ("RecordingSender", "JsonlGateway", "jsonl_senders", "insert_labourers")
+    offenders = {}
+    for path in modules("bot", "scheduler"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef))} & set(doubles)
+        from_tests = {n for n in imports(path) if n.split(".")[0] == "tests"}
+        if defined or from_tests:
+            offenders[relative(path)] = sorted(defined | from_tests)
+    assert offenders == {}

@@ -53,7 +53,11 @@ def send(client: Any, route: StaffRoute, world: dict[str, Any], headers: dict[st
         form = dict(route.body or {})
         if route.method == "POST" and csrf:
             form["csrf_token"] = csrf
-        return client.request(route.method, url, data=form or None, headers=headers, follow_redirects=False)
+        return client.request(route.method, url, data=form or None, files=route.files, headers=headers,
+                              follow_redirects=False)
+    if route.files:
+        return client.request(route.method, url, data=route.body, files=route.files,
+                              headers={**route.headers, **headers}, follow_redirects=False)
     return client.request(route.method, url, json=route.body, headers={**route.headers, **headers},
                           follow_redirects=False)
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import Delivery, OutboundMessage
 from scheduler.campaigns import transition
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 

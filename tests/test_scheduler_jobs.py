@@ -14,7 +14,7 @@ from bot.models import CampaignStep, Delivery, Event, SchedulerJob
 from scheduler import jobs
 from scheduler.campaigns import transition
 from scheduler.jobs import CampaignScheduler
-from scheduler.synthetic import insert_labourers, make_campaign
+from tests.synthetic import insert_labourers, make_campaign
 
 
 def _wait(predicate, timeout: float = 10.0) -> None:

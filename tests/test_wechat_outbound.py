@@ -15,7 +15,7 @@ from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.app import compose
 from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import Labourer, OutboundMessage, WeChatFollower, utcnow
+from bot.models import Labourer, OutboundMessage, WeChatFollower, WeChatToken, utcnow
 from tests.fakes.wechat_api import FakeWeChatApi
 from tests.fakes.wechat_platform import APPID, SECRET
 
@@ -74,15 +74,53 @@ def test_token_errors_do_not_loop(services, fake_api):
     assert len(fake_api.token_calls) <= 3 and fake_api.sent == []
 
 
-def test_busy_is_retried_a_bounded_number_of_times(services, fake_api):
-    client = api(services)
-    fake_api.fail_next("message/custom/send", -1, -1)
-    client.send_text("o-1", "终于")
-    assert len(fake_api.sent) == 1
-    fake_api.fail_next("message/custom/send", -1, -1, -1)
+def _posts(fake_api: FakeWeChatApi, endpoint: str) -> int:
+    return len([r for r in fake_api.requests if r.path.endswith(endpoint)])
+
+
+def test_busy_is_not_posted_again_by_the_client(services, fake_api):
+    """-1 "system busy" is WeChat's answer to a message it may still be working on: the client raises it as
+    retryable at once and the caller's retry (the dispatcher's, minutes later) decides."""
+    fake_api.fail_next("message/custom/send", -1)
     with pytest.raises(WeChatApiError) as caught:
-        client.send_text("o-1", "不行")
-    assert caught.value.errcode == -1 and caught.value.retryable
+        api(services).send_text("o-1", "不行")
+    assert caught.value.errcode == -1 and caught.value.retryable and not caught.value.unknown
+    assert _posts(fake_api, "custom/send") == 1
+
+
+def test_a_timeout_after_wechat_accepted_is_unknown_and_never_posted_again(make_settings, fake_api):
+    settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=fake_api.base,
+                             wechat_api_timeout_seconds=0.3)
+    engine = make_engine(settings.database_url)
+    client = WeChatApi(settings, make_sessionmaker(engine))
+    client.send_text("o-1", "先拿令牌")  # the token fetch is not what is tested
+    fake_api.stall_next("message/custom/send", 1.5)
+    with pytest.raises(WeChatApiError) as caught:
+        client.send_text("o-1", "只发一次")
+    assert caught.value.unknown and not caught.value.retryable
+    assert [m["text"]["content"] for m in fake_api.sent] == ["先拿令牌", "只发一次"]  # WeChat has it, once
+    assert _posts(fake_api, "custom/send") == 2
+    engine.dispose()
+
+
+def test_a_refused_connection_is_a_plain_temporary_failure(make_settings):
+    """Nothing listens: the request never left, so this one is safe to try again later."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = make_settings(wechat_appid=APPID, wechat_secret=SECRET, wechat_api_base=f"http://127.0.0.1:{port}/cgi-bin/")
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    with session_scope(factory) as session:  # a token another process fetched: only the message call is tried
+        session.add(WeChatToken(appid=APPID, access_token="TOKEN-x", expires_at=utcnow() + timedelta(hours=1)))
+    client = WeChatApi(settings, factory)
+    with pytest.raises(WeChatApiError) as caught:
+        client.call("post", "message/custom/send", data={"touser": "o-1"})
+    assert caught.value.errmsg.startswith("ConnectionError")  # the message call, not the token fetch
+    assert caught.value.retryable and not caught.value.unknown
+    engine.dispose()
 
 
 def test_daily_quota_is_not_retried(services, fake_api):
@@ -90,7 +128,7 @@ def test_daily_quota_is_not_retried(services, fake_api):
     with pytest.raises(WeChatApiError) as caught:
         api(services).send_text("o-1", "一")
     assert caught.value.errcode == 45009
-    assert len([r for r in fake_api.requests if r.path.endswith("custom/send")]) == 1
+    assert _posts(fake_api, "custom/send") == 1
 
 
 def test_mass_send_by_tag_uses_tag_id(services, fake_api):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from bot.validation import has_control_chars
 
@@ -33,5 +33,11 @@ Moment = Annotated[datetime, AfterValidator(_aware_and_plausible)]
 
 # Row ids are the databases' INTEGER (32-bit on PostgreSQL): a larger number is a 422, not a 500.
 MAX_ROW_ID = 2**31 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+RowId = Annotated[StrictInt, Field(ge=1, le=MAX_ROW_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+# Bodies are JSON: a number is a number and a flag is true or false. Pydantic's lax mode takes "yes", "1"
+# and 1 as true and true as the number 1, so a client's mistake would be stored as a meaning nobody chose.
+Flag = StrictBool
+Count = StrictInt
+Number = StrictInt | StrictFloat

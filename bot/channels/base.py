@@ -86,6 +86,9 @@ class SendResult:
     error_code: str | None = None  # the provider's own code, e.g. "45015" or "isv.BUSINESS_LIMIT_CONTROL"
     error: str | None = None
     retryable: bool = False  # a temporary failure (busy, rate limit): try again later
+    # The request may have reached the provider (a timeout, a connection lost after it was sent): only the
+    # provider can say whether it went out, so it is neither a failure nor a success, and never resent blindly.
+    unknown: bool = False
 
 
 class OutputChannel(Protocol):

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import pii
-from bot.channels import sms
+from bot.channels import policy, sms
 from bot.channels.base import Reply, SendResult
 from bot.channels.wechat_api import OUT_OF_CS_QUOTA, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.conversation import Services
@@ -39,7 +39,8 @@ from bot.models import Labourer, MessageLog, OutboundMessage, WeChatFollower, ut
 log = logging.getLogger(__name__)
 
 TEMPLATE_FIELD_CHARS = 20  # WeChat template fields (thing*) take at most 20 characters
-WINDOW_CLOSED_CODES = {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
+WINDOW_CLOSED_CODES = policy.WINDOW_CLOSED_CODES
+assert WINDOW_CLOSED_CODES == {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
 
 # Functions called with (session, OutboundMessage) when a receipt arrives; the scheduler registers here.
 receipt_listeners: list[Callable[[Session, OutboundMessage], None]] = []
@@ -89,29 +90,38 @@ def deliver(
     return SendResult(ok=False, error_code="unknown_channel", error=f"no sender for channel {channel!r}")
 
 
+def deliver_to_labourer(session: Session, services: Services, labourer: Labourer, reply: Reply, *,
+                        purpose: str = "notice") -> SendResult:
+    """A message to a registered labourer, on the first channel `bot.channels.policy.reachable` gives
+    (WeChat when bound, else SMS), then on along the one fallback policy (see `deliver`)."""
+    reach = policy.reachable(labourer, services.settings.data_key, essential=purpose == sms.ESSENTIAL)
+    if not reach:
+        return SendResult(ok=False, error_code="unreachable", error="no channel to reach this labourer on")
+    if reach[0].channel == "wechat":
+        return _deliver_wechat(session, services, reach[0].address, reply, purpose)
+    return sms.send_sms(session, services, number=reach[0].address, reply=reply, purpose=purpose)
+
+
 def _deliver_wechat(session: Session, services: Services, openid: str, reply: Reply, purpose: str) -> SendResult:
+    """Customer service → template → SMS, moving on only after a definite "no" (policy.moves_on): never after
+    a send that may have arrived, nor after "busy" (the same way again later is the caller's choice)."""
     follower = session.get(WeChatFollower, openid)
     following = follower is None or follower.subscribed
     result = SendResult(ok=False, error_code="unsubscribed", error="the person no longer follows the account")
     if following:
         result = send_customer_service(session, services, openid, reply, purpose=purpose)
-        if result.ok or (result.retryable and result.error_code not in WINDOW_CLOSED_CODES):
-            return result  # sent, or busy: try the same way again later rather than another channel
+        if not policy.moves_on(result):
+            return result
         if services.settings.wechat_template_id:
             result = send_template(session, services, openid, reply, purpose=purpose)
-            if result.ok:
+            if not policy.moves_on(result):
                 return result
-    number = _labourer_number(session, services, openid)
-    if number is not None:
-        return sms.send_sms(session, services, number=number, reply=reply, purpose=purpose)
-    return result
-
-
-def _labourer_number(session: Session, services: Services, openid: str) -> str | None:
     labourer = session.scalars(select(Labourer).where(Labourer.wechat_openid == openid)).one_or_none()
-    if labourer is None or not labourer.phone_enc:
-        return None
-    return pii.decrypt(labourer.phone_enc, services.settings.data_key)
+    later = policy.reachable(labourer, services.settings.data_key, order=("sms",),
+                             essential=purpose == sms.ESSENTIAL) if labourer is not None else []
+    if later:
+        return sms.send_sms(session, services, number=later[0].address, reply=reply, purpose=purpose)
+    return result
 
 
 def _window_open(services: Services, follower: WeChatFollower | None) -> bool:
@@ -123,8 +133,8 @@ def _window_open(services: Services, follower: WeChatFollower | None) -> bool:
 
 
 def _wechat_error(exc: WeChatApiError) -> SendResult:
-    code = str(exc.errcode) if exc.errcode is not None else "network"
-    return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable)
+    code = str(exc.errcode) if exc.errcode is not None else ("timeout" if exc.unknown else "network")
+    return SendResult(ok=False, error_code=code, error=exc.errmsg, retryable=exc.retryable, unknown=exc.unknown)
 
 
 def send_recorded(
@@ -162,23 +172,45 @@ def send_recorded(
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
                 session.commit()
                 return outcome
-            for column in ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments"):
-                setattr(earlier, column, getattr(record, column))
+            _reuse(earlier, record)
             earlier.provider_message_id = earlier.error_code = earlier.error = None
             row = earlier
     if row is record:
         session.add(record)
     if refusal is not None:
         row.status, row.error_code, row.error = "blocked", refusal.error_code, refusal.error
+        services.observer.sent(row, refusal)
         return refusal
     row.status = "sending"
     if on_record is not None:
         on_record()
     session.commit()
     result = call()  # a crash here leaves the row "sending": see earlier_outcome
+    if result.unknown:
+        # A timeout: the row stays "sending", untouched (its updated_at is when the call began, where a
+        # lookup starts), exactly as a crash would leave it; earlier_outcome asks the provider later.
+        session.commit()
+        return result
     _record_answer(row, result)
     session.commit()
+    services.observer.sent(row, result)
     return result
+
+
+_REUSED_COLUMNS = ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments")
+
+
+def _reuse(earlier: OutboundMessage, record: OutboundMessage) -> None:
+    """Make the key's earlier row describe this attempt. `record` is not flushed yet, so a column it
+    leaves unset (a WeChat message has no `segments`) is None here: take the column's default, never
+    None onto a NOT NULL column."""
+    columns = OutboundMessage.__table__.c
+    for name in _REUSED_COLUMNS:
+        value = getattr(record, name)
+        default = columns[name].default
+        if value is None and default is not None and default.is_scalar:
+            value = default.arg
+        setattr(earlier, name, value)
 
 
 def _record_answer(row: OutboundMessage, result: SendResult) -> None:
@@ -297,24 +329,22 @@ def send_mass_by_tag(session: Session, services: Services, tag_id: int, reply: R
 def record_receipt(
     session: Session, *, provider: str, provider_message_id: str, delivered: bool,
     error_code: str | None = None, error: str | None = None, user_id: str | None = None,
-    idempotency_key: str | None = None,
 ) -> int:
     """A provider's delivery report: mark the message(s) delivered or failed. Returns rows updated.
 
-    Found by the provider's message id; failing that, by our idempotency key when the report echoes it
-    (a message settled after a crash may never have learnt its provider id: it learns it here)."""
+    Found only by the provider's own message id (BizId, SerialNo, MsgID) of a message it accepted from
+    us and has not reported on yet: an id nobody outside learns. Never by a field the report merely
+    echoes (Aliyun's OutId is our key, which a stranger can guess), so an unknown id changes nothing.
+    A message settled after a crash by QuerySendDetails (which lists no BizId) stays "sent"."""
+    if not provider_message_id:
+        return 0
     query = select(OutboundMessage).where(
-        OutboundMessage.provider == provider, OutboundMessage.provider_message_id == provider_message_id
+        OutboundMessage.provider == provider, OutboundMessage.provider_message_id == provider_message_id,
+        OutboundMessage.status == "sent",
     )
     if user_id is not None:  # a batch shares one id (Aliyun BizId): the number picks the row
         query = query.where(OutboundMessage.user_id == user_id)
     rows = list(session.scalars(query))
-    if not rows and idempotency_key:
-        rows = list(session.scalars(select(OutboundMessage).where(
-            OutboundMessage.provider == provider, OutboundMessage.idempotency_key == idempotency_key
-        )))
-        for row in rows:
-            row.provider_message_id = row.provider_message_id or provider_message_id
     for row in rows:
         row.status = "delivered" if delivered else "failed"
         if not delivered:
@@ -330,6 +360,7 @@ __all__ = [
     "Channels",
     "channels",
     "deliver",
+    "deliver_to_labourer",
     "earlier_outcome",
     "receipt_listeners",
     "record_receipt",

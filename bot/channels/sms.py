@@ -113,6 +113,12 @@ def _unknown(error: str) -> SendResult:
     return SendResult(ok=False, error_code=OUTCOME_UNKNOWN, error=error)
 
 
+def _sent_unknown(numbers: list[str], exc: Exception) -> list[SendResult]:
+    """A timeout or a broken connection: the provider may have taken the message. `lookup` settles it."""
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    return [SendResult(ok=False, error_code="timeout", error=error, unknown=True) for _ in numbers]
+
+
 def _lookup_failed(error: str) -> SendResult:
     from bot.channels.outbound import LOOKUP_FAILED
 
@@ -200,7 +206,7 @@ class AliyunGateway:
                     "TemplateParamJson": json.dumps([{"content": body}] * len(numbers), ensure_ascii=False),
                 })
         except httpx.HTTPError as exc:
-            return [SendResult(ok=False, error_code="network", error=str(exc), retryable=True) for _ in numbers]
+            return _sent_unknown(numbers, exc)
         code = str(data.get("Code", ""))
         if code == "OK":
             return [SendResult(ok=True, provider_message_id=str(data.get("BizId", ""))) for _ in numbers]
@@ -304,7 +310,7 @@ class TencentGateway:
         try:
             data = self._post("SendSms", request)
         except (httpx.HTTPError, ValueError) as exc:
-            return [SendResult(ok=False, error_code="network", error=str(exc), retryable=True) for _ in numbers]
+            return _sent_unknown(numbers, exc)
         if "Error" in data:
             code = str(data["Error"].get("Code", ""))
             error = str(data["Error"].get("Message", ""))
@@ -324,7 +330,8 @@ class TencentGateway:
     def lookup(self, number: str, key: str, since: datetime) -> SendResult | None:
         """PullSmsSendStatusByPhoneNumber, matched on SessionContext. Tencent lists delivery reports, which
         arrive only when the carrier reports: a message it accepted may not be listed yet, so "not
-        listed" proves nothing and the outcome stays unknown (never a blind resend)."""
+        listed" proves nothing: within `sms_report_wait_seconds` of the send it is asked again later (a
+        retryable lookup_failed), after that the outcome stays unknown (never a blind resend)."""
         request = {"BeginTime": int(since.timestamp()) - 60, "EndTime": int(time.time()) + 60, "Offset": 0,
                    "Limit": 100, "PhoneNumber": f"+86{number}", "SmsSdkAppId": self.settings.sms_app_id}
         try:
@@ -339,7 +346,9 @@ class TencentGateway:
                     return SendResult(ok=True, provider_message_id=str(status.get("SerialNo", "")) or None)
                 return SendResult(ok=False, error_code=str(status.get("Description") or "undelivered")[:64],
                                   error="Tencent reports the message failed")
-        return _unknown("Tencent has no status report for this message (yet)")
+        if (utcnow() - since).total_seconds() < self.settings.sms_report_wait_seconds:
+            return _lookup_failed("Tencent has no status report for this message yet")
+        return _unknown("Tencent has no status report for this message")
 
 
 def make_gateway(settings: Settings) -> SmsGateway:
@@ -502,7 +511,7 @@ def send_sms(
         lambda: gateway.send([number], text, provider_body, marketing=purpose == "marketing", key=key)[0],
         refusal=refusal, on_record=lambda: called.append(True),
     )
-    if claimed and not (called and result.ok):
+    if claimed and not (called and (result.ok or result.unknown)):  # an unknown one may have gone out
         _give_back_notice_slot(session, row_id, previous, now)
     return result
 
@@ -523,9 +532,6 @@ class Receipt:
     provider_message_id: str
     delivered: bool
     error_code: str | None
-    # Aliyun reports echo the OutId we sent (the delivery's idempotency key): it finds a message whose BizId
-    # we never learnt (a send settled after a crash by QuerySendDetails, which lists no BizId).
-    idempotency_key: str | None = None
 
 
 def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
@@ -544,8 +550,8 @@ def parse_callback(payload: Any) -> tuple[str, list[Upstream], list[Receipt]]:
                 ups.append(Upstream(number, str(item["content"]), f"aliyun:{ident}"))
             elif "biz_id" in item:
                 ok = item.get("success") in (True, "true", "True")
-                receipts.append(Receipt(number, _field(item["biz_id"]), ok, None if ok else _field(item.get("err_code", ""), 64),
-                                        _field(item["out_id"], 64) if item.get("out_id") else None))
+                # out_id is ignored: it echoes our key, which a stranger can guess (see record_receipt).
+                receipts.append(Receipt(number, _field(item["biz_id"]), ok, None if ok else _field(item.get("err_code", ""), 64)))
             else:
                 raise ValueError("Aliyun push item without content or biz_id")
         return "aliyun", ups, receipts
@@ -626,8 +632,7 @@ def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], p
         try:
             with session_scope(services.sessionmaker) as session:
                 record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
-                               delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id,
-                               idempotency_key=receipt.idempotency_key)
+                               delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id)
         except Exception:  # noqa: BLE001 - one bad report must not lose the others of the batch
             log.exception("sms receipt failed")
     for up in ups:

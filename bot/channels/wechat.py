@@ -36,6 +36,8 @@ from wechatpy.utils import WeChatSigner
 from bot.channels.base import Address, InboundMessage, Reply
 from bot.conversation import Services, handle_message
 from bot.db import dialect_insert, session_scope
+from bot.logs import ContextThreadPool
+from bot.overload import INLINE, SHED, Admission
 from bot.models import ConversationState, Labourer, MessageLog, OutboundMessage, WeChatFollower, utcnow
 from bot.security import guards, same_secret
 
@@ -371,6 +373,7 @@ class _Job:
         with self.lock:
             if self.replies is None:
                 self.late = True
+                self.services.observer.late("wechat")
                 return None
             return self.replies
 
@@ -389,7 +392,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wechat")
+            _executor = ContextThreadPool(max_workers=workers, thread_name_prefix="wechat")
         return _executor
 
 
@@ -399,15 +402,53 @@ def _pipeline_pool(services: Services) -> ThreadPoolExecutor:
         return _pool(services.settings.wechat_reply_workers)
     with _executor_lock:
         if _sqlite_executor is None:
-            _sqlite_executor = ThreadPoolExecutor(max_workers=SQLITE_PIPELINE_THREADS, thread_name_prefix="wechat-pipeline")
+            _sqlite_executor = ContextThreadPool(max_workers=SQLITE_PIPELINE_THREADS, thread_name_prefix="wechat-pipeline")
         return _sqlite_executor
 
 
-async def _run(services: Services, message: InboundMessage) -> list[Reply] | None:
+async def _run(services: Services, message: InboundMessage, admission: Admission | None = None) -> list[Reply] | None:
     job = _Job(services, message)
-    future = asyncio.get_running_loop().run_in_executor(_pipeline_pool(services), job.run)
-    await asyncio.wait({future}, timeout=services.settings.wechat_reply_deadline_seconds)
+    work = admission.track(job.run) if admission is not None else job.run
+    future = asyncio.get_running_loop().run_in_executor(_pipeline_pool(services), work)
+    # The time the request already waited for the event loop counts against WeChat's 5 s too.
+    lag = admission.lag if admission is not None else 0.0
+    await asyncio.wait({future}, timeout=max(0.0, services.settings.wechat_reply_deadline_seconds - lag))
     return job.claim()
+
+
+def _overloaded(services: Services, admission: Admission, verdict: str, query: dict[str, str], body: bytes,
+                timestamp: str, nonce: str) -> Response:
+    """Above capacity (bot.overload): 503 before anything is stored (WeChat sends it again), or "success" now
+    and the message answered in its turn through the customer-service API."""
+    services.observer.overloaded("wechat", verdict)
+    if verdict == SHED:
+        log.warning("wechat callback shed: queue full", extra={"queued": admission.queued})
+        return _plain("busy", 503)
+    _pipeline_pool(services).submit(admission.track(_answer_later), services, query, body, timestamp, nonce)
+    return _plain("success")
+
+
+def _answer_later(services: Services, query: dict[str, str], body: bytes, timestamp: str, nonce: str) -> None:
+    """A callback acknowledged before it was read: the same checks and pipeline, the replies through the API."""
+    try:
+        outer = _parse_xml(body)
+        encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+        node = _decrypt(services, outer, query, timestamp, nonce) if encrypted else outer
+        message = to_inbound(node)
+        if message is None:
+            if _text(node, "Event") == "TEMPLATESENDJOBFINISH":
+                template_job_finished(services, node)
+            return
+        replies = process(services, message)
+    except BadRequest as exc:
+        log.info("wechat callback refused", extra={"status": exc.status, "reason": exc.reason})
+        return
+    except Exception:  # noqa: BLE001 - a worker thread must log, not die silently
+        log.exception("wechat message failed")
+        return
+    if replies:
+        services.observer.late("wechat")
+        send_later(services, message.user_id, replies)
 
 
 # ---- routes -------------------------------------------------------------------------------------
@@ -450,6 +491,10 @@ async def callback(request: Request) -> Response:
     try:
         timestamp, nonce = _check_query(services, query)
         body = await _read_body(request, services.settings.wechat_max_body_bytes)
+        admission: Admission | None = getattr(request.app.state, "admission", None)
+        verdict = admission.verdict() if admission is not None else INLINE
+        if admission is not None and verdict != INLINE:
+            return _overloaded(services, admission, verdict, query, body, timestamp, nonce)
         outer = _parse_xml(body)
         encrypted = query.get("encrypt_type", "raw").lower() == "aes"
         if services.settings.wechat_aes_key and not encrypted:
@@ -469,7 +514,7 @@ async def callback(request: Request) -> Response:
                 _pool(services.settings.wechat_reply_workers), template_job_finished, services, node
             )
         return _plain("success")
-    replies = await _run(services, message)
+    replies = await _run(services, message, admission)
     if not replies:
         return _plain("success")  # nothing to say now, or it will come through the API
     account = _text(node, "ToUserName")

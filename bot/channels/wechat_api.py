@@ -19,6 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,11 +46,25 @@ BUSY_BACKOFF = (0.2, 0.6)
 
 
 class WeChatApiError(Exception):
-    def __init__(self, errcode: int | None, errmsg: str, *, retryable: bool = False) -> None:
+    """`retryable`: WeChat said no for now (busy, quota): nothing was sent. `unknown`: the request may have
+    reached WeChat (a timeout, a connection lost after sending, an answer that is not WeChat's): whether the
+    message went out cannot be known, and sending it again could make a second one."""
+
+    def __init__(self, errcode: int | None, errmsg: str, *, retryable: bool = False, unknown: bool = False) -> None:
         super().__init__(f"{errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.retryable = retryable
+        self.unknown = unknown
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The connection was never made (refused, or the connect timed out): the request did not leave."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        return isinstance(getattr(exc.args[0], "reason", None), urllib3.exceptions.NewConnectionError)
+    return False
 
 
 @dataclass
@@ -165,7 +182,12 @@ class WeChatApi:
     def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.base = settings.wechat_api_base if settings.wechat_api_base.endswith("/") else settings.wechat_api_base + "/"
-        self.tokens = TokenStore(factory, settings.wechat_appid, self._fetch_stable_token)
+        self.tokens: Any = TokenStore(factory, settings.wechat_appid, self._fetch_stable_token)
+        if settings.redis_url:  # one refresher for the fleet through Redis; the database when it is down
+            from bot.channels.wechat_tokens import RedisTokenStore
+
+            self.tokens = RedisTokenStore(settings.redis_url, settings.wechat_appid, self._fetch_stable_token,
+                                          fallback=self.tokens)
         self.client = WeChatClient(
             settings.wechat_appid,
             settings.wechat_secret,
@@ -174,6 +196,9 @@ class WeChatApi:
             auto_retry=False,
         )
         self.client.API_BASE_URL = self.base
+        # No resend below us either: urllib3 retries nothing (requests' default, stated here so that it stays).
+        for prefix in ("http://", "https://"):
+            self.client._http.mount(prefix, HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False)))
 
     @property
     def configured(self) -> bool:
@@ -204,7 +229,15 @@ class WeChatApi:
     # ---- calls ---------------------------------------------------------------------------------
 
     def call(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
-        """One API call with bounded retries: a token error once, "system busy" twice; errcode checked."""
+        """One API call, errcode checked.
+
+        A POST (a message, a menu) goes to WeChat once. The one exception is a token error (40001/42001):
+        WeChat refused the request without doing anything, so it is sent again once with a fresh token.
+        "System busy" (-1) and the daily quota (45009) are raised as retryable (the caller's retry waits,
+        ours would not); a timeout or a connection lost after the request left is raised as `unknown`,
+        never retried: WeChat may have delivered it. A GET only reads, so it is retried when busy or on
+        a network error (twice, with a short wait)."""
+        resend_ok = method.lower() == "get"
         token_retried = False
         busy = iter(BUSY_BACKOFF)
         extra_params = dict(kwargs.pop("params", None) or {})
@@ -219,20 +252,24 @@ class WeChatApi:
                     token_retried = True
                     self.tokens.invalidate(token)
                     continue
-                if errcode == BUSY or errcode is None:
+                if resend_ok and errcode in (BUSY, None):
                     delay = next(busy, None)
                     if delay is not None:
                         time.sleep(delay)
                         continue
-                raise WeChatApiError(errcode, str(exc.errmsg or exc), retryable=errcode in (BUSY, None, QUOTA_EXCEEDED)) from exc
+                if errcode is None:  # an HTTP error status, not WeChat's JSON: it may have been processed
+                    raise WeChatApiError(None, str(exc.errmsg or exc), retryable=resend_ok, unknown=not resend_ok) from exc
+                raise WeChatApiError(errcode, str(exc.errmsg or exc), retryable=errcode in (BUSY, QUOTA_EXCEEDED)) from exc
             except requests.RequestException as exc:
-                delay = next(busy, None)
-                if delay is not None:
-                    time.sleep(delay)
-                    continue
-                raise WeChatApiError(None, str(exc), retryable=True) from exc
+                if resend_ok or _never_sent(exc):
+                    delay = next(busy, None) if resend_ok else None
+                    if delay is not None:
+                        time.sleep(delay)
+                        continue
+                    raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", retryable=True) from exc
+                raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", unknown=True) from exc
             if not isinstance(result, dict):
-                raise WeChatApiError(None, "response is not JSON", retryable=True)
+                raise WeChatApiError(None, "response is not JSON", retryable=resend_ok, unknown=not resend_ok)
             return result
 
     def send_text(self, openid: str, content: str) -> dict[str, Any]:

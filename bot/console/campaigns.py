@@ -40,7 +40,8 @@ from scheduler.manage import (
     list_events,
     signup_counts,
 )
-from scheduler.render import Renderer, campaign_texts, default_templates
+from bot.render import default_templates
+from scheduler.render import Renderer
 from scheduler.report import preview, report
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -95,6 +96,12 @@ def events_page(request: Request, session: SessionDep, services: ServicesDep, se
     return _events_page(request, session, services, settings, actor)
 
 
+def _whole(value: str) -> int | str | None:
+    """A form's number field: a whole number, or the text as typed (which EventIn refuses with a reason)."""
+    value = value.strip()
+    return int(value) if value.isdigit() else (value or None)
+
+
 @router.post("/events", response_class=HTMLResponse)
 def add_event(request: Request, session: SessionDep, services: ServicesDep, settings: SettingsDep, actor: Official,
               kind: Short, title: Short, starts_at: Short, ends_at: Short = "", venue: Short = "", county: Short = "",
@@ -104,8 +111,8 @@ def add_event(request: Request, session: SessionDep, services: ServicesDep, sett
     fields = {"kind": kind, "title": title, "starts_at": _local(starts_at, settings.timezone),
               "ends_at": _local(ends_at, settings.timezone), "venue": venue or None, "county": county or None,
               "township": township or None, "organiser": organiser or None,
-              "jobs_count": jobs_count or None, "training_type": training_type or None,
-              "training_format": training_format or None, "capacity": capacity or None, "cost_note": cost_note or None,
+              "jobs_count": _whole(jobs_count), "training_type": training_type or None,
+              "training_format": training_format or None, "capacity": _whole(capacity), "cost_note": cost_note or None,
               "signup_enabled": bool(signup_enabled)}
     try:
         event = create_event(session, actor, EventIn(**fields).model_dump())
@@ -165,7 +172,7 @@ def _channels(channels: list[str]) -> list[str]:
 def _message_preview(services: Services, settings: Settings, event: Event | None, template: str, sms_template: str,
                      signup: bool) -> dict[str, Any]:
     """The message as each channel shows it, for a sample name: SMS with its signature and opt-out text."""
-    texts = campaign_texts(settings.knowledge_dir)
+    texts = services.kb.campaign_texts
     default, default_sms = default_templates(event.kind if event else None, texts)
     draft = Campaign(template=template.strip() or default, sms_template=sms_template.strip() or default_sms,
                      signup=signup)
@@ -230,7 +237,7 @@ def add_campaign(request: Request, session: SessionDep, services: ServicesDep, s
                           template=template.strip() or None, sms_template=sms_template.strip() or None,
                           channels=_channels(channels), send_at=_local(send_at, settings.timezone),
                           reminders=reminders, signup=bool(signup))
-        campaign = create_campaign(session, actor, body.spec(), knowledge_dir=settings.knowledge_dir)
+        campaign = create_campaign(session, actor, body.spec(), texts=services.kb.campaign_texts)
     except (ValidationError, AudienceError, Invalid) as exc:
         session.rollback()
         error = "；".join(_field_problem(e) for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
@@ -263,11 +270,14 @@ def _progress(session: Session, campaign: Campaign, settings: Settings) -> dict[
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(campaign_id: PathId, request: Request, session: SessionDep, settings: SettingsDep,
-                  actor: Official, error: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
+def campaign_page(campaign_id: PathId, request: Request, session: SessionDep, services: ServicesDep,
+                  settings: SettingsDep, actor: Official, error: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
     campaign = get_scoped(session, Campaign, campaign_id, actor)
     audience = session.get(Audience, campaign.audience_id)
-    shown = preview(session, campaign, settings)
+    try:
+        shown = preview(session, campaign, settings, texts=services.kb.campaign_texts)
+    except AudienceError:  # a stored filter that no longer means anything: the page still shows why it failed
+        shown = None
     return render(request, "campaigns/detail.html", actor, campaign=campaign, audience=audience, preview=shown,
                   progress=_progress(session, campaign, settings), tz=settings.timezone,
                   error="这个操作在当前状态下不能做" if error == "state" else None)

@@ -15,11 +15,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.channels.base import Reply
+from bot.dialogs import extractors as x
+from bot.dialogs import signup
 from bot.dialogs import validators as v
 from bot import pii
 from bot.dialogs.engine import Dialog, Run, Slot, finish, text
+from bot import signups
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, Labourer, utcnow
+from bot.models import Complaint, JobWish, Labourer, TrainingNeed, utcnow
 from bot.models.complaints import add_evidence, create_complaint
 from bot.registry import (
     address_phone,
@@ -53,9 +56,9 @@ def _asks_id_or_phone(run: Run) -> bool:
 
 
 IDENTITY = (
-    Slot("name", v.parse_name, ask_if=_unbound, texts="identity.slots.name"),
-    # scan: an ID number or mobile number anywhere in the first message is unmistakable
-    Slot("identity", v.parse_id_or_phone, show=v.show_protected, scan=True, ask_if=_asks_id_or_phone,
+    Slot("name", v.parse_name, extract=x.name, ask_if=_unbound, texts="identity.slots.name"),
+    # an ID number or mobile number anywhere in a message is unmistakable
+    Slot("identity", v.parse_id_or_phone, show=v.show_protected, extract=x.identity, ask_if=_asks_id_or_phone,
          texts="identity.slots.identity"),
 )
 
@@ -103,8 +106,19 @@ def identify(run: Run, place: dict | None = None) -> Labourer:
     return labourer
 
 
-def _date(value: dict | None) -> date | None:
-    return date.fromisoformat(value["date"]) if value and value.get("date") else None
+def _replaced(run: Run, kind: str, kept_id: int) -> None:
+    """A record changed from 我的登记 whose trade changed is now the other row: the old one is withdrawn."""
+    replaces = run.meta.get("replaces") or {}
+    if replaces.get("kind") != kind or replaces.get("id") == kept_id:
+        return
+    model = TrainingNeed if kind == "training" else JobWish
+    old = run.turn.session.get(model, replaces["id"])
+    if old is not None and old.status == "open":
+        old.status = "cancelled"
+
+
+def _date(value: dict | None, key: str = "date") -> date | None:
+    return date.fromisoformat(value[key]) if value and value.get(key) else None
 
 
 # ---- register_training -------------------------------------------------------------------------
@@ -118,7 +132,9 @@ def _complete_training(run: Run) -> list[Reply]:
         run.turn.session, labourer=labourer, training_type=run.slots["training_type"],
         preferred_format=run.get("format"), available_from=when["text"] if when else None,
         available_date=_date(when), township=township.get("township"), channel=run.turn.state.channel,
+        available_until=_date(when, "until"),
     )
+    _replaced(run, "training", _need.id)
     finish(run.turn)
     key = "done" if created else "updated"
     return [Reply(run.text(key, name=labourer.name, training_type=run.slots["training_type"]))]
@@ -130,13 +146,14 @@ REGISTER_TRAINING = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("training_type", v.parse_training_type, entity="training_type"),
-        Slot("format", v.parse_format, scan=True),
-        Slot("available", v.parse_when, show=v.show_when),
-        Slot("township", v.parse_township, show=v.show_township, entity="place"),
+        Slot("training_type", v.parse_training_type, extract=x.training_type),
+        Slot("format", v.parse_format, extract=x.training_format),
+        Slot("available", v.parse_when, show=v.show_when, extract=x.when),
+        Slot("township", v.parse_township, show=v.show_township, extract=x.township),
     ),
     complete=_complete_training,
     texts=("done", "updated"),
+    topics=("training_subsidy",),
 )
 
 
@@ -152,7 +169,9 @@ def _complete_job(run: Run) -> list[Reply]:
         place=place.get("place"), min_monthly_pay=run.get("pay"), start_when=start["text"] if start else None,
         start_date=_date(start), accepts_public_welfare=run.slots.get("public_welfare"),
         accepts_home_based=run.slots.get("home_based"), channel=run.turn.state.channel,
+        start_until=_date(start, "until"),
     )
+    _replaced(run, "job", _wish.id)
     finish(run.turn)
     lines = [run.text("done" if created else "updated", name=labourer.name, job_type=run.slots["job_type"])]
     if run.slots.get("public_welfare"):
@@ -166,22 +185,21 @@ REGISTER_JOB = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("job_type", v.parse_job_type, entity="job_type"),
-        Slot("place", v.parse_place_wish, show=v.show_place_wish, entity="place"),
-        Slot("pay", v.parse_monthly_pay, show=v.show_money, entity="money", optional=True),
-        Slot("start", v.parse_when, show=v.show_when),
+        Slot("job_type", v.parse_job_type, extract=x.job_type),
+        Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish),
+        Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
+        Slot("start", v.parse_when, show=v.show_when, extract=x.when),
         Slot("public_welfare", v.parse_yes_no, show=v.show_yes_no),
         Slot("home_based", v.parse_yes_no, show=v.show_yes_no),
     ),
     complete=_complete_job,
     texts=("done", "updated", "public_welfare_next"),
+    topics=("public_welfare_post", "labour_export", "local_employment", "flexible_employment", "poverty_workshop"),
 )
 
 
 def _parse_away_place(text: str, ctx: v.SlotContext) -> str:
-    place = v.match_place(text, ctx.kb) or {}
-    named = place.get("destination") or place.get("province")
-    return named or v.parse_text(text, ctx)[:32]
+    return v.destination(text, ctx.kb) or v.parse_text(text, ctx)[:32]
 
 
 def _complete_working_away(run: Run) -> list[Reply]:
@@ -201,13 +219,14 @@ WORKING_AWAY = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("place", _parse_away_place, entity="place"),
-        Slot("job_type", v.parse_job_type, entity="job_type", optional=True),
+        Slot("place", _parse_away_place, extract=x.work_place),
+        Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
         Slot("employer", v.parse_text, optional=True, free_text=True),
-        Slot("since", v.parse_when, show=v.show_when, optional=True),
+        Slot("since", v.parse_when, show=v.show_when, extract=x.when, optional=True),
     ),
     complete=_complete_working_away,
     texts=("done",),
+    topics=("labour_export", "social_insurance_subsidy"),
 )
 
 
@@ -291,21 +310,52 @@ RIGHTS_COMPLAINT = Dialog(
     intent="rights_complaint",
     prepare=_prepare,
     slots=(
-        Slot("category", v.parse_category, scan=True),
+        Slot("category", v.parse_category, extract=x.category),
         Slot("employer", v.parse_text, free_text=True),
         Slot("site", v.parse_text, optional=True, free_text=True),
-        Slot("amount", v.parse_amount, show=v.show_money, entity="money", optional=True, ask_if=_owed),
-        Slot("period", v.parse_period, show=v.show_period, entity="duration", optional=True, ask_if=_owed),
-        Slot("workers", v.parse_workers, show=v.show_workers, entity="count"),
+        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
+        Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
+        Slot("workers", v.parse_workers, show=v.show_workers, extract=x.workers),
         Slot("description", v.parse_text, optional=True, free_text=True),
         *IDENTITY,
-        Slot("phone", v.parse_phone, show=v.show_protected, ask_if=_asks_phone),
+        Slot("phone", v.parse_phone, show=v.show_protected, extract=x.phone, ask_if=_asks_phone),
         Slot("evidence", v.parse_evidence_done, show=lambda _value: "", optional=True, ask_if=_asks_evidence),
         Slot("township", v.parse_township, show=v.show_township, optional=True, ask_if=_unknown_to_the_registry),
     ),
     complete=_complete_complaint,
     texts=("done", "done_urgent", "injury_advice", "evidence_added"),
+    topics=("rights_protection",),
     on_media=_attach_after_filing,
 )
 
-DIALOGS = (REGISTER_TRAINING, REGISTER_JOB, WORKING_AWAY, RIGHTS_COMPLAINT)
+# ---- event_signup --------------------------------------------------------------------------------
+
+
+def _prepare_signup(run: Run) -> None:
+    _prepare(run)
+    signup.prepare(run)
+
+
+def _complete_signup(run: Run) -> list[Reply]:
+    turn = run.turn
+    labourer = identify(run)
+    outcome = signups.sign_up(turn.session, signup.event_id(run), labourer.id, channel=turn.message.channel)
+    finish(turn)
+    return [signups.outcome_reply(outcome, tz=turn.settings.timezone, texts=turn.kb.campaign_texts)]
+
+
+EVENT_SIGNUP = Dialog(
+    name=signup.NAME,
+    intent="query_events",
+    prepare=_prepare_signup,
+    slots=(
+        Slot("event", signup.parse_event, extract=signup.event_mentioned, choices=signup.event_choices),
+        Slot("name", v.parse_name, extract=x.name, ask_if=_unbound, texts="identity.slots.name"),
+        # only what a sign-up needs: a phone to reach them (on SMS the number is known)
+        Slot("identity", v.parse_phone, show=v.show_protected, extract=x.phone, ask_if=_asks_id_or_phone),
+    ),
+    complete=_complete_signup,
+    read_back=False,
+)
+
+DIALOGS = (REGISTER_TRAINING, REGISTER_JOB, WORKING_AWAY, RIGHTS_COMPLAINT, EVENT_SIGNUP)

@@ -19,7 +19,16 @@ from zoneinfo import ZoneInfo
 
 from bot.channels.base import Choice, Reply
 from bot.knowledge import KnowledgeError
-from bot.dialogs.validators import Invalid, SlotContext, compact, looks_like_question
+from bot.dialogs.extractors import Extractor, Found, only_this
+from bot.dialogs.validators import (
+    CORRECTION,
+    Invalid,
+    SlotContext,
+    after_correction,
+    compact,
+    looks_like_question,
+    without_negated,
+)
 from bot.models import utcnow
 
 if TYPE_CHECKING:
@@ -60,8 +69,11 @@ class Slot:
     parse: Parser
     show: Callable[[Any], str] = str
     optional: bool = False  # 跳过/不知道 leaves it empty
-    entity: str | None = None  # prefill from the first message's entity of this type
-    scan: bool = False  # prefill by running the parser over the whole first message (keyword slots)
+    # Finds this slot's value in any message (the opening, an answer to another question, a correction):
+    # what it finds fills the slot (or corrects it) and the slot is not asked. Strict: see extractors.py.
+    extract: Extractor | None = None
+    # Options that depend on the conversation (the events just listed), instead of the texts' `options`.
+    choices: Callable[["Run"], tuple[str, ...]] | None = None
     free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
     ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
     texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
@@ -78,6 +90,10 @@ class Dialog:
     # Collects photos: while it runs they are kept with its answers, and for a while after it completes
     # this attaches them to what it wrote: (turn, the context `complete` left in attach_media) → replies.
     on_media: Callable[["Turn", dict[str, Any]], list[Reply]] | None = None
+    # Policy topics a question asked in the middle most likely concerns (学这个要不要交钱 in a training
+    # registration is about training fees): when the router hesitates, these are answered first.
+    topics: tuple[str, ...] = ()
+    read_back: bool = True  # False: completed as soon as every slot is filled (a sign-up needs no check)
 
     def __post_init__(self) -> None:
         if not self.slots:
@@ -103,8 +119,9 @@ class Dialog:
 # ---- texts (knowledge/dialogs.yaml) -------------------------------------------------------------
 
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
-               "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled",
-               "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched")
+               "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled", "corrected",
+               "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched",
+               "unsubscribe_check", "unsubscribe_choices")
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -164,14 +181,20 @@ class Run:
     def text(self, key: str, **values: Any) -> str:
         return text(self.turn, f"{self.dialog.name}.{key}", **values)
 
+    def options(self, slot: Slot) -> tuple[str, ...]:
+        if slot.choices is not None:
+            return tuple(slot.choices(self))
+        return tuple(_node(self.turn, slot.texts).get("options") or ())
+
     def context(self, slot: Slot) -> SlotContext:
         settings = self.turn.settings
-        options = tuple(_node(self.turn, slot.texts).get("options") or ())
+        options = self.options(slot)
         return SlotContext(
             kb=self.turn.kb,
             data_key=settings.data_key,
             today=datetime.now(ZoneInfo(settings.timezone)).date(),
             options=options,
+            option_facts=dict(self.meta.get("option_facts") or {}),
         )
 
     def asks(self, slot: Slot) -> bool:
@@ -208,7 +231,7 @@ def finish(turn: "Turn") -> None:
 
 
 def start(turn: "Turn", name: str) -> list[Reply]:
-    """Open dialog `name`, prefill what the first message already says, ask for the rest."""
+    """Open dialog `name`, take every fact the first message already states, ask for the rest."""
     dialog = turn.services.dialogs[name]
     lead = text(turn, f"{name}.start")
     previous = turn.services.dialogs.get(turn.state.dialog or "")
@@ -217,35 +240,100 @@ def start(turn: "Turn", name: str) -> list[Reply]:
     run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
     if dialog.prepare is not None:
         dialog.prepare(run)
-    filled = _prefill(run)
-    if filled:
-        items = "，".join(f"{_label(run, s)}：{s.show(run.slots[s.name])}" for s in filled)
-        lead += text(turn, "common.prefilled", items=items)
-    return _advance(run, lead)
+    filled, _corrected = _harvest(run, turn.text or "")
+    return _advance(run, lead + _noted(run, filled))
 
 
-def _prefill(run: Run) -> list[Slot]:
-    turn = run.turn
-    entities = list(turn.parse.entities) if turn.parse is not None else []
-    filled = []
+def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None = None,
+           replaces: dict[str, Any] | None = None) -> list[Reply]:
+    """Change something registered before: dialog `name` opened with that record's answers, asking only
+    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed)."""
+    dialog = turn.services.dialogs[name]
+    run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
+    if dialog.prepare is not None:
+        dialog.prepare(run)
+    run.slots.update({k: v for k, v in slots.items() if dialog.slot(k) is not None})
+    run.meta["history"] = [s.name for s in dialog.slots if s.name in run.slots]
+    if replaces:
+        run.meta["replaces"] = replaces
+    missing = _next_slot(run)
+    if missing is not None and missing.name != step:  # who is talking, when the chat is not bound yet
+        return _advance(run)
+    slot = dialog.slot(step or "")
+    if slot is None:
+        run.save(EDIT)
+        return [_edit_menu(run)]
+    run.slots.pop(slot.name, None)
+    run.save(slot.name)
+    return [_ask(run, slot.name, text(turn, "common.edit_again", label=_label(run, slot)))]
+
+
+def slot_named(turn: "Turn", name: str, said: str) -> str | None:
+    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available)."""
+    dialog = turn.services.dialogs[name]
+    words = compact(said)
+    best: tuple[int, str] | None = None
+    for slot in dialog.slots:
+        node = _node(turn, slot.texts)
+        for alias in (node["label"], *(node.get("aliases") or ())):
+            if alias and alias in words and (best is None or len(alias) > best[0]):
+                best = (len(alias), slot.name)
+    return best[1] if best else None
+
+
+def _extract(run: Run, slot: Slot, text: str) -> Found | None:
+    if slot.extract is None or not text:
+        return None
+    try:
+        return slot.extract(text, run.context(slot))
+    except Exception:  # an extractor bug must not cost the labourer the message
+        log.exception("slot extractor failed", extra={"dialog": run.dialog.name, "slot": slot.name})
+        return None
+
+
+def _harvest(run: Run, text: str, *, skip: Slot | None = None, fill: bool = True,
+             correct: bool = False) -> tuple[list[Slot], list[Slot]]:
+    """Run every slot's extractor over `text`: fill the empty slots it speaks of (`fill`), and with
+    `correct` change answered ones it gives a different value for. Returns (filled, corrected)."""
+    filled: list[Slot] = []
+    corrected: list[Slot] = []
     for slot in run.dialog.slots:
-        if not run.asks(slot):
+        if slot is skip or slot.extract is None or not run.asks(slot):
             continue
-        candidates = [e.text for e in entities if slot.entity and e.type == slot.entity]
-        if slot.scan and turn.text:
-            candidates.append(turn.text)
-        for candidate in candidates:
-            try:
-                run.slots[slot.name] = _parse(run, slot, candidate)
-            except Invalid:
+        answered = slot.name in run.slots
+        if (answered and not correct) or (not answered and not fill):
+            continue
+        found = _extract(run, slot, text)
+        if found is None:
+            continue
+        if answered:
+            if run.slots[slot.name] == found.value:
                 continue
-            run.meta["history"].append(slot.name)
+            corrected.append(slot)
+        else:
             filled.append(slot)
-            break
-    return filled
+        run.slots[slot.name] = found.value
+        run.meta["history"] = [n for n in run.meta.get("history", []) if n != slot.name] + [slot.name]
+    return filled, corrected
+
+
+def _noted(run: Run, filled: list[Slot], corrected: list[Slot] = ()) -> str:
+    """One line saying back what was taken from the message: 已记下 乡镇：白衣镇。"""
+    lead = ""
+    shown = [s for s in filled if s.name in run.slots and run.slots[s.name] is not None]
+    if shown:
+        items = "，".join(f"{_label(run, s)}：{s.show(run.slots[s.name])}" for s in shown)
+        lead += text(run.turn, "common.prefilled", items=items)
+    if corrected:
+        items = "，".join(f"{_label(run, s)}：{s.show(run.slots[s.name])}" for s in corrected)
+        lead += text(run.turn, "common.corrected", items=items)
+    return lead
 
 
 def continue_dialog(turn: "Turn") -> list[Reply] | None:
+    """The next message of the dialog in progress. The question asked gets it first: a global command
+    (cancel, unsubscribe, hand-off, another intent) interrupts only when it is unmistakable — an exact
+    command word, or a confident parse the question's parser cannot use."""
     run = _load(turn)
     if run is None:  # a dialog this version no longer has: forget it rather than fail every message
         finish(turn)
@@ -253,32 +341,28 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     words = compact(turn.text)
     if turn.message.kind != "text" and not turn.text:
         return _media(run)
-    if words in CANCEL_WORDS or (len(words) <= 8 and any(w in words for w in CANCEL_WORDS[:4])):
+    offer = run.meta.get("offer")
+    if offer == "unsubscribe":
+        return _unsubscribe_answer(run, words)
+    slot = run.dialog.slot(turn.state.step or "")
+    cancel = words in CANCEL_WORDS or (len(words) <= 8 and any(w in words for w in CANCEL_WORDS[:4]))
+    if cancel and not (slot is not None and offer is None and _is_choice(run, slot) and _accepts(run, slot, turn.text)):
         finish(turn)
         return [Reply(text(turn, "common.cancelled", title=run.text("title")))]
-    # 退订/TD wins over any question. Softer wording the router reads as unsubscribe (不要, 不想) is
-    # treated like any digression: only when it does not answer the question asked (不要 = 不愿意).
+    # 退订/TD is the carriers' opt-out word: it wins over any question.
     if words.upper() in UNSUBSCRIBE_WORDS:
         replies = turn.run("unsubscribe")
         run.save(turn.state.step)
         return replies + [_resume(run)]
-    # Asking for a person works whatever was asked: the request is recorded and the dialog kept.
-    if words in HANDOFF_WORDS or (
-        turn.parse is not None and turn.parse.intent == "human_handoff" and turn.parse.confidence >= HANDOFF_CONFIDENCE
-    ):
-        run.meta.pop("offer", None)
-        replies = turn.run("human_handoff")
-        run.save(turn.state.step)
-        return replies + [_resume(run)]
+    # Asking for a person in so many words works whatever was asked: the request is recorded, the dialog kept.
+    if words in HANDOFF_WORDS:
+        return _handoff(run)
     if run.meta.get("paused") or _expired(run):
         return _paused(run, words)
-    if run.meta.get("offer") == "handoff":
+    if offer == "handoff":
         run.meta.pop("offer")
         if words == "1":
-            run.meta["fails"] = 0
-            replies = turn.run("human_handoff")
-            run.save(turn.state.step)
-            return replies + [_resume(run)]
+            return _handoff(run)
         if words == "2":
             run.meta["fails"] = 0
             run.save(turn.state.step)
@@ -289,10 +373,62 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
         return _confirm(run, words)
     if turn.state.step == EDIT:
         return _pick_edit(run, words)
-    slot = run.dialog.slot(turn.state.step or "")
     if slot is None:
         return _advance(run)
     return _answer(run, slot)
+
+
+def _accepts(run: Run, slot: Slot, answer: str) -> bool:
+    """Whether the question asked takes this message as its answer (不用 to 愿意吗？ is 不愿意)."""
+    try:
+        _parse(run, slot, answer)
+    except Invalid:
+        return False
+    return True
+
+
+def _is_choice(run: Run, slot: Slot) -> bool:
+    """A question with options (愿意吗？): there 算了/不用了 answer it rather than cancel the dialog."""
+    return bool(run.options(slot))
+
+
+def _handoff(run: Run) -> list[Reply]:
+    run.meta.pop("offer", None)
+    run.meta["fails"] = 0
+    replies = run.turn.run("human_handoff")
+    run.save(run.turn.state.step)
+    return replies + [_resume(run)]
+
+
+def _unsubscribe_check(run: Run) -> list[Reply]:
+    """Inside a dialog a soft opt-out (不想收了) is asked about once before all notices stop."""
+    run.meta["offer"] = "unsubscribe"
+    run.save(run.turn.state.step)
+    labels = text(run.turn, "common.unsubscribe_choices").split("|")
+    intent = run.dialog.intent or "help"
+    choices = tuple(Choice(label, {"intent": intent, "dialog_answer": label}) for label in labels)
+    return [Reply(text(run.turn, "common.unsubscribe_check"), choices)]
+
+
+_YES_WORDS = ("是", "是的", "对", "对的", "嗯", "要", "退订", "确定", "确认", "好", "好的", "行", "可以", "要得", "1")
+
+
+_NO_WORDS = ("不是", "不", "不要", "不用", "没有", "不退", "不退订", "2", "否", "接着登记", "接着填", "继续")
+
+
+def _unsubscribe_answer(run: Run, words: str) -> list[Reply] | None:
+    run.meta.pop("offer", None)
+    labels = text(run.turn, "common.unsubscribe_choices").split("|")
+    if words in _YES_WORDS or words == compact(labels[0]):
+        replies = run.turn.run("unsubscribe")
+        run.save(run.turn.state.step)
+        return replies + [_resume(run)]
+    run.meta["kept_notices"] = True  # not asked again in this dialog
+    if words in _NO_WORDS or words == compact(labels[1]):
+        run.save(run.turn.state.step)
+        return [_resume(run)]
+    run.save(run.turn.state.step)
+    return continue_dialog(run.turn)  # neither: the message is read as if the question had not been asked
 
 
 def current_prompt(turn: "Turn") -> Reply | None:
@@ -330,7 +466,7 @@ def _label(run: Run, slot: Slot) -> str:
 
 
 def _option_choices(run: Run, slot: Slot) -> tuple[Choice, ...]:
-    options = _node(run.turn, slot.texts).get("options") or ()
+    options = run.options(slot)
     intent = run.dialog.intent or "help"
     return tuple(Choice(o, {"intent": intent, "dialog_answer": o}) for o in options)
 
@@ -369,6 +505,8 @@ def _advance(run: Run, lead: str = "") -> list[Reply]:
                 run.meta["history"].remove(slot.name)
     slot = _next_slot(run)
     run.meta["fails"] = 0
+    if slot is None and not run.dialog.read_back:
+        return run.dialog.complete(run)  # what it did says it all (报名成功 …)
     step = slot.name if slot else CONFIRM
     run.save(step)
     return [_ask(run, step, lead)]
@@ -385,7 +523,7 @@ def _parse(run: Run, slot: Slot, answer: str) -> Any:
 
 
 def _digit_option(run: Run, slot: Slot, words: str) -> str | None:
-    options = _node(run.turn, slot.texts).get("options") or ()
+    options = run.options(slot)
     if words.isdigit() and 1 <= int(words) <= len(options):
         return str(options[int(words) - 1])
     return None
@@ -395,11 +533,42 @@ def _is_digression(run: Run, slot: Slot | None) -> bool:
     parse = run.turn.parse
     if parse is None or parse.intent in NOT_DIGRESSIONS or parse.intent == run.dialog.intent:
         return False
+    if parse.intent in ("unsubscribe", "human_handoff"):  # asked about / recorded by the engine itself
+        return False
     if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
         return False
     if parse.intent in DIALOG_INTENTS:
         return parse.confidence >= SWITCH_CONFIDENCE and len(compact(run.turn.text)) >= 4
-    return parse.confidence >= DIGRESSION_CONFIDENCE
+    return parse.confidence >= DIGRESSION_CONFIDENCE or bool(parse.ambiguous)
+
+
+def _digression(run: Run) -> list[Reply] | None:
+    """A question about something else in the middle: answered in full, then the question asked again.
+    When the router hesitates between entries, the likeliest is answered (a menu of its own on top of
+    the dialog's would make "2" mean two things)."""
+    turn = run.turn
+    parse = turn.parse
+    known = [c for c in (parse.ambiguous if parse else ()) if c.entry_id and c.entry_id in turn.kb.entries]
+    top = next((c for c in known if c.topic in run.dialog.topics), known[0] if known else None)
+    if top is None:
+        return None  # the pipeline routes it; after_digression strips its menu and asks again
+    replies = turn.run("policy_entry", entry=top.entry_id)
+    run.save(turn.state.step)
+    return [_plain(r) for r in replies] + [_resume(run)]
+
+
+def _plain(reply: Reply) -> Reply:
+    return Reply(reply.text, (), reply.footer)
+
+
+def after_digression(turn: "Turn", replies: list[Reply]) -> list[Reply]:
+    """The router answered a digression: drop its menus when the dialog's question has one, then ask again."""
+    resume = resume_prompt(turn)
+    if resume is None:
+        return replies
+    if resume.choices:
+        replies = [_plain(r) for r in replies]
+    return replies + [resume]
 
 
 def _foreign_menu(run: Run, words: str) -> bool:
@@ -410,25 +579,179 @@ def _foreign_menu(run: Run, words: str) -> bool:
 
 def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     turn = run.turn
-    words = compact(turn.text)
+    said = turn.text or ""
+    words = compact(said)
     answer = _digit_option(run, slot, words)
     if answer is None and _foreign_menu(run, words):
         return None
     if answer is None:
-        answer = turn.text
+        # "不对，是成都，不是重庆" while the pay is asked: it corrects the slot it names, and the
+        # question is asked again.
+        if CORRECTION.search(said):
+            fixed = _correct_other(run, slot, said)
+            if fixed is not None:
+                return fixed
+            said = _own_words(said)
+        # "欠了我三千五" to "活是在哪里干的？": a fact of another slot, not this free answer.
+        other = _other_fact(run, slot, said) if slot.free_text else None
+        if other is not None:
+            filled, corrected = other
+            run.save(slot.name)
+            return [_ask(run, slot.name, _noted(run, filled, corrected))]
+        answer = said
     if slot.optional and words in SKIP_WORDS:
         value = None
     else:
         try:
             value = _parse(run, slot, answer)
         except Invalid as exc:
-            return None if exc.counts and _is_digression(run, slot) else _failed(run, slot, exc)
-        if slot.free_text and _is_digression(run, slot):
-            return None
+            return _not_an_answer(run, slot, exc)
+        if slot.free_text:  # any text parses there, so a confident command or question still wins
+            command = _command(run)
+            if command is not None:
+                return command
+            if _is_digression(run, slot):
+                return _digression(run)
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
     run.meta["history"] = history + [slot.name]
-    return _advance(run)
+    return _advance(run, _noted(run, _rest_of_answer(run, slot, answer)))
+
+
+SHORT_ANSWER = 5  # characters: an answer this short answers the question and says nothing else (农闲 → the format)
+
+
+def _rest_of_answer(run: Run, slot: Slot, answer: str) -> list[Slot]:
+    """Facts said along with the answer (成都，工资要五千以上): kept, and not asked."""
+    rest = answer
+    own = _extract(run, slot, answer)
+    for span in own.spans if own is not None else ():
+        rest = rest.replace(span, " ")
+    if len(compact(rest)) <= SHORT_ANSWER:
+        return []
+    filled, _ = _harvest(run, rest, skip=slot)
+    return filled
+
+
+def _own_words(said: str) -> str:
+    """An answer that corrects itself (江口镇，哦不对，是驷马镇) means what follows the correction."""
+    tail = after_correction(said)
+    return without_negated(tail) if tail and compact(tail) else without_negated(said)
+
+
+def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]] | None:
+    """When the message is nothing but another slot's value (and this slot's extractor finds nothing),
+    that slot gets it."""
+    if _extract(run, slot, said) is not None:
+        return None
+    for other in run.dialog.slots:
+        if other is slot or other.extract is None or not run.asks(other):
+            continue
+        found = _extract(run, other, said)
+        if found is None or not only_this(said, found):
+            continue
+        if other.name in run.slots and run.slots[other.name] == found.value:
+            return [other], []
+        corrected = other.name in run.slots
+        run.slots[other.name] = found.value
+        run.meta["history"] = [n for n in run.meta.get("history", []) if n != other.name] + [other.name]
+        return ([], [other]) if corrected else ([other], [])
+    return None
+
+
+def _not_an_answer(run: Run, slot: Slot, exc: Invalid) -> list[Reply] | None:
+    """The question's parser cannot use the message: other facts in it, a command, a digression, or a
+    failed answer — in that order."""
+    turn = run.turn
+    if not exc.counts:
+        return _failed(run, slot, exc)
+    filled, _ = _harvest(run, turn.text or "", skip=slot)
+    if filled:
+        run.save(slot.name)
+        return [_ask(run, slot.name, _noted(run, filled))]
+    command = _command(run)
+    if command is not None:
+        return command
+    if _is_digression(run, slot):
+        return _digression(run)
+    return _failed(run, slot, exc)
+
+
+def _command(run: Run) -> list[Reply] | None:
+    """A confident parse of a command the question's parser could not use: a soft opt-out is asked
+    about once; a request for a person is recorded and the dialog kept."""
+    parse = run.turn.parse
+    slot = run.dialog.slot(run.turn.state.step or "")
+    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text)
+    if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
+        return _unsubscribe_check(run)
+    if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:
+        return _handoff(run)
+    return None
+
+
+def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Slot, Any] | tuple[Slot, None] | None:
+    """The answered slot a correction is about, and its new value (None when named but not given).
+
+    The slot named (电话打错了 → a slot labelled 电话) whose value type fits the new value; else the
+    answered slot whose extractor finds a different value in the corrected words."""
+    tail = after_correction(said)
+    corrected = without_negated(tail if tail and compact(tail) else said)
+    words = compact(said)
+    named = []
+    for slot in run.dialog.slots:
+        if slot.name not in run.slots or slot is exclude:
+            continue
+        node = _node(run.turn, slot.texts)
+        aliases = [a for a in (node["label"], *(node.get("aliases") or ())) if a and a in words]
+        if aliases:
+            named.append((max(len(a) for a in aliases), slot, max(aliases, key=len)))
+    named.sort(key=lambda item: -item[0])
+    fitting = []
+    for _length, slot, alias in named:
+        rest = corrected if tail else _strip_edit_words(words.replace(alias, "", 1))
+        try:
+            value = _parse(run, slot, rest) if compact(rest) else None
+        except Invalid:
+            continue
+        if value is not None:
+            fitting.append((slot, value))
+    if fitting:
+        # an ID number slot is not where a phone goes (电话打错了 with the ID number kept)
+        same_kind = [(s, v) for s, v in fitting if _same_kind(run.slots.get(s.name), v)]
+        return (same_kind or fitting)[0]
+    for slot in run.dialog.slots:
+        if slot.name not in run.slots or slot is exclude or slot.extract is None:
+            continue
+        found = _extract(run, slot, corrected)
+        if found is not None and found.value != run.slots[slot.name] and _same_kind(run.slots[slot.name], found.value):
+            return slot, found.value
+    if named:
+        return named[0][1], None
+    return None
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict) and "kind" in old and "kind" in new:
+        return old["kind"] == new["kind"]
+    return True
+
+
+def _strip_edit_words(rest: str) -> str:
+    for word in sorted(EDIT_WORDS + ("一下", "我的", "成", "为", "是", "应该", "要"), key=len, reverse=True):
+        rest = rest.replace(word, "")
+    return rest
+
+
+def _correct_other(run: Run, slot: Slot, said: str) -> list[Reply] | None:
+    """A correction of an earlier answer while another question is pending: applied, the question asked again."""
+    found = _correction(run, said, exclude=slot)
+    if found is None or found[1] is None:
+        return None
+    target, value = found
+    run.slots[target.name] = value
+    run.save(slot.name)
+    return [_ask(run, slot.name, _noted(run, [], [target]))]
 
 
 def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
@@ -535,31 +858,12 @@ def _confirmation(run: Run, lead: str = "") -> Reply:
     return Reply(lead + body, choices)
 
 
-def _mentioned_slot(run: Run, words: str) -> tuple[Slot, str] | None:
-    """The answered slot a correction names (改一下电话 → phone), and what is left of the message."""
-    best: tuple[int, Slot, str] | None = None
-    for slot in run.dialog.slots:
-        if slot.name not in run.slots:
-            continue
-        node = _node(run.turn, slot.texts)
-        for alias in (node["label"], *(node.get("aliases") or ())):
-            if alias and alias in words and (best is None or len(alias) > best[0]):
-                best = (len(alias), slot, alias)
-    if best is None:
-        return None
-    rest = words.replace(best[2], "", 1)
-    for word in sorted(EDIT_WORDS + ("一下", "我的", "成", "为", "是", "应该", "要"), key=len, reverse=True):
-        rest = rest.replace(word, "")
-    return best[1], rest
-
-
-def _edit(run: Run, slot: Slot, rest: str) -> list[Reply]:
-    if rest:
-        try:
-            run.slots[slot.name] = _parse(run, slot, rest)
-            return _advance(run)
-        except Invalid:
-            pass
+def _edit(run: Run, slot: Slot, value: Any = None) -> list[Reply]:
+    """Change one answer: with its new value, read back again; else ask for that slot only."""
+    if value is not None:
+        run.slots[slot.name] = value
+        filled = [s for s in run.dialog.slots if s.name not in run.slots and run.asks(s)]
+        return _advance(run, "" if filled else _noted(run, [], [slot]))
     run.slots.pop(slot.name, None)
     run.meta["fails"] = 0
     run.save(slot.name)
@@ -571,17 +875,26 @@ def _confirm(run: Run, words: str) -> list[Reply] | None:
     if words in ("1", labels[0]) or words in CONFIRM_WORDS:
         replies = run.dialog.complete(run)
         return replies
-    mentioned = _mentioned_slot(run, words)
-    if mentioned is not None:
-        return _edit(run, *mentioned)
+    said = run.turn.text or ""
+    if looks_like_question(said) and not CORRECTION.search(said) and _is_digression(run, None):
+        return _digression(run)
+    found = _correction(run, said)
+    if found is None:
+        command = _command(run)
+        if command is not None:
+            return command
+    if found is not None:
+        return _edit(run, *found)
     if words in ("2", labels[1]) or words in EDIT_WORDS:
         run.save(EDIT)
         return [_edit_menu(run)]
     if words in ("3", labels[2]):
         finish(run.turn)
         return [Reply(text(run.turn, "common.cancelled", title=run.text("title")))]
-    if _is_digression(run, None) or _foreign_menu(run, words):
+    if _foreign_menu(run, words):
         return None
+    if _is_digression(run, None):
+        return _digression(run)
     run.save(CONFIRM)
     return [_confirmation(run, text(run.turn, "common.confirm_reask"))]
 
@@ -596,12 +909,12 @@ def _edit_menu(run: Run) -> Reply:
 def _pick_edit(run: Run, words: str) -> list[Reply] | None:
     asked = [s for s in run.dialog.slots if s.name in run.slots]
     if words.isdigit() and 1 <= int(words) <= len(asked):
-        return _edit(run, asked[int(words) - 1], "")
-    mentioned = _mentioned_slot(run, words)
-    if mentioned is not None:
-        return _edit(run, *mentioned)
+        return _edit(run, asked[int(words) - 1])
+    found = _correction(run, run.turn.text or "")
+    if found is not None:
+        return _edit(run, *found)
     if words in CONFIRM_WORDS or words in ("不改", "不改了", "没有"):
         return _advance(run)
     if _is_digression(run, None):
-        return None
+        return _digression(run)
     return [_edit_menu(run)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from lunardate import LunarDate
 
 from bot import pii
 from bot.nlu.entities import (
+    extract_entities,
     match_job_type,
     match_place,
     match_training_type,
@@ -25,6 +26,7 @@ from bot.nlu.entities import (
     parse_duration,
     parse_money,
     parse_number,
+    pinyin_key,
 )
 
 
@@ -47,11 +49,13 @@ class SlotContext:
     data_key: str  # GONGYOU_DATA_KEY: ID numbers and phones are protected even inside dialog state
     today: date  # in the service's time zone
     options: tuple[str, ...] = ()  # the slot's numbered options, when it has any
+    option_facts: dict[str, Any] = field(default_factory=dict)  # what the dialog knows of each option
 
 
 _PUNCT = re.compile(r"[\s,，.。!！?？、;；:：~～…\"“”'‘’()（）【】\[\]]+")
 _HAN = re.compile(r"^[\u4e00-\u9fff·]+$")
-QUESTION_MARKERS = ("?", "？", "吗", "啥", "什么", "咋", "怎么", "如何", "哪个", "哪些", "多少", "么子", "区别", "不懂", "解释")
+QUESTION_MARKERS = ("?", "？", "吗", "啥", "什么", "咋", "怎么", "如何", "哪个", "哪些", "多少", "么子", "区别", "不懂", "解释",
+                    "好多钱", "要不要", "有没有", "没得", "能不能", "可不可以", "会不会")
 
 
 def compact(text: str) -> str:
@@ -60,6 +64,31 @@ def compact(text: str) -> str:
 
 def looks_like_question(text: str) -> bool:
     return any(marker in text for marker in QUESTION_MARKERS)
+
+
+# What people say to take back what they just said, or to correct an earlier answer.
+CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说)")
+# "不是重庆" / "不要网络班": the value after it is the one *not* meant.
+NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9fffA-Za-z0-9]{1,8}?)(?=[，,。.!！\s]|$|是|要|想)")
+# "我是恩阳的", "屋头在白衣镇", "家住驷马": where the person is from, not where they want to work.
+HOMETOWN = re.compile(r"(我是|我们是|家在|家住|住在|屋头在|老家在?|老家是)([\u4e00-\u9fff]{2,8}?)(的人|人|的|，|,|\s|$)")
+
+
+def without_negated(text: str) -> str:
+    """The message without the values it rules out: 不对，是成都，不是重庆 → 不对，是成都，."""
+    return NEGATED.sub(" ", text or "")
+
+
+def after_correction(text: str) -> str | None:
+    """What follows the last correction word (江口镇，哦不对，是驷马镇 → 是驷马镇), or None."""
+    last = None
+    for m in CORRECTION.finditer(text or ""):
+        last = m
+    return None if last is None else text[last.end():]
+
+
+def hometown_removed(text: str) -> str:
+    return HOMETOWN.sub(" ", text or "")
 
 
 # ---- identity -------------------------------------------------------------------------------
@@ -178,24 +207,48 @@ def _option(text: str, ctx: SlotContext) -> str | None:
 NO_PREFERENCE = ("都可以", "都行", "随便", "无所谓", "不挑", "都要得", "哪里都行", "不限", "没要求", "都得行")
 
 
+_FORMAT_WORDS = {"农闲": "农闲班", "夜校": "农闲班", "流动": "流动班", "下乡": "流动班", "田间": "流动班", "小灶": "小灶班",
+                 "网络": "网络班", "网上": "网络班", "手机上": "网络班", "视频": "网络班", "补习": "补习班", "补课": "补习班"}
+# Asking what the options are (a question about something else is a digression the router answers).
+_ABOUT_OPTIONS = ("区别", "哪种", "哪个好", "啥意思", "什么意思", "有哪些", "有啥班", "不懂", "解释", "是啥", "是什么", "咋选", "怎么选")
+
+
+def format_named(text: str, ctx: SlotContext) -> str | None:
+    """A training format named in `text`: its name, an alias, or a homophone typo (小造班 → 小灶班)."""
+    value = compact(text)
+    if not value:
+        return None
+    found = _option(text, ctx)
+    if found and found not in ("都可以",):
+        return found
+    formats = tuple(getattr(ctx.kb, "formats", ()) or ())
+    for item in formats:
+        if item.name in value or any(alias in value for alias in item.aliases):
+            return item.name
+    for alias, name in _FORMAT_WORDS.items():
+        if alias in value:
+            return name
+    keys = pinyin_key(value)
+    for item in formats:
+        for word in (item.name, item.name[:2]):
+            key = pinyin_key(word)
+            at = keys.find(key)
+            # a homophone must share a character with the real word (小造 is 小灶, 造价 is not)
+            if at >= 0 and any(a == b for a, b in zip(value[at:at + len(word)], word)):
+                return item.name
+    return None
+
+
 def parse_format(text: str, ctx: SlotContext) -> str:
     """One of the five training formats, or 不限 (no preference)."""
     value = compact(text)
-    if looks_like_question(text) and not _option(text, ctx):
-        raise Invalid("explain", counts=False)
-    if any(w in value for w in NO_PREFERENCE):
-        return "不限"
-    found = _option(text, ctx)
+    found = format_named(without_negated(text), ctx)
     if found:
         return found
-    for item in getattr(ctx.kb, "formats", ()) or ():
-        if item.name in value or any(alias in value for alias in item.aliases):
-            return item.name
-    aliases = {"农闲": "农闲班", "夜校": "农闲班", "流动": "流动班", "下乡": "流动班", "田间": "流动班", "小灶": "小灶班",
-               "网络": "网络班", "网上": "网络班", "手机上": "网络班", "视频": "网络班", "补习": "补习班", "补课": "补习班"}
-    for alias, name in aliases.items():
-        if alias in value:
-            return name
+    if any(w in value for w in NO_PREFERENCE):
+        return "不限"
+    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
+        raise Invalid("explain", counts=False)
     raise Invalid()
 
 
@@ -204,26 +257,46 @@ _SCOPE_WORDS = (
     ("省内", ("省内", "四川", "成都", "省里")),
     ("市内", ("市内", "市里", "巴中", "城里")),
     ("县内", ("县内", "县里", "县城")),
-    ("本地", ("本地", "附近", "家门口", "屋头", "本乡", "本镇", "就近", "离家近", "村里", "当地")),
+    ("本地", ("本地", "附近", "家门口", "屋头", "本乡", "本镇", "镇上", "就近", "离家近", "村里", "当地", "在家")),
 )
+_ANYWHERE = re.compile(r"哪里.{0,8}(去|就)哪里|哪里都|去哪都|哪儿都")
 
 
-def parse_place_wish(text: str, ctx: SlotContext) -> dict[str, str | None]:
-    """Where they would work: a scope (本地/县内/市内/省内/省外/不限) and, when named, the place."""
-    value = compact(text)
-    place = match_place(text, ctx.kb) or {}
+def destination(text: str, kb: Any) -> str | None:
+    """The most specific work destination named: 广东东莞 → 东莞 (not the province)."""
+    place = match_place(text, kb) or {}
     named = place.get("destination") or place.get("province")
+    if named and named == place.get("province"):
+        narrower = (match_place((text or "").replace(named, " "), kb) or {}).get("destination")
+        if narrower:
+            return narrower
+    return named
+
+
+def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, str | None]:
+    """Where they would work: a scope (本地/县内/市内/省内/省外/不限) and, when named, the place.
+
+    The person's hometown ("我是恩阳的") is not where they want to work. `strict` (an extractor over a
+    message that answered something else): only a named destination or a scope word counts."""
+    whole = compact(text)
+    rest = hometown_removed(without_negated(text))
+    value = compact(rest)
+    named = destination(rest, ctx.kb)
     if named:
+        place = match_place(named, ctx.kb) or {}
         home = "四川" in (place.get("province") or "") or named == "成都"
-        return {"scope": "省内" if home else "省外", "place": place.get("destination") or place.get("province")}
+        return {"scope": "省内" if home else "省外", "place": named}
+    for scope, words in _SCOPE_WORDS:
+        if any(w in value for w in words):
+            return {"scope": scope, "place": "成都" if "成都" in value else None}
+    if strict:
+        raise Invalid()
+    place = match_place(rest, ctx.kb) or match_place(text, ctx.kb) or {}
     if place.get("township"):
         return {"scope": "本地", "place": place["township"]}
     if place.get("county"):
         return {"scope": "县内", "place": place["county"]}
-    for scope, words in _SCOPE_WORDS:
-        if any(w in value for w in words):
-            return {"scope": scope, "place": "成都" if "成都" in value else None}
-    if any(w in value for w in NO_PREFERENCE):
+    if any(w in whole for w in NO_PREFERENCE) or _ANYWHERE.search(whole):
         return {"scope": "不限", "place": None}
     found = _option(text, ctx)
     if found:
@@ -289,10 +362,21 @@ def show_period(value: dict[str, Any]) -> str:
 _ONLY_ME = ("就我", "我一个", "只有我", "我自己", "我个人", "就一个", "自己一个")
 
 
+_BARE_COUNT = re.compile(r"[0-9零〇一二两三四五六七八九十百千]+[来多几]?[个名位]")
+
+
 def parse_workers(text: str, ctx: SlotContext) -> int:
     if any(w in compact(text) for w in _ONLY_ME):
         return 1
-    value = parse_count(text)
+    value = compact(text)
+    # a head count said as such (我们有8个人, 十来个), or a bare number; 找个人问一下 is not one person
+    counted = [e.value for e in extract_entities(text, ctx.kb) if e.type == "count"]
+    if counted:
+        value = counted[0]
+    elif m := re.fullmatch(r"[0-9零〇一二两三四五六七八九十百千几来多]+[个名位]?(人|工友)?", value) or _BARE_COUNT.search(value):
+        value = parse_count(m.group(0))
+    else:
+        value = None
     if value is None:
         raise Invalid()
     if not 1 <= value <= 100_000:
@@ -306,7 +390,8 @@ def show_workers(value: int) -> str:
 
 # ---- yes / no, categories, free text ------------------------------------------------------------
 
-_NO = ("不愿意", "不想", "不要", "不行", "不可以", "不得行", "不干", "不去", "不考虑", "不能", "算了吧", "莫得兴趣", "没兴趣", "否", "不")
+_NO = ("不愿意", "不想", "不要", "不用", "不需要", "不必", "没必要", "不行", "不可以", "不得行", "不干", "不去", "不考虑",
+       "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "否", "不")
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
 
 
@@ -315,8 +400,8 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
     found = _option(text, ctx)
     if found:
         value = found
-    if not value:
-        raise Invalid()
+    if not value or (not found and looks_like_question(text) and len(value) > 3):
+        raise Invalid()  # 公益性岗位一个月好多钱: a question about it, answered, then asked again
     if any(value.startswith(w) or w in value for w in _NO[:-1]) or value in ("不", "否", "no", "No", "NO"):
         return False
     if any(w in value for w in _YES) or any(w in value for w in NO_PREFERENCE):
@@ -330,7 +415,8 @@ def show_yes_no(value: bool) -> str:
 
 _CATEGORY_WORDS = (
     ("工伤", ("工伤", "受伤", "摔", "砸", "伤了", "骨折", "断了", "残", "出事", "事故", "伤")),
-    ("欠薪", ("欠薪", "欠", "工资", "工钱", "拖欠", "不给钱", "没发", "不发", "结账", "讨薪", "血汗钱", "不开钱")),
+    ("欠薪", ("欠薪", "欠", "工资", "工钱", "拖欠", "不给钱", "没给", "不给", "一分钱", "没发", "不发", "结账", "讨薪", "血汗钱",
+            "不开钱")),
     ("未签合同", ("合同", "协议")),
     ("社保", ("社保", "保险", "养老", "医保")),
     ("中介收费", ("中介", "介绍费", "押金", "收费", "黑中介", "骗")),
@@ -358,7 +444,8 @@ def parse_text(text: str, ctx: SlotContext) -> str:
     return pii.redact(value)[:500]
 
 
-_DONE = ("好了", "发完", "没有", "没得", "莫得", "没了", "完了", "就这些", "就这样", "跳过", "不发", "没照片", "结束", "可以了", "OK", "ok")
+_DONE = ("好了", "发完", "没有", "没得", "莫得", "没了", "完了", "就这些", "就这样", "跳过", "不发", "没照片", "结束", "可以了", "OK", "ok",
+         "不用", "不需要", "不要", "算了", "没拍", "没留")
 
 
 def parse_evidence_done(text: str, ctx: SlotContext) -> bool:
@@ -407,11 +494,106 @@ def _lunar(today: date, month: int, day: int = 1) -> date:
     return LunarDate(this_year + 1, month, day).to_solar_date()
 
 
-def parse_when(text: str, ctx: SlotContext) -> dict[str, Any]:
-    """When they are free / can start: {"text": as said, "date": ISO date or None (e.g. 农闲时)}."""
+# Said when nothing is fixed yet: accepted as an answer ("not fixed"), stored as said, no date.
+_UNKNOWN = ("不晓得", "不知道", "不清楚", "说不准", "说不好", "说不清", "不一定", "不确定", "没定", "没想好", "到时候", "再说",
+            "看情况", "看时间", "看安排", "待定", "还不晓得", "不好说", "看嘛", "到时看")
+_DAY_PARTS = ("晚上", "夜里", "夜间", "白天", "早上", "上午", "下午", "中午", "周末", "星期天", "星期六", "礼拜天", "礼拜六",
+              "赶场天", "逢场", "下雨天", "天阴")
+_VAGUE = ("过段时间", "过一阵", "过些时候", "过几天", "以后", "年前", "忙完", "闲了")
+# (words, month, day, lunar): seasons and festivals as people say them
+_SEASON_WORDS = (
+    (("开春", "春天", "春季", "入春", "春耕后"), 3, 1, False),
+    (("入夏", "夏天", "夏季", "暑假"), 7, 1, False),
+    (("入秋", "秋天", "秋季"), 9, 1, False),
+    (("入冬", "冬天", "冬季", "冬闲", "寒假"), 11, 1, False),
+    (("元宵", "正月十五"), 1, 15, True),
+    (("端午",), 5, 5, True),
+    (("中秋",), 8, 15, True),
+    (("国庆节", "国庆后", "国庆过后", "国庆以后", "国庆之后", "国庆前"), 10, 1, False),  # 贺国庆 is a name
+    (("五一", "劳动节"), 5, 1, False),
+    (("清明",), 4, 5, False),
+    (("春节", "过年"), 1, 1, True),
+    (("下半年",), 7, 1, False),
+    (("上半年",), 1, 1, False),
+)
+
+
+_NUMERAL_CHARS = "0123456789零〇一二两三四五六七八九十百千万"
+
+
+def _numeral_around(value: str, words: tuple[str, ...]) -> bool:
+    """五一 inside 三千五一个月 is money, not the May holiday."""
+    for word in words:
+        at = value.find(word)
+        if at >= 0 and word[0] in _NUMERAL_CHARS:
+            before = value[at - 1:at]
+            after = value[at + len(word):at + len(word) + 1]
+            return bool((before and before in _NUMERAL_CHARS) or (after and after in _NUMERAL_CHARS + "个"))
+    return False
+
+
+def _seasonal(today: date, month: int, day: int, lunar: bool, year: int | None) -> date:
+    if lunar:
+        found = _lunar(today, month, day)
+        return LunarDate(LunarDate.from_solar_date(today.year, today.month, today.day).year + 1, month, day).to_solar_date() \
+            if year and found.year < year else found
+    return _upcoming(today, month, day, year) or today
+
+
+_RANGE = re.compile(r"(.+?)(?:到|至|~|～|—|-)(.+)")
+_MONTH_ONLY = re.compile(r"(" + _NUM + r")月(?:份)?$|(正|腊|冬)月(?:间|份)?$")
+
+
+def _month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _until(value: str, start: dict[str, Any], today: date) -> str | None:
+    """The last day the words cover, when they cover a span: a season (开春 → end of May), a month
+    (3月份 → 31 March), 下个月."""
+    if not start.get("date"):
+        return None
+    begin = date.fromisoformat(start["date"])
+    for words, length in ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
+                          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1)):
+        if any(w in value for w in words):
+            month = begin.month - 1 + length - 1
+            return _month_end(date(begin.year + month // 12, month % 12 + 1, 1)).isoformat()
+    if _MONTH_ONLY.search(value) or value.endswith(("下个月", "下月", "下下个月")):
+        return _month_end(begin).isoformat()
+    return None
+
+
+def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
+    """When they are free / can start: {"text": as said, "date": the first day or None, "until": the last
+    day when the words name a span (3月到5月, 开春, 下个月), else None}.
+
+    A range is read as its two ends; anything else by _parse_when."""
+    value = compact(text)
+    if m := _RANGE.fullmatch(value):
+        try:
+            first = _parse_when(m.group(1), ctx, strict=True)
+            last = _parse_when(m.group(2), ctx, strict=True)
+        except Invalid:
+            pass
+        else:
+            if first.get("date") and last.get("date") and last["date"] >= first["date"]:
+                end = _until(m.group(2), last, ctx.today) or last["date"]
+                return {"text": value[:32], "date": first["date"], "until": end}
+    found = _parse_when(text, ctx, strict=strict)
+    return {**found, "until": _until(compact(text), found, ctx.today)}
+
+
+def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
+    """When they are free / can start: {"text": as said, "date": ISO date or None}.
+
+    None for what names no day (晚上, 农闲时, 到时候再说: "not fixed"). `strict` (an extractor over a
+    message that answered something else): only a real time expression, not 都可以/不晓得."""
     value = compact(text)
     today = ctx.today
     said = value[:32]
+    if strict:  # 农闲班 / 晚上上课 name a training format, not a time
+        value = re.sub(r"[\u4e00-\u9fff]{1,3}班|晚上上课|夜校", "", value)
     if not value:
         raise Invalid()
     year = today.year + 1 if "明年" in value else (today.year if "今年" in value else None)
@@ -421,7 +603,7 @@ def parse_when(text: str, ctx: SlotContext) -> dict[str, Any]:
         day = _int(day_token) if day_token else 1
         if (lunar_calendar or month_token in _LUNAR_MONTHS) and month and 1 <= month <= 12 and day and 1 <= day <= 30:
             return {"text": said, "date": _lunar(today, month, day).isoformat()}
-    if any(w in value for w in ("过完年", "过了年", "年后", "春节后", "过年后", "开年", "春节过后", "过年以后")):
+    if any(w in value for w in ("过完年", "过了年", "年后", "春节后", "过年后", "开年", "春节过后", "过年以后", "正月间")):
         return {"text": said, "date": _lunar(today, 1, 8).isoformat()}
     if m := re.search(r"(" + _NUM + r")月(?:份)?(?:(" + _NUM + r")[号日])?", value):
         month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else 1)
@@ -429,6 +611,8 @@ def parse_when(text: str, ctx: SlotContext) -> dict[str, Any]:
             found = _upcoming(today, month, day, year)
             if found:
                 return {"text": said, "date": found.isoformat()}
+    if m := re.search(r"过(" + _NUM + r"|半)个?(天|周|星期|礼拜|月)", value):
+        value = value.replace(m.group(0), m.group(0)[1:] + "后")
     if m := re.search(r"(" + _NUM + r"|半)(个)?(天|周|星期|礼拜|月)(以?后|之后|过后|后)", value):
         span = parse_duration(m.group(0)) or {"value": _int(m.group(1)) or 0, "unit": "day"}
         days = {"day": 1, "week": 7, "month": 30, "year": 365, "hour": 0, "minute": 0}[span["unit"]] * span["value"]
@@ -449,21 +633,27 @@ def parse_when(text: str, ctx: SlotContext) -> dict[str, Any]:
         ("下个星期", today + timedelta(days=7 - today.weekday())),
         ("下个礼拜", today + timedelta(days=7 - today.weekday())),
         ("月底", _next_month_start(today) - timedelta(days=1)),
-        ("年底", date(today.year, 12, 1)),
+        ("年底", date(today.year, 12, 1) if today.month < 12 else today),
         ("这几天", today),
         ("这周", today),
     )
     for word, when in relative:
         if word in value:
             return {"text": said, "date": when.isoformat()}
-    if any(w in value for w in _NOW):
-        return {"text": said, "date": today.isoformat()}
     if any(w in value for w in ("秋收", "收了谷子", "收完谷子", "打完谷子")):
         return {"text": said, "date": _upcoming(today, 10).isoformat()}
-    for key, (month, _name) in _SEASONS.items():
-        if key + "天" in value or key + "季" in value:
-            return {"text": said, "date": _upcoming(today, month, 1, year).isoformat()}
-    if any(w in value for w in ("农闲", "不忙", "闲的时候", "空闲", "有空", "闲下来")):
+    for words, month, day, lunar in _SEASON_WORDS:
+        if any(w in value for w in words) and not _numeral_around(value, words):
+            return {"text": said, "date": _seasonal(today, month, day, lunar, year).isoformat()}
+    if any(w in value for w in ("农闲", "不忙", "闲的时候", "闲下来", "空闲")) or any(w in value for w in _DAY_PARTS):
+        return {"text": said, "date": None}
+    if "明年" in value:
+        return {"text": said, "date": date(today.year + 1, 1, 1).isoformat()}
+    if strict:
+        raise Invalid()
+    if any(w in value for w in _NOW):
+        return {"text": said, "date": today.isoformat()}
+    if any(w in value for w in _VAGUE) or any(w in value for w in _UNKNOWN) or "有空" in value:
         return {"text": said, "date": None}
     raise Invalid()
 
@@ -472,4 +662,7 @@ def show_when(value: dict[str, Any]) -> str:
     if not value.get("date"):
         return value["text"]
     when = date.fromisoformat(value["date"])
+    if value.get("until"):
+        until = date.fromisoformat(value["until"])
+        return f"{value['text']}（{when.year}年{when.month}月{when.day}日—{until.month}月{until.day}日）"
     return f"{value['text']}（{when.year}年{when.month}月{when.day}日起）"

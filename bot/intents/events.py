@@ -10,7 +10,7 @@ from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
 from bot import signups
 from bot.models import Event, utcnow
-from scheduler.render import event_values, fill
+from bot.render import event_values, fill
 
 MAX_LISTED = 5
 

@@ -15,6 +15,7 @@ from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeCh
 from bot.models.complaints import Complaint, ComplaintEvidence, Ticket, TicketCounter, TicketEvent, TicketMessage
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models.roster import RosterImport, RosterImportFile, RosterTemplate
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
 from bot.models.security import RateCounter, ReplayNonce
@@ -41,6 +42,9 @@ __all__ = [
     "OutboundMessage",
     "RateCounter",
     "ReplayNonce",
+    "RosterImport",
+    "RosterImportFile",
+    "RosterTemplate",
     "SmsNumber",
     "Staff",
     "StaffSession",

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, utcnow
 
-CAMPAIGN_STATES = ("draft", "scheduled", "sending", "done", "paused", "cancelled")
+CAMPAIGN_STATES = ("draft", "scheduled", "sending", "done", "paused", "cancelled", "failed")
 DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
 SIGNUP_STATUSES = ("registered", "waitlisted", "cancelled")
 
@@ -111,7 +111,7 @@ class CampaignStep(Base):
     kind: Mapped[str] = mapped_column(String(16))  # initial | recurring | reminder
     due_at: Mapped[datetime]
     to_signed_up: Mapped[bool] = mapped_column(Boolean, default=False)  # reminders go to who signed up
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired | skipped
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | fired | skipped | failed
     fired_at: Mapped[datetime | None]
     planned: Mapped[int] = mapped_column(Integer, default=0)
     skip_reason: Mapped[str | None] = mapped_column(String(64))

@@ -17,7 +17,7 @@ from bot.models.base import Base, Redacted, utcnow
 
 class Labourer(Base):
     __tablename__ = "labourer"
-    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"),)
+    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"), Index("ix_labourer_name", "name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32))
@@ -35,6 +35,10 @@ class Labourer(Base):
     household_status: Mapped[str] = mapped_column(String(16), default="general")  # registered_poor | general
     employment_status: Mapped[str] = mapped_column(String(16), default="unknown")
     # unknown | unemployed | local | working_away | self_employed
+    # Which of the programme's five channels employs them (the figures count by it), from the roster:
+    # local_enterprise 本地企业 | public_welfare 公益性岗位 | workshop 扶贫车间/家庭工坊 | flexible 灵活就业 |
+    # labour_export 劳务输出; None = not employed or not known.
+    employment_channel: Mapped[str | None] = mapped_column(String(16))
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     sms_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     subscribed_wechat: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -60,6 +64,7 @@ class TrainingNeed(Base):
     preferred_format: Mapped[str | None] = mapped_column(String(16))  # 农闲班 … or None = no preference
     available_from: Mapped[str | None] = mapped_column(String(64))  # as the labourer said it (农闲时, 下个月)
     available_date: Mapped[date | None]  # the same, read as a date when it names one
+    available_until: Mapped[date | None]  # the last day of a range (开春 → 5月31日, 3月到5月), when said
     township: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | arranged | trained | cancelled
     channel: Mapped[str | None] = mapped_column(String(16))
@@ -80,6 +85,7 @@ class JobWish(Base):
     min_monthly_pay: Mapped[int | None]
     start_when: Mapped[str | None] = mapped_column(String(64))
     start_date: Mapped[date | None]
+    start_until: Mapped[date | None]  # the last day of a range, when said
     accepts_public_welfare: Mapped[bool | None]
     accepts_home_based: Mapped[bool | None]
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | matched | employed | cancelled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,12 +41,18 @@ class LoopbackServer:
                 with owner.lock:
                     owner.requests.append(request)
                 status, payload = owner.handle(request)
+                delay = owner._stall_for(request)
+                if delay:  # accepted and done, but the answer comes after the client gave up
+                    time.sleep(delay)
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and closed the connection
 
             do_GET = do_POST = _serve
 
@@ -54,6 +61,7 @@ class LoopbackServer:
 
         self.lock = threading.RLock()
         self.requests: list[Request] = []
+        self._stalls: dict[str, list[float]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -61,6 +69,21 @@ class LoopbackServer:
 
     def handle(self, request: Request) -> tuple[int, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def action_of(self, request: Request) -> str:
+        """The name `stall_next` arms by: the path here; the API's action in the fakes."""
+        return request.path
+
+    def stall_next(self, action: str, seconds: float, times: int = 1) -> None:
+        """The next `times` requests for `action` are handled as usual (a send is accepted and logged), then
+        answered only after `seconds`: a provider that accepts and then times out for the client."""
+        with self.lock:
+            self._stalls.setdefault(action, []).extend([seconds] * times)
+
+    def _stall_for(self, request: Request) -> float:
+        with self.lock:
+            queued = self._stalls.get(self.action_of(request))
+            return queued.pop(0) if queued else 0.0
 
     def __enter__(self) -> "LoopbackServer":
         self.thread.start()

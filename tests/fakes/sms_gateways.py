@@ -44,6 +44,9 @@ class FakeAliyunSms(LoopbackServer):
         mac = hmac.new(f"{self.secret}&".encode(), string_to_sign.encode(), hashlib.sha1)
         return base64.b64encode(mac.digest()).decode()
 
+    def action_of(self, request: Request) -> str:
+        return urllib.parse.parse_qs(request.body.decode()).get("Action", [""])[0]
+
     def handle(self, request: Request) -> tuple[int, Any]:
         params = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode(), keep_blank_values=True).items()}
         request_id = f"req-{time.time_ns()}"
@@ -115,6 +118,9 @@ class FakeTencentSms(LoopbackServer):
         k_signing = hmac.new(k_service, b"tc3_request", hashlib.sha256).digest()
         signature = hmac.new(k_signing, string_to_sign.encode(), hashlib.sha256).hexdigest()
         return f"TC3-HMAC-SHA256 Credential={self.secret_id}/{scope}, SignedHeaders=content-type;host, Signature={signature}"
+
+    def action_of(self, request: Request) -> str:
+        return request.headers.get("x-tc-action", "")
 
     def handle(self, request: Request) -> tuple[int, Any]:
         request_id = f"req-{time.time_ns()}"

@@ -42,6 +42,7 @@ class FakeWeChatApi(LoopbackServer):
         self.cs_limit = cs_limit
         self.cs_count: dict[str, int] = defaultdict(int)
         self.failures: dict[str, list[int]] = defaultdict(list)  # endpoint -> errcodes to answer next
+        self.failures_for: dict[str, list[int]] = defaultdict(list)  # openid -> errcodes of its next sends
         self.token_expired = False
         self._ids = itertools.count(1000)
         self.sent_event = threading.Condition(self.lock)
@@ -56,6 +57,11 @@ class FakeWeChatApi(LoopbackServer):
         with self.lock:
             self.failures[endpoint].extend(errcodes)
 
+    def fail_for(self, openid: str, *errcodes: int) -> None:
+        """The next customer-service sends to `openid` get these errcodes (nothing is sent)."""
+        with self.lock:
+            self.failures_for[openid].extend(errcodes)
+
     def expire_token(self) -> None:
         """WeChat expired the token: calls with it get 42001; stable_token (normal mode) issues a new one."""
         with self.lock:
@@ -65,6 +71,9 @@ class FakeWeChatApi(LoopbackServer):
         with self.sent_event:
             self.sent_event.wait_for(lambda: len(self.sent) >= count, timeout=timeout)
             return list(self.sent)
+
+    def action_of(self, request: Request) -> str:
+        return request.path.removeprefix("/cgi-bin/")
 
     # ---- the API --------------------------------------------------------------------------------
 
@@ -125,6 +134,8 @@ class FakeWeChatApi(LoopbackServer):
 
     def _custom_send(self, body: dict[str, Any]) -> tuple[int, Any]:
         openid = body.get("touser", "")
+        if self.failures_for.get(openid):
+            return self._error(self.failures_for[openid].pop(0))
         if openid in self.out_of_window:
             return self._error(45015)
         if self.cs_count[openid] >= self.cs_limit:

@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.api.deps import NOT_FOUND, STAFF_RESPONSES, SessionDep, SettingsDep, require_role
-from bot.api.fields import Moment, PathId, RowId, Text
+from bot.api.deps import NOT_FOUND, STAFF_RESPONSES, ServicesDep, SessionDep, SettingsDep, require_role
+from bot.api.fields import Count, Flag, Moment, Number, PathId, RowId, Text
 from bot.audit import audit
 from bot.auth import Actor
 from bot.db import session_scope
@@ -49,9 +49,9 @@ class AudienceIn(BaseModel):
 
 
 class Reminder(BaseModel):
-    days_before: int | None = Field(default=None, ge=0, le=60)
+    days_before: Count | None = Field(default=None, ge=0, le=60)
     at: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    hours_before: float | None = Field(default=None, gt=0, le=24 * 60)
+    hours_before: Number | None = Field(default=None, gt=0, le=24 * 60)
     to: Literal["signed_up", "audience"] = "signed_up"
 
 
@@ -66,7 +66,7 @@ class CampaignIn(BaseModel):
     recurrence: Text | None = Field(default=None, max_length=64)
     recurrence_until: Moment | None = None
     reminders: list[Reminder] = Field(default_factory=list, max_length=5)
-    signup: bool = True
+    signup: Flag = True
 
     @field_validator("recurrence")
     @classmethod
@@ -172,7 +172,7 @@ def _request_hash(body: CampaignIn) -> str:
     422: {"description": "invalid body, an audience outside your area, or this Idempotency-Key was used for a "
                          "different request"}})
 def post_campaign(
-    body: CampaignIn, request: Request, settings: SettingsDep, actor: Official,
+    body: CampaignIn, request: Request, services: ServicesDep, actor: Official,
     idempotency_key: Annotated[Text | None, Header(
         alias="Idempotency-Key", max_length=128,
         description="required: a fresh random value per new campaign; the same key again answers with that campaign")] = None,
@@ -193,7 +193,7 @@ def post_campaign(
             record = IdempotencyKey(scope=scope, key=key, request_hash=digest, status_code=201)
             session.add(record)
             session.flush()
-            campaign = create_campaign(session, actor, body.spec(), knowledge_dir=settings.knowledge_dir)
+            campaign = create_campaign(session, actor, body.spec(), texts=services.kb.campaign_texts)
             out = campaign_out(campaign, session.get(Audience, campaign.audience_id)).model_dump(mode="json")
             record.response = out
     except IntegrityError:
@@ -226,8 +226,9 @@ def get_campaign(campaign_id: PathId, session: SessionDep, actor: Official) -> C
 
 
 @router.get("/{campaign_id}/preview", response_model=PreviewOut, responses=NOT_FOUND)
-def get_preview(campaign_id: PathId, session: SessionDep, settings: SettingsDep, actor: Official) -> dict[str, Any]:
-    return preview(session, get_scoped(session, Campaign, campaign_id, actor), settings)
+def get_preview(campaign_id: PathId, session: SessionDep, services: ServicesDep, actor: Official) -> dict[str, Any]:
+    return preview(session, get_scoped(session, Campaign, campaign_id, actor), services.settings,
+                   texts=services.kb.campaign_texts)
 
 
 @router.post("/{campaign_id}/{action}", response_model=CampaignOut,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from bot.api.deps import NOT_FOUND, STAFF_RESPONSES, SessionDep, require_role
-from bot.api.fields import Moment, PathId, Text
+from bot.api.fields import Count, Flag, Moment, PathId, Text
 from bot.auth import Actor
 from bot.models import Event
 from bot.scope import get_scoped
@@ -30,13 +30,13 @@ class EventIn(BaseModel):
     venue: Text | None = Field(default=None, max_length=128)
     county: Text | None = Field(default=None, max_length=32)
     township: Text | None = Field(default=None, max_length=32)
-    jobs_count: int | None = Field(default=None, ge=0, le=1_000_000)
+    jobs_count: Count | None = Field(default=None, ge=0, le=1_000_000)
     employers: list[Text] = Field(default_factory=list, max_length=500)
     training_type: Text | None = Field(default=None, max_length=32)
     training_format: Text | None = Field(default=None, max_length=16)
-    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
+    capacity: Count | None = Field(default=None, ge=1, le=1_000_000)
     cost_note: Text | None = Field(default=None, max_length=128)
-    signup_enabled: bool = True
+    signup_enabled: Flag = True
 
     @model_validator(mode="after")
     def _order(self) -> EventIn:

@@ -1,0 +1,62 @@
+"""Console pages of the five lists (五名单), in the viewer's area: each with filters, counts by township,
+one page of rows (masked), the startup and public-welfare lists editable (a flag on the labourer), and
+the Excel export (audited; ID numbers and phones masked unless asked for in clear by a role that may see
+them). The work is bot.roster_lists'."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from bot.api.deps import SessionDep, SettingsDep
+from bot.auth import Actor
+from bot.console.deps import console_role
+from bot.console.pages import render
+from bot.reveal import may_reveal
+from bot.roster_lists import LISTS, PAGE, export_list, filter_choices, list_rows
+from bot.validation import has_control_chars
+
+router = APIRouter(prefix="/console/lists", include_in_schema=False)
+Registry = Annotated[Actor, console_role("admin", "official", "assistant")]
+ListKey = Literal["training_need", "job_wish", "working_away", "startup", "public_welfare_post"]
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Filter = Annotated[str, Query(max_length=32)]
+
+
+def _filters(request: Request, key: str) -> dict[str, str]:
+    names = ("township", "village", *(name for name, _label, _column in LISTS[key].filters))
+    values = {}
+    for name in names:
+        value = request.query_params.get(name, "")[:32]
+        if value.strip() and not has_control_chars(value):
+            values[name] = value.strip()
+    return values
+
+
+@router.get("", response_class=HTMLResponse)
+def lists_index(request: Request, session: SessionDep, actor: Registry) -> HTMLResponse:
+    totals = {key: list_rows(session, actor, key, {}, limit=0)[1] for key in LISTS}
+    return render(request, "lists/index.html", actor, lists=LISTS, totals=totals)
+
+
+@router.get("/{key}", response_class=HTMLResponse)
+def list_page(key: ListKey, request: Request, session: SessionDep, actor: Registry,
+              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+    filters = _filters(request, key)
+    rows, total, by_township = list_rows(session, actor, key, filters, offset=offset)
+    page = {"prev": urlencode({**filters, "offset": max(offset - PAGE, 0)}) if offset else None,
+            "next": urlencode({**filters, "offset": offset + PAGE}) if offset + PAGE < total else None}
+    return render(request, "lists/list.html", actor, spec=LISTS[key], rows=rows, total=total, by_township=by_township,
+                  filters=filters, choices=filter_choices(session, actor, key), page=page,
+                  query=urlencode(filters), may_clear=may_reveal(actor, "labourer", "phone"),
+                  back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+
+
+@router.get("/{key}/export.xlsx")
+def list_export(key: ListKey, request: Request, session: SessionDep, settings: SettingsDep, actor: Registry,
+                clear: Annotated[bool, Query()] = False) -> Response:
+    body = export_list(session, actor, key, _filters(request, key), reveal=clear, data_key=settings.data_key)
+    return Response(body, media_type=XLSX_MEDIA, headers={"Content-Disposition": f'attachment; filename="{key}.xlsx"'})

@@ -1,0 +1,196 @@
+"""Slot extractors: find a slot's value anywhere in a message, whatever question it answered.
+
+A parser (bot.dialogs.validators) reads the answer to the question asked, and may be generous ("要" to
+"愿意吗？" is yes). An extractor runs over every message of a dialog, the opening included, for every
+slot, so it must be strict: it returns a value only when the message unmistakably states one (money is
+read as pay only with a money shape, a place as a work place only when it is not the person's hometown).
+It returns `Found(value, spans)`: the value and the parts of the text that said it, so the engine can tell
+a message that is only this fact ("欠了我三千五") from a free-text answer that merely mentions it.
+
+Dialogs declare which extractor each slot uses (bot.dialogs.definitions); the engine knows none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.dialogs import validators as v
+from bot.nlu.entities import extract_entities, match_place, match_training_type
+
+
+@dataclass(frozen=True)
+class Found:
+    value: Any
+    spans: tuple[str, ...] = ()
+
+
+Extractor = Callable[[str, v.SlotContext], "Found | None"]
+
+CORRECTION = v.CORRECTION
+without_negated = v.without_negated
+after_correction = v.after_correction
+hometown_removed = v.hometown_removed
+
+
+def _entities(text: str, ctx: v.SlotContext, kind: str) -> list[Any]:
+    return [e for e in extract_entities(text, ctx.kb) if e.type == kind]
+
+
+# ---- catalogues ------------------------------------------------------------------------------------
+
+
+def training_type(text: str, ctx: v.SlotContext) -> Found | None:
+    found = match_training_type(text, ctx.kb)
+    return Found(found) if found else None
+
+
+# Words for working at all, which the catalogue's homophone matching may take for a trade (打工 ≈ 大工).
+_WORKING = ("打工", "务工", "上班", "做工", "干活", "工作", "找工", "活路")
+
+
+def job_type(text: str, ctx: v.SlotContext) -> Found | None:
+    for entity in _entities(without_negated(text), ctx, "job_type"):
+        if entity.text not in _WORKING:
+            return Found(entity.value, (entity.text,))
+    return None
+
+
+def training_format(text: str, ctx: v.SlotContext) -> Found | None:
+    found = v.format_named(without_negated(text), ctx)
+    return Found(found) if found else None
+
+
+def category(text: str, ctx: v.SlotContext) -> Found | None:
+    try:
+        return Found(v.parse_category(text, ctx))
+    except v.Invalid:
+        return None
+
+
+# ---- places ----------------------------------------------------------------------------------------
+
+def township(text: str, ctx: v.SlotContext) -> Found | None:
+    """Where a training should be: a township named anywhere (the person's own counts)."""
+    place = match_place(without_negated(text), ctx.kb) or {}
+    if place.get("township"):
+        return Found({"county": place["county"], "township": place["township"], "village": place.get("village")})
+    return None
+
+
+def place_wish(text: str, ctx: v.SlotContext) -> Found | None:
+    """Where they want to work, only when said as such (a city, a scope word), never the hometown."""
+    rest = hometown_removed(without_negated(text))
+    try:
+        value = v.parse_place_wish(rest, ctx, strict=True)
+    except v.Invalid:
+        return None
+    return Found(value)
+
+
+def work_place(text: str, ctx: v.SlotContext) -> Found | None:
+    """Where someone works away: a named city or province."""
+    named = v.destination(without_negated(text), ctx.kb)
+    return Found(named) if named else None
+
+
+# ---- numbers ---------------------------------------------------------------------------------------
+
+
+def pay(text: str, ctx: v.SlotContext) -> Found | None:
+    for entity in _entities(text, ctx, "money"):
+        if 300 <= entity.value <= 100_000:
+            try:
+                return Found(v.parse_monthly_pay(text, ctx), (entity.text,))
+            except v.Invalid:
+                return None
+    return None
+
+
+def amount(text: str, ctx: v.SlotContext) -> Found | None:
+    for entity in _entities(text, ctx, "money"):
+        if 1 <= entity.value <= 100_000_000:
+            return Found(int(entity.value), (entity.text,))
+    return None
+
+
+def period(text: str, ctx: v.SlotContext) -> Found | None:
+    for entity in _entities(text, ctx, "duration"):
+        if entity.value["unit"] in ("day", "week", "month", "year") and entity.value["value"] > 0:
+            return Found(entity.value, (entity.text,))
+    return None
+
+
+def workers(text: str, ctx: v.SlotContext) -> Found | None:
+    for entity in _entities(text, ctx, "count"):
+        if 1 <= entity.value <= 100_000:
+            return Found(int(entity.value), (entity.text,))
+    return None
+
+
+# ---- time ------------------------------------------------------------------------------------------
+
+
+_CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")
+
+
+def when(text: str, ctx: v.SlotContext) -> Found | None:
+    """A time expression in any clause; the person's words kept are that clause (冬天有空), not the message."""
+    for clause in _CLAUSES.split(text or ""):
+        try:
+            return Found(v.parse_when(clause, ctx, strict=True), (clause,))
+        except v.Invalid:
+            continue
+    return None
+
+
+# ---- who -------------------------------------------------------------------------------------------
+
+_NAME_SAID = re.compile(r"(?:我叫|我的名字叫|我的名字是|名字叫|名字是|姓名是|姓名)[:：\s]*([\u4e00-\u9fff·]{2,4}?)"
+                        r"(?=[，,。.!！\s]|$|身份证|电话|手机|号码|想|要|今年|家|住|在|是)")
+
+
+def name(text: str, ctx: v.SlotContext) -> Found | None:
+    m = _NAME_SAID.search(text or "")
+    if not m:
+        return None
+    try:
+        return Found(v.parse_name(m.group(1), ctx), (m.group(0),))
+    except v.Invalid:
+        return None
+
+
+_LONG_DIGITS = re.compile(r"\d[\d\s-]{9,}[\dXx]")
+
+
+def identity(text: str, ctx: v.SlotContext) -> Found | None:
+    folded = v.pii.fold_full_width(text or "")
+    m = _LONG_DIGITS.search(folded)
+    if not m:
+        return None
+    try:
+        return Found(v.parse_id_or_phone(folded, ctx), (m.group(0),))
+    except v.Invalid:
+        return None
+
+
+def phone(text: str, ctx: v.SlotContext) -> Found | None:
+    found = identity(text, ctx)
+    return found if found is not None and found.value["kind"] == "phone" else None
+
+
+# ---- the residue test --------------------------------------------------------------------------------
+
+_FILLER = re.compile(r"(欠了?我们?|欠了|欠|一共|总共|大概|差不多|左右|块钱|块|元|钱|我们|工资|要|有|了|的|是|个人|个|人|啊|哦|嘛|呢|吧|哈|就)")
+
+
+def only_this(text: str, found: Found) -> bool:
+    """Whether the message says nothing but the fact found (欠了我三千五 is an amount, not a work place)."""
+    rest = text or ""
+    if not found.spans:
+        return False
+    for span in found.spans:
+        rest = rest.replace(span, " ")
+    return len(_FILLER.sub("", v.compact(rest))) < 2

@@ -1,0 +1,129 @@
+"""Labourers and the five lists in the console: search (name, last digits, a whole number, village), one
+labourer's page masked with an audited reveal, each list with its counts by township inside the viewer's
+area, the startup / public-welfare flags, and the Excel export (audited, masked unless asked in clear)."""
+
+from __future__ import annotations
+
+import re
+from io import BytesIO
+
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from bot import pii
+from bot.db import session_scope
+from bot.models import AuditLog, ConversationState, JobWish, Labourer, MessageLog, TrainingNeed
+
+from roster_support import id_number
+from test_console import csrf_of, login
+from test_dialog_support import db
+
+
+def _people(app) -> dict[str, int]:  # noqa: ANN001
+    key = app.state.settings.data_key
+    made = {}
+    with session_scope(app.state.sessionmaker) as session:
+        for n, (name, township, village) in enumerate([("张大山", "白衣镇", "长沙村"), ("张小山", "白衣镇", "凤凰村"),
+                                                       ("李秀英", "白衣镇", "长沙村"), ("王外镇", "江口镇", "茶园村")]):
+            ident = pii.protect_id_number(id_number(n + 1), key)
+            phone = pii.protect_phone(f"1391234{n:04d}", key)
+            lab = Labourer(name=name, county="平昌县", township=township, village=village,
+                           id_number_enc=ident.encrypted, id_number_hash=ident.lookup_hash, id_number_masked=ident.masked,
+                           phone_enc=phone.encrypted, phone_hash=phone.lookup_hash, phone_masked=phone.masked)
+            session.add(lab)
+            session.flush()
+            made[name] = lab.id
+            session.add(TrainingNeed(labourer_id=lab.id, training_type="电焊" if n != 2 else "厨师", township=township))
+        session.add(JobWish(labourer_id=made["李秀英"], job_type="保洁"))
+        session.add(ConversationState(channel="simulator", user_id="zds", labourer_id=made["张大山"], slots={}, context={}))
+        session.add(MessageLog(channel="simulator", user_id="zds", direction="in", text="我电话13912340000，工资没发"))
+    return made
+
+
+def _names(html: str) -> set[str]:
+    return set(re.findall(r'/console/labourers/\d+">([^<]+)<', html))
+
+
+def test_search_by_name_digits_number_and_village_inside_the_area(client, app, make_staff):
+    _people(app)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+    assert _names(client.get("/console/labourers").text) == {"张大山", "张小山", "李秀英"}  # not 江口镇's
+    assert _names(client.get("/console/labourers", params={"q": "张"}).text) == {"张大山", "张小山"}
+    assert _names(client.get("/console/labourers", params={"q": "0002"}).text) == {"李秀英"}  # phone suffix
+    suffix = id_number(2)[-4:]
+    assert _names(client.get("/console/labourers", params={"q": suffix}).text) == {"张小山"}
+    assert _names(client.get("/console/labourers", params={"q": "13912340000"}).text) == {"张大山"}
+    assert _names(client.get("/console/labourers", params={"q": id_number(3)}).text) == {"李秀英"}
+    assert _names(client.get("/console/labourers", params={"village": "凤凰村"}).text) == {"张小山"}
+    assert _names(client.get("/console/labourers", params={"q": "王外镇"}).text) == set()
+    assert _names(client.get("/console/labourers", params={"q": "%"}).text) == set()
+
+
+def test_a_labourers_page_is_masked_and_a_reveal_is_audited(client, app, make_staff):
+    made = _people(app)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+    page = client.get(f"/console/labourers/{made['张大山']}")
+    assert page.status_code == 200
+    assert "139****0000" in page.text and "13912340000" not in page.text  # the message text is redacted too
+    assert "工资没发" in page.text and "电焊" in page.text
+    assert id_number(1) not in page.text and pii.mask_id_number(id_number(1)) in page.text
+    token = csrf_of(client, f"/console/labourers/{made['张大山']}")
+    shown = client.post(f"/console/reveal/labourer/{made['张大山']}/phone", headers={"X-CSRF-Token": token,
+                                                                                    "HX-Request": "true"})
+    assert shown.status_code == 200 and "13912340000" in shown.text
+    with db(app) as session:
+        [row] = session.scalars(select(AuditLog).where(AuditLog.action == "reveal")).all()
+    assert (row.actor, row.object_id, row.detail) == ("bai", str(made["张大山"]), {"field": "phone"})
+    assert client.get(f"/console/labourers/{made['王外镇']}").status_code == 404  # another township
+
+
+def test_lists_count_by_township_and_the_flags_are_editable(client, app, make_staff):
+    made = _people(app)
+    make_staff("pc", "official", [{"county": "平昌县"}])
+    login(client, "pc")
+    page = client.get("/console/lists/training_need")
+    assert re.search(r'id="list-total">4<', page.text)
+    assert re.search(r"<td>白衣镇</td><td>3</td>", page.text) and re.search(r"<td>江口镇</td><td>1</td>", page.text)
+    cooks = client.get("/console/lists/training_need", params={"training_type": "厨师"})
+    assert _names(cooks.text) == {"李秀英"}
+    assert _names(client.get("/console/lists/job_wish").text) == {"李秀英"}
+    assert client.get("/console/lists/nonsense").status_code == 422
+
+    token = csrf_of(client, "/console/lists/startup")
+    assert _names(client.get("/console/lists/startup").text) == set()
+    added = client.post(f"/console/labourers/{made['张小山']}/flags", data={"csrf_token": token, "flag": "startup",
+                                                                          "on": "1"}, follow_redirects=False)
+    assert added.status_code == 303
+    assert _names(client.get("/console/lists/startup").text) == {"张小山"}
+    index = client.get("/console/lists")
+    assert re.search(r'id="total-startup">1<', index.text) and re.search(r'id="total-training_need">4<', index.text)
+    client.post(f"/console/labourers/{made['张小山']}/flags",
+                data={"csrf_token": token, "flag": "startup", "back": "/console/lists/startup"})
+    assert _names(client.get("/console/lists/startup").text) == set()
+    with db(app) as session:
+        actions = session.scalars(select(AuditLog.action).where(AuditLog.object_type == "labourer")).all()
+    assert actions == ["list_added", "list_removed"]
+
+
+def test_the_export_is_masked_unless_asked_in_clear_and_always_audited(client, app, make_staff):
+    _people(app)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+
+    def table(**params) -> list[list]:
+        response = client.get("/console/lists/training_need/export.xlsx", params=params)
+        assert response.status_code == 200
+        return [list(r) for r in load_workbook(BytesIO(response.content)).active.iter_rows(values_only=True)]
+
+    masked = table()
+    assert masked[0][:3] == ["姓名", "身份证号（已隐藏）", "手机号（已隐藏）"]
+    assert {r[0] for r in masked[1:]} == {"张大山", "张小山", "李秀英"}  # not 江口镇's
+    assert all("****" in r[2] for r in masked[1:])
+    clear = table(clear="1", village="长沙村")
+    assert {r[0] for r in clear[1:]} == {"张大山", "李秀英"} and "13912340000" in {r[2] for r in clear[1:]}
+    with db(app) as session:
+        exports = session.scalars(select(AuditLog).where(AuditLog.action == "export").order_by(AuditLog.id)).all()
+    assert [e.detail["clear"] for e in exports] == [[], ["id_number", "phone"]]
+    assert exports[1].detail["filters"] == {"village": "长沙村"}

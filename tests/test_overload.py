@@ -1,0 +1,109 @@
+"""POST /wechat above capacity (bot/overload.py): acknowledged in time and answered late through the
+customer-service API, shed with a 503 the platform retries when the queue is full — every person answered
+once, nobody lost."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from bot.app import create_app
+from bot.models import MessageLog
+from bot.overload import DEFER, INLINE, SHED, Admission
+from tests.fakes.wechat_api import FakeWeChatApi
+from tests.fakes.wechat_platform import AES_KEY, APPID, SECRET, TOKEN, WeChatPlatform
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeWeChatApi]:
+    with FakeWeChatApi(appid=APPID, secret=SECRET, cs_limit=50) as server:
+        yield server
+
+
+@pytest.fixture
+def make_client(make_settings, fake_api):  # noqa: ANN001, ANN201
+    apps = []
+
+    def build(**overrides: object) -> TestClient:
+        settings = make_settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID, wechat_secret=SECRET,
+                                 wechat_api_base=fake_api.base, **overrides)
+        app = create_app(settings, configure_logs=False)
+        apps.append(app)
+        client = TestClient(app)
+        client.__enter__()
+        apps.append(client)
+        return client
+
+    yield build
+    for item in reversed(apps):
+        if isinstance(item, TestClient):
+            item.__exit__(None, None, None)
+        else:
+            item.state.engine.dispose()
+
+
+def test_above_the_queue_limit_a_message_is_acknowledged_at_once_and_answered_through_the_api(make_client, fake_api):
+    client = make_client(wechat_queue_defer=0)  # every callback finds the queue "long"
+    wx = WeChatPlatform(client)
+    started = time.perf_counter()
+    response = wx.post(wx.text("o-busy", "参加技能培训有补贴吗"))
+    assert wx.reply(response) is None  # "success", in time
+    assert time.perf_counter() - started < 1.0
+    sent = fake_api.wait_for_sent(1)
+    assert sent[0]["touser"] == "o-busy" and "培训" in sent[0]["text"]["content"]
+
+
+def test_a_full_queue_answers_503_before_storing_and_the_platforms_retry_is_answered(make_client, fake_api):
+    client = make_client(wechat_queue_max=0)
+    wx = WeChatPlatform(client)
+    xml = wx.text("o-shed", "参加技能培训有补贴吗", msg_id="880001")
+    assert wx.post(xml).status_code == 503
+    with client.app.state.sessionmaker() as session:
+        assert session.scalar(select(func.count()).select_from(MessageLog)) == 0  # nothing stored, nothing half-done
+    client.app.state.admission.max_queue = 5000  # the load has passed; WeChat sends the same message again
+    assert "培训" in wx.reply(wx.post(xml))["Content"]
+
+
+def test_a_burst_gets_every_person_one_answer_in_time_or_through_the_api(make_client, fake_api):
+    client = make_client(wechat_queue_defer=2)
+    people = [f"o-burst-{i}" for i in range(16)]
+
+    def ask(i: int) -> tuple[str, str | None]:
+        wx = WeChatPlatform(client)
+        node = wx.reply(wx.post(wx.text(people[i], "参加技能培训有补贴吗", msg_id=str(990_000 + i))))
+        return people[i], node["Content"] if node else None
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = dict(pool.map(ask, range(len(people))))
+    passive = {p for p, text in answers.items() if text is not None}
+    late = set(people) - passive
+    assert late, "the burst should exceed the queue limit"
+    sent = fake_api.wait_for_sent(len(late))
+    deadline = time.monotonic() + 10
+    while len(fake_api.sent) < len(late) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    through_api = Counter(m["touser"] for m in fake_api.sent)
+    assert set(through_api) == late and set(through_api.values()) == {1}  # each late one answered once
+    assert all("培训" in m["text"]["content"] for m in sent)
+    assert all("培训" in answers[p] for p in passive)
+
+
+def test_the_verdict_follows_the_queue_and_the_event_loops_lag():
+    admission = Admission(defer_queue=2, max_queue=4, defer_lag=1.0)
+    assert admission.verdict() == INLINE
+    admission.lag = 1.5  # the loop is 1.5 s behind: a new request has already waited that long
+    assert admission.verdict() == DEFER
+    admission.lag = 0.0
+    work = [admission.track(lambda: None) for _ in range(2)]
+    assert admission.verdict() == DEFER
+    more = [admission.track(lambda: None) for _ in range(2)]
+    assert admission.verdict() == SHED
+    for run in work + more:
+        run()
+    assert admission.queued == 0 and admission.verdict() == INLINE
