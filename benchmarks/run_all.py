@@ -33,6 +33,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
     "small": {
         "nlu.py": ["--rounds", "1"],
         "dialogs.py": ["--registrations", "20", "--concurrency", "2"],
+        "helpdesk.py": ["--tickets", "5000", "--repeat", "5"],
         "webhook.py": ["--workers", "1", "--concurrency", "8", "--requests", "400", "--warmup", "50", "--duration", "10"],
         "broadcast.py": ["--labourers", "5000", "--rate", "100", "--rate-seconds", "2", "--json"],
         "soak.py": ["--minutes", "2", "--out", "benchmarks/soak-small.json"],

@@ -28,7 +28,7 @@ from bot.channels.base import Reply, SendResult
 from bot.conversation import Services, Turn
 from bot.errors import Invalid, NotFound
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models import Complaint, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
 from bot.models.complaints import (
     OPEN_STATUSES,
     STATUSES,
@@ -43,6 +43,7 @@ PAGE_SIZE = 50
 # The desk's replies are answers to the person (essential: no opt-out or frequency cap applies).
 DESK_PURPOSE = "reply"
 ATTENDED_HANDOFF = ("assigned", "in_progress", WAITING)  # a person is on it: the bot keeps quiet
+DUE_SOON = timedelta(hours=2)  # a target this close is shown as a reminder to the assignee
 REOPEN_DAYS = 7  # a labourer who writes this soon after their complaint was resolved reopens it
 NO_AREA = "none"  # the `county` filter value for cases nobody could place (the unassigned-area queue)
 SIMILAR_EMPLOYER = 85  # rapidfuzz score from which two tickets name the same employer (collective case)
@@ -62,26 +63,43 @@ class QueueFilter:
     township: str | None = None
     assignee: str | None = None
     overdue: bool | None = None
+    due_soon: bool = False  # not overdue yet, but within DUE_SOON of a target
     kind: str | None = None
     channel: str | None = None
     open_only: bool = False
     unassigned: bool = False
 
 
+def not_merged() -> Any:
+    # Said by id against the few merged ones (their own index), so a queue filtered by area and status is
+    # still read from the index alone.
+    return Ticket.id.not_in(select(Ticket.id).where(Ticket.merged_into_id.is_not(None)).scalar_subquery())
+
+
 def overdue_condition(now: datetime) -> Any:
+    """Open, and past a target (a first response not given in time, or the resolution)."""
     return and_(
         Ticket.status.in_(OPEN_STATUSES),
         or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < now), Ticket.resolve_due_at < now),
     )
 
 
+def due_soon_condition(now: datetime) -> Any:
+    """Open, not overdue, and a target falls within DUE_SOON: the reminder on the assignee's queue."""
+    soon = now + DUE_SOON
+    return and_(~overdue_condition(now), Ticket.status.in_(OPEN_STATUSES), or_(
+        and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < soon), Ticket.resolve_due_at < soon))
+
+
 def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any]:
-    query = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None))
+    query = scope_where(select(Ticket), actor)
     f = filters
     if f.status:
         query = query.where(Ticket.status == f.status)
     elif f.open_only:
         query = query.where(Ticket.status.in_(OPEN_STATUSES))
+    if not (f.open_only or f.status) or f.status == "closed":  # a merged ticket is closed: only then look
+        query = query.where(not_merged())
     for column, value in ((Ticket.category, f.category), (Ticket.kind, f.kind), (Ticket.channel, f.channel),
                           (Ticket.township, f.township), (Ticket.assignee, f.assignee)):
         if value:
@@ -97,44 +115,46 @@ def queue_query(actor: Actor, filters: QueueFilter, now: datetime) -> Select[Any
     if f.overdue is not None:
         condition = overdue_condition(now)
         query = query.where(condition if f.overdue else ~condition)
+    if f.due_soon:
+        query = query.where(due_soon_condition(now))
     return query
 
 
 def list_tickets(session: Session, actor: Actor, filters: QueueFilter, *, now: datetime | None = None,
                  offset: int = 0, limit: int = PAGE_SIZE) -> tuple[list[Ticket], int]:
-    """One page of the queue (urgent first, then oldest first) and the number of tickets it has."""
+    """One page of the queue (newest first) and the number of tickets it has."""
     query = queue_query(actor, filters, now or utcnow())
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                           .offset(offset).limit(limit)).all()
+    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True)) or 0
+    newest = (Ticket.created_at.desc(), Ticket.id.desc())
+    # The page's ids first, from the index where the filter allows it; then only those rows are read.
+    page = query.with_only_columns(Ticket.id).order_by(*newest).offset(offset).limit(limit)
+    rows = session.scalars(select(Ticket).where(Ticket.id.in_(page)).order_by(*newest)).all()
     return list(rows), total
 
 
 def queue_counts(session: Session, actor: Actor, *, now: datetime | None = None) -> dict[str, int]:
-    """Counters for the queue's views, all within the actor's area: per status, and the open tickets that
-    are mine, unassigned, overdue, urgent or without an area."""
+    """Counters for the queue's views, all within the actor's area: per status (merged tickets not
+    counted), and the open tickets that are mine, unassigned, overdue, urgent or without an area."""
     now = now or utcnow()
-    base = scope_where(select(Ticket), actor).where(Ticket.merged_into_id.is_(None)).subquery()
-    t = base.c
-    is_open = t.status.in_(OPEN_STATUSES)
-    overdue = and_(is_open, or_(and_(t.first_response_at.is_(None), t.first_response_due_at < now),
-                                t.resolve_due_at < now))
 
     def count_if(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    row = session.execute(select(
-        count_if(is_open).label("open"),
-        count_if(and_(is_open, t.assignee == actor.username)).label("mine"),
-        count_if(and_(is_open, t.assignee.is_(None))).label("unassigned"),
+    overdue = overdue_condition(now)
+    row = session.execute(scope_where(select(
+        func.count().label("open"),
+        count_if(Ticket.assignee == actor.username).label("mine"),
+        count_if(Ticket.assignee.is_(None)).label("unassigned"),
         count_if(overdue).label("overdue"),
-        count_if(and_(is_open, t.urgent.is_(True))).label("urgent"),
-        count_if(and_(is_open, t.county.is_(None))).label("no_area"),
-    )).one()
-    counts = dict(row._mapping)
-    by_status = dict(session.execute(select(t.status, func.count()).group_by(t.status)).all())
-    counts.update({status: by_status.get(status, 0) for status in STATUSES})
-    return {k: int(v or 0) for k, v in counts.items()}
+        count_if(and_(Ticket.assignee == actor.username, due_soon_condition(now))).label("mine_due_soon"),
+        count_if(Ticket.urgent.is_(True)).label("urgent"),
+        count_if(Ticket.county.is_(None)).label("no_area"),
+    ).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES)), actor, Ticket)).one()
+    counts = {k: int(v or 0) for k, v in row._mapping.items()}
+    by_status = dict(session.execute(
+        scope_where(select(Ticket.status, func.count()), actor, Ticket).where(not_merged()).group_by(Ticket.status)).all())
+    counts.update({status: int(by_status.get(status, 0)) for status in STATUSES})
+    return counts
 
 
 def find_ticket(session: Session, actor: Actor, ticket_no: str) -> Ticket:
@@ -251,6 +271,35 @@ def notify_status(session: Session, services: Services, ticket: Ticket, to: str)
     message.delivery = "sending"
     send_to_labourer(session, services, ticket, message)
     return message
+
+
+MAX_AMOUNT = 100_000_000  # yuan: anything larger is a typing slip
+
+
+def record_recovered(session: Session, actor: Actor, ticket: Ticket, amount: int) -> None:
+    """The money recovered for the labourer on a complaint (挽回经济损失), in yuan."""
+    complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id is not None else None
+    if complaint is None:
+        raise Invalid("money recovered is recorded on a complaint")
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise Invalid(f"an amount between 0 and {MAX_AMOUNT} yuan")
+    before = complaint.recovered_amount
+    complaint.recovered_amount = amount
+    session.add(TicketEvent(ticket_id=ticket.id, kind="recovered", actor=actor.username, created_at=utcnow(),
+                            detail={"from": before, "to": amount}))
+    audit(session, actor, "ticket_recovered", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": amount})
+
+
+def recovered_by_county(session: Session, actor: Actor) -> list[tuple[str | None, int, int]]:
+    """(county, yuan recovered, cases) within the actor's area, most first."""
+    query = scope_where(
+        select(Ticket.county, func.sum(Complaint.recovered_amount), func.count())
+        .join(Complaint, Complaint.id == Ticket.complaint_id)
+        .where(Complaint.recovered_amount > 0, Ticket.merged_into_id.is_(None))
+        .group_by(Ticket.county), actor, Ticket)
+    rows = [(county, int(total or 0), int(cases)) for county, total, cases in session.execute(query)]
+    return sorted(rows, key=lambda row: -row[1])
 
 
 def merge(session: Session, actor: Actor, duplicate: Ticket, into: Ticket, *, sla: SlaPolicy) -> None:

@@ -201,6 +201,7 @@ STAFF_ROUTES: list[StaffRoute] = [
                ok=(409,)),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/link", DESK, area="detail",
                body={"others": "WQ-20260301-0001"}, ok=(422,)),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/recovered", DESK, area="detail", body={"amount": "8000"}),
     # staff accounts and the audit log
     StaffRoute("GET", "/api/admin/staff", ADMIN),
     StaffRoute("POST", "/api/admin/staff", ADMIN,

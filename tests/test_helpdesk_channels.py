@@ -34,7 +34,7 @@ def settings(make_settings, fakes):  # noqa: ANN001, ANN201
     return make_settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID, wechat_secret=SECRET,
                          wechat_api_base=wechat.base, sms_provider="aliyun", sms_api_base=aliyun.base,
                          sms_access_key_id="LTAI-test", sms_access_key_secret="aliyun-secret",
-                         sms_template_id="SMS_1")
+                         sms_template_id="SMS_1", sms_callback_token="callback-secret-for-tests")
 
 
 def case(client, auth, no: str) -> dict[str, Any]:  # noqa: ANN001

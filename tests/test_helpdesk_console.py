@@ -140,3 +140,20 @@ def test_the_export_is_masked_and_audited(client, app, make_staff):
     with session_scope(app.state.sessionmaker) as session:
         entry = session.scalars(select(AuditLog).where(AuditLog.action == "export")).one()
     assert entry.actor == "desk-pc" and entry.detail["rows"] == 1
+
+
+def test_money_recovered_is_recorded_per_case_and_rolled_up_by_county(client, app, make_staff):
+    first = complaint(app, "巴中某某建筑公司")
+    second = complaint(app, "某某劳务公司")
+    complaint(app, "巴州某厂", county="巴州区", township="曾口镇")
+    signed_in(client, make_staff)
+    token = csrf_of(client, f"/console/helpdesk/{first}")
+    for no, amount in ((first, "8000"), (second, "12,000元")):
+        done = client.post(f"/console/helpdesk/{no}/recovered", data={"amount": amount, "csrf_token": token},
+                           follow_redirects=False)
+        assert done.status_code == 303
+    refused = client.post(f"/console/helpdesk/{first}/recovered", data={"amount": "很多", "csrf_token": token})
+    assert refused.status_code == 422 and "挽回的金额" in refused.text
+    queue = client.get("/console/helpdesk").text
+    assert "挽回经济损失" in queue and "20,000" in queue and "巴州区" not in queue.split("挽回经济损失")[1]
+    assert "挽回经济损失记为 8000 元" in client.get(f"/console/helpdesk/{first}").text

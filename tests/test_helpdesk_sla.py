@@ -111,3 +111,27 @@ def test_targets_come_from_the_settings(make_settings):
 ])
 def test_urgent_cases(category, workers, day, urgent):
     assert is_urgent(category, workers, day) is urgent
+
+
+def test_the_assignee_is_reminded_of_a_target_two_hours_away(client, app, make_staff):
+    from datetime import timedelta
+
+    from bot.models import utcnow
+
+    from test_console import login
+
+    with session_scope(app.state.sessionmaker) as session:
+        soon = _ticket(session, datetime.now(CN), category="工伤")
+        soon.assignee = "desk-pc"
+        soon.first_response_due_at = utcnow() + timedelta(minutes=50)
+        later = _ticket(session, datetime.now(CN), workers=2)
+        later.assignee = "desk-pc"
+        later.first_response_due_at = utcnow() + timedelta(hours=5)
+        later.resolve_due_at = utcnow() + timedelta(days=3)
+        numbers = soon.ticket_no, later.ticket_no
+    make_staff("desk-pc", "helpdesk", [{"county": "平昌县"}])
+    login(client, "desk-pc")
+    page = client.get("/console/helpdesk").text
+    assert "1 件工单</a>两小时内就要到期" in page
+    reminded = client.get("/console/helpdesk", params={"view": "due_soon"}).text
+    assert numbers[0] in reminded and numbers[1] not in reminded

@@ -57,6 +57,7 @@ def _complaint(say, phone_form: str, id_form: str, answer: str) -> None:  # noqa
     say("王小明")
     say(answer)  # the dialog's own question for an ID number or phone
     say("没有")
+    say("跳过")  # the township question of someone the registry cannot place
     say("确认")
 
 

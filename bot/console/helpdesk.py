@@ -36,7 +36,7 @@ Desk = Annotated[Actor, console_role("admin", "helpdesk")]
 Pick = Annotated[str, Query(max_length=64)]
 Short = Annotated[str, Form(max_length=64)]
 Body = Annotated[str, Form(max_length=2000)]
-VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all")
+VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all", "due_soon")
 EXPORT_LIMIT = 100_000
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_HEADERS = ("工单号", "类型", "状态", "类别", "紧急", "县区", "乡镇", "负责人", "渠道", "联系电话（已隐藏）",
@@ -58,12 +58,13 @@ def _filters(actor: Actor, view: str, status: str, category: str, urgent: str, c
         urgent=True if urgent == "1" or view == "urgent" else None,
         county=helpdesk.NO_AREA if view == "noarea" else (county.strip() or None),
         township=township.strip() or None,
-        assignee=actor.username if view == "mine" else (assignee.strip() or None),
+        assignee=actor.username if view in ("mine", "due_soon") else (assignee.strip() or None),
         overdue=True if overdue == "1" or view == "overdue" else None,
         kind=kind if kind in KINDS else None,
         channel=channel if channel in LABELS["channel"] else None,
         open_only=view != "all",
         unassigned=view == "unassigned",
+        due_soon=view == "due_soon",
     )
 
 
@@ -95,6 +96,7 @@ def queue(request: Request, session: SessionDep, services: ServicesDep, settings
     context = dict(rows=rows, total=total, form=form, page=page, now=now, tz=settings.timezone,
                    counts=helpdesk.queue_counts(session, actor, now=now), statuses=STATUSES, categories=CATEGORIES,
                    places=_places(services, actor), sees_unplaced=helpdesk.sees_unplaced(actor),
+                   recovered=helpdesk.recovered_by_county(session, actor),
                    desk_members=_members(session, actor))
     template = "helpdesk/_queue.html" if request.headers.get("HX-Request") else "helpdesk/queue.html"
     return render(request, template, actor, **context)
@@ -178,12 +180,21 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
     )
 
 
+def _refused(request: Request, session: Session, settings: Any, actor: Actor, ticket_no: str, error: str,
+             status_code: int) -> HTMLResponse:
+    """The case page again, saying why the change was refused (nothing of it is kept)."""
+    session.rollback()
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    return _case_page(request, session, settings, actor, ticket, error=error, status_code=status_code)
+
+
 def _back(ticket: Ticket, note: str = "") -> RedirectResponse:
     return RedirectResponse(f"/console/helpdesk/{ticket.ticket_no}{note}", status_code=303)
 
 
 @router.get("/{ticket_no}", response_class=HTMLResponse)
-def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk) -> HTMLResponse:
+def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep,
+         actor: Desk) -> HTMLResponse:
     return _case_page(request, session, settings, actor, helpdesk.find_ticket(session, actor, ticket_no))
 
 
@@ -204,10 +215,7 @@ def post_transition(ticket_no: TicketNo, request: Request, session: SessionDep, 
     try:
         helpdesk.change_status(session, actor, ticket, to, sla=SlaPolicy.of(settings))
     except (ComplaintTransitionError, Invalid):
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
-        return _case_page(request, session, settings, actor, ticket, error="当前状态不能这样改，请刷新页面后再试",
-                          status_code=409)
+        return _refused(request, session, settings, actor, ticket_no, "当前状态不能这样改，请刷新页面后再试", 409)
     helpdesk.notify_status(session, services, ticket, to)
     return _back(ticket)
 
@@ -222,9 +230,7 @@ def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, sett
         else:
             helpdesk.assign(session, actor, ticket, assignee or actor.username, sla=SlaPolicy.of(settings))
     except Invalid as exc:
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
-        return _case_page(request, session, settings, actor, ticket, error=f"不能分派：{exc}", status_code=422)
+        return _refused(request, session, settings, actor, ticket_no, f"不能分派：{exc}", 422)
     return _back(ticket)
 
 
@@ -236,10 +242,8 @@ def post_merge(ticket_no: TicketNo, request: Request, session: SessionDep, setti
         target = helpdesk.find_ticket(session, actor, into.strip().upper())
         helpdesk.merge(session, actor, ticket, target, sla=SlaPolicy.of(settings))
     except (NotFound, ComplaintTransitionError) as exc:
-        session.rollback()
-        ticket = helpdesk.find_ticket(session, actor, ticket_no)
         problem = "没有这个工单号" if isinstance(exc, NotFound) else "只能合并到另一个未合并的工单"
-        return _case_page(request, session, settings, actor, ticket, error=problem, status_code=409)
+        return _refused(request, session, settings, actor, ticket_no, problem, 409)
     return _back(target)
 
 
@@ -252,3 +256,14 @@ def post_link(ticket_no: TicketNo, request: Request, session: SessionDep, settin
         return _case_page(request, session, settings, actor, ticket, error="请勾选要并案的工单", status_code=422)
     helpdesk.link(session, actor, ticket, found)
     return _back(ticket, "#group")
+
+
+@router.post("/{ticket_no}/recovered", response_class=HTMLResponse)
+def post_recovered(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
+                   amount: Short = "") -> Response:
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        helpdesk.record_recovered(session, actor, ticket, int(amount.strip().removesuffix("元").replace(",", "")))
+    except (ValueError, Invalid):
+        return _refused(request, session, settings, actor, ticket_no, "请填写挽回的金额（元），比如 8000", 422)
+    return _back(ticket)

@@ -104,6 +104,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_ticket_queue", "status", "created_at"),
         Index("ix_ticket_area", "county", "township", "created_at"),
+        # A county desk's queue and counters: its open statuses, newest first, counted from the index alone.
+        Index("ix_ticket_county_status", "county", "status", "created_at"),
         Index("ix_ticket_assignee", "assignee", "status"),
         Index("ix_ticket_user", "channel", "user_id", "status"),
         Index("ix_ticket_created_at", "created_at"),
@@ -127,7 +129,7 @@ class Ticket(Base):
     township: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(24), default="new")
     assignee: Mapped[str | None] = mapped_column(String(64))
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="SET NULL"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="SET NULL"), index=True)
     group_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

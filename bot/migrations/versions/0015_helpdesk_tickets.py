@@ -2,7 +2,7 @@
 notes, the labourer's messages, the bot's transcript; they replace complaint_note)
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 """
 
 from alembic import op
@@ -57,11 +57,13 @@ def upgrade() -> None:
     )
     op.create_index('ix_ticket_queue', 'ticket', ['status', 'created_at'], unique=False)
     op.create_index('ix_ticket_area', 'ticket', ['county', 'township', 'created_at'], unique=False)
+    op.create_index('ix_ticket_county_status', 'ticket', ['county', 'status', 'created_at'], unique=False)
     op.create_index('ix_ticket_assignee', 'ticket', ['assignee', 'status'], unique=False)
     op.create_index('ix_ticket_user', 'ticket', ['channel', 'user_id', 'status'], unique=False)
     op.create_index('ix_ticket_created_at', 'ticket', ['created_at'], unique=False)
     op.create_index(op.f('ix_ticket_labourer_id'), 'ticket', ['labourer_id'], unique=False)
     op.create_index(op.f('ix_ticket_group_id'), 'ticket', ['group_id'], unique=False)
+    op.create_index(op.f('ix_ticket_merged_into_id'), 'ticket', ['merged_into_id'], unique=False)
     op.create_table('ticket_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -149,7 +151,7 @@ def downgrade() -> None:
     op.drop_table('ticket_message')
     op.drop_index(op.f('ix_ticket_event_ticket_id'), table_name='ticket_event')
     op.drop_table('ticket_event')
-    for name in ('ix_ticket_group_id', 'ix_ticket_labourer_id', 'ix_ticket_created_at', 'ix_ticket_user',
-                 'ix_ticket_assignee', 'ix_ticket_area', 'ix_ticket_queue'):
+    for name in ('ix_ticket_merged_into_id', 'ix_ticket_group_id', 'ix_ticket_labourer_id', 'ix_ticket_created_at', 'ix_ticket_user',
+                 'ix_ticket_assignee', 'ix_ticket_county_status', 'ix_ticket_area', 'ix_ticket_queue'):
         op.drop_index(name, table_name='ticket')
     op.drop_table('ticket')
