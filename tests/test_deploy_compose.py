@@ -25,8 +25,8 @@ from tests.roles import ROOT, Fleet, free_port, healthy, wait_for
 DEPLOY = ROOT / "deploy"
 OUR_IMAGE = "gongyou:latest"
 SECRETS = {
-    "POSTGRES_PASSWORD": "pw", "GONGYOU_DATA_KEY": "deploy-test-data-key", "GONGYOU_WECHAT_TOKEN": TOKEN,
-    "GONGYOU_WECHAT_AES_KEY": AES_KEY, "GONGYOU_WECHAT_APPID": APPID, "GONGYOU_SMS_CALLBACK_TOKEN": "sms-cb-secret",
+    "POSTGRES_PASSWORD": "pw", "GONGYOU_DATA_KEY": "kM3v9QxT2pL7wZ8rN4bY6cF1hJ5dG0sA-deploy-test", "GONGYOU_WECHAT_TOKEN": TOKEN,
+    "GONGYOU_WECHAT_AES_KEY": AES_KEY, "GONGYOU_WECHAT_APPID": APPID, "GONGYOU_SMS_CALLBACK_TOKEN": "Rz8Kq2Wm5Xv9Lp3Tn7Bc4Hd6",
     "GONGYOU_METRICS_TOKEN": "deploy-metrics-token", "GONGYOU_DOMAIN": "gongyou.example.gov.cn",
 }
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")

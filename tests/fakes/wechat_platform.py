@@ -13,7 +13,7 @@ from typing import Any
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
-TOKEN = "gongyou-test-token"
+TOKEN = "GyTest7kQ2mZ9xW4pL8vR3tN"  # 16 to 32 letters and digits, as production requires
 AES_KEY = base64.b64encode(hashlib.sha256(b"gongyou-test-aes").digest()).decode().rstrip("=")  # 43 characters
 APPID = "wx-test-app"
 SECRET = "test-secret"
