@@ -17,7 +17,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date
 from pathlib import Path
 
@@ -103,25 +102,21 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from service import drop_schema, scratch_schema  # benchmarks/service.py (this folder is on sys.path)
+    from sqlalchemy import text
 
     from bot.app import create_app
     from bot.auth import hash_password, open_session
     from bot.console.deps import signer
-    from bot.db import make_engine, migrate, normalize_url, session_scope
+    from bot.db import make_engine, migrate, session_scope
     from bot.models import Staff
     from bot.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        url, schema = args.database_url or f"sqlite:///{tmp}/console.db", None
+        server_url = args.database_url or f"sqlite:///{tmp}/console.db"
+        url, schema = server_url, None
         if url.startswith("postgres"):
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(normalize_url(url))
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = make_url(normalize_url(url)).update_query_dict({"options": f"-csearch_path={schema}"}) \
-                .render_as_string(hide_password=False)
+            schema, url = scratch_schema(server_url)
         try:
             settings = Settings(database_url=url, demo_data=False, log_json=False)
             engine = make_engine(url)
@@ -150,9 +145,7 @@ def main() -> int:
             app.state.engine.dispose()
         finally:
             if schema:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+                drop_schema(server_url, schema)
     return 0
 
 

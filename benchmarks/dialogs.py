@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from service import (
-    running_service,  # benchmarks/service.py (run as a script, this folder is on sys.path)
+from service import (  # benchmarks/service.py (run as a script, this folder is on sys.path)
+    drop_schema,
+    running_service,
+    scratch_schema,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from stdnum.cn import ric
 
 
@@ -37,24 +37,6 @@ def id_number(i: int) -> str:
 
 def conversation(i: int) -> list[str]:
     return ["我想学电焊", f"王{'一二三四五六七八九十'[i % 10]}明", id_number(i), "1", "下个月", "江口镇", "1"]
-
-
-def scratch_schema(url: str) -> tuple[str, str]:
-    """A schema of its own on the PostgreSQL server, so the benchmark never writes into shared tables."""
-    schema = f"bench_{os.getpid()}_{int(time.time())}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, scoped.render_as_string(hide_password=False)
-
-
-def drop_schema(url: str, schema: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def register(client: httpx.Client, base: str, i: int) -> list[float]:

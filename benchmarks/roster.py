@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +98,8 @@ def main() -> int:
     if args.child:
         return child(*args.child)
 
+    from service import drop_schema, scratch_schema  # benchmarks/service.py (this folder is on sys.path)
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.keep) if args.keep else Path(tmp) / "roster.xlsx"
         if not path.exists():
@@ -108,20 +109,7 @@ def main() -> int:
                   f"({path.stat().st_size / 1e6:.1f} MB)")
         targets = args.database_url or [f"sqlite:///{tmp}/bench.db", os.environ.get("GONGYOU_PG_URL", DEFAULT_PG)]
         for url in targets:
-            schema = None
-            run_url = url
-            if url.startswith("postgres"):
-                from sqlalchemy import create_engine, text
-                from sqlalchemy.engine import make_url
-
-                from bot.db import normalize_url
-
-                schema = f"bench_{uuid.uuid4().hex[:8]}"
-                admin = create_engine(normalize_url(url))
-                with admin.begin() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                run_url = make_url(normalize_url(url)).update_query_dict(
-                    {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+            schema, run_url = scratch_schema(url) if url.startswith("postgres") else (None, url)
             try:
                 result = subprocess.run([sys.executable, __file__, "--child", str(path), run_url],
                                         capture_output=True, text=True, check=False)
@@ -132,9 +120,7 @@ def main() -> int:
                 print(name, result.stdout.strip().splitlines()[-1])
             finally:
                 if schema:
-                    with admin.begin() as conn:
-                        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                    admin.dispose()
+                    drop_schema(url, schema)
     return 0
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,35 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benchmarks run as scripts; `bot` is imported from this checkout
+
+
+def scratch_schema(url: str) -> tuple[str, str]:
+    """A schema of its own on the PostgreSQL server at `url`, so a benchmark never writes into shared tables:
+    (its name, the URL that writes there). `drop_schema` removes it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from bot.db import normalize_url
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    scoped = make_url(normalize_url(url)).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, scoped.render_as_string(hide_password=False)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from bot.db import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
 
 
 def free_port() -> int:
