@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from bot.channels.base import SendResult
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import Campaign, CampaignStep, Delivery, Labourer
+from bot.models import Campaign, CampaignStep, Delivery, Labourer, OutboundMessage
 from scheduler.campaigns import settle_campaigns, transition
 from scheduler.dispatch import (
     DispatchConfig,
@@ -331,10 +331,21 @@ def test_receipts(factory, senders) -> None:
         insert_labourers(s, 2, openid=None)
     campaign_id = launch(factory, clock)
     drain(Dispatcher(factory, senders, config(), clock=clock))
+    with session_scope(factory) as s:  # what a channel's outbox would hold, and each delivery pointing at its row
+        rows = []
+        for delivery in s.scalars(select(Delivery).order_by(Delivery.id)):
+            row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
+                                  provider_message_id=f"biz-{delivery.id}", status="sent",
+                                  idempotency_key=delivery.idempotency_key)
+            s.add(row)
+            s.flush()
+            delivery.outbound_message_id = row.id
+            rows.append(row.id)
     with session_scope(factory) as s:
-        assert apply_receipt(s, "sms-1", delivered=True, at=clock()) == 1
-        assert apply_receipt(s, "sms-2", delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
-        assert apply_receipt(s, "sms-1", delivered=False) == 0  # a late duplicate report changes nothing
+        assert apply_receipt(s, rows[0], delivered=True, at=clock()) == 1
+        assert apply_receipt(s, rows[1], delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
+        assert apply_receipt(s, rows[0], delivered=False) == 0  # a late duplicate report changes nothing
+        assert apply_receipt(s, max(rows) + 1, delivered=False) == 0  # nobody's row
     assert statuses(factory, campaign_id) == {"delivered": 1, "failed": 1}
 
 
