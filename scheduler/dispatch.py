@@ -49,7 +49,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import pii
 from bot.channels.base import SendResult
 from bot.channels.policy import moves_on, reachable
 from bot.db import session_scope
@@ -563,9 +562,9 @@ class Dispatcher:
         requeue = {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
         sender = self.senders.get(row.channel)
         if isinstance(sender, Reconcilable):
-            address = row.wechat_openid if row.channel == "wechat" else (
-                pii.decrypt(row.phone_enc, self.config.data_key) if row.phone_enc is not None else "")
-            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address or "",
+            # Where the attempt went, whatever the person chose since (asking the provider sends nothing).
+            address = next((r.address for r in reachable(row, self.config.data_key, order=(row.channel,), essential=True)), "")
+            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address,
                                         row.idempotency_key, row.name)
             found = sender.lookup(delivery, row.sending_at or now)
             if found is None:  # the provider never got it: send again; the lost try is not counted

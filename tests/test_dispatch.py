@@ -377,3 +377,35 @@ def test_rate_limiter_is_shared_by_every_worker(factory) -> None:
         assert 9.9 <= s.get(SendRate, "sms").next_slot - 1_000_000 <= 10.1
     assert Counter(w for w, _ in sends) == {"a": 250, "b": 250}
     assert RateLimiter(factory, "wechat", 0).chunk == 0  # unlimited: no database round trip at all
+
+
+def test_the_planner_and_the_senders_agree_on_who_is_reachable(factory) -> None:
+    """Planning chooses a delivery's channel in SQL (scheduler.audience.reachable), the senders in Python
+    (bot.channels.policy.reachable): for every mix of addresses and opt-outs they name the same channel."""
+    from itertools import product
+
+    from bot import pii
+    from bot.channels.policy import reachable
+
+    clock = Clock(MORNING)
+    key = "k" * 32
+    with session_scope(factory) as s:
+        for n, (openid, phone, on_wechat, on_sms) in enumerate(product((None, "o"), (None, "1398765"), (True, False),
+                                                                      (True, False))):
+            protected = pii.protect_phone(f"{phone}{n:04d}", key) if phone else None
+            s.add(Labourer(name=f"工友{n}", wechat_openid=f"{openid}-{n}" if openid else None,
+                           phone_enc=protected.encrypted if protected else None,
+                           phone_hash=protected.lookup_hash if protected else None,
+                           subscribed_wechat=on_wechat, subscribed_sms=on_sms))
+    for order in (["wechat", "sms"], ["sms", "wechat"], ["sms"]):
+        campaign_id = launch(factory, clock, channels=order)
+        with session_scope(factory) as s:
+            planned = {d.labourer_id: d.channel for d in s.scalars(
+                select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == "queued"))}
+            expected = {}
+            for labourer in s.scalars(select(Labourer)):
+                found = reachable(labourer, key, order=order)
+                if found:
+                    expected[labourer.id] = found[0].channel
+        assert planned == expected, order
+        assert len(set(expected.values())) == len(order)  # the mix reaches every channel of the order
