@@ -3,9 +3,9 @@ N/s together, measured at the loopback gateways (each worker writes its own JSON
 
 Made to hold on a loaded machine without losing its edge: the campaign is paused until both workers are up
 (a worker loading its knowledge for seconds longer than the other used to find the whole broadcast sent, or
-half of it sent at one worker's pace); what is checked is the ceiling — never more than N in any second, which
-a per-worker limit (2N together) breaks at once — while the floor only asks that the limiter lets the fleet
-reach most of N when the machine keeps up. A starved machine sends slower, never faster."""
+half of it sent at one worker's pace); what is checked is the ceiling — N over the steady part of the run and
+no second near 2N, which a per-worker limit (2N together) breaks at once and a limiter 12 % too generous breaks
+too — while the floor only asks that the fleet reaches half of N. A starved machine sends slower, never faster."""
 
 from __future__ import annotations
 
@@ -105,15 +105,23 @@ def _busiest_second(times: list[float]) -> int:
     return most
 
 
+def _steady_rate(times: list[float]) -> float:
+    """Sends per second between the 5th and the 95th percentile of the arrivals: a process descheduled between
+    taking its slot and writing to the gateway (a loaded machine) moves one arrival late, which at the ends
+    of the run would shorten the measured span; inside it changes nothing."""
+    first, last = int(len(times) * 0.05), int(len(times) * 0.95)
+    return (last - first) / (times[last] - times[first])
+
+
 def _check(arrivals: list[tuple[str, float]]) -> None:
-    # Slots missed during a short pause may be made up (RateLimiter.CATCH_UP_SECONDS): that much more in a second.
-    ceiling = RATE * (1 + RateLimiter.CATCH_UP_SECONDS) + 2
     for channel in ("wechat", "sms"):
         times = sorted(at for c, at in arrivals if c == channel)
-        measured = (len(times) - 1) / (times[-1] - times[0])
+        measured = _steady_rate(times)
         # Each channel at N/s for the two workers together: a per-worker limit would give 2N.
-        assert measured <= RATE * 1.05, (channel, measured)
-        assert _busiest_second(times) <= ceiling, (channel, _busiest_second(times))
+        assert measured <= RATE * 1.08, (channel, measured)
+        # No burst either: slots missed in a short pause are made up (RateLimiter.CATCH_UP_SECONDS), and a
+        # stalled process writes a late one, but never 2N's worth in a second.
+        assert _busiest_second(times) <= RATE * (1.4 + RateLimiter.CATCH_UP_SECONDS), (channel, _busiest_second(times))
         assert measured >= RATE * 0.5, (channel, measured)
 
 
@@ -122,7 +130,11 @@ def test_the_check_catches_a_per_worker_limit() -> None:
     per_worker = [(c, start + i / RATE) for c in ("wechat", "sms") for start in (0.0, 0.003) for i in range(120)]
     with pytest.raises(AssertionError):
         _check(per_worker)
+    slightly_over = [(c, i / (RATE * 1.12)) for c in ("wechat", "sms") for i in range(240)]
+    with pytest.raises(AssertionError):
+        _check(slightly_over)
     shared = [(c, i / RATE) for c in ("wechat", "sms") for i in range(240)]
+    shared[5] = (shared[5][0], shared[5][1] + 0.5)  # one writer descheduled for half a second
     _check(shared)
 
 
