@@ -112,3 +112,64 @@ class session_scope_on:  # noqa: N801 - a session on the migration test's own co
     def __exit__(self, *exc) -> None:  # noqa: ANN002
         self.session.flush()
         self.session.close()
+
+
+def test_the_web_process_dispatcher_sends_with_the_web_services(make_settings, fakes) -> None:  # noqa: F811
+    """GONGYOU_SCHEDULER_ENABLED: the in-process dispatcher uses the app's own senders and knowledge snapshot,
+    not a second composition (a second snapshot would answer officials' text changes on its own schedule)."""
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    wechat, aliyun = fakes
+    app = create_app(make_settings(scheduler_enabled=True, wechat_appid="wx-test-app", wechat_secret="test-secret",
+                                   wechat_api_base=wechat.base, sms_provider="aliyun", sms_api_base=aliyun.base,
+                                   sms_access_key_id="LTAI-test", sms_access_key_secret="aliyun-secret",
+                                   sms_template_id="SMS_1", sms_callback_token="k7Qm2Zt9Xc4Vb8Nw1Ls6Hp3Jd5Rf0Gy"),
+                     configure_logs=False)
+    try:
+        with TestClient(app):
+            dispatcher = app.state.campaign_scheduler._dispatcher
+            services = app.state.services
+            assert dispatcher.senders == dict(services.senders)
+            assert dispatcher.knowledge is services.knowledge
+    finally:
+        app.state.engine.dispose()
+
+
+def test_gongyou_dispatch_composes_once_and_sends_through_the_channels(settings, factory, fakes) -> None:  # noqa: F811
+    """`gongyou dispatch` in a process of its own, with the channels' real senders against the loopback WeChat
+    and Aliyun APIs: WeChat inside the window, SMS after WeChat's 45015, SMS only, an opt-out skipped; every
+    message once, every sent delivery pointing at the outbox row that carried it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_dispatch_channels import _people
+
+    wechat, aliyun = fakes
+    ids = _people(factory, settings)
+    wechat.out_of_window.add("o-gone")
+    campaign_id = _launch(factory)
+    env = {**os.environ, "GONGYOU_DEMO_DATA": "false", "GONGYOU_LOG_LEVEL": "WARNING",
+           "GONGYOU_DATABASE_URL": settings.database_url, "GONGYOU_DATA_KEY": settings.data_key,
+           "GONGYOU_WECHAT_APPID": settings.wechat_appid, "GONGYOU_WECHAT_SECRET": settings.wechat_secret,
+           "GONGYOU_WECHAT_API_BASE": wechat.base, "GONGYOU_SMS_PROVIDER": "aliyun", "GONGYOU_SMS_API_BASE": aliyun.base,
+           "GONGYOU_SMS_ACCESS_KEY_ID": "LTAI-test", "GONGYOU_SMS_ACCESS_KEY_SECRET": "aliyun-secret",
+           "GONGYOU_SMS_TEMPLATE_ID": "SMS_1", "GONGYOU_SMS_CALLBACK_TOKEN": settings.sms_callback_token}
+    done = subprocess.run([sys.executable, "-m", "bot", "dispatch", "--until-idle", "--always-open", "--rate", "0",
+                           "--idle-sleep", "0.1"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [m["touser"] for m in wechat.sent] == ["o-in"]
+    assert sorted(p["PhoneNumbers"] for p in aliyun.sent) == ["13980000002", "13980000003"]
+    with session_scope(factory) as s:
+        rows = {d.labourer_id: d for d in s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
+        carried = {m.id: m for m in s.scalars(select(OutboundMessage))}
+    for name, channel in (("甲", "wechat"), ("乙", "sms"), ("丙", "sms")):
+        row = rows[ids[name]]
+        assert (row.status, row.channel) == ("sent", channel)
+        assert carried[row.outbound_message_id].idempotency_key == row.idempotency_key
+        assert carried[row.outbound_message_id].channel == channel
+    assert rows[ids["丁"]].status == "skipped" and rows[ids["丁"]].outbound_message_id is None
