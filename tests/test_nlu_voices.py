@@ -153,3 +153,25 @@ def test_the_parse_api_names_the_referral(client):
     assert (body["intent"], body["topic"], body["referral"]) == ("out_of_scope", None, "pension")
     ours = client.post("/api/nlu/parse", json={"text": "贫困户交养老保险政府补多少"}).json()
     assert (ours["intent"], ours["topic"], ours["referral"]) == ("policy_question", "social_insurance_subsidy", None)
+
+
+def test_gongyou_nlu_eval_scores_one_half_beside_the_baseline(db_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    from bot.nlu.evaluate import half_of
+
+    texts = ["公益崗位怎麼申請", "医保报销要带啥子", "我不是要培训 是要找工作", "被欠工资一般咋个处理", "社保补贴在哪里办", "在吗"]
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "intent": "greeting"}, ensure_ascii=False) for t in texts),
+                    encoding="utf-8")
+    env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false"}
+    out = subprocess.run([sys.executable, "-m", "bot", "nlu-eval", str(data), "--half", "B"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120).stdout
+    in_b = [t for t in texts if half_of(t) == "B"]
+    assert 0 < len(in_b) < len(texts)
+    assert f"half B ({len(in_b)} messages)" in out and "router against the baseline" in out
+    assert all(repr(t) in out for t in in_b if t != "在吗") and not any(repr(t) in out for t in texts if t not in in_b)
