@@ -175,3 +175,12 @@ def test_gongyou_nlu_eval_scores_one_half_beside_the_baseline(db_url, tmp_path):
     assert 0 < len(in_b) < len(texts)
     assert f"half B ({len(in_b)} messages)" in out and "router against the baseline" in out
     assert all(repr(t) in out for t in in_b if t != "在吗") and not any(repr(t) in out for t in texts if t not in in_b)
+
+
+def test_the_baseline_learns_the_referrals_as_the_router_does():
+    """The yardstick is trained on exactly the router's documents: the referrals' examples are out_of_scope."""
+    pytest.importorskip("sklearn")
+    from bot.nlu.baseline import get_baseline
+
+    texts = ["医保报销要带什么", "低保申请要什么条件", "结婚证在哪里办"]
+    assert [intent for intent, _topic in get_baseline(KNOWLEDGE).predict(texts)] == ["out_of_scope"] * 3
