@@ -151,11 +151,12 @@ def training_docs(kb: KnowledgeBase, intents_doc: dict, referrals_doc: dict | No
             for part in _CLAUSE_RE.split(f"{info.get('name', '')}、{info.get('scope', '')}"):
                 if len(part) >= 2:
                     docs.append((part, _Label("", topic)))
-    if "answer" in TOPIC_EXTRA:
-        for entry in kb.entries.values():
-            for part in _SENTENCE_RE.split(entry.answer):
-                if len(part) >= 4:
-                    docs.append((part, _Label("", entry.topic)))
+    for field in ("answer", "detail"):
+        if field in TOPIC_EXTRA:
+            for entry in kb.entries.values():
+                for part in _SENTENCE_RE.split(getattr(entry, field)):
+                    if len(part) >= 4:
+                        docs.append((part, _Label("", entry.topic)))
     return docs
 
 
