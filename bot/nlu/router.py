@@ -76,6 +76,8 @@ N_INTENTS = len(INTENTS)
 N_TOPICS = len(TOPICS)
 N_CLASSES = N_INTENTS + N_TOPICS
 POLICY = INTENTS.index("policy_question")
+_OOS = INTENTS.index(OUT_OF_SCOPE)
+assert _OOS > POLICY  # (deleted from the candidates before policy_question)
 # a message without one Chinese character is scored only through the exact commands (T, TD, hello)
 _HAS_WORD_RE = re.compile(r"[\u4e00-\u9fff]")
 _EXACT_STRIP_RE = re.compile(r"[^\w\u4e00-\u9fff]+")
@@ -622,15 +624,16 @@ class Router:
                     scored = found["rest"]
                     scored_tokens = self._tokens(scored)
                     break
-        referral = self.referrals.match(scored)
+        referral, ours = self.referrals.match(scored)
         if referral:
             # neighbouring government business: where to go, never one of our answers
             return self._out_of_scope(text, norm, entities, tokens, 0.9, [], referral)
-        return self._score(text, norm, tokens, scored, scored_tokens, entities)
+        return self._score(text, norm, tokens, scored, scored_tokens, entities, ours)
 
     def _score(self, text: str, full: str, full_tokens: list[str], norm: str, tokens: list[str],
-               entities: list) -> Parse:
-        """The classifiers, retrieval and cues on `norm` (the message `full`, or the part of it in focus)."""
+               entities: list, ours: bool = False) -> Parse:
+        """The classifiers, retrieval and cues on `norm` (the message `full`, or the part of it in focus).
+        `ours`: the referrals found their business asked as ours (贫困户交医保有减免没): never out of scope."""
         m = self.model
         cls, ret = self._features(norm, tokens)
         n_cls = len(cls)
@@ -674,6 +677,8 @@ class Router:
         # (score, intent index, topic index): one policy candidate per topic — the ambiguity question
         # offers different subjects, not two answers of one
         candidates = list(zip(scores, range(N_INTENTS), repeat(-1)))
+        if ours:
+            del candidates[_OOS]
         del candidates[POLICY]
         candidates += zip(map(sub, map(add, repeat(policy), topic_scores), repeat(top_topic)),
                           repeat(POLICY), range(N_TOPICS))
@@ -696,7 +701,7 @@ class Router:
             evidence += max(cue[N_INTENTS:])
         # long messages spread their weight over many words: the bar is lower, the ranking unchanged
         scale = math.sqrt(12 / max(len(norm), 12))
-        min_score = MIN_SCORE_DOMAIN * scale if domain else max(0.14, MIN_SCORE * scale)
+        min_score = MIN_SCORE_DOMAIN * scale if domain or ours else max(0.14, MIN_SCORE * scale)
         if top.intent == OUT_OF_SCOPE or evidence < min_score:
             conf = confidence if top.intent == OUT_OF_SCOPE else 1 - _confidence(evidence + NB_WEIGHT)
             return self._out_of_scope(text, full, entities, full_tokens, conf, ranking)
@@ -771,13 +776,17 @@ class _Referrals:
         self.any = re.compile("|".join(f"(?:{ref['pattern']})" for ref in (doc.get("referrals") or {}).values())) \
             if self.items else None
 
-    def match(self, norm: str) -> str | None:
-        if self.any is None or self.any.search(norm) is None or (self.ours is not None and self.ours.search(norm)):
-            return None
+    def match(self, norm: str) -> tuple[str | None, bool]:
+        """(the neighbouring business the message is about, or None; whether it names one of theirs but
+        asks it as ours — naming our programme, or their `unless`: such a message is never out of scope)."""
+        if self.any is None or self.any.search(norm) is None:
+            return None, False
+        if self.ours is not None and self.ours.search(norm):
+            return None, True
         for name, pattern, unless in self.items:
             if pattern.search(norm) and not (unless is not None and unless.search(norm)):
-                return name
-        return None
+                return name, False
+        return None, True
 
     def reply(self, name: str) -> str | None:
         info = self.info.get(name)
