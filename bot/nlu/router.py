@@ -58,7 +58,7 @@ NB_ALPHA = 0.3  # additive smoothing of the feature counts
 # How much each posterior counts next to the retrieval cosine, for the intent and for the topic. The topic:
 # the logistic regression alone (set on the A halves of nlu_voices and nlu_dev_b…e). The intent: both, set by
 # cross-validation on the knowledge itself (every 5th policy question and intent example held out, the router
-# rebuilt on the rest; /work/notes/router-audit.md) and the dev A halves. Naive Bayes alone (0.4) recognised
+# rebuilt on the rest: benchmarks/nlu_crossval.py) and the dev A halves. Naive Bayes alone (0.4) recognised
 # 92.1 % of held-out policy questions as such, their topic right too 85.9 %, all held-out intents 90.9 %; with
 # the regression (0.7, naive Bayes 0.2, part of its prior taken out, cues ×1.4) 94.8 %, 88.5 %, 92.6 %. Dev A
 # halves: intent 98.7 → 98.9 %, topic 97.5 → 97.8 %.
