@@ -187,3 +187,23 @@ def test_the_baseline_learns_the_referrals_as_the_router_does():
 
     texts = ["医保报销要带什么", "低保申请要什么条件", "结婚证在哪里办"]
     assert [intent for intent, _topic in get_baseline(KNOWLEDGE).predict(texts)] == ["out_of_scope"] * 3
+
+
+@pytest.mark.parametrize("text, topic", [
+    # a supposition about the future tells no grievance of one's own
+    ("老板不签合同 以后出了事咋办嘛", "rights_protection"),
+    # what a job asks of a person, whether one can learn something: questions, not requests to be signed up
+    ("当保安要会啥子不", None),
+    ("我五十多了 能学电脑不", "training_subsidy"),
+])
+def test_questions_that_name_a_wish_or_a_grievance_stay_questions(router, text, topic):
+    p = router.parse(text)
+    assert p.intent == "policy_question" and (topic is None or p.topic == topic), (p.intent, p.topic)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # the regression learnt that most messages are policy questions: a message of few known words keeps its intent
+    ("在的嘛", "greeting"), ("在的吗", "greeting"), ("想去广东打工", "register_job"), ("想去苏州进厂", "register_job"),
+])
+def test_short_messages_keep_their_intent(router, text, intent):
+    assert router.parse(text).intent == intent
