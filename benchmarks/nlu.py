@@ -30,8 +30,8 @@ else:
 sys.path.insert(0, str(CODE))
 # the labelled sets the accuracy table covers (each set's untouched half B, and the holdouts whole)
 ACCURACY_SETS = [("nlu_dev_b.jsonl", "B"), ("nlu_dev_c.jsonl", "B"), ("nlu_dev_d.jsonl", "B"),
-                 ("nlu_dev_e.jsonl", "B"), ("nlu_voices.jsonl", "B"), ("nlu_holdout.jsonl", None),
-                 ("nlu_voices_holdout.jsonl", None)]
+                 ("nlu_dev_e.jsonl", "B"), ("nlu_voices.jsonl", "B"), ("nlu_dev_f.jsonl", "B"),
+                 ("nlu_holdout.jsonl", None), ("nlu_voices_holdout.jsonl", None), ("nlu_voices_holdout_2.jsonl", None)]
 
 # timed from before the first import: numpy, jieba's dictionary, the knowledge and the model all count
 COLD_START = (

@@ -70,6 +70,8 @@ def _nlu_eval(args: argparse.Namespace) -> int:
         get_settings().knowledge_dir,
         min_accuracy=args.min_accuracy,
         min_topic_accuracy=args.min_topic_accuracy,
+        half=args.half,
+        baseline=not args.no_baseline,
     )
 
 
@@ -137,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_eval.add_argument("file")
     nlu_eval.add_argument("--min-accuracy", type=float, default=None)
     nlu_eval.add_argument("--min-topic-accuracy", type=float, default=None)
+    nlu_eval.add_argument("--half", choices=("A", "B"), default=None, help="only the rows of one fixed half")
+    nlu_eval.add_argument("--no-baseline", action="store_true", help="skip the side-by-side baseline")
     nlu_eval.set_defaults(func=_nlu_eval)
 
     menu = sub.add_parser("wechat-menu", help="create the Official Account menu from knowledge/wechat_menu.yaml")

@@ -41,6 +41,9 @@ def test_neighbouring_business_is_referred_not_answered(router, text, referral):
     ("医保今年要交好多钱 贫困户有减免没得", "social_insurance_subsidy"),
     ("医疗保险是不是政府帮交一部分", "social_insurance_subsidy"),
     ("干了公益性岗位会不会把低保取消了", "public_welfare_post"),
+    # their word, cancelled as ours by the referral's `unless`, is never out of scope whatever the classifier says
+    ("医疗保险有减免没 要带户口本不", "social_insurance_subsidy"),
+    ("医保代缴要带户口本去不", "social_insurance_subsidy"),
 ])
 def test_our_subsidy_for_their_business_stays_ours(router, text, topic):
     p = router.parse(text)
@@ -108,8 +111,12 @@ def test_focus_scores_the_rest_but_reports_the_whole_message(router):
 # tuned on. nlu_voices_holdout: 152 more, never tuned on. The bars sit a little under what they scored
 # when set (voices B: intent 93.6 %, out-of-scope recall 95 %; holdout: intent 96.7 %, topic pick 93.8 %),
 # a guard against losing ground; the router's figures against the baseline are in benchmarks/nlu.py.
+# nlu_voices_holdout_2: 241 more, never tuned on (first measured: intent 95.9 %, topic 91.6 %, out-of-scope
+# recall 94.2 %; when this bar was set 97.1 / 97.2 / 92.3 %); nlu_dev_f: 153 where topics share words, half A
+# tuned on (half B 91.4 % intent when set).
 @pytest.mark.parametrize("name, half, intent, oos", [
     ("nlu_voices.jsonl", "B", 0.91, 0.90), ("nlu_voices_holdout.jsonl", None, 0.94, 0.90),
+    ("nlu_voices_holdout_2.jsonl", None, 0.95, 0.90), ("nlu_dev_f.jsonl", "B", 0.89, 0.90),
 ])
 def test_voices_nobody_here_wrote_hold(name, half, intent, oos):
     from bot.nlu.evaluate import evaluate, half_of, load_rows
@@ -153,3 +160,66 @@ def test_the_parse_api_names_the_referral(client):
     assert (body["intent"], body["topic"], body["referral"]) == ("out_of_scope", None, "pension")
     ours = client.post("/api/nlu/parse", json={"text": "贫困户交养老保险政府补多少"}).json()
     assert (ours["intent"], ours["topic"], ours["referral"]) == ("policy_question", "social_insurance_subsidy", None)
+
+
+def test_gongyou_nlu_eval_scores_one_half_beside_the_baseline(db_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    from bot.nlu.evaluate import half_of
+
+    texts = ["公益崗位怎麼申請", "医保报销要带啥子", "我不是要培训 是要找工作", "被欠工资一般咋个处理", "社保补贴在哪里办", "在吗"]
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "intent": "greeting"}, ensure_ascii=False) for t in texts),
+                    encoding="utf-8")
+    env = {**os.environ, "GONGYOU_DATABASE_URL": db_url, "GONGYOU_DEMO_DATA": "false"}
+    out = subprocess.run([sys.executable, "-m", "bot", "nlu-eval", str(data), "--half", "B"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120).stdout
+    in_b = [t for t in texts if half_of(t) == "B"]
+    assert 0 < len(in_b) < len(texts)
+    assert f"half B ({len(in_b)} messages)" in out and "router against the baseline" in out
+    assert all(repr(t) in out for t in in_b if t != "在吗") and not any(repr(t) in out for t in texts if t not in in_b)
+
+
+def test_the_baseline_learns_the_referrals_as_the_router_does():
+    """The yardstick is trained on exactly the router's documents: the referrals' examples are out_of_scope."""
+    pytest.importorskip("sklearn")
+    from bot.nlu.baseline import get_baseline
+
+    texts = ["医保报销要带什么", "低保申请要什么条件", "结婚证在哪里办"]
+    assert [intent for intent, _topic in get_baseline(KNOWLEDGE).predict(texts)] == ["out_of_scope"] * 3
+
+
+@pytest.mark.parametrize("text, topic", [
+    # a supposition about the future tells no grievance of one's own
+    ("老板不签合同 以后出了事咋办嘛", "rights_protection"),
+    # what a job asks of a person, whether one can learn something: questions, not requests to be signed up
+    ("当保安要会啥子不", None),
+    ("我五十多了 能学电脑不", "training_subsidy"),
+])
+def test_questions_that_name_a_wish_or_a_grievance_stay_questions(router, text, topic):
+    p = router.parse(text)
+    assert p.intent == "policy_question" and (topic is None or p.topic == topic), (p.intent, p.topic)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # the regression learnt that most messages are policy questions: a message of few known words keeps its intent
+    ("在的嘛", "greeting"), ("在的吗", "greeting"), ("想去广东打工", "register_job"), ("想去苏州进厂", "register_job"),
+])
+def test_short_messages_keep_their_intent(router, text, intent):
+    assert router.parse(text).intent == intent
+
+
+def test_the_router_is_ahead_of_the_baseline_on_the_new_holdout():
+    """nlu_voices_holdout_2 (never tuned on): ahead on intent and on topic (the right intent and topic)."""
+    pytest.importorskip("sklearn")
+    from bot.nlu.baseline import get_baseline
+    from bot.nlu.evaluate import evaluate, load_rows, scores
+
+    rows = load_rows(ROOT / "tests" / "data" / "nlu_voices_holdout_2.jsonl")
+    ours = evaluate(rows, KNOWLEDGE)["scores"]
+    theirs = scores(rows, get_baseline(KNOWLEDGE).predict([r["text"] for r in rows]))
+    assert ours["intent"] > theirs["intent"] and ours["topic"] > theirs["topic"], (ours, theirs)

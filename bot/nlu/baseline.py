@@ -1,7 +1,7 @@
 """The plain classifier the router has to beat (issue #15): character 1–3-gram TF-IDF and logistic
 regression (scikit-learn, defaults), one model for the intent and one for the topic, trained on exactly
 what the router learns from (`bot.nlu.router.training_docs`: the entries' titles and questions, the intent
-examples, the topics' scope and the answers' sentences as topic evidence).
+examples, the referrals' examples as out_of_scope, the topics' scope and the answers' sentences as topic evidence).
 
 A yardstick for `gongyou nlu-eval` and benchmarks/nlu.py only: scikit-learn is a development dependency
 (`pip install -e '.[dev]'`), never imported by the service.
@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.knowledge import load_knowledge, read_yaml
-from bot.nlu.router import NLU_DIR, training_docs
+from bot.nlu.router import NLU_DIR, REFERRALS_FILE, training_docs
 
 
 class Baseline:
@@ -23,7 +23,8 @@ class Baseline:
         from sklearn.pipeline import make_pipeline
 
         kb = load_knowledge(Path(knowledge_dir))
-        docs = training_docs(kb, read_yaml(Path(knowledge_dir) / NLU_DIR / "intents.yaml") or {})
+        docs = training_docs(kb, read_yaml(Path(knowledge_dir) / NLU_DIR / "intents.yaml") or {},
+                             read_yaml(Path(knowledge_dir) / REFERRALS_FILE) or {})
         intent_docs = [(t, lb.intent) for t, lb in docs if lb.intent]
         topic_docs = [(t, lb.topic) for t, lb in docs if lb.topic]
 
