@@ -5,24 +5,29 @@ them). The work is bot.roster_lists'."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import time
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from bot.api.deps import SessionDep, SettingsDep
 from bot.auth import Actor
 from bot.console.deps import console_role
 from bot.console.pages import render
 from bot.reveal import may_reveal
-from bot.roster_lists import LISTS, PAGE, export_list, filter_choices, list_rows
+from bot.console.labourers import RowId, page_links
+from bot.roster_lists import LISTS, export_list, filter_choices, list_rows, list_total
+from bot.scope import visible_areas
 from bot.validation import has_control_chars
 
 router = APIRouter(prefix="/console/lists", include_in_schema=False)
 Registry = Annotated[Actor, console_role("admin", "official", "assistant")]
 ListKey = Literal["training_need", "job_wish", "working_away", "startup", "public_welfare_post"]
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHOICES_SECONDS = 300
 
 
 def _filters(request: Request, key: str) -> dict[str, str]:
@@ -37,19 +42,36 @@ def _filters(request: Request, key: str) -> dict[str, str]:
 
 @router.get("", response_class=HTMLResponse)
 def lists_index(request: Request, session: SessionDep, actor: Registry) -> HTMLResponse:
-    totals = {key: list_rows(session, actor, key, {}, limit=0)[1] for key in LISTS}
+    totals = {key: list_total(session, actor, key) for key in LISTS}
     return render(request, "lists/index.html", actor, lists=LISTS, totals=totals)
 
 
+def _choices(request: Request, session: Session, actor: Actor, key: str) -> dict[str, list[str]]:
+    """The values each filter can take in the actor's area, kept CHOICES_SECONDS per app: a value new on the
+    list shows in the drop-down that much later (counting them is a scan of the list)."""
+    kept: dict[tuple[Any, ...], tuple[float, dict[str, list[str]]]] | None = getattr(request.app.state,
+                                                                                    "list_choices", None)
+    if kept is None:
+        kept = request.app.state.list_choices = {}
+    index = (key, actor.role == "admin", visible_areas(actor))
+    now = time.monotonic()
+    if index in kept and now - kept[index][0] < CHOICES_SECONDS:
+        return kept[index][1]
+    if len(kept) > 1000:
+        kept.clear()
+    choices = filter_choices(session, actor, key)
+    kept[index] = (now, choices)
+    return choices
+
+
 @router.get("/{key}", response_class=HTMLResponse)
-def list_page(key: ListKey, request: Request, session: SessionDep, actor: Registry,
-              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+def list_page(key: ListKey, request: Request, session: SessionDep, actor: Registry, after: RowId = 0,
+              before: RowId = 0) -> HTMLResponse:
     filters = _filters(request, key)
-    rows, total, by_township = list_rows(session, actor, key, filters, offset=offset)
-    page = {"prev": urlencode({**filters, "offset": max(offset - PAGE, 0)}) if offset else None,
-            "next": urlencode({**filters, "offset": offset + PAGE}) if offset + PAGE < total else None}
-    return render(request, "lists/list.html", actor, spec=LISTS[key], rows=rows, total=total, by_township=by_township,
-                  filters=filters, choices=filter_choices(session, actor, key), page=page,
+    page, total, by_township = list_rows(session, actor, key, filters, after=after, before=before)
+    return render(request, "lists/list.html", actor, spec=LISTS[key], rows=page.rows, total=total,
+                  by_township=by_township, filters=filters, choices=_choices(request, session, actor, key),
+                  page=page_links(page, filters),
                   query=urlencode(filters), may_clear=may_reveal(actor, "labourer", "phone"),
                   back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
 
