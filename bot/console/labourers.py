@@ -61,6 +61,7 @@ def labourer_flag(labourer_id: PathId, session: SessionDep, actor: Registry,
                   flag: Annotated[str, Form(max_length=32)], on: Annotated[str, Form(max_length=8)] = "",
                   back: Annotated[str, Form(max_length=512)] = "") -> Response:
     set_flag(session, actor, labourer_id, flag, on in ("1", "on", "true"))
+    session.commit()  # before the redirect: the request's own commit may come after the browser follows it
     target = back if back.startswith("/console/") and not back.startswith("//") and "\\" not in back \
         else f"/console/labourers/{labourer_id}"
     return RedirectResponse(target, status_code=303)
