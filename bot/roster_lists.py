@@ -267,27 +267,35 @@ def _list_query(spec: FiveList, actor: Actor, filters: dict[str, str]) -> Select
 
 
 def list_rows(session: Session, actor: Actor, key: str, filters: dict[str, str], *, after: int = 0,
-              before: int = 0) -> tuple[Page, int, dict[str, int]]:
-    """One page of a list (rows of (the list's row, the labourer)), its total and its counts by township (all
-    under the same filters and area)."""
+              before: int = 0) -> tuple[Page, int]:
+    """One page of a list (rows of (the list's row, the labourer)) and its total, under the filters and area."""
     spec = five_list(key)
-    query = _list_query(spec, actor, filters)
     order = (spec.model.id if spec.model is not None else Labourer.id)  # type: ignore[attr-defined]
-    page = keyset_page(session, query, order, after=after, before=before)
-    by_township = dict(session.execute(
-        query.with_only_columns(Labourer.township, func.count()).group_by(Labourer.township)
-        .order_by(func.count().desc())).all())
-    total = sum(by_township.values())
-    return page, total, {t or "（未填）": n for t, n in by_township.items()}
+    page = keyset_page(session, _list_query(spec, actor, filters), order, after=after, before=before)
+    return page, list_count(session, actor, key, filters)
 
 
-def list_total(session: Session, actor: Actor, key: str) -> int:
-    """How many are on a list in the actor's area. For those who see the whole city the list's own rows are
-    counted without the registry (an index count)."""
+def list_count(session: Session, actor: Actor, key: str, filters: dict[str, str]) -> int:
+    """How many rows a list has under the filters in the actor's area. When nothing about the labourer narrows
+    it (staff who see the whole city, filters on the list's own columns) the list's own rows are counted,
+    without the registry (every row has its labourer: a foreign key, deleted with them)."""
     spec = five_list(key)
-    if visible_areas(actor) is None and spec.model is not None:
-        return session.scalar(select(func.count()).select_from(spec.model)) or 0  # type: ignore[arg-type]
-    return session.scalar(_list_query(spec, actor, {}).with_only_columns(func.count())) or 0
+    if spec.model is not None and visible_areas(actor) is None and not filters.get("township") \
+            and not filters.get("village"):
+        query = select(func.count()).select_from(spec.model)  # type: ignore[arg-type]
+        for name, _label, column in spec.filters:
+            if filters.get(name):
+                query = query.where(column == filters[name])
+        return session.scalar(query) or 0
+    return session.scalar(_list_query(spec, actor, filters).with_only_columns(func.count())) or 0
+
+
+def township_counts(session: Session, actor: Actor, key: str, filters: dict[str, str]) -> dict[str, int]:
+    """A list's rows by the labourers' township, under the filters and area, most first."""
+    counts = session.execute(_list_query(five_list(key), actor, filters)
+                             .with_only_columns(Labourer.township, func.count()).group_by(Labourer.township)
+                             .order_by(func.count().desc())).all()
+    return {t or "（未填）": n for t, n in counts}
 
 
 def filter_choices(session: Session, actor: Actor, key: str) -> dict[str, list[str]]:
