@@ -116,6 +116,9 @@ def test_an_official_builds_previews_schedules_and_watches_a_campaign(sending_ap
                                "document.querySelector('#total').textContent == '14' && "
                                "document.querySelector('#done').textContent == '14'")
         page.wait_for_selector("#timeline-chart")
+        # The page's heading and buttons follow the state the progress reports: nothing left to pause.
+        page.wait_for_function("document.querySelector('#state').textContent == '已发完'")
+        assert page.locator("button[value=pause]").count() == 0 and page.locator("button[value=cancel]").count() == 0
         page.screenshot(path=str(artifacts / "4-campaign-sent.png"), full_page=True)
         progress = page.inner_text("#progress")
         assert "已发出" in progress and "没有微信和手机号" in progress and "已报名 0 / 名额 30" in progress
