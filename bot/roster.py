@@ -314,6 +314,7 @@ class Row:
     problems: list[tuple[str, str]] = field(default_factory=list)
     id_hash: str | None = None
     labourer_id: int | None = None  # already registered: will be updated
+    current: tuple[Any, ...] | None = None  # that labourer's _COMPARED values, as registered now
 
 
 @dataclass
@@ -470,26 +471,32 @@ def check_registry(session: Session, rows: list[Row], actor: Actor) -> None:
             row.problems.append(("village", f"{v['county']}{v['township']}{v['village']}不在您的管辖范围内"))
     known = _registered(session, [r.id_hash for r in rows if r.id_hash and not r.problems])
     for row in rows:
-        row.labourer_id = None
+        row.labourer_id = row.current = None
         if row.problems or row.id_hash not in known:
             continue
-        labourer_id, county, township, village = known[row.id_hash]
+        labourer_id, county, township, village, *current = known[row.id_hash]
         if not covers(actor, county, township, village):
             # The person is registered in another area: moving them is for someone who sees both.
             row.problems.append(("id_number", "此人已在您管辖范围以外的地区登记，请联系上级核实"))
         else:
-            row.labourer_id = labourer_id
+            row.labourer_id, row.current = labourer_id, (county, township, village, *current)
 
 
-def _registered(session: Session, hashes: list[str]) -> dict[str, tuple[int, str | None, str | None, str | None]]:
+# What an update compares with the labourer as registered (the ID number itself matched by its hash).
+_COMPARED = ("county", "township", "village", "name", "verified", "gender", "birth_date", "phone_hash",
+             "household_status", "employment_status", "employment_channel", "wants_startup", "public_welfare_post")
+
+
+def _registered(session: Session, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
+    """ID number hash → (labourer id, *_COMPARED) of those registered."""
     found = {}
+    columns = [Labourer.__table__.c[name] for name in _COMPARED]
     for start in range(0, len(hashes), 1000):
         chunk = hashes[start:start + 1000]
-        query = select(Labourer.id_number_hash, Labourer.id, Labourer.county, Labourer.township, Labourer.village) \
-            .where(Labourer.id_number_hash.in_(chunk))
+        query = select(Labourer.id_number_hash, Labourer.id, *columns).where(Labourer.id_number_hash.in_(chunk))
         for digest, *rest in session.execute(query):
             found[digest] = tuple(rest)
-    return found  # type: ignore[return-value]
+    return found
 
 
 # ---- the import record ----------------------------------------------------------------------------
@@ -634,15 +641,16 @@ def _claim(session: Session, upload: RosterImport) -> bool:
     return True
 
 
-# What a roster row sets on a labourer: always these …
-_SET = ("name", "county", "township", "village", "verified", "updated_at", "id_number_enc", "id_number_hash",
-        "id_number_masked", "gender", "birth_date")
-# … and these when the row says (an update keeps the labourer's value when the row leaves one empty) …
+# A new labourer gets every column a roster row can give …
+_INSERT_COLUMNS = ("name", "county", "township", "village", "verified", "updated_at", "id_number_enc",
+                   "id_number_hash", "id_number_masked", "gender", "birth_date", "phone_enc", "phone_hash",
+                   "phone_masked", "household_status", "employment_status", "employment_channel", "wants_startup",
+                   "public_welfare_post", "source", "subscribed_wechat", "subscribed_sms", "created_at")
+# … a known one (matched by the ID number's hash, so the number's own columns stay as they are) these …
+_SET = ("name", "county", "township", "village", "verified", "updated_at", "gender", "birth_date")
+# … and these when the row says (None: the row leaves it empty, the labourer keeps theirs).
 _OPTIONAL = ("phone_enc", "phone_hash", "phone_masked", "household_status", "employment_status",
              "employment_channel", "wants_startup", "public_welfare_post")
-# … and a new labourer these.
-_NEW = ("source", "subscribed_wechat", "subscribed_sms", "created_at")
-_INSERT_COLUMNS = (*_SET, *_OPTIONAL, *_NEW)
 _UPDATE_COLUMNS = ("id", *_SET, *_OPTIONAL)
 SQLITE_IMPORT_CACHE_KIB = 65_536  # the page cache while a chunk is written: the hash indexes are written at random
 
@@ -653,50 +661,72 @@ class _Stored:
     SQLAlchemy's own text form; psycopg the Python values)."""
 
     now: Any
-    birth: Callable[[str], Any]  # from a checked ID number
+    date: Callable[[date], Any]
 
     @classmethod
     def of(cls, dialect: Any, now: datetime) -> _Stored:
         if dialect.name == "sqlite":
             stamp = Labourer.__table__.c.updated_at.type.bind_processor(dialect)
-            return cls(stamp(now) if stamp else now, lambda n: f"{n[6:10]}-{n[10:12]}-{n[12:14]}")
-        return cls(now, lambda n: date(int(n[6:10]), int(n[10:12]), int(n[12:14])))
+            return cls(stamp(now) if stamp else now, date.isoformat)
+        return cls(now, lambda day: day)
 
 
-def _labourer_values(rows: list[Row], data_key: str, stored: _Stored, *, new: bool) -> list[tuple[Any, ...]]:
-    """Each row as _INSERT_COLUMNS (new) or _UPDATE_COLUMNS (known; None in an optional column: the row does
-    not say, the labourer keeps theirs)."""
+def _born(id_number: str) -> date:
+    # checked when the row was read; stdnum's own reading costs more than the slicing
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def _new_labourers(rows: list[Row], data_key: str, stored: _Stored) -> list[tuple[Any, ...]]:
+    """The rows of new labourers, as _INSERT_COLUMNS, with the model's defaults where the row says nothing."""
     ids = pii.encrypt_many([r.values["id_number"] for r in rows], data_key)
     phones = iter(pii.encrypt_many([r.values["phone"] for r in rows if r.values.get("phone")], data_key))
     out = []
     for row, id_enc in zip(rows, ids, strict=True):
         v = row.values
-        id_number = v["id_number"]
-        phone = v.get("phone")  # normalized when the row was checked
-        values = (
-            v["name"], v["county"], v["township"], v["village"], True, stored.now,
-            id_enc, row.id_hash, pii.mask_id_number(id_number), pii.id_gender(id_number), stored.birth(id_number),
+        id_number, phone = v["id_number"], v.get("phone")  # normalized when the row was checked
+        out.append((
+            v["name"], v["county"], v["township"], v["village"], True, stored.now, id_enc, row.id_hash,
+            pii.mask_id_number(id_number), pii.id_gender(id_number), stored.date(_born(id_number)),
             next(phones) if phone else None, pii.lookup_hash(phone, data_key) if phone else None,
-            pii.mask_phone(phone) if phone else None,
-        )
-        household, employment = v.get("household_status"), v.get("employment_status")
-        channel, startup, welfare = v.get("employment_channel"), v.get("wants_startup"), v.get("public_welfare_post")
-        if new:  # the model's defaults, and where the labourer came from
-            out.append((*values, household or "general", employment or "unknown", channel, bool(startup),
-                        bool(welfare), "roster", True, True, stored.now))
-        else:
-            out.append((row.labourer_id, *values, household, employment, channel, startup, welfare))
+            pii.mask_phone(phone) if phone else None, v.get("household_status") or "general",
+            v.get("employment_status") or "unknown", v.get("employment_channel"), bool(v.get("wants_startup")),
+            bool(v.get("public_welfare_post")), "roster", True, True, stored.now,
+        ))
     return out
+
+
+def _changed_labourers(rows: list[Row], data_key: str, stored: _Stored) -> list[tuple[Any, ...]]:
+    """The rows of known labourers that change anything, as _UPDATE_COLUMNS: a person imported again as they
+    are is not written (nor their phone encrypted again)."""
+    changes = []
+    for row in rows:
+        v = row.values
+        id_number, phone = v["id_number"], v.get("phone")
+        phone_hash = pii.lookup_hash(phone, data_key) if phone else None
+        compared = (v["county"], v["township"], v["village"], v["name"], True, pii.id_gender(id_number),
+                    _born(id_number), phone_hash, v.get("household_status"), v.get("employment_status"),
+                    v.get("employment_channel"), v.get("wants_startup"), v.get("public_welfare_post"))
+        assert row.current is not None
+        if all(new is None or new == old for new, old in zip(compared, row.current, strict=True)) \
+                and all(compared[i] == row.current[i] for i in range(7)):  # the always-set columns
+            continue
+        new_phone = phone is not None and phone_hash != row.current[_COMPARED.index("phone_hash")]
+        changes.append((row, phone if new_phone else None, phone_hash if new_phone else None, compared))
+    encrypted = iter(pii.encrypt_many([phone for _row, phone, _h, _c in changes if phone], data_key))
+    return [(row.labourer_id, *compared[3:4], *compared[:3], True, stored.now, compared[5], stored.date(compared[6]),
+             next(encrypted) if phone else None, phone_hash, pii.mask_phone(phone) if phone else None, *compared[8:])
+            for row, phone, phone_hash, compared in changes]
 
 
 def _write_chunk(session: Session, rows: list[Row], data_key: str) -> tuple[int, int]:
     """Insert the new labourers and update the known ones (by id) in the session's transaction: COPY on
     PostgreSQL, one executemany per statement on SQLite (the ORM's and Core's per-row parameter processing
-    cost more than the writing itself at 100,000 rows). (created, updated)"""
+    cost more than the writing itself at 100,000 rows). (created, updated: every known one, changed or not)"""
     connection = session.connection()
     stored = _Stored.of(connection.dialect, utcnow())
-    new = _labourer_values([r for r in rows if r.labourer_id is None], data_key, stored, new=True)
-    known = _labourer_values([r for r in rows if r.labourer_id is not None], data_key, stored, new=False)
+    new = _new_labourers([r for r in rows if r.labourer_id is None], data_key, stored)
+    known = [r for r in rows if r.labourer_id is not None]
+    changed = _changed_labourers(known, data_key, stored)
     assign = ", ".join(f"{c} = {{new}}.{c}" for c in _SET) + ", " + \
         ", ".join(f"{c} = COALESCE({{new}}.{c}, labourer.{c})" for c in _OPTIONAL)
     if connection.dialect.name == "postgresql":
@@ -705,11 +735,11 @@ def _write_chunk(session: Session, rows: list[Row], data_key: str) -> tuple[int,
                 with cursor.copy(f"COPY labourer ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy:
                     for values in new:
                         copy.write_row(values)
-            if known:
+            if changed:
                 cursor.execute(f"CREATE TEMPORARY TABLE roster_update ON COMMIT DROP AS "
                                f"SELECT {', '.join(_UPDATE_COLUMNS)} FROM labourer WITH NO DATA")
                 with cursor.copy(f"COPY roster_update ({', '.join(_UPDATE_COLUMNS)}) FROM STDIN") as copy:
-                    for values in known:
+                    for values in changed:
                         copy.write_row(values)
                 cursor.execute(f"UPDATE labourer SET {assign.format(new='u')} FROM roster_update AS u "
                                "WHERE labourer.id = u.id")
@@ -720,10 +750,10 @@ def _write_chunk(session: Session, rows: list[Row], data_key: str) -> tuple[int,
         if new:
             marks = ", ".join("?" for _ in _INSERT_COLUMNS)
             connection.exec_driver_sql(f"INSERT INTO labourer ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})", new)
-        if known:
+        if changed:
             sets = ", ".join(f"{c} = ?" for c in _SET) + ", " + \
                 ", ".join(f"{c} = COALESCE(?, {c})" for c in _OPTIONAL)
-            connection.exec_driver_sql(f"UPDATE labourer SET {sets} WHERE id = ?", [(*v[1:], v[0]) for v in known])
+            connection.exec_driver_sql(f"UPDATE labourer SET {sets} WHERE id = ?", [(*v[1:], v[0]) for v in changed])
     finally:
         connection.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
     return len(new), len(known)

@@ -298,6 +298,13 @@ def test_a_file_checked_and_written_in_many_batches_reports_and_writes_every_row
     assert len(written) == 40
     assert all(p.phone_masked.startswith("138") and p.household_status == "general" for p in written.values())
 
+    # The same file once more: everyone known and counted, but a person imported as they are is not rewritten.
+    report = upload(client, admin_auth, xlsx(again)).json()
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 0, "updated": 40, "skipped": 0}
+    assert {(p.id_number_hash, p.updated_at, p.phone_enc) for p in labourers(app)} == \
+        {(p.id_number_hash, p.updated_at, p.phone_enc) for p in written.values()}
+
 
 def test_a_report_stored_before_batching_still_commits(client, app, admin_auth):
     import base64
