@@ -8,19 +8,21 @@ holds them in clear text and equality search still works.
 from __future__ import annotations
 
 import base64
-import re
-import unicodedata
 import hashlib
 import hmac
+import os
+import re
+import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
+import numpy as np
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken
 from stdnum import numdb
 from stdnum.cn import ric
-from stdnum.exceptions import ValidationError
 
 _DEV_KEY = "gongyou-development-only-data-key"
 
@@ -47,17 +49,54 @@ class Protected:
 @lru_cache(maxsize=8)
 def _keys(secret: str) -> tuple[Fernet, bytes]:
     secret = secret or _DEV_KEY
-    enc = hashlib.sha256(b"gongyou-enc:" + secret.encode()).digest()
     mac = hashlib.sha256(b"gongyou-mac:" + secret.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(enc)), mac
+    return Fernet(base64.urlsafe_b64encode(_fernet_key(secret))), mac
+
+
+def _fernet_key(secret: str) -> bytes:
+    return hashlib.sha256(b"gongyou-enc:" + (secret or _DEV_KEY).encode()).digest()
 
 
 def lookup_hash(value: str, secret: str) -> str:
-    return hmac.new(_keys(secret)[1], value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_keys(secret)[1], value.encode(), "sha256").hex()  # hmac.new(…).hexdigest(), in one C call
 
 
 def encrypt(value: str, secret: str) -> bytes:
     return _keys(secret)[0].encrypt(value.encode())
+
+
+def encrypt_many(values: list[str], secret: str) -> list[bytes]:
+    """`encrypt` of each value (the same Fernet tokens, each with its own random IV), for a roster's 100,000
+    rows: cryptography builds a cipher object per Fernet token, which costs more than the AES itself, so here
+    CBC runs block by block over all values at once through one AES-ECB context (C = E(P xor previous C))."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = _fernet_key(secret)
+    signing, encryption = key[:16], key[16:]
+    tokens: list[bytes] = [b""] * len(values)
+    groups: dict[int, list[int]] = {}  # blocks after padding → the values' positions
+    plain = [value.encode() for value in values]
+    for index, data in enumerate(plain):
+        groups.setdefault(len(data) // 16 + 1, []).append(index)
+    header = b"\x80" + int(time.time()).to_bytes(8, "big")
+    ecb = Cipher(algorithms.AES(encryption), modes.ECB()).encryptor()
+    for blocks, positions in groups.items():
+        size = blocks * 16
+        padded = b"".join(plain[i] + bytes([size - len(plain[i])]) * (size - len(plain[i])) for i in positions)
+        grid = np.frombuffer(padded, dtype=np.uint8).reshape(len(positions), size)
+        ivs = np.frombuffer(os.urandom(16 * len(positions)), dtype=np.uint8).reshape(len(positions), 16)
+        cipher = np.empty_like(grid)
+        previous = ivs
+        for block in range(blocks):
+            mixed = np.bitwise_xor(grid[:, block * 16:(block + 1) * 16], previous)
+            previous = np.frombuffer(ecb.update(mixed.tobytes()), dtype=np.uint8).reshape(len(positions), 16)
+            cipher[:, block * 16:(block + 1) * 16] = previous
+        bodies = np.hstack([ivs, cipher]).tobytes()
+        step = 16 + size
+        for n, index in enumerate(positions):
+            basic = header + bodies[n * step:(n + 1) * step]
+            tokens[index] = base64.urlsafe_b64encode(basic + hmac.digest(signing, basic, "sha256"))
+    return tokens
 
 
 def decrypt(token: bytes, secret: str) -> str:
@@ -77,9 +116,9 @@ def normalize_id_number(raw: str) -> str:
         raise InvalidPersonalData("身份证号应为18位")
     if value[-1] != ric.calc_check_digit(value):
         raise InvalidPersonalData("身份证号校验不通过")
-    try:
-        born = ric.get_birth_date(value)
-    except ValidationError as exc:
+    try:  # stdnum's get_birth_date cleans the number again first: a third of an import's checking time
+        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError as exc:
         raise InvalidPersonalData("身份证号里的出生日期不对") from exc
     if not date(1900, 1, 1) <= born <= date.today():
         raise InvalidPersonalData("身份证号里的出生日期不对")
@@ -120,7 +159,7 @@ def protect_id_number(raw: str, secret: str) -> Protected:
 def normalize_phone(raw: str) -> str:
     """Return the 11-digit mainland mobile number (+86/0086/86 prefixes removed), or raise."""
     value = fold_full_width(raw.strip())
-    digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    digits = value if value.isascii() and value.isdigit() else "".join(ch for ch in value if ch.isdigit() or ch == "+")
     if digits.startswith("0086"):
         digits = "+86" + digits[4:]
     elif digits.startswith("86") and len(digits) == 13:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot import pii
@@ -31,7 +31,7 @@ from bot.models import (
     WorkingAway,
 )
 from bot.reveal import may_reveal
-from bot.scope import get_scoped, scope_where
+from bot.scope import get_scoped, scope_where, visible_areas
 
 PAGE = 50
 EXPORT_LIMIT = 100_000  # rows in one Excel export
@@ -43,9 +43,16 @@ MESSAGES_SHOWN = 50
 _DIGITS = re.compile(r"^[0-9Xx]{1,4}$")
 
 
-def search_condition(q: str, data_key: str) -> ColumnElement[bool] | None:
+# The last four digits of the masked copies (fixed lengths: bot.pii.mask_id_number 18, mask_phone 11), as
+# indexed by migration 0020: the expressions must read exactly as the indexes do.
+ID_LAST4 = literal_column("substr(labourer.id_number_masked, 15)")
+PHONE_LAST4 = literal_column("substr(labourer.phone_masked, 8)")
+
+
+def search_condition(q: str, data_key: str, *, codepoint_order: bool = False) -> ColumnElement[bool] | None:
     """What a search box means: a whole ID number or phone (matched by its look-up hash), the last digits
-    of one (the masked copies keep the last four), or a name (or its beginning)."""
+    of one (the masked copies keep the last four), or a name (or its beginning). `codepoint_order`: the
+    database compares text by code point (SQLite), so a name's beginning is an index range."""
     q = pii.fold_full_width(q.strip())
     if not q:
         return None
@@ -56,18 +63,54 @@ def search_condition(q: str, data_key: str) -> ColumnElement[bool] | None:
             pass
     if _DIGITS.match(q):
         suffix = q.upper()
+        if len(suffix) == 4:
+            return or_(PHONE_LAST4 == suffix, ID_LAST4 == suffix)
         return or_(Labourer.phone_masked.like(f"%{suffix}"), Labourer.id_number_masked.like(f"%{suffix}"))
-    return or_(Labourer.name == q, Labourer.name.like(f"{_escape_like(q)}%", escape="\\"))
+    begins = Labourer.name.like(f"{_escape_like(q)}%", escape="\\")
+    if codepoint_order and ord(q[-1]) < 0x10FFFF and not any(ch.isascii() and ch.isalpha() for ch in q):
+        # SQLite's LIKE folds case, so no index serves it; the same names as a range of the name index
+        begins = begins & (Labourer.name >= q) & (Labourer.name < q[:-1] + chr(ord(q[-1]) + 1))
+    return or_(Labourer.name == q, begins)
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of rows in id order, found by the ids around it (keyset: as fast on the last page as on the
+    first, where an OFFSET reads every row before it)."""
+
+    rows: list[Any]
+    before: int | None  # the id for the link to the page before (None: this is the first)
+    after: int | None  # the id for the link to the page after (None: this is the last)
+
+
+def keyset_page(session: Session, query: Select[Any], key: InstrumentedAttribute[int], *, after: int = 0,
+                before: int = 0, limit: int = PAGE) -> Page:
+    """The `limit` rows after id `after` (or just before id `before`); each row's first column is its id."""
+    if before:
+        found = session.execute(query.where(key < before).order_by(key.desc()).limit(limit + 1)).all()
+        rows = list(reversed(found[:limit]))
+        return Page(rows, _row_id(rows[0]) if rows and len(found) > limit else None,
+                    _row_id(rows[-1]) if rows else None)
+    found = session.execute((query.where(key > after) if after else query).order_by(key).limit(limit + 1)).all()
+    rows = list(found[:limit])
+    first, last = (_row_id(rows[0]), _row_id(rows[-1])) if rows else (None, None)
+    return Page(rows, first if after else None, last if len(found) > limit else None)
+
+
+def _row_id(row: Any) -> int:
+    head = row[0]
+    return head if isinstance(head, int) else head.id
+
+
 def search_labourers(session: Session, actor: Actor, *, q: str = "", township: str = "", village: str = "",
-                     offset: int = 0, data_key: str) -> tuple[list[Labourer], int]:
+                     after: int = 0, before: int = 0, data_key: str) -> tuple[Page, int]:
+    """One page of the labourers the search finds in the actor's area, and how many it finds."""
     query = scope_where(select(Labourer), actor)
-    condition = search_condition(q, data_key)
+    condition = search_condition(q, data_key, codepoint_order=session.get_bind().dialect.name == "sqlite")
     if condition is not None:
         query = query.where(condition)
     if township:
@@ -75,8 +118,7 @@ def search_labourers(session: Session, actor: Actor, *, q: str = "", township: s
     if village:
         query = query.where(Labourer.village == village)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    found = session.scalars(query.order_by(Labourer.id).offset(offset).limit(PAGE)).all()
-    return list(found), total
+    return keyset_page(session, query, Labourer.id, after=after, before=before), total
 
 
 # ---- one labourer -------------------------------------------------------------------------------------
@@ -212,7 +254,8 @@ def _list_query(spec: FiveList, actor: Actor, filters: dict[str, str]) -> Select
     if spec.model is not None:
         query = select(spec.model, Labourer).join(Labourer, Labourer.id == spec.model.labourer_id)  # type: ignore[attr-defined]
     else:
-        query = select(Labourer.id, Labourer).where(spec.flag.is_(True))  # type: ignore[union-attr]
+        # "= true", not "IS true": the partial indexes of the two flag lists are declared so (migration 0020)
+        query = select(Labourer.id, Labourer).where(spec.flag == True)  # type: ignore[union-attr]  # noqa: E712
     query = scope_where(query, actor, Labourer)
     for name, column in (("township", Labourer.township), ("village", Labourer.village)):
         if filters.get(name):
@@ -223,18 +266,36 @@ def _list_query(spec: FiveList, actor: Actor, filters: dict[str, str]) -> Select
     return query
 
 
-def list_rows(session: Session, actor: Actor, key: str, filters: dict[str, str], *, offset: int = 0,
-              limit: int = PAGE) -> tuple[list[tuple[Any, Labourer]], int, dict[str, int]]:
-    """One page of a list, its total and its counts by township (all under the same filters and area)."""
+def list_rows(session: Session, actor: Actor, key: str, filters: dict[str, str], *, after: int = 0,
+              before: int = 0) -> tuple[Page, int]:
+    """One page of a list (rows of (the list's row, the labourer)) and its total, under the filters and area."""
     spec = five_list(key)
-    query = _list_query(spec, actor, filters)
     order = (spec.model.id if spec.model is not None else Labourer.id)  # type: ignore[attr-defined]
-    page = session.execute(query.order_by(order).offset(offset).limit(limit)).all()
-    by_township = dict(session.execute(
-        query.with_only_columns(Labourer.township, func.count()).group_by(Labourer.township)
-        .order_by(func.count().desc())).all())
-    total = sum(by_township.values())
-    return list(page), total, {t or "（未填）": n for t, n in by_township.items()}
+    page = keyset_page(session, _list_query(spec, actor, filters), order, after=after, before=before)
+    return page, list_count(session, actor, key, filters)
+
+
+def list_count(session: Session, actor: Actor, key: str, filters: dict[str, str]) -> int:
+    """How many rows a list has under the filters in the actor's area. When nothing about the labourer narrows
+    it (staff who see the whole city, filters on the list's own columns) the list's own rows are counted,
+    without the registry (every row has its labourer: a foreign key, deleted with them)."""
+    spec = five_list(key)
+    if spec.model is not None and visible_areas(actor) is None and not filters.get("township") \
+            and not filters.get("village"):
+        query = select(func.count()).select_from(spec.model)  # type: ignore[arg-type]
+        for name, _label, column in spec.filters:
+            if filters.get(name):
+                query = query.where(column == filters[name])
+        return session.scalar(query) or 0
+    return session.scalar(_list_query(spec, actor, filters).with_only_columns(func.count())) or 0
+
+
+def township_counts(session: Session, actor: Actor, key: str, filters: dict[str, str]) -> dict[str, int]:
+    """A list's rows by the labourers' township, under the filters and area, most first."""
+    counts = session.execute(_list_query(five_list(key), actor, filters)
+                             .with_only_columns(Labourer.township, func.count()).group_by(Labourer.township)
+                             .order_by(func.count().desc())).all()
+    return {t or "（未填）": n for t, n in counts}
 
 
 def filter_choices(session: Session, actor: Actor, key: str) -> dict[str, list[str]]:

@@ -79,3 +79,48 @@ def test_the_excel_report_is_audited_and_masked(client, app, make_staff):
         assert audited.detail == {"what": "campaign_report_xlsx"} and audited.object_id == str(campaign_id)
     timeline = client.get(f"/api/admin/campaigns/{campaign_id}/timeline", headers=admin).json()
     assert timeline == {"labels": [], "sent": [], "failed": []}  # nothing sent yet
+
+
+def test_an_official_schedules_pauses_resumes_and_cancels_in_the_console(client, app, make_staff):
+    import re
+
+    _people(app)
+    official = make_staff("baiyi", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    make_staff("zengkou", "official", [{"county": "巴州区", "township": "曾口镇"}])
+    created = client.post("/api/admin/campaigns", headers={**official, "Idempotency-Key": "states-1"},
+                          json={"name": "状态测试", "audience": {"filter": {}}, "channels": ["sms"],
+                                "send_at": "2099-01-01T09:00:00+08:00"})
+    page_url = f"/console/campaigns/{created.json()['id']}"
+
+    def state_and_buttons() -> tuple[str, list[str]]:
+        html = client.get(page_url).text
+        return re.search(r'id="state">([^<]+)<', html).group(1), re.findall(r'name="do" value="(\w+)"', html)
+
+    def press(action: str):  # noqa: ANN202
+        return client.post(f"{page_url}/{action}", data={"csrf_token": csrf_of(client, page_url)},
+                           follow_redirects=False)
+
+    login(client, "baiyi")
+    assert state_and_buttons() == ("草稿", ["schedule", "cancel"])
+    assert press("schedule").headers["location"] == page_url
+    assert state_and_buttons() == ("已安排", ["pause", "cancel"])
+    press("pause")
+    assert state_and_buttons() == ("已暂停", ["resume", "cancel"])
+    press("resume")
+    assert state_and_buttons() == ("已安排", ["pause", "cancel"])
+    press("cancel")
+    assert state_and_buttons() == ("已取消", [])
+    refused = press("resume")  # not from cancelled: the page says so, nothing changes
+    assert refused.headers["location"] == f"{page_url}?error=state"
+    assert "这个操作在当前状态下不能做" in client.get(refused.headers["location"]).text
+    assert state_and_buttons()[0] == "已取消"
+
+    client.cookies.clear()
+    login(client, "zengkou")  # another township's official: as if there were no such campaign
+    assert client.get(page_url).status_code == 404
+    assert press_as_stranger(client, page_url).status_code == 404
+
+
+def press_as_stranger(client, page_url: str):  # noqa: ANN001, ANN201
+    return client.post(f"{page_url}/pause", data={"csrf_token": csrf_of(client, "/console/campaigns")},
+                       follow_redirects=False)

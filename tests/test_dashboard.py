@@ -7,10 +7,12 @@ import re
 from io import BytesIO
 
 from openpyxl import load_workbook
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 
 from bot.db import session_scope
-from bot.models import AuditLog, Complaint, JobWish, Labourer, TrainingNeed
+from bot.models import AuditLog, Complaint, FiguresSnapshot, JobWish, Labourer, TrainingNeed, utcnow
 
 from test_console import login
 from test_dialog_support import db
@@ -102,5 +104,28 @@ def test_the_page_keeps_its_figures_a_minute_and_the_export_counts_afresh(client
     table = {r[0]: r[1:] for r in load_workbook(BytesIO(client.get("/console/dashboard/export.xlsx").content))
              .active.iter_rows(values_only=True)}
     assert table["登记劳动力"] == (4, 4)
-    app.state.dashboard_figures.clear()  # as a minute later
+    with session_scope(app.state.sessionmaker) as session:  # as a minute later
+        session.execute(update(FiguresSnapshot).values(computed_at=utcnow() - timedelta(minutes=2)))
+    # The page that finds them old still answers at once with them, and has them counted afresh after it.
+    assert _cell(client.get("/console/dashboard").text, "labourers") == ["3", "3"]
     assert _cell(client.get("/console/dashboard").text, "labourers") == ["4", "4"]
+
+
+def test_one_worker_counts_afresh_and_the_others_keep_the_stored_figures(app):
+    from bot.roster_figures import claim_refresh, refresh_figures
+
+    _world(app)
+    with session_scope(app.state.sessionmaker) as session:
+        refresh_figures(session)
+    with session_scope(app.state.sessionmaker) as session:
+        assert not claim_refresh(session, timedelta(seconds=60))  # fresh: nobody counts
+        session.execute(update(FiguresSnapshot).values(computed_at=utcnow() - timedelta(minutes=2)))
+    with session_scope(app.state.sessionmaker) as session:
+        assert claim_refresh(session, timedelta(seconds=60))
+    with session_scope(app.state.sessionmaker) as session:
+        assert not claim_refresh(session, timedelta(seconds=60))  # another is counting
+        refresh_figures(session)
+    with session_scope(app.state.sessionmaker) as session:
+        snapshot = session.get(FiguresSnapshot, 1)
+        assert snapshot.refreshing_at is None and utcnow() - snapshot.computed_at < timedelta(seconds=30)
+        assert sum(values.get("labourers", 0) for *_place, values in snapshot.groups) == 5

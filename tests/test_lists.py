@@ -135,3 +135,35 @@ def test_the_api_searches_the_same_way(client, app, make_staff):
     found = client.get("/api/admin/labourers", params={"q": "0002"}, headers=official).json()
     assert [p["name"] for p in found["items"]] == ["李秀英"] and found["items"][0]["phone"] == "139****0002"
     assert client.get("/api/admin/labourers", params={"q": "王外镇"}, headers=official).json()["total"] == 0
+
+
+def test_pages_go_forward_and_back_by_the_ids_around_them(client, app, make_staff):
+    with session_scope(app.state.sessionmaker) as session:
+        for n in range(120):
+            lab = Labourer(name=f"翻页{n:03d}", county="平昌县", township="白衣镇", village="长沙村",
+                           public_welfare_post=n % 2 == 0)
+            session.add(lab)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+
+    def walk(url: str) -> tuple[list[str], list[tuple[str, str]]]:
+        html = client.get(url).text
+        names = re.findall(r'/console/labourers/\d+">(翻页\d+)<', html)
+        links = re.findall(r'<a href="\?([^"]+)">(上一页|下一页)</a>', html)
+        return names, [(label, query.replace("&amp;", "&")) for query, label in links]
+
+    first, links = walk("/console/labourers?q=翻页")
+    assert first == [f"翻页{n:03d}" for n in range(50)] and [label for label, _ in links] == ["下一页"]
+    second, links = walk("/console/labourers?" + dict(links)["下一页"])
+    assert second == [f"翻页{n:03d}" for n in range(50, 100)] and [label for label, _ in links] == ["上一页", "下一页"]
+    third, links = walk("/console/labourers?" + dict(links)["下一页"])
+    assert third == [f"翻页{n:03d}" for n in range(100, 120)] and [label for label, _ in links] == ["上一页"]
+    back, links = walk("/console/labourers?" + dict(links)["上一页"])
+    assert back == second
+    assert walk("/console/labourers?" + dict(links)["上一页"])[0] == first
+
+    listed, links = walk("/console/lists/public_welfare_post")
+    assert listed == [f"翻页{n:03d}" for n in range(0, 100, 2)] and [label for label, _ in links] == ["下一页"]
+    rest, links = walk("/console/lists/public_welfare_post?" + dict(links)["下一页"])
+    assert rest == [f"翻页{n:03d}" for n in range(100, 120, 2)] and [label for label, _ in links] == ["上一页"]
+    assert ">60<" in client.get("/console/lists").text.replace(" ", "")  # the list's total on the index

@@ -264,3 +264,77 @@ def test_an_import_not_yet_committed_survives_a_data_key_rotation(client, app, a
     [zhang] = labourers(app)
     assert pii.decrypt(zhang.phone_enc, "a-brand-new-data-key") == "13912344567"
     assert zhang.id_number_hash == pii.lookup_hash(id_number(1), "a-brand-new-data-key")
+
+
+def test_a_file_checked_and_written_in_many_batches_reports_and_writes_every_row_once(client, app, admin_auth,
+                                                                                     monkeypatch):
+    import bot.roster
+
+    # Small batches and chunks, so a file of 40 rows crosses many of both (a real file: 2,000 and 10,000).
+    monkeypatch.setattr(bot.roster, "CHECK_BATCH", 3)
+    monkeypatch.setattr(bot.roster, "CHUNK", 7)
+    people = [person(n, phone=f"139{n:08d}" if n % 2 else "") for n in range(1, 41)]
+    people[10] = person(5)  # row 12 repeats row 6, in another batch
+    people[20][2] = bad_checksum(people[20][2])  # row 22
+    report = upload(client, admin_auth, xlsx(people)).json()
+    assert (report["rows"], report["valid"], report["to_create"]) == (40, 38, 38)
+    assert {(e["row"], e["field"]) for e in report["errors"]} == {(12, "id_number"), (22, "id_number")}
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 38, "updated": 0, "skipped": 2}
+    written = {p.id_number_hash: p for p in labourers(app)}
+    assert len(written) == 38
+    key = app.state.settings.data_key
+    seventh = written[pii.lookup_hash(id_number(7), key)]
+    assert pii.decrypt(seventh.id_number_enc, key) == id_number(7) and pii.decrypt(seventh.phone_enc, key) == "13900000007"
+    assert seventh.birth_date.isoformat() == "1980-01-01" and seventh.household_status == "registered_poor"
+
+    # Again, with phones for all: every row an update, none doubled, the phones left empty before filled now.
+    again = [person(n, phone=f"138{n:08d}", poor="否") for n in range(1, 41)]
+    report = upload(client, admin_auth, xlsx(again)).json()
+    assert (report["valid"], report["to_update"], report["to_create"]) == (40, 38, 2)
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 2, "updated": 38, "skipped": 0}
+    written = {p.id_number_hash: p for p in labourers(app)}
+    assert len(written) == 40
+    assert all(p.phone_masked.startswith("138") and p.household_status == "general" for p in written.values())
+
+    # The same file once more: everyone known and counted, but a person imported as they are is not rewritten.
+    report = upload(client, admin_auth, xlsx(again)).json()
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 0, "updated": 40, "skipped": 0}
+    assert {(p.id_number_hash, p.updated_at, p.phone_enc) for p in labourers(app)} == \
+        {(p.id_number_hash, p.updated_at, p.phone_enc) for p in written.values()}
+
+
+def test_a_report_stored_before_batching_still_commits(client, app, admin_auth):
+    import base64
+    import json
+    import zlib
+
+    from bot.db import session_scope
+
+    report = upload(client, admin_auth, xlsx([person(1, "张大山", phone="13912344567"), person(2)])).json()
+    key = app.state.settings.data_key
+    # The rows as main stored them until now: one JSON array of [row, values], compressed, encrypted.
+    old = [[2, {"name": "张大山", "id_number": id_number(1), "phone": "13912344567", "county": "平昌县",
+                "township": "白衣镇", "village": "长沙村", "household_status": "registered_poor"}],
+           [3, {"name": "工友2", "id_number": id_number(2), "county": "平昌县", "township": "白衣镇",
+                "village": "长沙村", "household_status": "registered_poor"}]]
+    packed = base64.b64encode(zlib.compress(json.dumps(old, ensure_ascii=False).encode(), 1)).decode()
+    with session_scope(app.state.sessionmaker) as session:
+        session.get(RosterImportFile, report["id"]).rows_enc = pii.encrypt(packed, key)
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 2, "updated": 0, "skipped": 0}
+    assert sorted(p.name for p in labourers(app)) == ["工友2", "张大山"]
+
+
+def test_many_values_encrypted_at_once_are_the_tokens_one_at_a_time_would_be():
+    from cryptography.fernet import Fernet
+
+    values = [id_number(n) for n in range(50)] + ["13912344567", "", "王" * 20, "x" * 16, "y" * 15]
+    tokens = pii.encrypt_many(values, "some-key")
+    assert [pii.decrypt(t, "some-key") for t in tokens] == values
+    assert len(set(tokens)) == len(tokens)  # each its own IV: the same value twice is two tokens
+    assert pii.encrypt_many(["a", "a"], "some-key")[0] != pii.encrypt_many(["a", "a"], "some-key")[1]
+    fernet = pii._keys("some-key")[0]
+    assert isinstance(fernet, Fernet) and fernet.decrypt(tokens[0]).decode() == values[0]

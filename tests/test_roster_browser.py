@@ -1,6 +1,7 @@
 """An official's roster import in Debian's chromium against the real HTTP server: upload an Excel roster
 with bad rows and a header the import does not know, read the report, fix the mapping, commit and watch
-the progress bar, then find a labourer and reveal a phone (audited). Screenshots in `artifacts`."""
+the progress bar, then find a labourer and reveal a phone (audited), and import the file again: every row an
+update, nothing written before the commit, nobody doubled. Screenshots in `artifacts`."""
 
 from __future__ import annotations
 
@@ -75,3 +76,23 @@ def test_an_official_imports_a_roster_fixes_the_mapping_and_reveals_a_phone(live
     with db(app) as session:
         [row] = session.scalars(select(AuditLog).where(AuditLog.action == "reveal")).all()
         assert (row.actor, row.detail) == ("bai-official", {"field": "phone"})
+
+    # The same people again, one with a new phone: the remembered mapping applies, everyone is an update.
+    people[0][3] = "13700001111"
+    again = tmp_path / "白衣镇花名册（更新）.xlsx"
+    again.write_bytes(xlsx(people, headers=HEADERS))
+    page.click("nav >> text=导入名册")
+    page.set_input_files("input[type=file]", str(again))
+    page.click("text=上传并检查")
+    page.wait_for_url("**/console/roster/imports/*")
+    assert page.inner_text("#count-update") == "2497" and page.inner_text("#count-create") == "0"
+    page.screenshot(path=str(artifacts / "5-reimport-report.png"), full_page=True)
+    with db(app) as session:  # nothing written before the commit
+        assert session.scalar(select(Labourer.phone_masked).where(Labourer.name == "张大山")) == "139****4567"
+    page.click("#commit-button")
+    page.wait_for_selector("#commit-result")
+    assert "更新2497人" in page.inner_text("#commit-result").replace(" ", "")
+    page.screenshot(path=str(artifacts / "6-reimport-committed.png"), full_page=True)
+    with db(app) as session:
+        assert session.scalar(select(func.count()).select_from(Labourer)) == 2497
+        assert session.scalar(select(Labourer.phone_masked).where(Labourer.name == "张大山")) == "137****1111"

@@ -288,7 +288,7 @@ def progress_fragment(campaign_id: PathId, request: Request, session: SessionDep
                       actor: Official) -> HTMLResponse:
     campaign = get_scoped(session, Campaign, campaign_id, actor)
     return render(request, "campaigns/_progress.html", actor, campaign=campaign,
-                  progress=_progress(session, campaign, settings))
+                  progress=_progress(session, campaign, settings), fragment=True)
 
 
 @router.post("/campaigns/{campaign_id}/{action}", response_class=HTMLResponse)

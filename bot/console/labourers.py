@@ -16,13 +16,14 @@ from bot.api.fields import PathId
 from bot.auth import Actor
 from bot.console.deps import console_role
 from bot.console.pages import render
-from bot.roster_lists import CHANNEL_WORDS, EMPLOYMENT_WORDS, LISTS, PAGE, STATUS_WORDS, labourer_profile, \
+from bot.roster_lists import CHANNEL_WORDS, EMPLOYMENT_WORDS, LISTS, STATUS_WORDS, Page, labourer_profile, \
     search_labourers, set_flag
 from bot.validation import has_control_chars
 
 router = APIRouter(prefix="/console/labourers", include_in_schema=False)
 Registry = Annotated[Actor, console_role("admin", "official", "assistant")]
 SearchText = Annotated[str, Query(max_length=32)]
+RowId = Annotated[int, Query(ge=0, le=2**63 - 1)]  # a page's neighbour, by id (0: none)
 
 
 def _clean(value: str) -> str:
@@ -32,15 +33,19 @@ def _clean(value: str) -> str:
 @router.get("", response_class=HTMLResponse)
 def labourer_search(request: Request, session: SessionDep, settings: SettingsDep, actor: Registry,
                     q: SearchText = "", township: SearchText = "", village: SearchText = "",
-                    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+                    after: RowId = 0, before: RowId = 0) -> HTMLResponse:
     q, township, village = _clean(q), _clean(township), _clean(village)
-    found, total = search_labourers(session, actor, q=q, township=township, village=village, offset=offset,
-                                    data_key=settings.data_key)
+    found, total = search_labourers(session, actor, q=q, township=township, village=village, after=after,
+                                    before=before, data_key=settings.data_key)
     filters = {k: v for k, v in (("q", q), ("township", township), ("village", village)) if v}
-    page = {"prev": urlencode({**filters, "offset": max(offset - PAGE, 0)}) if offset else None,
-            "next": urlencode({**filters, "offset": offset + PAGE}) if offset + PAGE < total else None}
-    return render(request, "labourers/search.html", actor, found=found, total=total, q=q, township=township,
-                  village=village, page=page, employment=EMPLOYMENT_WORDS)
+    return render(request, "labourers/search.html", actor, found=[row[0] for row in found.rows], total=total, q=q,
+                  township=township, village=village, page=page_links(found, filters), employment=EMPLOYMENT_WORDS)
+
+
+def page_links(page: Page, filters: dict[str, str]) -> dict[str, str | None]:
+    """The query strings of the links to the pages before and after (keyset: by the ids around this one)."""
+    return {"prev": urlencode({**filters, "before": page.before}) if page.before else None,
+            "next": urlencode({**filters, "after": page.after}) if page.after else None}
 
 
 @router.get("/{labourer_id}", response_class=HTMLResponse)
@@ -56,6 +61,7 @@ def labourer_flag(labourer_id: PathId, session: SessionDep, actor: Registry,
                   flag: Annotated[str, Form(max_length=32)], on: Annotated[str, Form(max_length=8)] = "",
                   back: Annotated[str, Form(max_length=512)] = "") -> Response:
     set_flag(session, actor, labourer_id, flag, on in ("1", "on", "true"))
+    session.commit()  # before the redirect: the request's own commit may come after the browser follows it
     target = back if back.startswith("/console/") and not back.startswith("//") and "\\" not in back \
         else f"/console/labourers/{labourer_id}"
     return RedirectResponse(target, status_code=303)

@@ -66,6 +66,7 @@ def roster_upload(request: Request, session: SessionDep, settings: SettingsDep, 
         session.rollback()
         return render(request, "roster/index.html", actor, status_code=422, imports=list_imports(session, actor),
                       columns=COLUMNS, tz=settings.timezone, error=str(exc))
+    session.commit()  # before the redirect: the request's own commit may come after the browser follows it
     return RedirectResponse(f"/console/roster/imports/{upload.id}", status_code=303)
 
 
@@ -88,6 +89,7 @@ async def roster_mapping(import_id: PathId, request: Request, session: SessionDe
         remap_import(session, actor, upload, mapping, regions=services.kb.regions, data_key=settings.data_key)
     except Conflict as exc:
         return _page(request, actor, upload, error=str(exc), status_code=409)
+    session.commit()  # before the redirect, as above
     return RedirectResponse(f"/console/roster/imports/{import_id}", status_code=303)
 
 

@@ -14,7 +14,7 @@ from bot.models.campaigns import (
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
 from bot.models.complaints import Complaint, ComplaintEvidence, Ticket, TicketCounter, TicketEvent, TicketMessage
 from bot.models.conversation import ConversationState, Handoff, MessageLog
-from bot.models.registry import JobWish, Labourer, TrainingNeed, WorkingAway
+from bot.models.registry import FiguresSnapshot, JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.roster import RosterImport, RosterImportFile, RosterTemplate
 from bot.models.staff import AuditLog, Staff, StaffSession
 from bot.models.knowledge import KnowledgeRevision
@@ -37,6 +37,7 @@ __all__ = [
     "Handoff",
     "JobWish",
     "KnowledgeRevision",
+    "FiguresSnapshot",
     "Labourer",
     "MessageLog",
     "OutboundMessage",

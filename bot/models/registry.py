@@ -8,8 +8,9 @@ set by officials; training needs, job wishes and working-away records are rows o
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, Redacted, utcnow
@@ -17,7 +18,17 @@ from bot.models.base import Base, Redacted, utcnow
 
 class Labourer(Base):
     __tablename__ = "labourer"
-    __table_args__ = (Index("ix_labourer_region", "county", "township", "village"), Index("ix_labourer_name", "name"))
+    __table_args__ = (
+        Index("ix_labourer_region", "county", "township", "village"), Index("ix_labourer_name", "name"),
+        # The console at a city's size (migration 0020): the two flag lists counted by place from small
+        # indexes, and the labourer search's "last four digits" (masked copies have fixed lengths).
+        Index("ix_labourer_wants_startup_place", "county", "township", "village",
+              sqlite_where=text("wants_startup = 1"), postgresql_where=text("wants_startup = true")),
+        Index("ix_labourer_public_welfare_post_place", "county", "township", "village",
+              sqlite_where=text("public_welfare_post = 1"), postgresql_where=text("public_welfare_post = true")),
+        Index("ix_labourer_id_last4", text("substr(id_number_masked, 15)")),
+        Index("ix_labourer_phone_last4", text("substr(phone_masked, 8)")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32))
@@ -108,3 +119,15 @@ class WorkingAway(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+
+class FiguresSnapshot(Base):
+    """The programme's figures of every village (and the complaints of every township), counted together in
+    the background so the dashboard reads one row (bot.roster_figures). One row, id 1."""
+
+    __tablename__ = "figures_snapshot"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    groups: Mapped[list[Any]] = mapped_column(JSON)  # [county, township, village, {figure: value}] each
+    computed_at: Mapped[datetime]
+    refreshing_at: Mapped[datetime | None]  # a worker counting afresh since then

@@ -70,7 +70,7 @@ def get_labourers(session: SessionDep, settings: SettingsDep, actor: RegistrySta
     for column, value in ((Labourer.name, name), (Labourer.township, township), (Labourer.village, village)):
         if value:
             query = query.where(column == value)
-    condition = search_condition(q or "", settings.data_key)
+    condition = search_condition(q or "", settings.data_key, codepoint_order=session.get_bind().dialect.name == "sqlite")
     if condition is not None:
         query = query.where(condition)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
