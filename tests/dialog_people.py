@@ -340,6 +340,15 @@ def _app(database_url: str | None):  # noqa: ANN202
     from bot.db import make_engine, migrate
     from bot.settings import Settings
 
+    if database_url is not None and database_url.startswith("postgresql"):
+        from tests.conftest import PgSchema  # a throwaway schema of its own, never the shared tables
+
+        schema = PgSchema(database_url)
+        database_url = schema.url
+        settings = Settings(database_url=database_url, demo_data=False, log_json=False)
+        app = create_app(settings, configure_logs=False)
+        app.state.scratch_schema = schema
+        return app
     if database_url is None:
         folder = Path(tempfile.mkdtemp(prefix="dialog-people-"))
         database_url = f"sqlite:///{folder / 'people.db'}"
@@ -353,7 +362,8 @@ def _app(database_url: str | None):  # noqa: ANN202
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
-    parser.add_argument("--database-url", help="a migrated-or-empty database (default: a new SQLite file)")
+    parser.add_argument("--database-url", help="a migrated-or-empty SQLite database (default: a new file); a "
+                        "PostgreSQL URL: a scratch schema there, dropped at the end")
     parser.add_argument("--show", action="store_true", help="print the transcript of every conversation not all right")
     parser.add_argument("--only", help="run only the conversation with this id")
     args = parser.parse_args(argv)
@@ -371,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"      {who}: {text}".replace("\n", " / "))
             print(figures(results).line(Path(path).name))
     app.state.engine.dispose()
+    schema = getattr(app.state, "scratch_schema", None)
+    if schema is not None:
+        schema.drop()
     return 0
 
 
