@@ -63,6 +63,16 @@ IDENTITY = (
 )
 
 
+def _phone_told(run: Run) -> bool:
+    return "phone" in run.slots
+
+
+# A phone said besides the ID number (at the read-back: 电话打错了，是139…) is kept here, never over the ID
+# number; the slot is never asked.
+PHONE_BESIDES = Slot("phone", v.parse_phone, show=v.show_protected, extract=None, ask_if=_phone_told,
+                     texts="identity.slots.phone")
+
+
 def _clear(run: Run, name: str) -> str | None:
     value = run.slots.get(name)
     return v.reveal(value, run.turn.settings.data_key) if value else None
@@ -89,7 +99,7 @@ def identify(run: Run, place: dict | None = None) -> Labourer:
         return labourer
     identity = run.slots.get("identity") or {}
     id_number = _clear(run, "identity") if identity.get("kind") == "id" else None
-    phone = _clear(run, "identity") if identity.get("kind") == "phone" else _sms_phone(run)
+    phone = _clear(run, "identity") if identity.get("kind") == "phone" else (_clear(run, "phone") or _sms_phone(run))
     name = run.get("name", "")
     # On SMS the number is the address: a family phone's registered people are told apart by name.
     by_number = turn.message.user_id if turn.message.channel == "sms" else None
@@ -146,6 +156,7 @@ REGISTER_TRAINING = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
+        PHONE_BESIDES,
         Slot("training_type", v.parse_training_type, extract=x.training_type),
         Slot("format", v.parse_format, extract=x.training_format),
         Slot("available", v.parse_when, show=v.show_when, extract=x.when),
@@ -185,6 +196,7 @@ REGISTER_JOB = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
+        PHONE_BESIDES,
         Slot("job_type", v.parse_job_type, extract=x.job_type),
         Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish),
         Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
@@ -219,6 +231,7 @@ WORKING_AWAY = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
+        PHONE_BESIDES,
         Slot("place", _parse_away_place, extract=x.work_place),
         Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
         Slot("employer", v.parse_text, optional=True, free_text=True),

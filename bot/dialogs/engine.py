@@ -21,6 +21,7 @@ from bot.channels.base import Choice, Reply
 from bot.knowledge import KnowledgeError
 from bot.dialogs.extractors import Extractor, Found, only_this
 from bot.dialogs.validators import (
+    CLAUSES,
     CORRECTION,
     Invalid,
     SlotContext,
@@ -54,7 +55,7 @@ HANDOFF_CONFIDENCE = 0.8  # asking for a person interrupts any question, free-te
 HANDOFF_WORDS = ("人工", "转人工", "找人工", "我要人工", "人工服务", "人工客服", "要人工")
 UNSUBSCRIBE_WORDS = ("TD", "退订", "退订通知")  # SMS carrier shorthand (R, T, N) is mapped by the SMS adapter
 SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
-              "无", "不确定", "搞不清")
+              "无", "不确定", "搞不清", "不想说", "不说", "不想讲", "不告诉你", "保密", "不方便说", "不想填", "记不到", "忘了")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
 RESTART_WORDS = ("重新", "从头", "重来", "2")
 CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
@@ -591,7 +592,7 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
             fixed = _correct_other(run, slot, said)
             if fixed is not None:
                 return fixed
-            said = _own_words(said)
+            said = _last_value(run, slot, _own_words(said))
         # "欠了我三千五" to "活是在哪里干的？": a fact of another slot, not this free answer.
         other = _other_fact(run, slot, said) if slot.free_text else None
         if other is not None:
@@ -639,24 +640,44 @@ def _own_words(said: str) -> str:
     return without_negated(tail) if tail and compact(tail) else without_negated(said)
 
 
+def _last_value(run: Run, slot: Slot, said: str) -> str:
+    """Of an answer that changes its mind more than once (网络班，哦不对，流动班，算了还是网络班), the
+    last clause that answers the question."""
+    if slot.free_text:
+        return said
+    for clause in reversed([c for c in CLAUSES.split(said) if compact(c)]):
+        try:
+            _parse(run, slot, clause)
+        except Invalid:
+            continue
+        return clause
+    return said
+
+
 def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]] | None:
-    """When the message is nothing but another slot's value (and this slot's extractor finds nothing),
-    that slot gets it."""
+    """When the message is nothing but other slots' values (and this slot's extractor finds nothing),
+    those slots get them: 我们八个人一共被欠了六万多 to "哪个老板？" is a head count and an amount."""
     if _extract(run, slot, said) is not None:
         return None
+    founds: list[tuple[Slot, Found]] = []
     for other in run.dialog.slots:
         if other is slot or other.extract is None or not run.asks(other):
             continue
         found = _extract(run, other, said)
-        if found is None or not only_this(said, found):
-            continue
+        if found is not None and found.spans:
+            founds.append((other, found))
+    if not founds or not only_this(said, *(f for _s, f in founds)):
+        return None
+    filled: list[Slot] = []
+    corrected: list[Slot] = []
+    for other, found in founds:
         if other.name in run.slots and run.slots[other.name] == found.value:
-            return [other], []
-        corrected = other.name in run.slots
+            filled.append(other)
+            continue
+        (corrected if other.name in run.slots else filled).append(other)
         run.slots[other.name] = found.value
         run.meta["history"] = [n for n in run.meta.get("history", []) if n != other.name] + [other.name]
-        return ([], [other]) if corrected else ([other], [])
-    return None
+    return filled, corrected
 
 
 def _not_an_answer(run: Run, slot: Slot, exc: Invalid) -> list[Reply] | None:
@@ -719,7 +740,11 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
     if fitting:
         # an ID number slot is not where a phone goes (电话打错了 with the ID number kept)
         same_kind = [(s, v) for s, v in fitting if _same_kind(run.slots.get(s.name), v)]
-        return (same_kind or fitting)[0]
+        if same_kind:
+            return same_kind[0]
+        target, value = fitting[0]
+        beside = _slot_for_kind(run, corrected if tail else _strip_edit_words(words), value, exclude=target)
+        return (beside, value) if beside is not None else (target, value)
     for slot in run.dialog.slots:
         if slot.name not in run.slots or slot is exclude or slot.extract is None:
             continue
@@ -728,6 +753,21 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
             return slot, found.value
     if named:
         return named[0][1], None
+    return None
+
+
+def _slot_for_kind(run: Run, said: str, value: Any, *, exclude: Slot) -> Slot | None:
+    """Another slot of the dialog for a value of this kind (a phone besides the ID number), empty or
+    holding the same kind, so that a correction never overwrites a value of another kind."""
+    for slot in run.dialog.slots:
+        if slot is exclude or not _same_kind(run.slots.get(slot.name), value):
+            continue
+        try:
+            found = _parse(run, slot, said)
+        except Invalid:
+            continue
+        if _same_kind(found, value) and isinstance(found, dict) and "kind" in found:
+            return slot
     return None
 
 

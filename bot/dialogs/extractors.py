@@ -31,6 +31,7 @@ Extractor = Callable[[str, v.SlotContext], "Found | None"]
 
 CORRECTION = v.CORRECTION
 without_negated = v.without_negated
+without_past = v.without_past
 after_correction = v.after_correction
 hometown_removed = v.hometown_removed
 
@@ -43,7 +44,7 @@ def _entities(text: str, ctx: v.SlotContext, kind: str) -> list[Any]:
 
 
 def training_type(text: str, ctx: v.SlotContext) -> Found | None:
-    found = match_training_type(text, ctx.kb)
+    found = match_training_type(without_past(text), ctx.kb)
     return Found(found) if found else None
 
 
@@ -52,7 +53,7 @@ _WORKING = ("打工", "务工", "上班", "做工", "干活", "工作", "找工"
 
 
 def job_type(text: str, ctx: v.SlotContext) -> Found | None:
-    for entity in _entities(without_negated(text), ctx, "job_type"):
+    for entity in _entities(without_negated(without_past(text)), ctx, "job_type"):
         if entity.text not in _WORKING:
             return Found(entity.value, (entity.text,))
     return None
@@ -82,7 +83,7 @@ def township(text: str, ctx: v.SlotContext) -> Found | None:
 
 def place_wish(text: str, ctx: v.SlotContext) -> Found | None:
     """Where they want to work, only when said as such (a city, a scope word), never the hometown."""
-    rest = hometown_removed(without_negated(text))
+    rest = hometown_removed(without_negated(without_past(text)))
     try:
         value = v.parse_place_wish(rest, ctx, strict=True)
     except v.Invalid:
@@ -133,12 +134,9 @@ def workers(text: str, ctx: v.SlotContext) -> Found | None:
 # ---- time ------------------------------------------------------------------------------------------
 
 
-_CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")
-
-
 def when(text: str, ctx: v.SlotContext) -> Found | None:
     """A time expression in any clause; the person's words kept are that clause (冬天有空), not the message."""
-    for clause in _CLAUSES.split(text or ""):
+    for clause in v.CLAUSES.split(text or ""):
         try:
             return Found(v.parse_when(clause, ctx, strict=True), (clause,))
         except v.Invalid:
@@ -183,14 +181,17 @@ def phone(text: str, ctx: v.SlotContext) -> Found | None:
 
 # ---- the residue test --------------------------------------------------------------------------------
 
-_FILLER = re.compile(r"(欠了?我们?|欠了|欠|一共|总共|大概|差不多|左右|块钱|块|元|钱|我们|工资|要|有|了|的|是|个人|个|人|啊|哦|嘛|呢|吧|哈|就)")
+_FILLER = re.compile(r"(欠了?我们?|欠了|欠|一共|总共|大概|差不多|左右|块钱|块|元|钱|我们|工资|要|有|了|的|是|个人|个|人|啊|哦|嘛|呢|吧|哈|就"
+                     r"|被|多|还|都|我)")
 
 
-def only_this(text: str, found: Found) -> bool:
-    """Whether the message says nothing but the fact found (欠了我三千五 is an amount, not a work place)."""
+def only_this(text: str, *found: Found) -> bool:
+    """Whether the message says nothing but the facts found (欠了我三千五 is an amount, not a work place;
+    我们八个人一共被欠了六万多 is a head count and an amount, not an employer)."""
     rest = text or ""
-    if not found.spans:
+    if not found or not all(f.spans for f in found):
         return False
-    for span in found.spans:
-        rest = rest.replace(span, " ")
+    for f in found:
+        for span in f.spans:
+            rest = rest.replace(span, " ")
     return len(_FILLER.sub("", v.compact(rest))) < 2

@@ -74,6 +74,16 @@ NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9ff
 HOMETOWN = re.compile(r"(我是|我们是|家在|家住|住在|屋头在|老家在?|老家是)([\u4e00-\u9fff]{2,8}?)(的人|人|的|，|,|\s|$)")
 
 
+# "以前在东莞电子厂干了五年", "之前给人家当过保姆": what the person did, not what they want now.
+PAST = re.compile(r"以前|之前|原来|早先|曾经|前几年|那几年|前些年|早些年|干过|做过|当过|学过|待过|呆过")
+CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")  # what separates the clauses of a message
+
+
+def without_past(text: str) -> str:
+    """The message without its clauses about the past (a wish extractor must not take an old job for it)."""
+    return "，".join(c for c in CLAUSES.split(text or "") if c and not PAST.search(c))
+
+
 def without_negated(text: str) -> str:
     """The message without the values it rules out: 不对，是成都，不是重庆 → 不对，是成都，."""
     return NEGATED.sub(" ", text or "")
@@ -343,7 +353,14 @@ def show_money(value: int) -> str:
 _UNITS_CN = {"year": "年", "month": "个月", "week": "周", "day": "天", "hour": "小时", "minute": "分钟"}
 
 
+# "去年干到现在", "从三月份起就没给": a span told by its start; kept in the person's words.
+_SINCE = re.compile(r"(去年|今年|前年|年初|年前|年后|过完年|过了年|开春|春节|\d+月|[一二三四五六七八九十]+月|上个月|上半年|下半年)"
+                    r".{0,6}(到现在|到今天|到而今|到如今|至今|开始|起就|起到现在|以来)")
+
+
 def parse_period(text: str, ctx: SlotContext) -> dict[str, Any]:
+    if _SINCE.search(compact(text)) and parse_duration(text) is None:
+        return {"value": None, "unit": None, "text": compact(text)[:24]}
     value = parse_duration(text)
     if value is None:
         number = parse_number(text)
@@ -356,6 +373,8 @@ def parse_period(text: str, ctx: SlotContext) -> dict[str, Any]:
 
 
 def show_period(value: dict[str, Any]) -> str:
+    if value.get("value") is None:
+        return str(value.get("text") or "")
     return f"{value['value']}{_UNITS_CN.get(value['unit'], value['unit'])}"
 
 
@@ -392,6 +411,8 @@ def show_workers(value: int) -> str:
 
 _NO = ("不愿意", "不想", "不要", "不用", "不需要", "不必", "没必要", "不行", "不可以", "不得行", "不干", "不去", "不考虑",
        "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "否", "不")
+_YES_DESPITE_NO = ("没问题", "没得问题", "莫得问题", "不错")
+SHORT_NO = 4  # characters: a reply this short that starts with 不/没 is a no
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
 
 
@@ -402,7 +423,11 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
         value = found
     if not value or (not found and looks_like_question(text) and len(value) > 3):
         raise Invalid()  # 公益性岗位一个月好多钱: a question about it, answered, then asked again
+    if any(w in value for w in _YES_DESPITE_NO):
+        return True
     if any(value.startswith(w) or w in value for w in _NO[:-1]) or value in ("不", "否", "no", "No", "NO"):
+        return False
+    if len(value) <= SHORT_NO and value.startswith(("不", "没", "莫")):  # 不愿以 / 不原意: voice input's 不愿意
         return False
     if any(w in value for w in _YES) or any(w in value for w in NO_PREFERENCE):
         return True
@@ -461,7 +486,8 @@ _NUM = r"[0-9零〇一二两三四五六七八九十]+"
 _LUNAR_MONTHS = {"正": 1, "腊": 12, "冬": 11}
 _SEASONS = {"春": (3, "春天"), "夏": (6, "夏天"), "秋": (9, "秋天"), "冬": (12, "冬天")}
 _LUNAR_RE = re.compile(r"(农历|阴历)?(正|腊|冬|" + _NUM + r")月(?:初?(" + _NUM + r")[号日]?)?")
-_NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以", "都行", "啥时候都", "随便", "哪天都", "越快越好", "尽快")
+_NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以", "都行", "啥时候都", "随便", "哪天都", "越快越好", "尽快",
+        "这哈", "这会儿", "这阵", "立马", "眼下", "说走就走", "喊走就走", "随喊随到", "一哈儿就")
 
 
 def _int(token: str) -> int | None:
