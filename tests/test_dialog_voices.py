@@ -1,0 +1,136 @@
+"""Dialogs and the voices the first scripted people lacked (issue #14; tests/data/conversations_voices_*.jsonl):
+the elderly, dialect-heavy Sichuanese, over-explainers, people who correct themselves twice, people answering
+another question, voice-input typos. Each test is a kind of failure those people hit, through the simulator
+endpoint, on the suite's database."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot import pii
+from bot.models import Complaint, JobWish, Labourer, TrainingNeed, WorkingAway
+
+from test_dialog_support import rows, state_of, valid_id_number
+
+PHONE = "13812345678"
+
+
+def clear(app, encrypted: bytes | None) -> str | None:  # noqa: ANN001
+    return pii.decrypt(encrypted, app.state.settings.data_key) if encrypted else None
+
+
+# ---- corrections never lose a value ------------------------------------------------------------------
+
+
+def test_a_phone_given_at_the_read_back_of_a_training_registration_is_kept_beside_the_id_number(say, app):
+    id_number = valid_id_number()
+    say("我想学电焊")
+    say("王小明")
+    say(id_number)
+    say("1")
+    say("下个月")
+    assert "核对" in say("江口镇")[0]
+    reply = say("电话打错了，是13900001234")[0]
+    assert "139****1234" in reply and "5119" in reply and "核对" in reply  # both read back
+    assert "登记好了" in say("确认")[0]
+    [labourer] = rows(app, Labourer)
+    assert clear(app, labourer.id_number_enc) == id_number
+    assert clear(app, labourer.phone_enc) == "13900001234"
+
+
+def test_an_answer_that_changes_its_mind_twice_means_its_last_value(say, app):
+    say("报名学电工")
+    say("陈志强")
+    say(PHONE)
+    assert "啥时候有空" in say("网络班，哦不对，流动班，算了还是网络班")[0]
+    say("下个月，不对不对，下下个月")
+    assert "上课方式：网络班" in say("江口镇")[0]
+    say("确认")
+    [need] = rows(app, TrainingNeed)
+    assert (need.preferred_format, need.available_from) == ("网络班", "下下个月")
+
+
+# ---- facts in the right slot --------------------------------------------------------------------------
+
+
+def test_a_job_of_the_past_in_the_opening_is_not_the_job_wished_for(say, app):
+    first = say("我是巴州区曾口镇的，以前在广东东莞电子厂干了五年，现在想就在巴中城里找个工作，工资三千五左右就行")[0]
+    assert "电子厂" not in first and "东莞" not in first and "3500元" in first
+    say("张建平")
+    assert "想做啥子工作" in say(PHONE)[0]  # the trade is asked: the old one is not the wish
+    for answer in ("保安", "过完年", "可以", "愿意"):
+        say(answer)
+    say("确认")
+    [wish] = rows(app, JobWish)
+    assert (wish.job_type, wish.place_scope, wish.place, wish.min_monthly_pay) == ("保安", "市内", None, 3500)
+
+
+def test_facts_of_other_questions_said_at_a_free_text_question_are_not_its_answer(say, app):
+    say("老板欠了我们工资")
+    reply = say("我们八个人一共被欠了六万多")[0]
+    assert "60000元" in reply and "8人" in reply and "哪个老板" in reply  # said back, the employer asked again
+    assert "哪里干" in say("宏达建筑劳务公司")[0]
+    for answer in ("浙江丽水", "四个月", "跳过", "郑光辉", PHONE, "没有", "跳过"):
+        say(answer)
+    say("确认")
+    [complaint] = rows(app, Complaint)
+    assert (complaint.employer, complaint.amount_owed, complaint.workers_affected) == ("宏达建筑劳务公司", 60000, 8)
+
+
+def test_someone_working_away_now_is_put_on_the_working_away_list(say, app):
+    first = say("我现在人在江苏苏州，在一个电子厂上班，过了年去的，村上让我登记一下")[0]
+    assert "在外务工" in first and "苏州" in first
+    say("罗丹")
+    assert "哪个公司" in say(PHONE)[0]  # place, trade and since all taken from the opening
+    say("不想说")  # an optional question declined
+    say("确认")
+    [away] = rows(app, WorkingAway)
+    assert (away.place, away.job_type, away.employer) == ("苏州", "电子厂", None)
+    assert rows(app, JobWish) == []
+
+
+# ---- answers as people say them ------------------------------------------------------------------------
+
+
+def job_until(say, last: str) -> None:  # noqa: ANN001
+    say("想找个保洁的工作")
+    for answer in ("王小明", PHONE, "县内", "3000"):
+        say(answer)
+    assert last in say("下个月")[0]
+
+
+@pytest.mark.parametrize("no", ["不愿以", "不原意", "不干了"])
+def test_a_short_no_with_a_voice_input_typo_is_a_no(say, app, no):
+    job_until(say, "公益性岗位")
+    assert "手工活" in say(no)[0]
+    assert "核对" in say("没问题")[0]  # 没问题 is a yes
+    say("确认")
+    [wish] = rows(app, JobWish)
+    assert (wish.accepts_public_welfare, wish.accepts_home_based) == (False, True)
+
+
+@pytest.mark.parametrize("now", ["这哈就可以走", "立马就能去"])
+def test_now_in_dialect_is_today(say, app, now):
+    say("想找个保洁的工作")
+    for answer in ("王小明", PHONE, "县内", "3000"):
+        say(answer)
+    assert "公益性岗位" in say(now)[0]
+    for answer in ("不愿意", "不愿意", "确认"):
+        say(answer)
+    [wish] = rows(app, JobWish)
+    assert wish.start_when == now and wish.start_date is not None and wish.start_date >= date(2026, 1, 1)
+
+
+def test_a_period_told_by_its_start_is_kept_in_the_persons_words(say, app):
+    say("老板欠我工资")
+    for answer in ("刘老板", "通江县城", "一万三"):
+        say(answer)
+    assert "几个工友" in say("去年干到现在")[0]  # not asked again
+    for answer in ("就我", "跳过", "杜永福", PHONE, "没有", "跳过"):
+        say(answer)
+    say("确认")
+    [complaint] = rows(app, Complaint)
+    assert (complaint.period, complaint.amount_owed) == ("去年干到现在", 13000)
+    assert not state_of(app, "labourer-1").dialog
