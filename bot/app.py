@@ -112,7 +112,8 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
-        pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list),
+        pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list,
+                   registration.registration_stated),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
     )

@@ -134,3 +134,31 @@ def test_a_period_told_by_its_start_is_kept_in_the_persons_words(say, app):
     [complaint] = rows(app, Complaint)
     assert (complaint.period, complaint.amount_owed) == ("去年干到现在", 13000)
     assert not state_of(app, "labourer-1").dialog
+
+
+# ---- the opening: a statement of a registration is that registration ----------------------------------
+
+
+def test_an_over_explained_opening_is_a_registration_with_all_its_facts(say, app):
+    first = say("你好，我姓蒋，叫蒋玉梅，今年四十五，老公在外面打工，我在屋头带孙子，想趁空学个做包子馒头的手艺，"
+                "以后在镇上开个早餐店，我是平昌县土兴镇的，冬天农活少些有空")[0]
+    assert "培训" in first and "蒋玉梅" in first and "中式面点" in first and "土兴镇" in first
+    assert "哪种班" in say(PHONE)[0]  # name, trade, township and time all taken: only the number and the format
+    assert "核对" in say("小灶班")[0]
+    say("确认")
+    [need] = rows(app, TrainingNeed)
+    assert (need.training_type, need.township, need.preferred_format) == ("中式面点", "土兴镇", "小灶班")
+    assert need.available_from == "冬天农活少些有空" and need.available_date is not None
+    assert rows(app, Labourer)[0].name == "蒋玉梅"
+
+
+@pytest.mark.parametrize("opening, asked", [("报培训，想学直播带货", "姓名"), ("欠薪投诉", "哪个老板")])
+def test_a_registration_the_router_took_for_a_policy_question_opens_the_dialog(say, app, opening, asked):
+    assert asked in say(opening)[0]
+    assert state_of(app, "labourer-1").dialog in ("register_training", "rights_complaint")
+
+
+@pytest.mark.parametrize("question", ["学直播带货要交钱不", "电焊培训在哪里报", "欠薪了一般是去劳动局还是法院", "电商"])
+def test_a_question_about_a_registration_is_still_answered_not_registered(say, app, question):
+    say(question)
+    assert not state_of(app, "labourer-1").dialog

@@ -282,6 +282,15 @@ def slot_named(turn: "Turn", name: str, said: str) -> str | None:
     return best[1] if best else None
 
 
+def facts_said(turn: "Turn", name: str, said: str) -> list[str]:
+    """The slots of dialog `name` whose extractors find a value in `said`, who the person is aside
+    (a name or a phone says nothing about which dialog a message belongs to)."""
+    dialog = turn.services.dialogs[name]
+    run = Run(turn, dialog, {}, {})
+    return [slot.name for slot in dialog.slots
+            if slot.extract is not None and not slot.texts.startswith("identity.") and _extract(run, slot, said) is not None]
+
+
 def _extract(run: Run, slot: Slot, text: str) -> Found | None:
     if slot.extract is None or not text:
         return None

@@ -574,18 +574,42 @@ def _month_end(day: date) -> date:
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
+_SPANS = ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
+          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1))  # season words, and how many months
+
+
+def _season_end(begin: date, length: int) -> date:
+    month = begin.month - 1 + length - 1
+    return _month_end(date(begin.year + month // 12, month % 12 + 1, 1))
+
+
+def _season_now(value: str, today: date, month: int, day: int) -> date | None:
+    """The first day of the season the words name when today is in it (冬天 said in December), else None."""
+    length = next((n for words, n in _SPANS if any(w in value for w in words)), None)
+    if length is None:
+        return None
+    for year in (today.year, today.year - 1):
+        begin = date(year, month, day)
+        if begin <= today <= _season_end(begin, length):
+            return begin
+    return None
+
+
 def _until(value: str, start: dict[str, Any], today: date) -> str | None:
     """The last day the words cover, when they cover a span: a season (开春 → end of May), a month
     (3月份 → 31 March), 下个月."""
     if not start.get("date"):
         return None
     begin = date.fromisoformat(start["date"])
-    for words, length in ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
-                          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1)):
+    for words, length in _SPANS:
         if any(w in value for w in words):
-            month = begin.month - 1 + length - 1
-            return _month_end(date(begin.year + month // 12, month % 12 + 1, 1)).isoformat()
-    if _MONTH_ONLY.search(value) or value.endswith(("下个月", "下月", "下下个月")):
+            if start.get("season_start"):  # in the season now: it ends where the season does
+                begin = date.fromisoformat(start["season_start"])
+            return _season_end(begin, length).isoformat()
+    month_only = _MONTH_ONLY.search(value)
+    if month_only and month_only.group(2):  # 冬月间, 腊月: a lunar month, about 29 days from its first
+        return (begin + timedelta(days=28)).isoformat()
+    if month_only or value.endswith(("下个月", "下月", "下下个月")):
         return _month_end(begin).isoformat()
     return None
 
@@ -607,7 +631,9 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
                 end = _until(m.group(2), last, ctx.today) or last["date"]
                 return {"text": value[:32], "date": first["date"], "until": end}
     found = _parse_when(text, ctx, strict=strict)
-    return {**found, "until": _until(compact(text), found, ctx.today)}
+    until = _until(compact(text), found, ctx.today)
+    found.pop("season_start", None)
+    return {**found, "until": until}
 
 
 def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
@@ -670,6 +696,9 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         return {"text": said, "date": _upcoming(today, 10).isoformat()}
     for words, month, day, lunar in _SEASON_WORDS:
         if any(w in value for w in words) and not _numeral_around(value, words):
+            current = None if (lunar or year) else _season_now(value, today, month, day)
+            if current is not None:  # 冬天有空, said in winter: from today to the end of this winter
+                return {"text": said, "date": today.isoformat(), "season_start": current.isoformat()}
             return {"text": said, "date": _seasonal(today, month, day, lunar, year).isoformat()}
     if any(w in value for w in ("农闲", "不忙", "闲的时候", "闲下来", "空闲")) or any(w in value for w in _DAY_PARTS):
         return {"text": said, "date": None}
