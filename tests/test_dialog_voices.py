@@ -162,3 +162,21 @@ def test_a_registration_the_router_took_for_a_policy_question_opens_the_dialog(s
 def test_a_question_about_a_registration_is_still_answered_not_registered(say, app, question):
     say(question)
     assert not state_of(app, "labourer-1").dialog
+
+
+# ---- no way past: a repeated answer is an answer ----------------------------------------------------------
+
+
+def test_a_trade_the_catalogue_lacks_is_answered_once_as_a_digression_then_taken_in_the_persons_words(say, app):
+    say("想学点技术")
+    say("付英")
+    say(PHONE)
+    first = say("护理老人")
+    again = say("护理老人")[0]
+    assert "公益性岗位" not in again and "比如" in again  # said again: an answer, not the same policy text
+    taken = say("护理老人")[0]
+    assert "护理老人" in taken and "哪种班" in taken
+    for answer in ("网络班", "下个月", "土兴镇", "确认"):
+        say(answer)
+    [need] = rows(app, TrainingNeed)
+    assert need.training_type == "护理老人" and len(first) >= 1

@@ -33,6 +33,7 @@ from bot.registry import (
     register_self_reported,
 )
 
+OWN_WORDS_AFTER = 2  # a trade the catalogue lacks is taken in the person's words at the second try
 EVIDENCE_WINDOW = timedelta(minutes=30)  # photos sent this long after filing still join the ticket
 PHOTO_CHANNELS = ("wechat", "simulator")  # where a person can send a photo (not plain SMS)
 
@@ -157,7 +158,7 @@ REGISTER_TRAINING = Dialog(
     slots=(
         *IDENTITY,
         PHONE_BESIDES,
-        Slot("training_type", v.parse_training_type, extract=x.training_type),
+        Slot("training_type", v.parse_training_type, extract=x.training_type, own_words_after=OWN_WORDS_AFTER),
         Slot("format", v.parse_format, extract=x.training_format),
         Slot("available", v.parse_when, show=v.show_when, extract=x.when),
         Slot("township", v.parse_township, show=v.show_township, extract=x.township),
@@ -197,7 +198,7 @@ REGISTER_JOB = Dialog(
     slots=(
         *IDENTITY,
         PHONE_BESIDES,
-        Slot("job_type", v.parse_job_type, extract=x.job_type),
+        Slot("job_type", v.parse_job_type, extract=x.job_type, own_words_after=OWN_WORDS_AFTER),
         Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish),
         Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
         Slot("start", v.parse_when, show=v.show_when, extract=x.when),

@@ -78,6 +78,9 @@ class Slot:
     free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
     ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
     texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
+    # After this many answers the parser cannot read, the person's own words are taken as the value (a
+    # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
+    own_words_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Dialog:
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
                "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled", "corrected",
                "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched",
-               "unsubscribe_check", "unsubscribe_choices")
+               "unsubscribe_check", "unsubscribe_choices", "own_words")
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -515,6 +518,7 @@ def _advance(run: Run, lead: str = "") -> list[Reply]:
                 run.meta["history"].remove(slot.name)
     slot = _next_slot(run)
     run.meta["fails"] = 0
+    run.meta.pop("digressed", None)
     if slot is None and not run.dialog.read_back:
         return run.dialog.complete(run)  # what it did says it all (报名成功 …)
     step = slot.name if slot else CONFIRM
@@ -543,6 +547,8 @@ def _is_digression(run: Run, slot: Slot | None) -> bool:
     parse = run.turn.parse
     if parse is None or parse.intent in NOT_DIGRESSIONS or parse.intent == run.dialog.intent:
         return False
+    if run.meta.get("digressed") == compact(run.turn.text):  # answered once already: they mean it as the answer
+        return False
     if parse.intent in ("unsubscribe", "human_handoff"):  # asked about / recorded by the engine itself
         return False
     if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
@@ -558,6 +564,8 @@ def _digression(run: Run) -> list[Reply] | None:
     the dialog's would make "2" mean two things)."""
     turn = run.turn
     parse = turn.parse
+    run.meta["digressed"] = compact(turn.text)  # said again at this question, it is an answer (_is_digression)
+    run.save(turn.state.step)
     known = [c for c in (parse.ambiguous if parse else ()) if c.entry_id and c.entry_id in turn.kb.entries]
     top = next((c for c in known if c.topic in run.dialog.topics), known[0] if known else None)
     if top is None:
@@ -809,6 +817,11 @@ def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
         run.save(slot.name)
         return [_ask(run, slot.name, key=exc.key or "reask")]
     run.meta["fails"] = int(run.meta.get("fails", 0)) + 1
+    own = _own_words_value(run, slot)
+    if own is not None:
+        run.slots[slot.name] = own
+        run.meta["history"] = [n for n in run.meta.get("history", []) if n != slot.name] + [slot.name]
+        return _advance(run, text(run.turn, "common.own_words", label=_label(run, slot), value=own))
     if run.meta["fails"] >= MAX_FAILURES:
         run.meta["offer"] = "handoff"
         run.meta["fails"] = 0
@@ -820,6 +833,21 @@ def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
     run.save(slot.name)
     key = exc.key if exc.key and exc.key in node else "reask"
     return [_ask(run, slot.name, key=key)]
+
+
+OWN_WORDS_LONGEST = 16  # characters
+
+
+def _own_words_value(run: Run, slot: Slot) -> str | None:
+    """The person's words as the value, when the slot takes them after so many tries and they read as a
+    short statement of a thing (not a question, not 不晓得, not digits)."""
+    said = compact(run.turn.text)
+    if not slot.own_words_after or run.meta["fails"] < slot.own_words_after:
+        return None
+    hans = sum("\u4e00" <= ch <= "\u9fff" for ch in said)
+    if not 2 <= len(said) <= OWN_WORDS_LONGEST or hans < 2 or said in SKIP_WORDS or looks_like_question(run.turn.text):
+        return None
+    return said
 
 
 def _back(run: Run) -> list[Reply]:
