@@ -362,8 +362,11 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     if cancel and not (slot is not None and offer is None and _is_choice(run, slot) and _accepts(run, slot, turn.text)):
         finish(turn)
         return [Reply(text(turn, "common.cancelled", title=run.text("title")))]
-    # 退订/TD is the carriers' opt-out word: it wins over any question.
+    # 退订/TD inside a dialog is asked about once (是要退订所有通知吗？), unless it came by SMS, where the
+    # adapter has already applied the carriers' opt-out word, or the person said no to that question before.
     if words.upper() in UNSUBSCRIBE_WORDS:
+        if turn.state.channel != "sms" and not run.meta.get("kept_notices"):
+            return _unsubscribe_check(run)
         replies = turn.run("unsubscribe")
         run.save(turn.state.step)
         return replies + [_resume(run)]
