@@ -180,3 +180,28 @@ def test_a_trade_the_catalogue_lacks_is_answered_once_as_a_digression_then_taken
         say(answer)
     [need] = rows(app, TrainingNeed)
     assert need.training_type == "护理老人" and len(first) >= 1
+
+
+# ---- every slot has an extractor: the employer too -------------------------------------------------------
+
+
+def test_the_employer_named_in_the_opening_is_kept_and_not_asked(say, app):
+    first = say("东莞鸿运五金厂欠了我三个月工资，一共一万八")[0]
+    assert "东莞鸿运五金厂" in first and "18000元" in first and "哪里干" in first  # employer, amount, period taken
+    for answer in ("东莞长安镇", "就我", "跳过", "黄伟", PHONE, "没有", "跳过"):
+        say(answer)
+    say("确认")
+    [complaint] = rows(app, Complaint)
+    assert (complaint.employer, complaint.period, complaint.amount_owed) == ("东莞鸿运五金厂", "3个月", 18000)
+
+
+@pytest.mark.parametrize("said", ["我在一个电子厂上班", "我老板跑了"])
+def test_a_kind_of_business_or_my_boss_is_not_an_employer(said):
+    from bot.dialogs import extractors as x
+    from bot.dialogs import validators as v
+    from bot.knowledge import load_knowledge
+    from bot.settings import default_knowledge_dir
+
+    ctx = v.SlotContext(kb=load_knowledge(default_knowledge_dir()), data_key="k", today=date(2026, 12, 3))
+    assert x.employer(said, ctx) is None
+    assert x.employer("在苏州立讯电子厂上班", ctx).value == "苏州立讯电子厂"

@@ -235,7 +235,7 @@ WORKING_AWAY = Dialog(
         PHONE_BESIDES,
         Slot("place", _parse_away_place, extract=x.work_place),
         Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
-        Slot("employer", v.parse_text, optional=True, free_text=True),
+        Slot("employer", v.parse_text, extract=x.employer, optional=True, free_text=True),
         Slot("since", v.parse_when, show=v.show_when, extract=x.when, optional=True),
     ),
     complete=_complete_working_away,
@@ -325,7 +325,7 @@ RIGHTS_COMPLAINT = Dialog(
     prepare=_prepare,
     slots=(
         Slot("category", v.parse_category, extract=x.category),
-        Slot("employer", v.parse_text, free_text=True),
+        Slot("employer", v.parse_text, extract=x.employer, free_text=True),
         Slot("site", v.parse_text, optional=True, free_text=True),
         Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
         Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
