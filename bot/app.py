@@ -113,7 +113,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
                   subscription.HANDLERS, handoff.HANDLERS),
         dialogs=DIALOGS,
         pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list,
-                   registration.registration_stated),
+                   records.change_stated, registration.registration_stated),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
     )

@@ -205,3 +205,64 @@ def test_a_kind_of_business_or_my_boss_is_not_an_employer(said):
     ctx = v.SlotContext(kb=load_knowledge(default_knowledge_dir()), data_key="k", today=date(2026, 12, 3))
     assert x.employer(said, ctx) is None
     assert x.employer("在苏州立讯电子厂上班", ctx).value == "苏州立讯电子厂"
+
+
+# ---- second batch: sign-ups, changes from 我的登记, more voices ---------------------------------------------
+
+
+def test_a_name_said_surname_first_is_the_name(say, app):
+    say("我想学电焊")
+    assert "身份证号" in say("我姓苟 叫苟德明")[0]
+    assert state_of(app, "labourer-1").slots["name"] == "苟德明"
+
+
+def test_a_format_with_one_character_wrong_is_that_format(say, app):
+    say("我想学家政")
+    say("任红梅")
+    say(PHONE)
+    assert "啥时候有空" in say("网路班")[0]
+    assert state_of(app, "labourer-1").slots["format"] == "网络班"
+
+
+def test_a_dialect_no_is_a_no(say, app):
+    job_until(say, "公益性岗位")
+    say("不得行")
+    assert "核对" in say("算球了")[0]
+    say("确认")
+    [wish] = rows(app, JobWish)
+    assert (wish.accepts_public_welfare, wish.accepts_home_based) == (False, False)
+
+
+def test_since_when_someone_went_away_is_read_as_the_past(say, app):
+    say("我已经在广东深圳打工了")
+    for answer in ("钟丽", PHONE, "电子厂", "跳过"):
+        say(answer)
+    assert "核对" in say("去年")[0]
+    say("确认")
+    [away] = rows(app, WorkingAway)
+    assert away.since == "去年"
+    assert rows(app, Labourer)[0].employment_status == "working_away"
+
+
+def register_welding(say) -> None:  # noqa: ANN001
+    for answer in ("我想学电焊", "王小明", PHONE, "1", "下个月", "江口镇", "确认"):
+        say(answer)
+
+
+def test_a_change_said_with_its_new_value_is_read_back_at_once(say, app):
+    register_welding(say)
+    reply = say("上回报的那个电焊 时间搞错了 要改成开春")[0]  # the router hesitates here: the change still wins
+    assert "核对" in reply and "开春" in reply and "江口镇" in reply
+    assert "更新" in say("确认")[0]
+    [need] = rows(app, TrainingNeed)
+    assert (need.available_from, need.township, need.preferred_format) == ("开春", "江口镇", "农闲班")
+
+
+def test_a_change_of_the_pay_of_a_job_wish_names_the_pay_not_the_job(say, app):
+    for answer in ("找工作", "李强", PHONE, "保安", "县城", "3000", "下个月", "愿意", "不愿意", "确认"):
+        say(answer)
+    reply = say("我之前登记的那个找工作，工资写少了，要改成四千五，其他的不变")[0]
+    assert "4500元" in reply and "核对" in reply
+    say("确认")
+    [wish] = rows(app, JobWish)
+    assert (wish.min_monthly_pay, wish.job_type, wish.place_scope, wish.accepts_public_welfare) == (4500, "保安", "县内", True)

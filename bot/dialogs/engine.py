@@ -249,9 +249,10 @@ def start(turn: "Turn", name: str) -> list[Reply]:
 
 
 def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None = None,
-           replaces: dict[str, Any] | None = None) -> list[Reply]:
+           replaces: dict[str, Any] | None = None, said: str | None = None) -> list[Reply]:
     """Change something registered before: dialog `name` opened with that record's answers, asking only
-    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed)."""
+    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed).
+    When what the person `said` already gives the new value (工资要改成四千五), it is taken and read back."""
     dialog = turn.services.dialogs[name]
     run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
     if dialog.prepare is not None:
@@ -267,22 +268,40 @@ def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None =
     if slot is None:
         run.save(EDIT)
         return [_edit_menu(run)]
+    new = _extract(run, slot, _new_value_words(said)) if said else None
+    if new is not None and new.value != run.slots.get(slot.name):
+        run.slots[slot.name] = new.value
+        return _advance(run, _noted(run, [], [slot]))
     run.slots.pop(slot.name, None)
     run.save(slot.name)
     return [_ask(run, slot.name, text(turn, "common.edit_again", label=_label(run, slot)))]
 
 
+def _new_value_words(said: str) -> str:
+    """What follows 改成/改为/换成/应该是 (the new value), else what follows the last correction word."""
+    for word in ("改成", "改为", "换成", "变成", "应该是", "改到"):
+        if word in said:
+            return said.rsplit(word, 1)[1]
+    tail = after_correction(said)
+    return tail if tail and compact(tail) else ""
+
+
 def slot_named(turn: "Turn", name: str, said: str) -> str | None:
-    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available)."""
+    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available); of
+    two named alike, the one whose value the message gives (工资写少了，要改成四千五 → the pay)."""
     dialog = turn.services.dialogs[name]
     words = compact(said)
-    best: tuple[int, str] | None = None
+    run = Run(turn, dialog, {}, {})
+    best: tuple[int, bool, str] | None = None
     for slot in dialog.slots:
         node = _node(turn, slot.texts)
         for alias in (node["label"], *(node.get("aliases") or ())):
-            if alias and alias in words and (best is None or len(alias) > best[0]):
-                best = (len(alias), slot.name)
-    return best[1] if best else None
+            if not alias or alias not in words:
+                continue
+            key = (len(alias), _extract(run, slot, _new_value_words(said)) is not None, slot.name)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    return best[2] if best else None
 
 
 def facts_said(turn: "Turn", name: str, said: str) -> list[str]:

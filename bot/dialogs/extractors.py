@@ -150,12 +150,8 @@ _NAME_SAID = re.compile(r"(?:我叫|我的名字叫|我的名字是|名字叫|�
                         r"(?=[，,。.!！\s]|$|身份证|电话|手机|号码|想|要|今年|家|住|在|是)")
 
 
-# 我姓蒋，叫蒋玉梅: the surname, then the full name
-_SURNAME_THEN_NAME = re.compile(r"我姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$)")
-
-
 def name(text: str, ctx: v.SlotContext) -> Found | None:
-    m = _SURNAME_THEN_NAME.search(text or "")
+    m = v.SURNAME_THEN_NAME.search(text or "")
     if m:
         try:
             return Found(v.parse_name(m.group(2), ctx), (m.group(0),))

@@ -107,7 +107,14 @@ _NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是"
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
+# 我姓苟 叫苟德明, 免贵姓王，叫王德贵: the surname, then the full name
+SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
+
+
 def parse_name(text: str, ctx: SlotContext) -> str:
+    said = SURNAME_THEN_NAME.search(text or "")
+    if said:
+        text = said.group(2)
     value = compact(text)
     for prefix in _NAME_PREFIXES:
         if value.startswith(prefix):
@@ -238,6 +245,9 @@ def format_named(text: str, ctx: SlotContext) -> str | None:
     for alias, name in _FORMAT_WORDS.items():
         if alias in value:
             return name
+    near = _one_off(value, [item.name for item in formats])
+    if near:
+        return near
     keys = pinyin_key(value)
     for item in formats:
         for word in (item.name, item.name[:2]):
@@ -247,6 +257,14 @@ def format_named(text: str, ctx: SlotContext) -> str | None:
             if at >= 0 and any(a == b for a, b in zip(value[at:at + len(word)], word)):
                 return item.name
     return None
+
+
+def _one_off(value: str, names: list[str]) -> str | None:
+    """The one name of at least three characters that `value` spells with one character wrong and its last
+    right (网路班 → 网络班, 小早班 → 小灶班): a slip of voice input or of the keyboard."""
+    found = [n for n in names if len(n) >= 3 and len(value) == len(n) and value[-1] == n[-1]
+             and sum(a != b for a, b in zip(value, n)) == 1]
+    return found[0] if len(found) == 1 else None
 
 
 def parse_format(text: str, ctx: SlotContext) -> str:
@@ -410,7 +428,7 @@ def show_workers(value: int) -> str:
 # ---- yes / no, categories, free text ------------------------------------------------------------
 
 _NO = ("不愿意", "不想", "不要", "不用", "不需要", "不必", "没必要", "不行", "不可以", "不得行", "不干", "不去", "不考虑",
-       "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "否", "不")
+       "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "算球", "算逑", "要不得", "莫来", "懒得", "不来", "否", "不")
 _YES_DESPITE_NO = ("没问题", "没得问题", "莫得问题", "不错")
 SHORT_NO = 4  # characters: a reply this short that starts with 不/没 is a no
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
@@ -711,6 +729,47 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if any(w in value for w in _VAGUE) or any(w in value for w in _UNKNOWN) or "有空" in value:
         return {"text": said, "date": None}
     raise Invalid()
+
+
+# Said of the past (啥时候出去的？): 去年, 前年, 上个月, 两年前
+_PAST_WORDS = (("前年", lambda t: date(t.year - 2, 1, 1)), ("去年", lambda t: date(t.year - 1, 1, 1)),
+               ("上个月", lambda t: _next_month_start(t, -1)), ("上月", lambda t: _next_month_start(t, -1)),
+               ("年初", lambda t: date(t.year, 1, 1)), ("今年", lambda t: date(t.year, 1, 1)))
+_AGO = re.compile(r"(" + _NUM + r"|半|几)(个)?(年|月|天|周|星期)(以前|之前|前)")
+
+
+def parse_since(text: str, ctx: SlotContext) -> dict[str, Any]:
+    """Since when (啥时候出去的): the same words as parse_when, read as the latest such day not after today
+    (3月份 said in December is this March; 去年 is 1 January of last year, 去年冬月间 last year's 冬月)."""
+    value = compact(text)
+    today = ctx.today
+    if m := _AGO.search(value):
+        number = {"半": 0.5, "几": 3}.get(m.group(1)) or _int(m.group(1)) or 1
+        days = {"年": 365, "月": 30, "天": 1, "周": 7, "星期": 7}[m.group(3)] * number
+        return {"text": value[:32], "date": (today - timedelta(days=int(days))).isoformat(), "until": None}
+    past = next(((word, day) for word, day in _PAST_WORDS if word in value), None)
+    rest = value.replace(past[0], "") if past else value
+    try:
+        found = parse_when(rest, ctx) if compact(re.sub(r"(去的|出来的|出去的|走的|来的|开始)", "", rest)) else None
+    except Invalid:
+        found = None
+    if found is None or not found.get("date"):
+        if past is not None:
+            return {"text": value[:32], "date": past[1](today).isoformat(), "until": None}
+        if found is None:
+            raise Invalid()
+        return {**found, "text": value[:32]}
+    when = date.fromisoformat(found["date"])
+    years_back = {"去年": 1, "前年": 2}.get(past[0] if past else "", 0)
+    if years_back:
+        when = _same_day(when, today.year - years_back)
+    while when > today:
+        when = _same_day(when, when.year - 1)
+    return {"text": value[:32], "date": when.isoformat(), "until": None}
+
+
+def _same_day(day: date, year: int) -> date:
+    return day.replace(year=year, day=min(day.day, calendar.monthrange(year, day.month)[1]))
 
 
 def show_when(value: dict[str, Any]) -> str:
