@@ -266,3 +266,9 @@ def test_a_change_of_the_pay_of_a_job_wish_names_the_pay_not_the_job(say, app):
     say("确认")
     [wish] = rows(app, JobWish)
     assert (wish.min_monthly_pay, wish.job_type, wish.place_scope, wish.accepts_public_welfare) == (4500, "保安", "县内", True)
+
+
+@pytest.mark.parametrize("opening", ["我想投诉", "我要投诉"])
+def test_a_complaint_to_make_is_not_a_look_at_the_records(say, app, opening):
+    assert "哪种问题" in say(opening)[0]  # the router leans to 我的登记 here; the records decline, the complaint opens
+    assert state_of(app, "labourer-1").dialog == "rights_complaint"

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot import dialogs, signups
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
+from bot.dialogs.validators import compact
 from bot.models import Event, JobWish, SignUp, TrainingNeed, utcnow
 from bot.nlu.entities import match_job_type, match_training_type
 from bot.registry import list_records
@@ -41,10 +42,24 @@ def _signups(turn: Turn, labourer_id: int) -> list[tuple[SignUp, Event]]:
     return [(s, e) for s, e in rows]
 
 
-def my_records(turn: Turn) -> list[Reply]:
+# "我想投诉", "我要报名学电焊": a registration to make, not one made — declined, so the router's runner-up
+# (the complaint, the training registration) answers it.
+TO_MAKE = re.compile(r"^(我想|我要|想|要|帮我|我需要)(投诉|报名|报个名|登记|找工作|学|维权)")
+ABOUT_MADE = re.compile(r"(查|我的|的事|进展|进度|结果|没得|没有|没$|了没|有没|登记的|报的|处理|咋样|怎么样|状态|消息|记录|信息|"
+                        r"审核|通过|有效|回复|回音|哪一步|哪步|好久|动静|联系我)")
+
+
+def declines(said: str) -> bool:
+    words = compact(said)
+    return bool(TO_MAKE.search(words)) and not ABOUT_MADE.search(words)
+
+
+def my_records(turn: Turn) -> list[Reply] | None:
     action = turn.action or {}
     if action.get("record"):
         return _record_action(turn, str(action["record"]), action.get("do"))
+    if not action.get("dialog_answer") and turn.text and declines(turn.text):
+        return None
     labourer = turn.labourer()
     if labourer is not None and turn.text and (CHANGE.search(turn.text) or WITHDRAW.search(turn.text)):
         direct = _change_said(turn, labourer.id)
