@@ -17,6 +17,18 @@ from test_dialog_support import rows, state_of, valid_id_number
 PHONE = "13812345678"
 
 
+@pytest.fixture
+def talk(client):  # noqa: ANN001, ANN201
+    """Like `say`, with the choices: [{"text", "choices"}]."""
+
+    def send(text: str, user: str = "labourer-1") -> list[dict]:
+        response = client.post("/api/simulator/message", json={"user": user, "text": text})
+        assert response.status_code == 200, response.text
+        return response.json()["replies"]
+
+    return send
+
+
 def clear(app, encrypted: bytes | None) -> str | None:  # noqa: ANN001
     return pii.decrypt(encrypted, app.state.settings.data_key) if encrypted else None
 
@@ -272,3 +284,22 @@ def test_a_change_of_the_pay_of_a_job_wish_names_the_pay_not_the_job(say, app):
 def test_a_complaint_to_make_is_not_a_look_at_the_records(say, app, opening):
     assert "哪种问题" in say(opening)[0]  # the router leans to 我的登记 here; the records decline, the complaint opens
     assert state_of(app, "labourer-1").dialog == "rights_complaint"
+
+
+def test_asking_what_an_option_means_explains_the_options_and_chooses_nothing(talk, app):
+    talk("想学厨师")
+    talk("王小明")
+    talk(PHONE)
+    replies = talk("农闲班是啥意思")
+    assert "区别" in replies[0]["text"] and "format" not in state_of(app, "labourer-1").slots
+    assert "啥时候有空" in talk("1")[0]["text"]
+    assert state_of(app, "labourer-1").slots["format"] == "农闲班"
+
+
+def test_a_scope_said_as_a_correction_is_a_scope_not_a_place(say, app):
+    say("找工作")
+    for answer in ("王小明", PHONE, "保安", "县城"):
+        say(answer)
+    reply = say("不对，是省外")[0]
+    assert "想在哪里做：省外。" in reply
+    assert state_of(app, "labourer-1").slots["place"] == {"scope": "省外", "place": None}

@@ -270,13 +270,13 @@ def _one_off(value: str, names: list[str]) -> str | None:
 def parse_format(text: str, ctx: SlotContext) -> str:
     """One of the five training formats, or 不限 (no preference)."""
     value = compact(text)
+    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
+        raise Invalid("explain", counts=False)  # 农闲班是啥意思: asked about, not chosen
     found = format_named(without_negated(text), ctx)
     if found:
         return found
     if any(w in value for w in NO_PREFERENCE):
         return "不限"
-    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
-        raise Invalid("explain", counts=False)
     raise Invalid()
 
 
@@ -310,6 +310,8 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
     rest = hometown_removed(without_negated(text))
     value = compact(rest)
     named = destination(rest, ctx.kb)
+    if named and any(named in words for _scope, words in _SCOPE_WORDS):
+        named = None  # 省外 is a scope, not a place
     if named:
         place = match_place(named, ctx.kb) or {}
         home = "四川" in (place.get("province") or "") or named == "成都"
