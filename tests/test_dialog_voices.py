@@ -303,3 +303,11 @@ def test_a_scope_said_as_a_correction_is_a_scope_not_a_place(say, app):
     reply = say("不对，是省外")[0]
     assert "想在哪里做：省外。" in reply
     assert state_of(app, "labourer-1").slots["place"] == {"scope": "省外", "place": None}
+
+
+def test_a_question_at_the_name_question_is_not_a_name_and_a_name_with_more_said_is_the_name(say, app):
+    say("想学电焊")
+    assert "身份证号" not in say("你问我名字干啥")[0]  # not taken as the name: the name asked again
+    assert "身份证号" in say("王小明，我是江口镇的")[0]
+    assert state_of(app, "labourer-1").slots["name"] == "王小明"
+    assert state_of(app, "labourer-1").slots["township"]["township"] == "江口镇"

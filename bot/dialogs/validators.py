@@ -103,7 +103,7 @@ def hometown_removed(text: str) -> str:
 
 # ---- identity -------------------------------------------------------------------------------
 
-_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫", "我是", "叫")
+_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫做", "我叫", "我是", "叫做", "叫")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
@@ -111,17 +111,36 @@ _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密
 SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 
 
+NAME_LONGEST = 4  # characters of a Han name without a middle dot (欧阳春花); 买买提·艾力 may be longer
+
+
 def parse_name(text: str, ctx: SlotContext) -> str:
+    """A person's name: 2–4 characters (longer with a middle dot), prefixes (我叫, 我是) and a trailing
+    particle taken off; the first clause that is one (王小明，我是江口镇的). A question is never a name
+    (你问我名字干啥)."""
+    if looks_like_question(text or ""):
+        raise Invalid()
     said = SURNAME_THEN_NAME.search(text or "")
     if said:
-        text = said.group(2)
+        return _name(said.group(2))
+    clauses = [c for c in CLAUSES.split(text or "") if c]
+    try:
+        return _name(text)
+    except Invalid:
+        if len(clauses) < 2:
+            raise
+        return _name(clauses[0])
+
+
+def _name(text: str) -> str:
     value = compact(text)
     for prefix in _NAME_PREFIXES:
         if value.startswith(prefix):
             value = value[len(prefix):]
             break
     value = value.removesuffix("哈").removesuffix("嘛").removesuffix("呢")
-    if not _HAN.match(value) or not 2 <= len(value) <= 10 or any(w in value for w in _NOT_NAMES):
+    longest = 10 if "·" in value else NAME_LONGEST
+    if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES):
         raise Invalid()
     return value
 
