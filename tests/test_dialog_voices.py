@@ -311,3 +311,12 @@ def test_a_question_at_the_name_question_is_not_a_name_and_a_name_with_more_said
     assert "身份证号" in say("王小明，我是江口镇的")[0]
     assert state_of(app, "labourer-1").slots["name"] == "王小明"
     assert state_of(app, "labourer-1").slots["township"]["township"] == "江口镇"
+
+
+def test_a_name_correction_while_another_question_is_asked_is_a_correction_never_an_opt_out(say, app):
+    say("我想学电焊")
+    say("王小明")
+    say(PHONE)
+    reply = say("名字打错了，是王晓明")[0]  # the router leans to 退订 here
+    assert "姓名：王晓明" in reply and "哪种班" in reply and "退订" not in reply
+    assert state_of(app, "labourer-1").slots["name"] == "王晓明"

@@ -742,7 +742,9 @@ def _command(run: Run) -> list[Reply] | None:
     about once; a request for a person is recorded and the dialog kept."""
     parse = run.turn.parse
     slot = run.dialog.slot(run.turn.state.step or "")
-    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text)
+    # a correction (名字打错了，是王晓明) is never an opt-out, however the router reads it
+    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text) \
+        and not CORRECTION.search(run.turn.text or "")
     if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
         return _unsubscribe_check(run)
     if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:

@@ -89,12 +89,16 @@ def without_negated(text: str) -> str:
     return NEGATED.sub(" ", text or "")
 
 
+_TAIL_LEAD = re.compile(r"^[了啦哦呀啊的，,。.、:：;；!！\s]*(应该是|就是|是)?")
+
+
 def after_correction(text: str) -> str | None:
-    """What follows the last correction word (江口镇，哦不对，是驷马镇 → 是驷马镇), or None."""
+    """What follows the last correction word, its particles and 是 taken off (江口镇，哦不对，是驷马镇 → 驷马镇;
+    名字打错了，是王晓明 → 王晓明), or None."""
     last = None
     for m in CORRECTION.finditer(text or ""):
         last = m
-    return None if last is None else text[last.end():]
+    return None if last is None else _TAIL_LEAD.sub("", text[last.end():], count=1)
 
 
 def hometown_removed(text: str) -> str:
