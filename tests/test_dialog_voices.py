@@ -320,3 +320,14 @@ def test_a_name_correction_while_another_question_is_asked_is_a_correction_never
     reply = say("名字打错了，是王晓明")[0]  # the router leans to 退订 here
     assert "姓名：王晓明" in reply and "哪种班" in reply and "退订" not in reply
     assert state_of(app, "labourer-1").slots["name"] == "王晓明"
+
+
+def test_no_preference_for_the_training_township_is_an_answer(say, app):
+    say("想学电焊")
+    for answer in ("王小明", PHONE, "1", "下个月"):
+        say(answer)
+    confirmation = say("哪里都可以")[0]
+    assert "核对" in confirmation and "在哪个乡镇上课：都可以" in confirmation
+    say("确认")
+    [need] = rows(app, TrainingNeed)
+    assert need.township is None and need.training_type == "焊工"

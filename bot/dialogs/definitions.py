@@ -161,7 +161,7 @@ REGISTER_TRAINING = Dialog(
         Slot("training_type", v.parse_training_type, extract=x.training_type, own_words_after=OWN_WORDS_AFTER),
         Slot("format", v.parse_format, extract=x.training_format),
         Slot("available", v.parse_when, show=v.show_when, extract=x.when),
-        Slot("township", v.parse_township, show=v.show_township, extract=x.township),
+        Slot("township", v.parse_training_place, show=v.show_township, extract=x.township),
     ),
     complete=_complete_training,
     texts=("done", "updated"),

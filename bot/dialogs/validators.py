@@ -226,8 +226,19 @@ def parse_township(text: str, ctx: SlotContext) -> dict[str, str | None]:
     return {"county": place["county"], "township": place["township"], "village": place.get("village")}
 
 
+def parse_training_place(text: str, ctx: SlotContext) -> dict[str, str | None]:
+    """Where a training should be: a township, or no preference (都行, 哪里都可以: stored empty)."""
+    try:
+        return parse_township(text, ctx)
+    except Invalid:
+        value = compact(text)
+        if any(w in value for w in NO_PREFERENCE) or _ANYWHERE.search(value):
+            return {"county": None, "township": None, "village": None}
+        raise
+
+
 def show_township(value: dict[str, str | None]) -> str:
-    return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v)
+    return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v) or "都可以"
 
 
 def _option(text: str, ctx: SlotContext) -> str | None:
