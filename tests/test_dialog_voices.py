@@ -331,3 +331,21 @@ def test_no_preference_for_the_training_township_is_an_answer(say, app):
     say("确认")
     [need] = rows(app, TrainingNeed)
     assert need.township is None and need.training_type == "焊工"
+
+
+def test_traditional_characters_are_read_like_simplified_ones(say, app):
+    say("想學電焊")
+    for answer in ("王小明", PHONE, "農閒班", "下個月"):
+        say(answer)
+    assert "核对" in say("江口鎮")[0]
+    assert "登记好了" in say("確認")[0]
+    [need] = rows(app, TrainingNeed)
+    assert (need.training_type, need.preferred_format, need.township, need.available_from) == ("焊工", "农闲班", "江口镇", "下个月")
+
+
+def test_the_farm_year_is_a_time(ctx_today=date(2026, 12, 3)):
+    from bot.dialogs import validators as v
+
+    ctx = v.SlotContext(kb=None, data_key="k", today=ctx_today)
+    assert v.parse_when("栽完秧子", ctx)["date"] == "2027-06-01"
+    assert v.parse_when("掰完苞谷就有空", ctx)["date"] == "2027-09-01"

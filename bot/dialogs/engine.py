@@ -234,8 +234,19 @@ def finish(turn: "Turn") -> None:
 # ---- entry points -----------------------------------------------------------------------------
 
 
+def plain(turn: "Turn", said: str | None = None) -> str:
+    """The message (or `said`) as the dialogs read it: traditional characters and full-width forms folded
+    the way the router folds them (下個月 → 下个月, 確認 → 确认, １３８… → 138…); ASCII keeps its case."""
+    normalizer = getattr(getattr(turn.services, "router", None), "normalizer", None)
+    said = (turn.text or "") if said is None else said
+    if normalizer is None or said.isascii():
+        return said
+    return "".join(ch if ch.isascii() else normalizer.fold(ch) for ch in said)
+
+
 def start(turn: "Turn", name: str) -> list[Reply]:
     """Open dialog `name`, take every fact the first message already states, ask for the rest."""
+    turn.text = plain(turn)
     dialog = turn.services.dialogs[name]
     lead = text(turn, f"{name}.start")
     previous = turn.services.dialogs.get(turn.state.dialog or "")
@@ -309,6 +320,7 @@ def facts_said(turn: "Turn", name: str, said: str) -> list[str]:
     (a name or a phone says nothing about which dialog a message belongs to)."""
     dialog = turn.services.dialogs[name]
     run = Run(turn, dialog, {}, {})
+    said = plain(turn, said)
     return [slot.name for slot in dialog.slots
             if slot.extract is not None and not slot.texts.startswith("identity.") and _extract(run, slot, said) is not None]
 
@@ -370,6 +382,7 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     if run is None:  # a dialog this version no longer has: forget it rather than fail every message
         finish(turn)
         return None
+    turn.text = plain(turn)
     words = compact(turn.text)
     if turn.message.kind != "text" and not turn.text:
         return _media(run)

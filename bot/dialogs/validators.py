@@ -598,6 +598,12 @@ _SEASON_WORDS = (
 )
 
 
+# The farm year as people here reckon it: after transplanting the rice (June), the wheat harvest (June), the maize
+# (September), the sweet potatoes (November)
+_FARM_CALENDAR = ((("栽完秧", "栽了秧", "插完秧", "插了秧", "栽秧后", "插秧后", "栽秧子过后"), 6),
+                  (("收完麦", "割完麦", "收了麦"), 6), (("掰完苞谷", "收完苞谷", "掰了苞谷", "收完玉米"), 9),
+                  (("挖完红苕", "挖了红苕", "收完红苕"), 11))
+
 _NUMERAL_CHARS = "0123456789零〇一二两三四五六七八九十百千万"
 
 
@@ -748,6 +754,9 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
             return {"text": said, "date": when.isoformat()}
     if any(w in value for w in ("秋收", "收了谷子", "收完谷子", "打完谷子")):
         return {"text": said, "date": _upcoming(today, 10).isoformat()}
+    for words, month in _FARM_CALENDAR:
+        if any(w in value for w in words):
+            return {"text": said, "date": _upcoming(today, month).isoformat()}
     for words, month, day, lunar in _SEASON_WORDS:
         if any(w in value for w in words) and not _numeral_around(value, words):
             current = None if (lunar or year) else _season_now(value, today, month, day)
