@@ -4,7 +4,8 @@ Starts `gongyou serve` on a loopback port with a temporary SQLite database (or, 
 GONGYOU_DATABASE_URL=postgresql+psycopg://…, a throwaway schema on that server, dropped afterwards),
 then drives N people through the whole training dialog over POST /api/simulator/message — first
 message, name, ID number, format, time, township, confirmation: seven requests each — from
-`--concurrency` threads, and prints registrations/second and per-message latency.
+`--concurrency` threads, and prints registrations/second, per-message latency and the server's CPU time
+per message (the figure least changed by a busy machine, to compare two versions by).
 
     python benchmarks/dialogs.py [--registrations 200] [--concurrency 4] [--workers 1]
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import httpx
 from service import (  # benchmarks/service.py (run as a script, this folder is on sys.path)
     drop_schema,
+    process_cpu_seconds,
     running_service,
     scratch_schema,
 )
@@ -71,10 +73,11 @@ def main() -> int:
                 base, ready = service.base, service.ready_seconds
                 with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.concurrency * 2)) as client:
                     register(client, base, 10_000_000)  # warm-up: first parse, first queries
-                    started = time.perf_counter()
+                    started, cpu_before = time.perf_counter(), process_cpu_seconds(service.pid)
                     with ThreadPoolExecutor(args.concurrency) as pool:
                         results = list(pool.map(lambda i: register(client, base, i), range(args.registrations)))
                     elapsed = time.perf_counter() - started
+                    server_cpu = process_cpu_seconds(service.pid) - cpu_before
         finally:
             if schema is not None:
                 drop_schema(server_url, schema)
@@ -87,6 +90,8 @@ def main() -> int:
     print(f"messages/second: {len(latencies) / elapsed:.1f}")
     print(f"message latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
+    # CPU time is what a loaded machine changes least: the figure to compare two versions by
+    print(f"server CPU: {server_cpu / len(latencies) * 1000:.2f} ms per message")
     return 0
 
 

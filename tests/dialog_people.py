@@ -17,6 +17,13 @@ Each conversation (one JSON object a line in tests/data/conversations_*.jsonl) i
   registry entry). A value: equal; "~text": contains; "*": anything but empty; null: must be empty.
 - `never`: field → substrings that must not be stored there (a value put in the wrong slot).
 - `handoff` / `unsubscribed`: whether a hand-off request / an opt-out may exist afterwards (default false).
+- `known` (optional, simulator only): {"name", "township"}: the person is already on the roster and bound to this chat.
+- `events` (optional): [{"title", "training_type", "township", "capacity", "days"}] open for sign-up during this
+  conversation (closed afterwards, so the next person's list is theirs alone).
+- `prelude` (optional): messages said before `opening`, in order, whatever is asked (a registration made earlier,
+  the events list asked for); each counts as a planned turn.
+- kind "signup": the stored row is the person's sign-up, `event` (its title) and `status`; "我的登记" must list it.
+  Any kind, after a `prelude` that changes a record from "我的登记", reads the person's latest row of that kind.
 
 What is measured (`python -m tests.dialog_people FILE…`): finished (the row written and the dialog closed,
 and "我的登记" lists it), slot accuracy (expected fields right), wrong slots (a value in a slot it does not
@@ -34,6 +41,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +49,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot import pii
-from bot.models import Complaint, ConversationState, Handoff, JobWish, Labourer, OutboundMessage, TrainingNeed
-from bot.models import WorkingAway
+from bot.db import session_scope
+from bot.models import Complaint, ConversationState, Event, Handoff, JobWish, Labourer, OutboundMessage, SignUp
+from bot.models import TrainingNeed, WorkingAway
 from tests.fakes.sms_gateways import aliyun_up
 
 MAX_MESSAGES = 30
 GIVE_UP = 4
-KINDS = {"training": TrainingNeed, "job": JobWish, "complaint": Complaint, "working_away": WorkingAway}
+KINDS = {"training": TrainingNeed, "job": JobWish, "complaint": Complaint, "working_away": WorkingAway, "signup": SignUp}
 CONFIRM_STEP = "__confirm__"
 _SEQUENCE = itertools.count(1)
 
@@ -89,6 +98,31 @@ class Person:
             self.user_id = pii.lookup_hash(pii.normalize_phone(self.phone), key)
         else:
             self.user_id = f"person-{convo['id']}-{index}"
+
+    def setup(self) -> list[int]:
+        """The roster entry a known person has, and the events open for this conversation (their ids)."""
+        made = []
+        with session_scope(self.app.state.sessionmaker) as session:
+            known = self.convo.get("known")
+            if known:
+                labourer = Labourer(name=known["name"], township=known.get("township"), county=known.get("county"))
+                session.add(labourer)
+                session.flush()
+                session.add(ConversationState(channel=self.channel, user_id=self.user_id, labourer_id=labourer.id,
+                                              slots={}, context={}))
+            for e in self.convo.get("events") or ():
+                event = Event(kind="training", title=e["title"], training_type=e.get("training_type"),
+                              township=e.get("township"), venue=e.get("venue", "就业扶贫站"), capacity=e.get("capacity"),
+                              starts_at=datetime.now(UTC) + timedelta(days=e.get("days", 5)))
+                session.add(event)
+                session.flush()
+                made.append(event.id)
+        return made
+
+    def close_events(self, ids: list[int]) -> None:
+        with session_scope(self.app.state.sessionmaker) as session:
+            for event in session.scalars(select(Event).where(Event.id.in_(ids))):
+                event.status = "cancelled"
 
     def say(self, text: str) -> list[dict[str, Any]]:
         if self.channel == "sms":
@@ -137,6 +171,18 @@ def _menus(replies: Iterable[dict[str, Any]]) -> int:
 def _stored(person: Person, kind: str) -> dict[str, Any] | None:
     model = KINDS[kind]
     labourer = person.labourer()
+    if kind == "signup":
+        if labourer is None:
+            return None
+        with person.app.state.sessionmaker() as session:
+            found = session.execute(select(SignUp, Event).join(Event, Event.id == SignUp.event_id)
+                                    .where(SignUp.labourer_id == labourer.id).order_by(SignUp.id)).all()
+        if not found:
+            return None
+        signup, event = found[-1]
+        return {"event": event.title, "status": signup.status, "labourer.name": labourer.name,
+                "labourer.phone": pii.decrypt(labourer.phone_enc, person.app.state.settings.data_key)
+                if labourer.phone_enc else None}
     if kind == "complaint":
         rows = person._rows(Complaint, Complaint.channel == person.channel, Complaint.user_id == person.user_id)
     else:
@@ -193,6 +239,10 @@ def run(client: TestClient, convo: dict[str, Any], index: int = 0) -> Result:
             result.violations.append(f"two menus after {text!r}")
         return replies
 
+    events = person.setup()
+    for said in convo.get("prelude") or ():
+        planned += 1
+        turn(said)
     replies = turn(convo["opening"])
     while result.messages < MAX_MESSAGES:
         state = person.state()
@@ -249,10 +299,12 @@ def run(client: TestClient, convo: dict[str, Any], index: int = 0) -> Result:
         result.transcript.append(("机", listing))
         result.finished = True
         mark = {"training": stored.get("training_type"), "job": stored.get("job_type"),
-                "complaint": stored.get("ticket_no"), "working_away": stored.get("place")}[convo["kind"]]
+                "complaint": stored.get("ticket_no"), "working_away": stored.get("place"),
+                "signup": stored.get("event")}[convo["kind"]]
         if mark and str(mark) not in listing:
             result.finished = False
             result.violations.append("我的登记 does not list it")
+    person.close_events(events)
     for wanted in convo.get("readback") or ():
         if wanted not in last_readback:
             result.violations.append(f"read-back lacks {wanted!r}")
@@ -340,6 +392,15 @@ def _app(database_url: str | None):  # noqa: ANN202
     from bot.db import make_engine, migrate
     from bot.settings import Settings
 
+    if database_url is not None and database_url.startswith("postgresql"):
+        from tests.conftest import PgSchema  # a throwaway schema of its own, never the shared tables
+
+        schema = PgSchema(database_url)
+        database_url = schema.url
+        settings = Settings(database_url=database_url, demo_data=False, log_json=False)
+        app = create_app(settings, configure_logs=False)
+        app.state.scratch_schema = schema
+        return app
     if database_url is None:
         folder = Path(tempfile.mkdtemp(prefix="dialog-people-"))
         database_url = f"sqlite:///{folder / 'people.db'}"
@@ -353,7 +414,8 @@ def _app(database_url: str | None):  # noqa: ANN202
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
-    parser.add_argument("--database-url", help="a migrated-or-empty database (default: a new SQLite file)")
+    parser.add_argument("--database-url", help="a migrated-or-empty SQLite database (default: a new file); a "
+                        "PostgreSQL URL: a scratch schema there, dropped at the end")
     parser.add_argument("--show", action="store_true", help="print the transcript of every conversation not all right")
     parser.add_argument("--only", help="run only the conversation with this id")
     args = parser.parse_args(argv)
@@ -371,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"      {who}: {text}".replace("\n", " / "))
             print(figures(results).line(Path(path).name))
     app.state.engine.dispose()
+    schema = getattr(app.state, "scratch_schema", None)
+    if schema is not None:
+        schema.drop()
     return 0
 
 

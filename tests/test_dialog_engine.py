@@ -81,7 +81,10 @@ def test_dates(ctx, text, expected):
 
 @pytest.mark.parametrize("text, start, until", [
     ("3月到5月", "2027-03-01", "2027-05-31"), ("开春", "2027-03-01", "2027-05-31"), ("下个月", "2026-12-01", "2026-12-31"),
-    ("明年开春", "2027-03-01", "2027-05-31"), ("入冬以后", "2026-11-01", "2027-02-28"), ("过完年", "2027-02-13", None),
+    ("明年开春", "2027-03-01", "2027-05-31"), ("过完年", "2027-02-13", None),
+    # in the season already (today is 26 November): from today to its end, not next year's
+    ("入冬以后", "2026-11-26", "2027-02-28"), ("冬天有空", "2026-11-26", "2027-02-28"),
+    ("冬月间", "2026-12-09", "2027-01-06"),  # a lunar month: about 29 days
     ("晚上", None, None), ("到时候再说", None, None),
 ])
 def test_when_ranges(ctx, text, start, until):

@@ -100,3 +100,21 @@ def test_without_the_events_list_bao_ming_is_still_what_the_router_says(app, say
     replies = say("报名", user="p1")
     assert not any("报名成功" in r for r in replies)
     assert signups(app) == {}
+
+
+@pytest.mark.parametrize("said, title", [("我想报那个电工的", "电工农闲班"), ("做菜那个我去", "中式烹调小灶班"),
+                                         ("电工的我想去听一哈", "电工农闲班")])
+def test_a_sign_up_word_anywhere_in_the_message_signs_up_for_the_event_it_names(app, say, events, said, title):
+    person = known_person(app)
+    say("最近有啥子培训", user="p1")
+    assert "报名成功" in say(said, user="p1")[0]
+    assert signups(app) == {(events[title], person): "registered"}
+    assert rows(app, TrainingNeed) == []  # not a training registration
+
+
+def test_both_listed_events_wanted_asks_which_one_first(app, say, events):
+    person = known_person(app)
+    say("最近有啥子培训", user="p1")
+    assert "哪一个" in say("两个都想去", user="p1")[0]
+    assert "报名成功" in say("1", user="p1")[0]
+    assert signups(app) == {(events["电工农闲班"], person): "registered"}

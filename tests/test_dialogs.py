@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from bot.app import create_app
 from bot.models import Handoff, Labourer, TrainingNeed
 
-from test_dialog_support import add_roster_labourer, age_dialog, rows, state_of, valid_id_number
+from test_dialog_support import add_roster_labourer, age_dialog, rows, sms_state, state_of, text_by_sms, valid_id_number
 
 ID_NUMBER = valid_id_number()
 
@@ -152,12 +152,13 @@ def test_cancel_keeps_nothing(say, app):
     assert rows(app, Labourer) == [] and rows(app, TrainingNeed) == []
 
 
-def test_unsubscribe_always_works_and_the_dialog_goes_on(say, app):
+def test_an_opt_out_word_inside_a_dialog_is_asked_about_once_then_works_and_the_dialog_goes_on(say, app):
     add_roster_labourer(app, name="王小明", id_number=ID_NUMBER)
     register_training(say)
     say("1")
     say("我想学挖机")
-    replies = say("TD")
+    assert "是要退订所有通知吗" in say("TD")[0]  # inside a dialog it is asked once
+    replies = say("是")
     assert "已退订" in replies[0] and "接着登记" in replies[-1]
     assert state_of(app, "labourer-1").context["unsubscribed"] is True
     [labourer] = rows(app, Labourer)
@@ -259,3 +260,11 @@ def test_nothing_typed_crashes_a_dialog_or_loses_answers(say, app):
     state = state_of(app, "labourer-1")
     assert state.dialog == "register_training" and state.slots["name"] == "王小明"
     assert state.slots["training_type"] == "焊工"
+
+
+def test_an_sms_opt_out_word_inside_a_dialog_stops_the_notices_at_once(client, app):
+    phone = "13700001111"
+    text_by_sms(client, phone, "我想学电焊")
+    replies = text_by_sms(client, phone, "TD")  # the carriers' word: the adapter applies it, nothing is asked
+    assert "已退订" in replies[0] and "是要退订" not in "".join(replies)
+    assert sms_state(app, phone).dialog == "register_training"

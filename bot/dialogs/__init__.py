@@ -10,6 +10,7 @@
 - `reopen(turn, name, slots, step=…)`: change a registered record: the dialog with its answers, asking
   only the slot named; `slot_named(turn, name, text)` finds that slot in what the person said.
 - `check(dialogs, texts)`: refuse dialog definitions whose texts the knowledge lacks.
+- `facts_said(turn, name, text)`: the slots of dialog `name` a message states (who the person is aside).
 
 The engine is `bot.dialogs.engine`; the dialogs themselves are declared in `bot.dialogs.definitions`
 (its `DIALOGS`), and bot.app.compose hands them to the pipeline.
@@ -22,6 +23,7 @@ from bot.dialogs.engine import (
     check,
     continue_dialog,
     current_prompt,
+    facts_said,
     receive_media,
     reopen,
     resume_prompt,
@@ -29,5 +31,5 @@ from bot.dialogs.engine import (
     start,
 )
 
-__all__ = ["after_digression", "check", "continue_dialog", "current_prompt", "receive_media", "reopen", "resume_prompt",
+__all__ = ["after_digression", "check", "continue_dialog", "current_prompt", "facts_said", "receive_media", "reopen", "resume_prompt",
            "slot_named", "start"]

@@ -33,6 +33,7 @@ from bot.registry import (
     register_self_reported,
 )
 
+OWN_WORDS_AFTER = 2  # a trade the catalogue lacks is taken in the person's words at the second try
 EVIDENCE_WINDOW = timedelta(minutes=30)  # photos sent this long after filing still join the ticket
 PHOTO_CHANNELS = ("wechat", "simulator")  # where a person can send a photo (not plain SMS)
 
@@ -63,6 +64,16 @@ IDENTITY = (
 )
 
 
+def _phone_told(run: Run) -> bool:
+    return "phone" in run.slots
+
+
+# A phone said besides the ID number (at the read-back: 电话打错了，是139…) is kept here, never over the ID
+# number; the slot is never asked.
+PHONE_BESIDES = Slot("phone", v.parse_phone, show=v.show_protected, extract=None, ask_if=_phone_told,
+                     texts="identity.slots.phone")
+
+
 def _clear(run: Run, name: str) -> str | None:
     value = run.slots.get(name)
     return v.reveal(value, run.turn.settings.data_key) if value else None
@@ -89,7 +100,7 @@ def identify(run: Run, place: dict | None = None) -> Labourer:
         return labourer
     identity = run.slots.get("identity") or {}
     id_number = _clear(run, "identity") if identity.get("kind") == "id" else None
-    phone = _clear(run, "identity") if identity.get("kind") == "phone" else _sms_phone(run)
+    phone = _clear(run, "identity") if identity.get("kind") == "phone" else (_clear(run, "phone") or _sms_phone(run))
     name = run.get("name", "")
     # On SMS the number is the address: a family phone's registered people are told apart by name.
     by_number = turn.message.user_id if turn.message.channel == "sms" else None
@@ -146,10 +157,11 @@ REGISTER_TRAINING = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("training_type", v.parse_training_type, extract=x.training_type),
+        PHONE_BESIDES,
+        Slot("training_type", v.parse_training_type, extract=x.training_type, own_words_after=OWN_WORDS_AFTER),
         Slot("format", v.parse_format, extract=x.training_format),
         Slot("available", v.parse_when, show=v.show_when, extract=x.when),
-        Slot("township", v.parse_township, show=v.show_township, extract=x.township),
+        Slot("township", v.parse_training_place, show=v.show_township, extract=x.township),
     ),
     complete=_complete_training,
     texts=("done", "updated"),
@@ -185,7 +197,8 @@ REGISTER_JOB = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
-        Slot("job_type", v.parse_job_type, extract=x.job_type),
+        PHONE_BESIDES,
+        Slot("job_type", v.parse_job_type, extract=x.job_type, own_words_after=OWN_WORDS_AFTER),
         Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish),
         Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
         Slot("start", v.parse_when, show=v.show_when, extract=x.when),
@@ -219,10 +232,11 @@ WORKING_AWAY = Dialog(
     prepare=_prepare,
     slots=(
         *IDENTITY,
+        PHONE_BESIDES,
         Slot("place", _parse_away_place, extract=x.work_place),
         Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
-        Slot("employer", v.parse_text, optional=True, free_text=True),
-        Slot("since", v.parse_when, show=v.show_when, extract=x.when, optional=True),
+        Slot("employer", v.parse_text, extract=x.employer, optional=True, free_text=True),
+        Slot("since", v.parse_since, show=v.show_when, extract=x.when, optional=True),
     ),
     complete=_complete_working_away,
     texts=("done",),
@@ -311,7 +325,7 @@ RIGHTS_COMPLAINT = Dialog(
     prepare=_prepare,
     slots=(
         Slot("category", v.parse_category, extract=x.category),
-        Slot("employer", v.parse_text, free_text=True),
+        Slot("employer", v.parse_text, extract=x.employer, free_text=True),
         Slot("site", v.parse_text, optional=True, free_text=True),
         Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
         Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),

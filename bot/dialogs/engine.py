@@ -21,6 +21,7 @@ from bot.channels.base import Choice, Reply
 from bot.knowledge import KnowledgeError
 from bot.dialogs.extractors import Extractor, Found, only_this
 from bot.dialogs.validators import (
+    CLAUSES,
     CORRECTION,
     Invalid,
     SlotContext,
@@ -54,7 +55,7 @@ HANDOFF_CONFIDENCE = 0.8  # asking for a person interrupts any question, free-te
 HANDOFF_WORDS = ("人工", "转人工", "找人工", "我要人工", "人工服务", "人工客服", "要人工")
 UNSUBSCRIBE_WORDS = ("TD", "退订", "退订通知")  # SMS carrier shorthand (R, T, N) is mapped by the SMS adapter
 SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
-              "无", "不确定", "搞不清")
+              "无", "不确定", "搞不清", "不想说", "不说", "不想讲", "不告诉你", "保密", "不方便说", "不想填", "记不到", "忘了")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
 RESTART_WORDS = ("重新", "从头", "重来", "2")
 CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
@@ -77,6 +78,9 @@ class Slot:
     free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
     ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
     texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
+    # After this many answers the parser cannot read, the person's own words are taken as the value (a
+    # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
+    own_words_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Dialog:
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
                "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled", "corrected",
                "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched",
-               "unsubscribe_check", "unsubscribe_choices")
+               "unsubscribe_check", "unsubscribe_choices", "own_words")
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -230,8 +234,19 @@ def finish(turn: "Turn") -> None:
 # ---- entry points -----------------------------------------------------------------------------
 
 
+def plain(turn: "Turn", said: str | None = None) -> str:
+    """The message (or `said`) as the dialogs read it: traditional characters and full-width forms folded
+    the way the router folds them (下個月 → 下个月, 確認 → 确认, １３８… → 138…); ASCII keeps its case."""
+    normalizer = getattr(getattr(turn.services, "router", None), "normalizer", None)
+    said = (turn.text or "") if said is None else said
+    if normalizer is None or said.isascii():
+        return said
+    return "".join(ch if ch.isascii() else normalizer.fold(ch) for ch in said)
+
+
 def start(turn: "Turn", name: str) -> list[Reply]:
     """Open dialog `name`, take every fact the first message already states, ask for the rest."""
+    turn.text = plain(turn)
     dialog = turn.services.dialogs[name]
     lead = text(turn, f"{name}.start")
     previous = turn.services.dialogs.get(turn.state.dialog or "")
@@ -245,9 +260,10 @@ def start(turn: "Turn", name: str) -> list[Reply]:
 
 
 def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None = None,
-           replaces: dict[str, Any] | None = None) -> list[Reply]:
+           replaces: dict[str, Any] | None = None, said: str | None = None) -> list[Reply]:
     """Change something registered before: dialog `name` opened with that record's answers, asking only
-    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed)."""
+    the slot named (`step`), or which one to change. `replaces` is kept for `complete` (the row changed).
+    When what the person `said` already gives the new value (工资要改成四千五), it is taken and read back."""
     dialog = turn.services.dialogs[name]
     run = Run(turn, dialog, {}, {"history": [], "fails": 0, "opened": turn.message.received_at.isoformat()})
     if dialog.prepare is not None:
@@ -263,22 +279,50 @@ def reopen(turn: "Turn", name: str, slots: dict[str, Any], *, step: str | None =
     if slot is None:
         run.save(EDIT)
         return [_edit_menu(run)]
+    new = _extract(run, slot, _new_value_words(said)) if said else None
+    if new is not None and new.value != run.slots.get(slot.name):
+        run.slots[slot.name] = new.value
+        return _advance(run, _noted(run, [], [slot]))
     run.slots.pop(slot.name, None)
     run.save(slot.name)
     return [_ask(run, slot.name, text(turn, "common.edit_again", label=_label(run, slot)))]
 
 
+def _new_value_words(said: str) -> str:
+    """What follows 改成/改为/换成/应该是 (the new value), else what follows the last correction word."""
+    for word in ("改成", "改为", "换成", "变成", "应该是", "改到"):
+        if word in said:
+            return said.rsplit(word, 1)[1]
+    tail = after_correction(said)
+    return tail if tail and compact(tail) else ""
+
+
 def slot_named(turn: "Turn", name: str, said: str) -> str | None:
-    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available)."""
+    """The slot of dialog `name` that `said` names by its label or an alias (时间要改一下 → available); of
+    two named alike, the one whose value the message gives (工资写少了，要改成四千五 → the pay)."""
     dialog = turn.services.dialogs[name]
     words = compact(said)
-    best: tuple[int, str] | None = None
+    run = Run(turn, dialog, {}, {})
+    best: tuple[int, bool, str] | None = None
     for slot in dialog.slots:
         node = _node(turn, slot.texts)
         for alias in (node["label"], *(node.get("aliases") or ())):
-            if alias and alias in words and (best is None or len(alias) > best[0]):
-                best = (len(alias), slot.name)
-    return best[1] if best else None
+            if not alias or alias not in words:
+                continue
+            key = (len(alias), _extract(run, slot, _new_value_words(said)) is not None, slot.name)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    return best[2] if best else None
+
+
+def facts_said(turn: "Turn", name: str, said: str) -> list[str]:
+    """The slots of dialog `name` whose extractors find a value in `said`, who the person is aside
+    (a name or a phone says nothing about which dialog a message belongs to)."""
+    dialog = turn.services.dialogs[name]
+    run = Run(turn, dialog, {}, {})
+    said = plain(turn, said)
+    return [slot.name for slot in dialog.slots
+            if slot.extract is not None and not slot.texts.startswith("identity.") and _extract(run, slot, said) is not None]
 
 
 def _extract(run: Run, slot: Slot, text: str) -> Found | None:
@@ -338,6 +382,7 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     if run is None:  # a dialog this version no longer has: forget it rather than fail every message
         finish(turn)
         return None
+    turn.text = plain(turn)
     words = compact(turn.text)
     if turn.message.kind != "text" and not turn.text:
         return _media(run)
@@ -349,8 +394,11 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
     if cancel and not (slot is not None and offer is None and _is_choice(run, slot) and _accepts(run, slot, turn.text)):
         finish(turn)
         return [Reply(text(turn, "common.cancelled", title=run.text("title")))]
-    # 退订/TD is the carriers' opt-out word: it wins over any question.
+    # 退订/TD inside a dialog is asked about once (是要退订所有通知吗？), unless it came by SMS, where the
+    # adapter has already applied the carriers' opt-out word, or the person said no to that question before.
     if words.upper() in UNSUBSCRIBE_WORDS:
+        if turn.state.channel != "sms" and not run.meta.get("kept_notices"):
+            return _unsubscribe_check(run)
         replies = turn.run("unsubscribe")
         run.save(turn.state.step)
         return replies + [_resume(run)]
@@ -505,6 +553,7 @@ def _advance(run: Run, lead: str = "") -> list[Reply]:
                 run.meta["history"].remove(slot.name)
     slot = _next_slot(run)
     run.meta["fails"] = 0
+    run.meta.pop("digressed", None)
     if slot is None and not run.dialog.read_back:
         return run.dialog.complete(run)  # what it did says it all (报名成功 …)
     step = slot.name if slot else CONFIRM
@@ -533,6 +582,8 @@ def _is_digression(run: Run, slot: Slot | None) -> bool:
     parse = run.turn.parse
     if parse is None or parse.intent in NOT_DIGRESSIONS or parse.intent == run.dialog.intent:
         return False
+    if run.meta.get("digressed") == compact(run.turn.text):  # answered once already: they mean it as the answer
+        return False
     if parse.intent in ("unsubscribe", "human_handoff"):  # asked about / recorded by the engine itself
         return False
     if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
@@ -548,6 +599,8 @@ def _digression(run: Run) -> list[Reply] | None:
     the dialog's would make "2" mean two things)."""
     turn = run.turn
     parse = turn.parse
+    run.meta["digressed"] = compact(turn.text)  # said again at this question, it is an answer (_is_digression)
+    run.save(turn.state.step)
     known = [c for c in (parse.ambiguous if parse else ()) if c.entry_id and c.entry_id in turn.kb.entries]
     top = next((c for c in known if c.topic in run.dialog.topics), known[0] if known else None)
     if top is None:
@@ -591,7 +644,7 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
             fixed = _correct_other(run, slot, said)
             if fixed is not None:
                 return fixed
-            said = _own_words(said)
+            said = _last_value(run, slot, _own_words(said))
         # "欠了我三千五" to "活是在哪里干的？": a fact of another slot, not this free answer.
         other = _other_fact(run, slot, said) if slot.free_text else None
         if other is not None:
@@ -639,24 +692,44 @@ def _own_words(said: str) -> str:
     return without_negated(tail) if tail and compact(tail) else without_negated(said)
 
 
+def _last_value(run: Run, slot: Slot, said: str) -> str:
+    """Of an answer that changes its mind more than once (网络班，哦不对，流动班，算了还是网络班), the
+    last clause that answers the question."""
+    if slot.free_text:
+        return said
+    for clause in reversed([c for c in CLAUSES.split(said) if compact(c)]):
+        try:
+            _parse(run, slot, clause)
+        except Invalid:
+            continue
+        return clause
+    return said
+
+
 def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]] | None:
-    """When the message is nothing but another slot's value (and this slot's extractor finds nothing),
-    that slot gets it."""
+    """When the message is nothing but other slots' values (and this slot's extractor finds nothing),
+    those slots get them: 我们八个人一共被欠了六万多 to "哪个老板？" is a head count and an amount."""
     if _extract(run, slot, said) is not None:
         return None
+    founds: list[tuple[Slot, Found]] = []
     for other in run.dialog.slots:
         if other is slot or other.extract is None or not run.asks(other):
             continue
         found = _extract(run, other, said)
-        if found is None or not only_this(said, found):
-            continue
+        if found is not None and found.spans:
+            founds.append((other, found))
+    if not founds or not only_this(said, *(f for _s, f in founds)):
+        return None
+    filled: list[Slot] = []
+    corrected: list[Slot] = []
+    for other, found in founds:
         if other.name in run.slots and run.slots[other.name] == found.value:
-            return [other], []
-        corrected = other.name in run.slots
+            filled.append(other)
+            continue
+        (corrected if other.name in run.slots else filled).append(other)
         run.slots[other.name] = found.value
         run.meta["history"] = [n for n in run.meta.get("history", []) if n != other.name] + [other.name]
-        return ([], [other]) if corrected else ([other], [])
-    return None
+    return filled, corrected
 
 
 def _not_an_answer(run: Run, slot: Slot, exc: Invalid) -> list[Reply] | None:
@@ -682,7 +755,9 @@ def _command(run: Run) -> list[Reply] | None:
     about once; a request for a person is recorded and the dialog kept."""
     parse = run.turn.parse
     slot = run.dialog.slot(run.turn.state.step or "")
-    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text)
+    # a correction (名字打错了，是王晓明) is never an opt-out, however the router reads it
+    soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text) \
+        and not CORRECTION.search(run.turn.text or "")
     if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
         return _unsubscribe_check(run)
     if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:
@@ -719,7 +794,11 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
     if fitting:
         # an ID number slot is not where a phone goes (电话打错了 with the ID number kept)
         same_kind = [(s, v) for s, v in fitting if _same_kind(run.slots.get(s.name), v)]
-        return (same_kind or fitting)[0]
+        if same_kind:
+            return same_kind[0]
+        target, value = fitting[0]
+        beside = _slot_for_kind(run, corrected if tail else _strip_edit_words(words), value, exclude=target)
+        return (beside, value) if beside is not None else (target, value)
     for slot in run.dialog.slots:
         if slot.name not in run.slots or slot is exclude or slot.extract is None:
             continue
@@ -728,6 +807,21 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
             return slot, found.value
     if named:
         return named[0][1], None
+    return None
+
+
+def _slot_for_kind(run: Run, said: str, value: Any, *, exclude: Slot) -> Slot | None:
+    """Another slot of the dialog for a value of this kind (a phone besides the ID number), empty or
+    holding the same kind, so that a correction never overwrites a value of another kind."""
+    for slot in run.dialog.slots:
+        if slot is exclude or not _same_kind(run.slots.get(slot.name), value):
+            continue
+        try:
+            found = _parse(run, slot, said)
+        except Invalid:
+            continue
+        if _same_kind(found, value) and isinstance(found, dict) and "kind" in found:
+            return slot
     return None
 
 
@@ -760,6 +854,11 @@ def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
         run.save(slot.name)
         return [_ask(run, slot.name, key=exc.key or "reask")]
     run.meta["fails"] = int(run.meta.get("fails", 0)) + 1
+    own = _own_words_value(run, slot)
+    if own is not None:
+        run.slots[slot.name] = own
+        run.meta["history"] = [n for n in run.meta.get("history", []) if n != slot.name] + [slot.name]
+        return _advance(run, text(run.turn, "common.own_words", label=_label(run, slot), value=own))
     if run.meta["fails"] >= MAX_FAILURES:
         run.meta["offer"] = "handoff"
         run.meta["fails"] = 0
@@ -771,6 +870,21 @@ def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
     run.save(slot.name)
     key = exc.key if exc.key and exc.key in node else "reask"
     return [_ask(run, slot.name, key=key)]
+
+
+OWN_WORDS_LONGEST = 16  # characters
+
+
+def _own_words_value(run: Run, slot: Slot) -> str | None:
+    """The person's words as the value, when the slot takes them after so many tries and they read as a
+    short statement of a thing (not a question, not 不晓得, not digits)."""
+    said = compact(run.turn.text)
+    if not slot.own_words_after or run.meta["fails"] < slot.own_words_after:
+        return None
+    hans = sum("\u4e00" <= ch <= "\u9fff" for ch in said)
+    if not 2 <= len(said) <= OWN_WORDS_LONGEST or hans < 2 or said in SKIP_WORDS or looks_like_question(run.turn.text):
+        return None
+    return said
 
 
 def _back(run: Run) -> list[Reply]:

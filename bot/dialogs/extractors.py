@@ -31,6 +31,7 @@ Extractor = Callable[[str, v.SlotContext], "Found | None"]
 
 CORRECTION = v.CORRECTION
 without_negated = v.without_negated
+without_past = v.without_past
 after_correction = v.after_correction
 hometown_removed = v.hometown_removed
 
@@ -43,7 +44,7 @@ def _entities(text: str, ctx: v.SlotContext, kind: str) -> list[Any]:
 
 
 def training_type(text: str, ctx: v.SlotContext) -> Found | None:
-    found = match_training_type(text, ctx.kb)
+    found = match_training_type(without_past(text), ctx.kb)
     return Found(found) if found else None
 
 
@@ -52,7 +53,7 @@ _WORKING = ("打工", "务工", "上班", "做工", "干活", "工作", "找工"
 
 
 def job_type(text: str, ctx: v.SlotContext) -> Found | None:
-    for entity in _entities(without_negated(text), ctx, "job_type"):
+    for entity in _entities(without_negated(without_past(text)), ctx, "job_type"):
         if entity.text not in _WORKING:
             return Found(entity.value, (entity.text,))
     return None
@@ -82,7 +83,7 @@ def township(text: str, ctx: v.SlotContext) -> Found | None:
 
 def place_wish(text: str, ctx: v.SlotContext) -> Found | None:
     """Where they want to work, only when said as such (a city, a scope word), never the hometown."""
-    rest = hometown_removed(without_negated(text))
+    rest = hometown_removed(without_negated(without_past(text)))
     try:
         value = v.parse_place_wish(rest, ctx, strict=True)
     except v.Invalid:
@@ -133,12 +134,9 @@ def workers(text: str, ctx: v.SlotContext) -> Found | None:
 # ---- time ------------------------------------------------------------------------------------------
 
 
-_CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")
-
-
 def when(text: str, ctx: v.SlotContext) -> Found | None:
     """A time expression in any clause; the person's words kept are that clause (冬天有空), not the message."""
-    for clause in _CLAUSES.split(text or ""):
+    for clause in v.CLAUSES.split(text or ""):
         try:
             return Found(v.parse_when(clause, ctx, strict=True), (clause,))
         except v.Invalid:
@@ -153,6 +151,12 @@ _NAME_SAID = re.compile(r"(?:我叫|我的名字叫|我的名字是|名字叫|�
 
 
 def name(text: str, ctx: v.SlotContext) -> Found | None:
+    m = v.SURNAME_THEN_NAME.search(text or "")
+    if m:
+        try:
+            return Found(v.parse_name(m.group(2), ctx), (m.group(0),))
+        except v.Invalid:
+            pass
     m = _NAME_SAID.search(text or "")
     if not m:
         return None
@@ -181,16 +185,53 @@ def phone(text: str, ctx: v.SlotContext) -> Found | None:
     return found if found is not None and found.value["kind"] == "phone" else None
 
 
+# ---- employers ---------------------------------------------------------------------------------------
+
+# 东莞鸿运五金厂, 宏达建筑劳务公司, 张老板的装修队: a name before a word for a business
+_BUSINESS = re.compile(r"([\u4e00-\u9fff]{2,14})(有限公司|公司|集团|工厂|厂|项目部|工程队|施工队|装修队|建筑队|劳务队|包工队|"
+                       r"中介|酒店|饭店|餐馆|超市|物业)")
+# What a business is called by that says nothing of which one (一个电子厂, 那家公司)
+_GENERIC = re.compile(r"^(在|是|我在|我们在|给|帮|去|到|的|了)+|一个|一家|那个|这个|那家|这家|某个|个|家|我们|他们|我的|他的|"
+                      r"电子|五金|服装|制衣|鞋|玩具|家具|建筑|劳务|装修|装饰|工程|建设|物流|快递|餐饮|食品|纺织|塑料|机械|"
+                      r"电器|印刷|包装|汽车|钢铁|水泥|砖|砂石|化工|科技|实业|贸易|人力资源|小区|大|小")
+_BOSS = re.compile(r"([\u4e00-\u9fff])老板(的[\u4e00-\u9fff]{0,4}?(?:队|厂|公司|工地))?")
+_NOT_SURNAMES = "我你他她们的这那个位大小老"
+_PLACE_WORDS = re.compile(r"(省|市|县|区|镇)")
+
+
+def employer(text: str, ctx: v.SlotContext) -> Found | None:
+    """The business or boss named (宏达建筑劳务公司, 张老板的装修队), never a mere kind of one (一个电子厂)."""
+    said = text or ""
+    for m in _BUSINESS.finditer(said):
+        whole = m.group(0)
+        for prefix in ("我在", "我们在", "在", "是", "给", "帮", "去", "到"):
+            whole = whole.removeprefix(prefix)
+        own = _GENERIC.sub("", _PLACE_WORDS.sub("", m.group(1)))
+        place = match_place(m.group(1), ctx.kb) or {}
+        for name in (place.get("destination"), place.get("province"), place.get("county"), place.get("township")):
+            if name:
+                own = own.replace(name, "").replace(name[:-1] if len(name) > 2 else name, "")
+        if len(own) >= 2:
+            return Found(v.pii.redact(whole)[:64], (m.group(0),))
+    for m in _BOSS.finditer(said):
+        if m.group(1) not in _NOT_SURNAMES:
+            return Found(m.group(0), (m.group(0),))
+    return None
+
+
 # ---- the residue test --------------------------------------------------------------------------------
 
-_FILLER = re.compile(r"(欠了?我们?|欠了|欠|一共|总共|大概|差不多|左右|块钱|块|元|钱|我们|工资|要|有|了|的|是|个人|个|人|啊|哦|嘛|呢|吧|哈|就)")
+_FILLER = re.compile(r"(欠了?我们?|欠了|欠|一共|总共|大概|差不多|左右|块钱|块|元|钱|我们|工资|要|有|了|的|是|个人|个|人|啊|哦|嘛|呢|吧|哈|就"
+                     r"|被|多|还|都|我)")
 
 
-def only_this(text: str, found: Found) -> bool:
-    """Whether the message says nothing but the fact found (欠了我三千五 is an amount, not a work place)."""
+def only_this(text: str, *found: Found) -> bool:
+    """Whether the message says nothing but the facts found (欠了我三千五 is an amount, not a work place;
+    我们八个人一共被欠了六万多 is a head count and an amount, not an employer)."""
     rest = text or ""
-    if not found.spans:
+    if not found or not all(f.spans for f in found):
         return False
-    for span in found.spans:
-        rest = rest.replace(span, " ")
+    for f in found:
+        for span in f.spans:
+            rest = rest.replace(span, " ")
     return len(_FILLER.sub("", v.compact(rest))) < 2

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 NAME = "event_signup"
 _SIGNUP_LEAD = re.compile(r"^(我要报名|我想报名|帮我报名|报个名|我报名|报名|我要去|我想去|我去|我参加|我要参加|参加|要去)")
-_FILLER = re.compile(r"(那个|这个|那场|这场|那期|的|吧|哈|嘛|一下)")
+# Said anywhere to the events list: 我想报那个电工的, 做菜那个我去, 电工的我想去听一哈
+_SIGNUP_VERB = re.compile(r"(我要报名|我想报名|帮我报名|报个名|报一个|我报名|报名|我想报|我要报|想报|要报|我要去|我想去|我也去|我去|"
+                          r"想去|要去|也去|都去|我参加|我要参加|参加|去听|去学|算我一个|算我)")
+_FILLER = re.compile(r"(那个|这个|那场|这场|那期|两个都|都|的|吧|哈|嘛|一下|一哈)")
 
 
 def listed(turn: "Turn") -> list[int]:
@@ -73,7 +76,7 @@ def parse_event(text: str, ctx: v.SlotContext) -> str:
     cooking class). Several listed and nothing says which: asked (not counted as a failed answer)."""
     titles = ctx.options
     words = v.compact(text)
-    rest = _FILLER.sub("", _SIGNUP_LEAD.sub("", words))
+    rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
     if rest.isdigit() and 1 <= int(rest) <= len(titles):
         return titles[int(rest) - 1]
     if rest in titles:
@@ -85,7 +88,7 @@ def parse_event(text: str, ctx: v.SlotContext) -> str:
     scores = sorted(((_score(rest, t, ctx.option_facts.get(t) or {}, ctx.kb), t) for t in titles), reverse=True)
     if scores and scores[0][0] > 0 and (len(scores) == 1 or scores[0][0] > scores[1][0]):
         return scores[0][1]
-    if _SIGNUP_LEAD.match(words):
+    if _SIGNUP_VERB.search(words):
         raise v.Invalid("which", counts=False)
     raise v.Invalid()
 
@@ -103,9 +106,15 @@ def after_events_list(turn: "Turn") -> list[Reply] | None:
     if not ids or not turn.text or turn.state.dialog:
         return None
     words = v.compact(turn.text)
-    if not (_SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup"
-            or (words.isdigit() and 1 <= int(words) <= len(ids))):
-        titles = turn.session.scalars(select(Event.title).where(Event.id.in_(ids))).all()
-        if not any(t and v.compact(t)[:4] in words for t in titles):
-            return None
-    return start(turn, NAME)
+    if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)):
+        return start(turn, NAME)
+    events = turn.session.scalars(select(Event).where(Event.id.in_(ids))).all()
+    if any(e.title and v.compact(e.title)[:4] in words for e in events):
+        return start(turn, NAME)
+    # a sign-up word anywhere, and the rest says nothing but which of the listed events (or nothing)
+    if _SIGNUP_VERB.search(words):
+        rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
+        facts = {e.title: {"training_type": e.training_type, "township": e.township} for e in events}
+        if len(rest) <= 2 or any(_score(rest, title, fact, turn.kb) > 0 for title, fact in facts.items()):
+            return start(turn, NAME)
+    return None

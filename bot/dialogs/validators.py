@@ -74,17 +74,31 @@ NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9ff
 HOMETOWN = re.compile(r"(我是|我们是|家在|家住|住在|屋头在|老家在?|老家是)([\u4e00-\u9fff]{2,8}?)(的人|人|的|，|,|\s|$)")
 
 
+# "以前在东莞电子厂干了五年", "之前给人家当过保姆": what the person did, not what they want now.
+PAST = re.compile(r"以前|之前|原来|早先|曾经|前几年|那几年|前些年|早些年|干过|做过|当过|学过|待过|呆过")
+CLAUSES = re.compile(r"[，,。.!！?？;；\s]+")  # what separates the clauses of a message
+
+
+def without_past(text: str) -> str:
+    """The message without its clauses about the past (a wish extractor must not take an old job for it)."""
+    return "，".join(c for c in CLAUSES.split(text or "") if c and not PAST.search(c))
+
+
 def without_negated(text: str) -> str:
     """The message without the values it rules out: 不对，是成都，不是重庆 → 不对，是成都，."""
     return NEGATED.sub(" ", text or "")
 
 
+_TAIL_LEAD = re.compile(r"^[了啦哦呀啊的，,。.、:：;；!！\s]*(应该是|就是|是)?")
+
+
 def after_correction(text: str) -> str | None:
-    """What follows the last correction word (江口镇，哦不对，是驷马镇 → 是驷马镇), or None."""
+    """What follows the last correction word, its particles and 是 taken off (江口镇，哦不对，是驷马镇 → 驷马镇;
+    名字打错了，是王晓明 → 王晓明), or None."""
     last = None
     for m in CORRECTION.finditer(text or ""):
         last = m
-    return None if last is None else text[last.end():]
+    return None if last is None else _TAIL_LEAD.sub("", text[last.end():], count=1)
 
 
 def hometown_removed(text: str) -> str:
@@ -93,18 +107,44 @@ def hometown_removed(text: str) -> str:
 
 # ---- identity -------------------------------------------------------------------------------
 
-_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫", "我是", "叫")
+_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫做", "我叫", "我是", "叫做", "叫")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
+# 我姓苟 叫苟德明, 免贵姓王，叫王德贵: the surname, then the full name
+SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
+
+
+NAME_LONGEST = 4  # characters of a Han name without a middle dot (欧阳春花); 买买提·艾力 may be longer
+
+
 def parse_name(text: str, ctx: SlotContext) -> str:
+    """A person's name: 2–4 characters (longer with a middle dot), prefixes (我叫, 我是) and a trailing
+    particle taken off; the first clause that is one (王小明，我是江口镇的). A question is never a name
+    (你问我名字干啥)."""
+    if looks_like_question(text or ""):
+        raise Invalid()
+    said = SURNAME_THEN_NAME.search(text or "")
+    if said:
+        return _name(said.group(2))
+    clauses = [c for c in CLAUSES.split(text or "") if c]
+    try:
+        return _name(text)
+    except Invalid:
+        if len(clauses) < 2:
+            raise
+        return _name(clauses[0])
+
+
+def _name(text: str) -> str:
     value = compact(text)
     for prefix in _NAME_PREFIXES:
         if value.startswith(prefix):
             value = value[len(prefix):]
             break
     value = value.removesuffix("哈").removesuffix("嘛").removesuffix("呢")
-    if not _HAN.match(value) or not 2 <= len(value) <= 10 or any(w in value for w in _NOT_NAMES):
+    longest = 10 if "·" in value else NAME_LONGEST
+    if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES):
         raise Invalid()
     return value
 
@@ -186,8 +226,19 @@ def parse_township(text: str, ctx: SlotContext) -> dict[str, str | None]:
     return {"county": place["county"], "township": place["township"], "village": place.get("village")}
 
 
+def parse_training_place(text: str, ctx: SlotContext) -> dict[str, str | None]:
+    """Where a training should be: a township, or no preference (都行, 哪里都可以: stored empty)."""
+    try:
+        return parse_township(text, ctx)
+    except Invalid:
+        value = compact(text)
+        if any(w in value for w in NO_PREFERENCE) or _ANYWHERE.search(value):
+            return {"county": None, "township": None, "village": None}
+        raise
+
+
 def show_township(value: dict[str, str | None]) -> str:
-    return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v)
+    return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v) or "都可以"
 
 
 def _option(text: str, ctx: SlotContext) -> str | None:
@@ -228,6 +279,9 @@ def format_named(text: str, ctx: SlotContext) -> str | None:
     for alias, name in _FORMAT_WORDS.items():
         if alias in value:
             return name
+    near = _one_off(value, [item.name for item in formats])
+    if near:
+        return near
     keys = pinyin_key(value)
     for item in formats:
         for word in (item.name, item.name[:2]):
@@ -239,16 +293,24 @@ def format_named(text: str, ctx: SlotContext) -> str | None:
     return None
 
 
+def _one_off(value: str, names: list[str]) -> str | None:
+    """The one name of at least three characters that `value` spells with one character wrong and its last
+    right (网路班 → 网络班, 小早班 → 小灶班): a slip of voice input or of the keyboard."""
+    found = [n for n in names if len(n) >= 3 and len(value) == len(n) and value[-1] == n[-1]
+             and sum(a != b for a, b in zip(value, n)) == 1]
+    return found[0] if len(found) == 1 else None
+
+
 def parse_format(text: str, ctx: SlotContext) -> str:
     """One of the five training formats, or 不限 (no preference)."""
     value = compact(text)
+    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
+        raise Invalid("explain", counts=False)  # 农闲班是啥意思: asked about, not chosen
     found = format_named(without_negated(text), ctx)
     if found:
         return found
     if any(w in value for w in NO_PREFERENCE):
         return "不限"
-    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
-        raise Invalid("explain", counts=False)
     raise Invalid()
 
 
@@ -282,6 +344,8 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
     rest = hometown_removed(without_negated(text))
     value = compact(rest)
     named = destination(rest, ctx.kb)
+    if named and any(named in words for _scope, words in _SCOPE_WORDS):
+        named = None  # 省外 is a scope, not a place
     if named:
         place = match_place(named, ctx.kb) or {}
         home = "四川" in (place.get("province") or "") or named == "成都"
@@ -343,7 +407,14 @@ def show_money(value: int) -> str:
 _UNITS_CN = {"year": "年", "month": "个月", "week": "周", "day": "天", "hour": "小时", "minute": "分钟"}
 
 
+# "去年干到现在", "从三月份起就没给": a span told by its start; kept in the person's words.
+_SINCE = re.compile(r"(去年|今年|前年|年初|年前|年后|过完年|过了年|开春|春节|\d+月|[一二三四五六七八九十]+月|上个月|上半年|下半年)"
+                    r".{0,6}(到现在|到今天|到而今|到如今|至今|开始|起就|起到现在|以来)")
+
+
 def parse_period(text: str, ctx: SlotContext) -> dict[str, Any]:
+    if _SINCE.search(compact(text)) and parse_duration(text) is None:
+        return {"value": None, "unit": None, "text": compact(text)[:24]}
     value = parse_duration(text)
     if value is None:
         number = parse_number(text)
@@ -356,6 +427,8 @@ def parse_period(text: str, ctx: SlotContext) -> dict[str, Any]:
 
 
 def show_period(value: dict[str, Any]) -> str:
+    if value.get("value") is None:
+        return str(value.get("text") or "")
     return f"{value['value']}{_UNITS_CN.get(value['unit'], value['unit'])}"
 
 
@@ -391,7 +464,9 @@ def show_workers(value: int) -> str:
 # ---- yes / no, categories, free text ------------------------------------------------------------
 
 _NO = ("不愿意", "不想", "不要", "不用", "不需要", "不必", "没必要", "不行", "不可以", "不得行", "不干", "不去", "不考虑",
-       "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "否", "不")
+       "不能", "不了", "算了", "免了", "莫得兴趣", "没兴趣", "算球", "算逑", "要不得", "莫来", "懒得", "不来", "否", "不")
+_YES_DESPITE_NO = ("没问题", "没得问题", "莫得问题", "不错")
+SHORT_NO = 4  # characters: a reply this short that starts with 不/没 is a no
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
 
 
@@ -402,7 +477,11 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
         value = found
     if not value or (not found and looks_like_question(text) and len(value) > 3):
         raise Invalid()  # 公益性岗位一个月好多钱: a question about it, answered, then asked again
+    if any(w in value for w in _YES_DESPITE_NO):
+        return True
     if any(value.startswith(w) or w in value for w in _NO[:-1]) or value in ("不", "否", "no", "No", "NO"):
+        return False
+    if len(value) <= SHORT_NO and value.startswith(("不", "没", "莫")):  # 不愿以 / 不原意: voice input's 不愿意
         return False
     if any(w in value for w in _YES) or any(w in value for w in NO_PREFERENCE):
         return True
@@ -461,7 +540,8 @@ _NUM = r"[0-9零〇一二两三四五六七八九十]+"
 _LUNAR_MONTHS = {"正": 1, "腊": 12, "冬": 11}
 _SEASONS = {"春": (3, "春天"), "夏": (6, "夏天"), "秋": (9, "秋天"), "冬": (12, "冬天")}
 _LUNAR_RE = re.compile(r"(农历|阴历)?(正|腊|冬|" + _NUM + r")月(?:初?(" + _NUM + r")[号日]?)?")
-_NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以", "都行", "啥时候都", "随便", "哪天都", "越快越好", "尽快")
+_NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以", "都行", "啥时候都", "随便", "哪天都", "越快越好", "尽快",
+        "这哈", "这会儿", "这阵", "立马", "眼下", "说走就走", "喊走就走", "随喊随到", "一哈儿就")
 
 
 def _int(token: str) -> int | None:
@@ -518,6 +598,12 @@ _SEASON_WORDS = (
 )
 
 
+# The farm year as people here reckon it: after transplanting the rice (June), the wheat harvest (June), the maize
+# (September), the sweet potatoes (November)
+_FARM_CALENDAR = ((("栽完秧", "栽了秧", "插完秧", "插了秧", "栽秧后", "插秧后", "栽秧子过后"), 6),
+                  (("收完麦", "割完麦", "收了麦"), 6), (("掰完苞谷", "收完苞谷", "掰了苞谷", "收完玉米"), 9),
+                  (("挖完红苕", "挖了红苕", "收完红苕"), 11))
+
 _NUMERAL_CHARS = "0123456789零〇一二两三四五六七八九十百千万"
 
 
@@ -548,18 +634,42 @@ def _month_end(day: date) -> date:
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
+_SPANS = ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
+          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1))  # season words, and how many months
+
+
+def _season_end(begin: date, length: int) -> date:
+    month = begin.month - 1 + length - 1
+    return _month_end(date(begin.year + month // 12, month % 12 + 1, 1))
+
+
+def _season_now(value: str, today: date, month: int, day: int) -> date | None:
+    """The first day of the season the words name when today is in it (冬天 said in December), else None."""
+    length = next((n for words, n in _SPANS if any(w in value for w in words)), None)
+    if length is None:
+        return None
+    for year in (today.year, today.year - 1):
+        begin = date(year, month, day)
+        if begin <= today <= _season_end(begin, length):
+            return begin
+    return None
+
+
 def _until(value: str, start: dict[str, Any], today: date) -> str | None:
     """The last day the words cover, when they cover a span: a season (开春 → end of May), a month
     (3月份 → 31 March), 下个月."""
     if not start.get("date"):
         return None
     begin = date.fromisoformat(start["date"])
-    for words, length in ((("开春", "春天", "春季", "入春"), 3), (("夏天", "夏季", "入夏"), 3), (("秋天", "秋季", "入秋"), 3),
-                          (("冬天", "冬季", "入冬", "冬闲"), 4), (("暑假",), 2), (("寒假",), 1)):
+    for words, length in _SPANS:
         if any(w in value for w in words):
-            month = begin.month - 1 + length - 1
-            return _month_end(date(begin.year + month // 12, month % 12 + 1, 1)).isoformat()
-    if _MONTH_ONLY.search(value) or value.endswith(("下个月", "下月", "下下个月")):
+            if start.get("season_start"):  # in the season now: it ends where the season does
+                begin = date.fromisoformat(start["season_start"])
+            return _season_end(begin, length).isoformat()
+    month_only = _MONTH_ONLY.search(value)
+    if month_only and month_only.group(2):  # 冬月间, 腊月: a lunar month, about 29 days from its first
+        return (begin + timedelta(days=28)).isoformat()
+    if month_only or value.endswith(("下个月", "下月", "下下个月")):
         return _month_end(begin).isoformat()
     return None
 
@@ -581,7 +691,9 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
                 end = _until(m.group(2), last, ctx.today) or last["date"]
                 return {"text": value[:32], "date": first["date"], "until": end}
     found = _parse_when(text, ctx, strict=strict)
-    return {**found, "until": _until(compact(text), found, ctx.today)}
+    until = _until(compact(text), found, ctx.today)
+    found.pop("season_start", None)
+    return {**found, "until": until}
 
 
 def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
@@ -642,8 +754,14 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
             return {"text": said, "date": when.isoformat()}
     if any(w in value for w in ("秋收", "收了谷子", "收完谷子", "打完谷子")):
         return {"text": said, "date": _upcoming(today, 10).isoformat()}
+    for words, month in _FARM_CALENDAR:
+        if any(w in value for w in words):
+            return {"text": said, "date": _upcoming(today, month).isoformat()}
     for words, month, day, lunar in _SEASON_WORDS:
         if any(w in value for w in words) and not _numeral_around(value, words):
+            current = None if (lunar or year) else _season_now(value, today, month, day)
+            if current is not None:  # 冬天有空, said in winter: from today to the end of this winter
+                return {"text": said, "date": today.isoformat(), "season_start": current.isoformat()}
             return {"text": said, "date": _seasonal(today, month, day, lunar, year).isoformat()}
     if any(w in value for w in ("农闲", "不忙", "闲的时候", "闲下来", "空闲")) or any(w in value for w in _DAY_PARTS):
         return {"text": said, "date": None}
@@ -656,6 +774,47 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if any(w in value for w in _VAGUE) or any(w in value for w in _UNKNOWN) or "有空" in value:
         return {"text": said, "date": None}
     raise Invalid()
+
+
+# Said of the past (啥时候出去的？): 去年, 前年, 上个月, 两年前
+_PAST_WORDS = (("前年", lambda t: date(t.year - 2, 1, 1)), ("去年", lambda t: date(t.year - 1, 1, 1)),
+               ("上个月", lambda t: _next_month_start(t, -1)), ("上月", lambda t: _next_month_start(t, -1)),
+               ("年初", lambda t: date(t.year, 1, 1)), ("今年", lambda t: date(t.year, 1, 1)))
+_AGO = re.compile(r"(" + _NUM + r"|半|几)(个)?(年|月|天|周|星期)(以前|之前|前)")
+
+
+def parse_since(text: str, ctx: SlotContext) -> dict[str, Any]:
+    """Since when (啥时候出去的): the same words as parse_when, read as the latest such day not after today
+    (3月份 said in December is this March; 去年 is 1 January of last year, 去年冬月间 last year's 冬月)."""
+    value = compact(text)
+    today = ctx.today
+    if m := _AGO.search(value):
+        number = {"半": 0.5, "几": 3}.get(m.group(1)) or _int(m.group(1)) or 1
+        days = {"年": 365, "月": 30, "天": 1, "周": 7, "星期": 7}[m.group(3)] * number
+        return {"text": value[:32], "date": (today - timedelta(days=int(days))).isoformat(), "until": None}
+    past = next(((word, day) for word, day in _PAST_WORDS if word in value), None)
+    rest = value.replace(past[0], "") if past else value
+    try:
+        found = parse_when(rest, ctx) if compact(re.sub(r"(去的|出来的|出去的|走的|来的|开始)", "", rest)) else None
+    except Invalid:
+        found = None
+    if found is None or not found.get("date"):
+        if past is not None:
+            return {"text": value[:32], "date": past[1](today).isoformat(), "until": None}
+        if found is None:
+            raise Invalid()
+        return {**found, "text": value[:32]}
+    when = date.fromisoformat(found["date"])
+    years_back = {"去年": 1, "前年": 2}.get(past[0] if past else "", 0)
+    if years_back:
+        when = _same_day(when, today.year - years_back)
+    while when > today:
+        when = _same_day(when, when.year - 1)
+    return {"text": value[:32], "date": when.isoformat(), "until": None}
+
+
+def _same_day(day: date, year: int) -> date:
+    return day.replace(year=year, day=min(day.day, calendar.monthrange(year, day.month)[1]))
 
 
 def show_when(value: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@ away, complaints (with their latest public reply) and event sign-ups — each tr
 sign-up offered to change or withdraw.
 
 "我之前报的电焊，时间要改一下" changes that record directly: the registration dialog reopens with its
-answers and asks only the slot named. Changing a complaint is the help desk's (the person replies there).
+answers and asks only the slot named (or, when the message gives the new value, 要改成开春, reads it back).
+The pre-route hook `change_stated` does the same whatever the router made of such a message. Changing a complaint is the help desk's (the person replies there).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from sqlalchemy import select
 from bot import dialogs, signups
 from bot.channels.base import Choice, Reply
 from bot.conversation import Turn
+from bot.dialogs.validators import compact
 from bot.models import Event, JobWish, SignUp, TrainingNeed, utcnow
 from bot.nlu.entities import match_job_type, match_training_type
 from bot.registry import list_records
 
-CHANGE = re.compile(r"(改|换成|变成|调整|更新)")
+CHANGE = re.compile(r"(改|换成|变成|调整|更新|搞错|弄错|写错|说错|填错|错了|写少|写多|不对)")
+# What names one of the person's records without its trade (我之前报的…, 登记的那个找工作)
+RECORD_WORDS = re.compile(r"(培训|求职|找工作|报的|报名的|登记的|登记过)")
 WITHDRAW = re.compile(r"(撤回|撤销|不想学了|不学了|不报了|不找了|不要了|取消)")
 CHANGEABLE = ("open",)  # a need already arranged or a wish already matched goes through the assistant
 
@@ -38,10 +42,24 @@ def _signups(turn: Turn, labourer_id: int) -> list[tuple[SignUp, Event]]:
     return [(s, e) for s, e in rows]
 
 
-def my_records(turn: Turn) -> list[Reply]:
+# "我想投诉", "我要报名学电焊": a registration to make, not one made — declined, so the router's runner-up
+# (the complaint, the training registration) answers it.
+TO_MAKE = re.compile(r"^(我想|我要|想|要|帮我|我需要)(投诉|报名|报个名|登记|找工作|学|维权)")
+ABOUT_MADE = re.compile(r"(查|我的|的事|进展|进度|结果|没得|没有|没$|了没|有没|登记的|报的|处理|咋样|怎么样|状态|消息|记录|信息|"
+                        r"审核|通过|有效|回复|回音|哪一步|哪步|好久|动静|联系我)")
+
+
+def declines(said: str) -> bool:
+    words = compact(said)
+    return bool(TO_MAKE.search(words)) and not ABOUT_MADE.search(words)
+
+
+def my_records(turn: Turn) -> list[Reply] | None:
     action = turn.action or {}
     if action.get("record"):
         return _record_action(turn, str(action["record"]), action.get("do"))
+    if not action.get("dialog_answer") and turn.text and declines(turn.text):
+        return None
     labourer = turn.labourer()
     if labourer is not None and turn.text and (CHANGE.search(turn.text) or WITHDRAW.search(turn.text)):
         direct = _change_said(turn, labourer.id)
@@ -153,10 +171,10 @@ def _slots_of(kind: str, row: Any, turn: Turn) -> dict[str, Any]:
     }
 
 
-def _reopen(turn: Turn, kind: str, row: Any, step: str | None) -> list[Reply]:
+def _reopen(turn: Turn, kind: str, row: Any, step: str | None, said: str | None = None) -> list[Reply]:
     name = {"training": "register_training", "job": "register_job"}[kind]
     slots = {k: v for k, v in _slots_of(kind, row, turn).items() if v is not None}
-    return dialogs.reopen(turn, name, slots, step=step, replaces={"kind": kind, "id": row.id})
+    return dialogs.reopen(turn, name, slots, step=step, replaces={"kind": kind, "id": row.id}, said=said)
 
 
 def _change_said(turn: Turn, labourer_id: int) -> list[Reply] | None:
@@ -185,12 +203,29 @@ def _change_said(turn: Turn, labourer_id: int) -> list[Reply] | None:
     name = {"training": "register_training", "job": "register_job"}[kind]
     # the trade that names the record is not what is being changed: look for the slot in the rest
     rest = text
-    for word in filter(None, (trade, job, "培训", "求职", "登记")):
+    for word in filter(None, (trade, job, "培训", "求职", "找工作", "登记")):
         rest = rest.replace(word, "")
     step = dialogs.slot_named(turn, name, rest)
     if step in ("training_type", "job_type"):
         step = None
-    return _reopen(turn, kind, row, step=step)
+    return _reopen(turn, kind, row, step=step, said=rest)
+
+
+def change_stated(turn: Turn) -> list[Reply] | None:
+    """Pre-route: "上回报的那个电焊 时间搞错了 要改成开春" changes that record, whatever the router made of
+    it (it may hesitate between the events and the records): someone on the roster, no dialog open, a
+    word of change and a record named by its trade or as a registration."""
+    labourer = turn.labourer()
+    said = turn.text or ""
+    if labourer is None or turn.state.dialog or not CHANGE.search(said):
+        return None
+    if not (RECORD_WORDS.search(said) or match_training_type(said, turn.kb) or match_job_type(said, turn.kb)):
+        return None
+    parse = turn.parse
+    if parse is not None and parse.intent in ("unsubscribe", "human_handoff", "subscribe") and not parse.ambiguous:
+        return None
+    turn.action = {"intent": "my_records"}
+    return _change_said(turn, labourer.id)
 
 
 HANDLERS = {

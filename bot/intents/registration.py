@@ -1,6 +1,10 @@
 """register_training, register_job, rights_complaint: open the dialog that fills the list.
 
 "已经在外务工" under register_job opens the working-away dialog (转移就业名单) instead of a job wish.
+
+The pre-route hook `registration_stated` opens one when the router took a statement that carries the
+registration's facts for something else: "报培训，想学直播带货" is a training registration, not the
+e-commerce policy; "欠薪投诉" is a complaint, not a question about which of two things was meant.
 """
 
 from __future__ import annotations
@@ -10,15 +14,22 @@ import re
 from bot import dialogs
 from bot.channels.base import Reply
 from bot.conversation import Turn
+from bot.dialogs.validators import CLAUSES, compact, looks_like_question
 
 WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
-                          r"|在外(务工|打工)|出去打工了|已经出去")
+                          r"|在外(务工|打工)|出去打工了|已经出去"
+                          # 我现在人在江苏苏州，在一个电子厂上班: where they are now, and working there (not a wish)
+                          r"|(已经|现在|目前|如今)人?在(?![家屋])[^想要准找愿]{1,20}?(打工|务工|上班|做工)")
+
+
+def _dialog_for(turn: Turn, intent: str) -> str:
+    if intent == "register_job" and WORKING_AWAY.search(turn.text or ""):
+        return "working_away"
+    return intent
 
 
 def start_registration(turn: Turn) -> list[Reply]:
-    name = turn.action["intent"]
-    if name == "register_job" and WORKING_AWAY.search(turn.text or ""):
-        name = "working_away"
+    name = _dialog_for(turn, turn.action["intent"])
     if turn.state.dialog == name:
         prompt = dialogs.current_prompt(turn)
         return [prompt] if prompt else []
@@ -30,3 +41,47 @@ HANDLERS = {
     "register_job": start_registration,
     "rights_complaint": start_registration,
 }
+
+# Router answers a statement may be mistaken for; a command (退订, 人工, 我的登记 …) is never overridden.
+OVERRIDABLE = ("policy_question", "out_of_scope", "greeting", "help")
+PLAUSIBLE = 0.3  # the registration must be among the router's candidates at least this confidently,
+MANY_FACTS = 3  # or the message state this many of its facts
+# Questions without a question mark, as people here ask them: 能领奖补不, 包不包工作, 还招人不招, 工资好多,
+# 在巴中哪里, 签几年, 去劳动局还是法院, 有木有, 我帮老汉儿问一哈.
+_ASKS = re.compile(r"(不|没|吗|么|呢|没得|没有)[哦啊呀嘛]?$|(.)[不没]\2|不[\u4e00-\u9fff]$|好多(钱|款|$|[啊哦嘛呢])|是好多"
+                   r"|哪|几[年号点时天月个]|多久|多长|还是|请问|问一[哈下]|问下|有木有|有莫得")
+# A statement of what the person wants or went through (a bare topic word, 电商 or 工伤, is the router's)
+_WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|没给|摔|受伤|伤了|压了|跑了")
+
+
+def registration_stated(turn: Turn) -> list[Reply] | None:
+    """A statement (not a question) the router took for a policy question or hesitated over, that states
+    facts of a registration the router also considered (a trade, a place, pay, an amount owed …): that
+    registration, its facts kept. Inside a dialog the dialog decides."""
+    parse, said = turn.parse, turn.text or ""
+    if turn.state.dialog or parse is None or not said.strip():
+        return None
+    if parse.intent not in OVERRIDABLE and not parse.ambiguous:
+        return None
+    words = compact(said)
+    if looks_like_question(said) or _ASKS.search(words) or not _WANTS.search(words) or len(words) < 4:
+        return None
+    candidates = sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
+                        key=lambda c: -c.confidence)
+    for candidate in candidates:
+        if dialogs.facts_said(turn, _dialog_for(turn, candidate.intent), said):
+            turn.action = {"intent": candidate.intent}
+            return start_registration(turn)
+    # Not among the router's candidates at all: only a message that states several of its facts at once
+    # (想学做包子馒头 … 我是土兴镇的，冬天有空: a trade, a township and a time).
+    # Two registrations stating as many: the one the clauses saying what they want (想学…) speak of.
+    wished = "，".join(c for c in CLAUSES.split(said) if _WANTS.search(c))
+    counted = sorted(((len(dialogs.facts_said(turn, _dialog_for(turn, intent), said)),
+                       len(dialogs.facts_said(turn, _dialog_for(turn, intent), wished)), intent) for intent in HANDLERS),
+                     reverse=True)
+    (most, most_wished, intent), (runner_up, runner_up_wished, _other) = counted[0], counted[1]
+    if most >= MANY_FACTS and (most, most_wished) > (runner_up, runner_up_wished):
+        turn.action = {"intent": intent}
+        return start_registration(turn)
+    return None
+
