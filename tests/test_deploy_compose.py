@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from bot.cli import build_parser
-from bot.db import normalize_url
+from bot.db import make_engine, normalize_url
 from tests.fakes.wechat_platform import AES_KEY, APPID, TOKEN, WeChatPlatform
 from tests.roles import ROOT, Fleet, free_port, healthy, wait_for
 
@@ -72,6 +72,25 @@ def test_the_compose_file_declares_every_role_of_the_deployment():
     # only Caddy is published; the roles' metrics ports stay on the compose network
     assert [s for s, spec in services.items() if spec.get("ports")] == ["caddy"]
     assert set(services["caddy"]["ports"]) == {"80:80", "443:443"}
+
+
+def test_postgresql_takes_every_pool_and_notices_a_dead_machine():
+    services = compose()["services"]
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    options = dict(value.split("=", 1) for flag, value in zip(command[1::2], command[2::2]) if flag == "-c")
+    # each process's pool at its fullest (bot/db.py), built here without connecting
+    engine = make_engine("postgresql+psycopg://gongyou@postgres:5432/gongyou")
+    per_process = engine.pool.size() + engine.pool._max_overflow
+    engine.dispose()
+    web = shlex.split(services["web"]["command"])
+    processes = (int(web[web.index("--workers") + 1]) + services["scheduler"]["deploy"]["replicas"]
+                 + 2 * services["dispatch"]["deploy"]["replicas"])  # room to double the dispatchers
+    assert int(options["max_connections"]) >= processes * per_process + 10  # + pg_dump, psql, the migrate role
+    # a leader on a machine that died is dropped (its lock freed) within idle + count x interval seconds
+    dead_after = int(options["tcp_keepalives_idle"]) + int(options["tcp_keepalives_count"]) * int(
+        options["tcp_keepalives_interval"])
+    assert dead_after <= 30
 
 
 def test_the_caddyfile_and_dockerfile_fit_the_compose_file():
