@@ -61,9 +61,13 @@ def test_the_compose_file_declares_every_role_of_the_deployment():
         argv = shlex.split(service["command"])
         assert argv[0] == "gongyou"
         build_parser().parse_args(argv[1:])  # a real command line of ours (SystemExit otherwise)
-        env = service["environment"]
+        env = {k: interpolate(v, SECRETS) for k, v in service["environment"].items()}  # one machine: no hosts set
         assert env["GONGYOU_ENV"] == "production" and "@postgres:5432/" in env["GONGYOU_DATABASE_URL"]
-        assert env["GONGYOU_REDIS_URL"].startswith("redis://redis:")
+        assert env["GONGYOU_REDIS_URL"] == "redis://:@redis:6379/0"
+        several = {k: interpolate(v, {**SECRETS, "POSTGRES_HOST": "db1", "REDIS_HOST": "db1", "REDIS_PASSWORD": "Rp4ss"})
+                   for k, v in service["environment"].items()}
+        assert "@db1:5432/" in several["GONGYOU_DATABASE_URL"]
+        assert several["GONGYOU_REDIS_URL"] == "redis://:Rp4ss@db1:6379/0"
         if name != "migrate":
             assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
             assert "healthcheck" in service
@@ -74,6 +78,19 @@ def test_the_compose_file_declares_every_role_of_the_deployment():
     published = {s: spec["ports"] for s, spec in services.items() if spec.get("ports")}
     assert [s for s, ports in published.items() if not all(p.startswith("127.0.0.1:") for p in ports)] == ["caddy"]
     assert set(services["caddy"]["ports"]) == {"80:80", "443:443"}
+
+
+def test_the_database_machine_publishes_postgresql_and_redis_on_its_lan_address_only():
+    services = compose()["services"]
+    override = yaml.safe_load((DEPLOY / "several-machines.yaml").read_text(encoding="utf-8"))["services"]
+    assert set(override) == {"postgres", "redis"} <= set(services)
+    for name, spec in override.items():
+        for port in spec["ports"]:
+            assert port.startswith("${DB_LAN_IP:?"), f"{name} must not be published on every interface: {port}"
+    redis = services["redis"]
+    assert "--requirepass" in redis["command"] and redis["environment"]["REDISCLI_AUTH"] == "${REDIS_PASSWORD:-}"
+    env_example = (DEPLOY / "env.example").read_text(encoding="utf-8")
+    assert "DB_LAN_IP=" in env_example and "REDIS_PASSWORD=" in env_example
 
 
 def test_postgresql_takes_every_pool_and_notices_a_dead_machine():
@@ -131,9 +148,9 @@ def fresh_pg(pg_base_url: str) -> Iterator[str]:
 
 
 def role_env(service: dict, pg_url: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: interpolate(v, {**SECRETS, **extra}) for k, v in service["environment"].items()}
-    env["GONGYOU_DATABASE_URL"] = pg_url  # the compose network's postgres → this machine's server
-    env["GONGYOU_REDIS_URL"] = env["GONGYOU_REDIS_URL"].replace("redis://redis:", "redis://127.0.0.1:")
+    # the roles find Redis on this machine, as on a deployment of several machines (REDIS_HOST)
+    env = {k: interpolate(v, {**SECRETS, "REDIS_HOST": "127.0.0.1", **extra}) for k, v in service["environment"].items()}
+    env["GONGYOU_DATABASE_URL"] = pg_url  # the compose network's postgres → this machine's server (own schema)
     env["GONGYOU_METRICS_HOST"] = "127.0.0.1"  # loopback here, the compose network there
     return env
 
