@@ -95,18 +95,18 @@ def _route_path(scope: Scope) -> str:
 
 def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     """The pipeline, assembled from explicit lists: intent handlers, dialogs, the hook that answers replies
-    to broadcasts, what each channel records per message, where delivery receipts go, and the observer
-    that counts messages and sends (this process's metrics). Nothing registers itself on import;
-    Services.build checks that the parts fit."""
+    to broadcasts, what each channel records per message, where delivery receipts go, the one table of
+    broadcast senders per channel, and the observer that counts messages and sends (this process's
+    metrics). Nothing registers itself on import; Services.build checks that the parts fit."""
     from bot import helpdesk, signups
     from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
     from bot.nlu.entities import use_cache_dir
-    from scheduler.hooks import install as install_receipts
+    from scheduler.hooks import receipt_to_delivery
+    from scheduler.senders import CHANNEL_SENDERS
 
     use_cache_dir(settings.resolved_cache_dir)
-    install_receipts()
     return Services.build(
         settings, factory,
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,
@@ -115,6 +115,8 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
         pre_route=(helpdesk.labourer_message, signups.broadcast_reply, signup.after_events_list),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
+        receipt_listeners=(receipt_to_delivery,),
+        senders=CHANNEL_SENDERS,
     )
 
 

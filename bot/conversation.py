@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -48,6 +49,9 @@ PreRouteHook = Callable[["Turn"], "list[Reply] | None"]
 # What must be recorded about the sender in the message's own transaction, right after the inbound row
 # (a platform retry skips it): WeChat's following and customer-service window.
 OnLogged = Callable[[Connection, InboundMessage], None]
+# Told, in the receipt's transaction, of an outbox row a provider's delivery report settled (the
+# broadcast deliveries that point at it follow it: scheduler.hooks.receipt_to_delivery).
+ReceiptListener = Callable[[Session, Any], None]
 
 
 @dataclass
@@ -64,20 +68,28 @@ class Services:
     on_logged: Mapping[str, OnLogged] = field(default_factory=dict)
     # Told of every message answered and every send (bot.metrics: counters and the request's log lines).
     observer: Observer = field(default_factory=Observer)
+    receipt_listeners: tuple[ReceiptListener, ...] = ()
+    # The one table of broadcast senders, channel → sender (scheduler.senders), built once with these services.
+    senders: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, factory: sessionmaker[Session], *, handlers: Iterable[Mapping[str, Handler]],
               dialogs: Iterable[Dialog], pre_route: Iterable[PreRouteHook] = (),
-              on_logged: Mapping[str, OnLogged] | None = None, observer: Observer | None = None) -> "Services":
+              on_logged: Mapping[str, OnLogged] | None = None, observer: Observer | None = None,
+              receipt_listeners: Iterable[ReceiptListener] = (),
+              senders: Mapping[str, Callable[["Services"], Any]] | None = None) -> "Services":
         """Check the parts fit before anything runs: every intent has exactly one handler, dialog names are
-        unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat)."""
+        unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat).
+        `senders` maps each channel to what builds its sender from the finished services."""
         by_name = _dialogs_by_name(dialogs)
         knowledge = KnowledgeStore(settings.knowledge_dir, checks=(partial(dialog_checks, by_name),),
                                    revisions=DatabaseRevisions(factory.kw["bind"]),
                                    max_age=settings.knowledge_poll_seconds)
-        return cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
-                   dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}),
-                   observer=observer or Observer())
+        services = cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
+                       dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}),
+                       observer=observer or Observer(), receipt_listeners=tuple(receipt_listeners))
+        services.senders = MappingProxyType({channel: make(services) for channel, make in (senders or {}).items()})
+        return services
 
     @property
     def engine(self) -> Engine:

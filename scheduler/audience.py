@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.channels.policy import ADDRESS_FIELDS
 from bot.validation import has_control_chars
 from bot.models import Audience, JobWish, Labourer, TrainingNeed, WorkingAway
 
@@ -94,16 +95,18 @@ def validate_filter(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def reachable(channel: str) -> ColumnElement[bool]:
-    """Has an address on the channel and has not unsubscribed from it."""
-    if channel == "wechat":
-        return and_(Labourer.wechat_openid.is_not(None), Labourer.subscribed_wechat.is_(True))
-    if channel == "sms":
-        return and_(Labourer.phone_enc.is_not(None), Labourer.subscribed_sms.is_(True))
-    raise AudienceError(f"unknown channel {channel!r}")
+    """Has an address on the channel and has not unsubscribed from it: bot.channels.policy.reachable as SQL,
+    read from the same fields (policy.ADDRESS_FIELDS)."""
+    if channel not in ADDRESS_FIELDS:
+        raise AudienceError(f"unknown channel {channel!r}")
+    address, wanted = ADDRESS_FIELDS[channel]
+    return and_(getattr(Labourer, address).is_not(None), getattr(Labourer, wanted).is_(True))
 
 
 def has_address(channel: str) -> ColumnElement[bool]:
-    return Labourer.wechat_openid.is_not(None) if channel == "wechat" else Labourer.phone_enc.is_not(None)
+    if channel not in ADDRESS_FIELDS:
+        raise AudienceError(f"unknown channel {channel!r}")
+    return getattr(Labourer, ADDRESS_FIELDS[channel][0]).is_not(None)
 
 
 def _years_ago(today: date, years: int) -> date:

@@ -9,15 +9,6 @@ import threading
 from datetime import timedelta
 
 
-def _senders(args: argparse.Namespace, settings, factory):
-    from scheduler.senders import channel_senders, load_factory
-
-    spec = args.senders or settings.dispatch_senders
-    if spec:
-        return load_factory(spec)(settings, factory)
-    return channel_senders(settings, factory)
-
-
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,7 +31,7 @@ def dispatch(args: argparse.Namespace) -> int:
     from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.dispatch import DispatchConfig, Dispatcher
-    from scheduler.render import knowledge_for
+    from scheduler.senders import dispatch_parts
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -58,9 +49,8 @@ def dispatch(args: argparse.Namespace) -> int:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
     if args.always_open:
         config = DispatchConfig(**{**config.__dict__, "windows": {}})
-    knowledge = knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds)
-    dispatcher = Dispatcher(factory, _senders(args, settings, factory), config, worker_id=args.worker_id,
-                            knowledge=knowledge)
+    senders, knowledge = dispatch_parts(settings, factory, spec=args.senders or settings.dispatch_senders)
+    dispatcher = Dispatcher(factory, senders, config, worker_id=args.worker_id, knowledge=knowledge)
     _metrics_port(args, settings, engine, "dispatch", lambda: {
         (f"gongyou_dispatch_{name}", f"Deliveries this worker {name} since it started"): getattr(dispatcher.totals, name)
         for name in ("claimed", "sent", "retried", "failed", "skipped", "fallback", "reconciled")})

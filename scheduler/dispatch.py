@@ -49,7 +49,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import pii
 from bot.channels.base import SendResult
 from bot.channels.policy import moves_on, reachable
 from bot.db import session_scope
@@ -416,7 +415,7 @@ class Dispatcher:
                 "b_id": row.id, "status": "sent", "channel": row.channel, "attempts": row.attempts,
                 "next_attempt_at": None, "provider_message_id": None, "failure_reason": row.prev_reason,
                 "error_code": row.prev_code, "error": None, "sent_at": None, "failed_at": None, "updated_at": now,
-                "lease_until": None,
+                "lease_until": None, "outbound_message_id": None,
             }
             updates.append(outcome)
             if row.id in over_cap:
@@ -446,8 +445,12 @@ class Dispatcher:
                 log.exception("sender raised", extra={"delivery_id": row.id, "channel": row.channel})
                 result = SendResult(ok=False, error_code="exception", error=f"{type(exc).__name__}: {exc}"[:500],
                                     retryable=True)
+            outcome["outbound_message_id"] = result.outbound_id
             if result.ok:
-                outcome.update(provider_message_id=result.provider_message_id, sent_at=self.clock())
+                # Through a channel the provider's id is the outbox row's (the delivery points at it); a
+                # sender without an outbox (tests' loopback gateways) has only this column to say it.
+                outcome.update(provider_message_id=None if result.outbound_id else result.provider_message_id,
+                               sent_at=self.clock())
                 stats.sent += 1
             elif result.unknown:
                 # Perhaps sent (a timeout): neither retried nor sent another way. The row stays "sending"
@@ -512,6 +515,9 @@ class Dispatcher:
                 failure_reason=bindparam("failure_reason"), error_code=bindparam("error_code"),
                 error=bindparam("error"), sent_at=bindparam("sent_at"), failed_at=bindparam("failed_at"),
                 updated_at=bindparam("updated_at"), lease_until=bindparam("lease_until"),
+                # A try that reached no outbox row (a refusal before any send) keeps the row of an earlier try.
+                outbound_message_id=func.coalesce(bindparam("outbound_message_id", type_=D.c.outbound_message_id.type),
+                                                  D.c.outbound_message_id),
             )
         )
         with session_scope(self.factory) as session:
@@ -556,14 +562,16 @@ class Dispatcher:
         requeue = {"status": "queued", "next_attempt_at": now, "attempts": max(row.attempts - 1, 0)}
         sender = self.senders.get(row.channel)
         if isinstance(sender, Reconcilable):
-            address = row.wechat_openid if row.channel == "wechat" else (
-                pii.decrypt(row.phone_enc, self.config.data_key) if row.phone_enc is not None else "")
-            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address or "",
+            # Where the attempt went, whatever the person chose since (asking the provider sends nothing).
+            address = next((r.address for r in reachable(row, self.config.data_key, order=(row.channel,), essential=True)), "")
+            delivery = OutboundDelivery(row.id, row.campaign_id, row.labourer_id, row.channel, address,
                                         row.idempotency_key, row.name)
             found = sender.lookup(delivery, row.sending_at or now)
             if found is None:  # the provider never got it: send again; the lost try is not counted
                 return requeue
             if found.ok:
+                if found.outbound_id is not None:
+                    return {"status": "sent", "sent_at": now, "outbound_message_id": found.outbound_id}
                 return {"status": "sent", "sent_at": now, "provider_message_id": found.provider_message_id}
             if found.retryable:  # the provider could not be asked just now: ask again after another lease
                 return {"status": "sending", "lease_until": now + self.config.lease, "error": found.error}
@@ -578,18 +586,17 @@ class Dispatcher:
         return {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
 
 
-def apply_receipt(session: Session, provider_message_id: str, *, delivered: bool, error_code: str | None = None,
+def apply_receipt(session: Session, outbound_message_id: int, *, delivered: bool, error_code: str | None = None,
                   error: str | None = None, at: datetime | None = None) -> int:
-    """A provider's delivery report: sent → delivered, or sent → failed with its reason. Found only by the
-    provider's message id the send recorded (see bot.channels.outbound.record_receipt)."""
+    """A provider's delivery report on an outbox row (bot.channels.outbound.record_receipt found it by the
+    provider's own id): the delivery pointing at that row goes sent → delivered, or sent → failed with the
+    reason."""
     at = at or utcnow()
     values: dict[str, Any] = (
         {"status": "delivered", "delivered_at": at}
         if delivered
         else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
     )
-    if not provider_message_id:
-        return 0
     result = session.execute(
-        update(D).where(D.c.provider_message_id == provider_message_id, D.c.status == "sent").values(updated_at=at, **values))
+        update(D).where(D.c.outbound_message_id == outbound_message_id, D.c.status == "sent").values(updated_at=at, **values))
     return result.rowcount or 0

@@ -81,8 +81,10 @@ def run_recurrence(campaign_id: int) -> FireResult | None:
 class CampaignScheduler:
     def __init__(self, settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
                  clock: Callable[[], datetime] = utcnow, sync_seconds: float = 10.0,
-                 standby_seconds: float = 5.0, dispatcher_factory: Callable[[], Any] | None = None) -> None:
+                 standby_seconds: float = 5.0, dispatcher_factory: Callable[[], Any] | None = None,
+                 services: Any = None) -> None:
         self.settings, self.engine, self.factory = settings, engine, factory
+        self.services = services  # the process's composed services, when it has them (the web process)
         self.clock, self.sync_seconds, self.standby_seconds = clock, sync_seconds, standby_seconds
         self.dispatcher_factory = dispatcher_factory
         self.aps: BackgroundScheduler | None = None
@@ -229,18 +231,15 @@ class CampaignScheduler:
 
     def _start_dispatcher(self) -> None:
         from scheduler.dispatch import DispatchConfig, Dispatcher
-        from scheduler.render import knowledge_for
-        from scheduler.senders import channel_senders, load_factory
+        from scheduler.senders import dispatch_parts
 
         if self.dispatcher_factory is not None:
             self._dispatcher = self.dispatcher_factory()
         else:
-            spec = self.settings.dispatch_senders
-            senders = load_factory(spec)(self.settings, self.factory) if spec else channel_senders(self.settings, self.factory)
+            senders, knowledge = dispatch_parts(self.settings, self.factory, spec=self.settings.dispatch_senders,
+                                                services=self.services)
             self._dispatcher = Dispatcher(self.factory, senders, DispatchConfig.from_settings(self.settings),
-                                          clock=self.clock, knowledge=knowledge_for(
-                                              self.factory, self.settings.knowledge_dir,
-                                              self.settings.knowledge_poll_seconds))
+                                          clock=self.clock, knowledge=knowledge)
         self._dispatch_thread = threading.Thread(
             target=self._dispatcher.run, kwargs={"stop": self._stop}, name="dispatcher", daemon=True)
         self._dispatch_thread.start()
@@ -264,7 +263,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
     if not settings.scheduler_enabled:
         yield
         return
-    scheduler = CampaignScheduler(settings, app.state.engine, app.state.sessionmaker)
+    scheduler = CampaignScheduler(settings, app.state.engine, app.state.sessionmaker, services=app.state.services)
     scheduler.start(with_dispatcher=True)
     app.state.campaign_scheduler = scheduler
     try:

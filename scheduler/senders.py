@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from bot.conversation import Services
     from bot.settings import Settings
+    from bot.snapshot import KnowledgeStore
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class _ChannelSender:
             row = session.scalars(
                 select(OutboundMessage).where(OutboundMessage.idempotency_key == delivery.idempotency_key)
             ).one_or_none()
-            return None if row is None else outbound.earlier_outcome(session, self.services, row)
+            found = None if row is None else outbound.earlier_outcome(session, self.services, row)
+            return None if found is None else replace(found, outbound_id=row.id)
 
 
 class WeChatSender(_ChannelSender):
@@ -121,12 +123,33 @@ class SmsSender(_ChannelSender):
                                 key=delivery.idempotency_key)
 
 
-def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:
-    """The production senders: the channels' own clients, configured by settings."""
-    from bot.app import compose
+# The one table of senders per channel: bot.app.compose builds each from the process's services, once.
+CHANNEL_SENDERS: dict[str, Callable[[Services], Sender]] = {"wechat": WeChatSender, "sms": SmsSender}
 
-    services = compose(settings, factory)
-    return {"wechat": WeChatSender(services), "sms": SmsSender(services)}
+
+def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:
+    """The production senders, for a caller that needs nothing else of the services."""
+    return dispatch_parts(settings, factory)[0]
+
+
+def dispatch_parts(settings: Settings, factory: sessionmaker[Session], *, spec: str = "",
+                   services: Services | None = None) -> tuple[dict[str, Sender], KnowledgeStore]:
+    """What a dispatcher runs on: the senders and the knowledge snapshot its texts come from.
+
+    By default both are the process's composed services' (`services`, or composed here once: the web
+    process passes its own, so it has one table of senders and one snapshot). `spec` ("module:callable",
+    GONGYOU_DISPATCH_SENDERS or --senders) replaces the senders (tests' loopback gateways, benchmarks);
+    such a worker answers no message, so it reads the knowledge without composing the pipeline."""
+    if spec:
+        from scheduler.render import knowledge_for
+
+        return (load_factory(spec)(settings, factory),
+                knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds))
+    if services is None:
+        from bot.app import compose
+
+        services = compose(settings, factory)
+    return dict(services.senders), services.knowledge
 
 
 def load_factory(spec: str) -> Callable[..., dict[str, Sender]]:

@@ -9,11 +9,12 @@ server restarts. Each run is checked against the gateways' own logs (what they a
   be asked): reported as failed/outcome_unknown, never resent (README "Sending: each message once"). Counted
   apart, split by whether the gateway had it.
 
-Runs: GONGYOU_CRASH_RUNS (default 20), seeded GONGYOU_CRASH_SEED (default 1). Each run uses a fresh copy of
-the schema on a PostgreSQL server of the suite's own (tests/private_pg.py). The dispatchers are forked from
-the test process after the pipeline is composed once (a fresh `gongyou dispatch` spends seconds loading the
-knowledge; tests/test_dispatch_crash.py covers the command itself). Figures are printed and saved to
-tests/artifacts/crash_suite.json.
+Runs: GONGYOU_CRASH_RUNS (default 20) on each database, seeded GONGYOU_CRASH_SEED (default 1). Each run starts
+from emptied tables, on a PostgreSQL server of the suite's own (tests/private_pg.py), and on one SQLite file
+shared by the dispatcher processes (every fault but the database restart: SQLite has no server). The
+dispatchers are forked from the test process after the pipeline is composed once (a fresh `gongyou dispatch`
+spends seconds loading the knowledge; tests/test_dispatch_crash.py covers the command itself). Figures are printed and saved to
+tests/artifacts/crash_suite.json (PostgreSQL) and crash_suite_sqlite.json.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from bot.settings import Settings
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
-from scheduler.senders import SmsSender, WeChatSender
+from scheduler.senders import CHANNEL_SENDERS
 from tests.synthetic import insert_labourers, make_campaign
 from tests import private_pg
 from tests.fakes.sms_gateways import FakeAliyunSms
@@ -52,12 +53,29 @@ APPID, SECRET = "wx-test-app", "test-secret"
 FORK = multiprocessing.get_context("fork")
 
 
-@pytest.fixture(scope="module")
-def server():
+class SqliteFile:
+    """The embedded database as the suite's "server": one file the dispatcher processes share. It has no
+    server to restart, so its runs have every fault but that one."""
+
+    restartable = False
+
+    def __init__(self, folder: Path) -> None:
+        self.url = f"sqlite:///{folder / 'crash.db'}"
+
+    def restart(self, down_seconds: float) -> None:
+        raise AssertionError("SQLite has no server to restart")
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def server(request, tmp_path_factory):
+    if request.param == "sqlite":
+        yield SqliteFile(tmp_path_factory.mktemp("crash"))
+        return
     reason = private_pg.available()
     if reason:
         pytest.skip(f"the crash suite needs a private PostgreSQL server: {reason}")
     pg = private_pg.PrivatePostgres().start()
+    pg.restartable = True
     try:
         yield pg
     finally:
@@ -87,13 +105,18 @@ def _worker(services, settings: Settings, worker_id: str) -> None:
     mine = dataclasses.replace(services, settings=settings, sessionmaker=factory)
     config = DispatchConfig.from_settings(settings, rates={"wechat": 30.0, "sms": 30.0}, windows={}, batch_size=5,
                                           lease=timedelta(seconds=1), unknown_recheck=timedelta(seconds=0.5))
-    dispatcher = Dispatcher(factory, {"wechat": WeChatSender(mine), "sms": SmsSender(mine)}, config,
+    dispatcher = Dispatcher(factory, {channel: make(mine) for channel, make in CHANNEL_SENDERS.items()}, config,
                             worker_id=worker_id)
     dispatcher.run(idle_sleep=0.05, until_idle=True, max_backoff=0.5)
     os._exit(0)
 
 
 def _truncate(engine) -> None:
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+        return
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -130,7 +153,7 @@ def _one_run(run: int, server, services, engine, factory) -> dict:
         workers = [FORK.Process(target=_worker, args=(services, settings, f"r{run}w{i}")) for i in range(2)]
         for worker in workers:
             worker.start()
-        restart_at = rng.uniform(0.2, 0.8) if run % 3 == 0 else None
+        restart_at = rng.uniform(0.2, 0.8) if run % 3 == 0 and server.restartable else None
         started, spawned = time.monotonic(), 2
         for kill_at in sorted(rng.uniform(0.1, 1.0) for _ in range(rng.randint(2, 3))):
             if restart_at is not None and restart_at < kill_at:
@@ -207,8 +230,10 @@ def test_crash_suite(server, composed, artifacts_root) -> None:
         faults.update(result["faults"])
     summary = {"runs": RUNS, "seed": SEED, "seconds": round(time.monotonic() - began, 1),
                "faults": dict(faults), "totals": dict(totals)}
+    summary["database"] = engine.dialect.name
     artifacts_root.mkdir(parents=True, exist_ok=True)
-    (artifacts_root / "crash_suite.json").write_text(
+    name = "crash_suite.json" if engine.dialect.name == "postgresql" else f"crash_suite_{engine.dialect.name}.json"
+    (artifacts_root / name).write_text(
         json.dumps({**summary, "per_run": results}, ensure_ascii=False, indent=1), encoding="utf-8")
     print("\ncrash suite:", json.dumps(summary, ensure_ascii=False))
     bad = [r for r in results if r["problems"]]

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from bot.channels.base import SendResult
 from bot.db import make_engine, make_sessionmaker, session_scope
-from bot.models import Campaign, CampaignStep, Delivery, Labourer
+from bot.models import Campaign, CampaignStep, Delivery, Labourer, OutboundMessage
 from scheduler.campaigns import settle_campaigns, transition
 from scheduler.dispatch import (
     DispatchConfig,
@@ -331,10 +331,21 @@ def test_receipts(factory, senders) -> None:
         insert_labourers(s, 2, openid=None)
     campaign_id = launch(factory, clock)
     drain(Dispatcher(factory, senders, config(), clock=clock))
+    with session_scope(factory) as s:  # what a channel's outbox would hold, and each delivery pointing at its row
+        rows = []
+        for delivery in s.scalars(select(Delivery).order_by(Delivery.id)):
+            row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
+                                  provider_message_id=f"biz-{delivery.id}", status="sent",
+                                  idempotency_key=delivery.idempotency_key)
+            s.add(row)
+            s.flush()
+            delivery.outbound_message_id = row.id
+            rows.append(row.id)
     with session_scope(factory) as s:
-        assert apply_receipt(s, "sms-1", delivered=True, at=clock()) == 1
-        assert apply_receipt(s, "sms-2", delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
-        assert apply_receipt(s, "sms-1", delivered=False) == 0  # a late duplicate report changes nothing
+        assert apply_receipt(s, rows[0], delivered=True, at=clock()) == 1
+        assert apply_receipt(s, rows[1], delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
+        assert apply_receipt(s, rows[0], delivered=False) == 0  # a late duplicate report changes nothing
+        assert apply_receipt(s, max(rows) + 1, delivered=False) == 0  # nobody's row
     assert statuses(factory, campaign_id) == {"delivered": 1, "failed": 1}
 
 
@@ -366,3 +377,35 @@ def test_rate_limiter_is_shared_by_every_worker(factory) -> None:
         assert 9.9 <= s.get(SendRate, "sms").next_slot - 1_000_000 <= 10.1
     assert Counter(w for w, _ in sends) == {"a": 250, "b": 250}
     assert RateLimiter(factory, "wechat", 0).chunk == 0  # unlimited: no database round trip at all
+
+
+def test_the_planner_and_the_senders_agree_on_who_is_reachable(factory) -> None:
+    """Planning chooses a delivery's channel in SQL (scheduler.audience.reachable), the senders in Python
+    (bot.channels.policy.reachable): for every mix of addresses and opt-outs they name the same channel."""
+    from itertools import product
+
+    from bot import pii
+    from bot.channels.policy import reachable
+
+    clock = Clock(MORNING)
+    key = "k" * 32
+    with session_scope(factory) as s:
+        for n, (openid, phone, on_wechat, on_sms) in enumerate(product((None, "o"), (None, "1398765"), (True, False),
+                                                                      (True, False))):
+            protected = pii.protect_phone(f"{phone}{n:04d}", key) if phone else None
+            s.add(Labourer(name=f"工友{n}", wechat_openid=f"{openid}-{n}" if openid else None,
+                           phone_enc=protected.encrypted if protected else None,
+                           phone_hash=protected.lookup_hash if protected else None,
+                           subscribed_wechat=on_wechat, subscribed_sms=on_sms))
+    for order in (["wechat", "sms"], ["sms", "wechat"], ["sms"]):
+        campaign_id = launch(factory, clock, channels=order)
+        with session_scope(factory) as s:
+            planned = {d.labourer_id: d.channel for d in s.scalars(
+                select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == "queued"))}
+            expected = {}
+            for labourer in s.scalars(select(Labourer)):
+                found = reachable(labourer, key, order=order)
+                if found:
+                    expected[labourer.id] = found[0].channel
+        assert planned == expected, order
+        assert len(set(expected.values())) == len(order)  # the mix reaches every channel of the order

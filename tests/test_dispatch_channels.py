@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot import pii
 from bot.channels import outbound, sms
+from bot.app import compose
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import (
     CampaignStep,
@@ -24,7 +25,6 @@ from bot.models import (
     WeChatFollower,
     utcnow,
 )
-from scheduler import hooks
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
@@ -102,7 +102,8 @@ def test_broadcast_through_the_channels(settings, factory, fakes) -> None:
     wechat.out_of_window.add("o-gone")
     # 丁 opted out: planning already marks the row (the opt-out unsubscribed the registry record too).
     _launch(factory)
-    dispatcher = Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={}))
+    services = compose(settings, factory)
+    dispatcher = Dispatcher(factory, dict(services.senders), DispatchConfig(rates={}, windows={}))
     dispatcher.run(until_idle=True)
 
     rows = _rows(factory)
@@ -115,12 +116,23 @@ def test_broadcast_through_the_channels(settings, factory, fakes) -> None:
     params = parse_qs("&".join(f"{k}={v}" for k, v in aliyun.sent[0].items()))
     assert "电工培训班下周开课" in params["TemplateParam"][0]
 
-    # The provider's report reaches the delivery row through the channels' receipt listeners.
-    hooks.install()
-    biz_id = rows[ids["丙"]].provider_message_id
-    assert biz_id
+    # Each sent delivery points at the outbox row of its key, which holds the provider's id and answer.
     with session_scope(factory) as s:
-        outbound.record_receipt(s, provider="aliyun", provider_message_id=biz_id, delivered=True)
+        outbox = {m.id: m for m in s.scalars(select(OutboundMessage))}
+    for name in ("甲", "乙", "丙"):
+        carried = outbox[rows[ids[name]].outbound_message_id]
+        assert (carried.idempotency_key, carried.channel) == (rows[ids[name]].idempotency_key, rows[ids[name]].channel)
+    assert rows[ids["丁"]].outbound_message_id is None  # never reached a provider
+    biz_id = outbox[rows[ids["丙"]].outbound_message_id].provider_message_id
+    assert biz_id
+
+    # The provider's report reaches the delivery through that row (the composed receipt listener); a report
+    # from another provider naming the same id is that provider's message, not this one.
+    with session_scope(factory) as s:
+        assert outbound.record_receipt(s, services, provider="tencent", provider_message_id=biz_id, delivered=False) == 0
+    assert _rows(factory)[ids["丙"]].status == "sent"
+    with session_scope(factory) as s:
+        outbound.record_receipt(s, services, provider="aliyun", provider_message_id=biz_id, delivered=True)
     assert _rows(factory)[ids["丙"]].status == "delivered"
 
 
@@ -340,7 +352,7 @@ def test_a_delivery_settled_after_a_crash_keeps_sent_when_a_report_names_only_it
     _launch(factory)
     _crash_then_restart(settings, factory, _kill_sms(3, "after_accept"))
     with session_scope(factory) as s:
-        settled = {d.idempotency_key for d in s.scalars(select(Delivery)) if d.provider_message_id is None}
+        settled = {m.idempotency_key for m in s.scalars(select(OutboundMessage)) if m.provider_message_id is None}
     assert settled  # the accepted-then-killed send was settled without a provider id
     _push(client, [_report(p["PhoneNumbers"], f"biz-late-{i}", False, out_id=p["OutId"])
                    for i, p in enumerate(aliyun.sent) if p["OutId"] in settled])

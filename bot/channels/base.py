@@ -89,6 +89,8 @@ class SendResult:
     # The request may have reached the provider (a timeout, a connection lost after it was sent): only the
     # provider can say whether it went out, so it is neither a failure nor a success, and never resent blindly.
     unknown: bool = False
+    # The outbox row (outbound_message.id) that recorded this attempt, when it went through one.
+    outbound_id: int | None = None
 
 
 class OutputChannel(Protocol):

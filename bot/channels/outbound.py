@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -42,8 +42,6 @@ TEMPLATE_FIELD_CHARS = 20  # WeChat template fields (thing*) take at most 20 cha
 WINDOW_CLOSED_CODES = policy.WINDOW_CLOSED_CODES
 assert WINDOW_CLOSED_CODES == {str(OUT_OF_WINDOW), str(OUT_OF_CS_QUOTA)}
 
-# Functions called with (session, OutboundMessage) when a receipt arrives; the scheduler registers here.
-receipt_listeners: list[Callable[[Session, OutboundMessage], None]] = []
 send_sms = sms.send_sms
 
 SETTLED = ("sent", "logged", "delivered")  # outbox statuses that mean the provider took the message
@@ -171,7 +169,7 @@ def send_recorded(
             outcome = earlier_outcome(session, services, earlier)
             if outcome is not None and (outcome.ok or outcome.error_code in (OUTCOME_UNKNOWN, LOOKUP_FAILED)):
                 session.commit()
-                return outcome
+                return replace(outcome, outbound_id=earlier.id)
             _reuse(earlier, record)
             earlier.provider_message_id = earlier.error_code = earlier.error = None
             row = earlier
@@ -190,11 +188,11 @@ def send_recorded(
         # A timeout: the row stays "sending", untouched (its updated_at is when the call began, where a
         # lookup starts), exactly as a crash would leave it; earlier_outcome asks the provider later.
         session.commit()
-        return result
+        return replace(result, outbound_id=row.id)
     _record_answer(row, result)
     session.commit()
     services.observer.sent(row, result)
-    return result
+    return replace(result, outbound_id=row.id)
 
 
 _REUSED_COLUMNS = ("channel", "kind", "user_id", "number_masked", "provider", "purpose", "text", "segments")
@@ -327,10 +325,11 @@ def send_mass_by_tag(session: Session, services: Services, tag_id: int, reply: R
 
 
 def record_receipt(
-    session: Session, *, provider: str, provider_message_id: str, delivered: bool,
+    session: Session, services: Services, *, provider: str, provider_message_id: str, delivered: bool,
     error_code: str | None = None, error: str | None = None, user_id: str | None = None,
 ) -> int:
-    """A provider's delivery report: mark the message(s) delivered or failed. Returns rows updated.
+    """A provider's delivery report: mark the message(s) delivered or failed, and tell the services'
+    receipt listeners (bot.app.compose: the broadcast deliveries pointing at the row). Returns rows updated.
 
     Found only by the provider's own message id (BizId, SerialNo, MsgID) of a message it accepted from
     us and has not reported on yet: an id nobody outside learns. Never by a field the report merely
@@ -349,7 +348,7 @@ def record_receipt(
         row.status = "delivered" if delivered else "failed"
         if not delivered:
             row.error_code, row.error = error_code, error or error_code
-        for listener in receipt_listeners:
+        for listener in services.receipt_listeners:
             listener(session, row)
     return len(rows)
 
@@ -362,7 +361,6 @@ __all__ = [
     "deliver",
     "deliver_to_labourer",
     "earlier_outcome",
-    "receipt_listeners",
     "record_receipt",
     "send_customer_service",
     "send_mass_by_tag",

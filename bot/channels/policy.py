@@ -22,6 +22,9 @@ from bot import pii
 from bot.channels.base import SendResult
 
 CHANNEL_ORDER = ("wechat", "sms")
+# Per channel, the labourer's address and their "still wants notices there" flag: read here in Python, and by
+# the planner as SQL (scheduler.audience.reachable), so both say the same about one person.
+ADDRESS_FIELDS = {"wechat": ("wechat_openid", "subscribed_wechat"), "sms": ("phone_enc", "subscribed_sms")}
 # WeChat: 45015 out of the 48-hour window, 45047 out of the customer-service quota since the last message.
 WINDOW_CLOSED_CODES = frozenset({"45015", "45047"})
 # Not a "no": the provider may have the message (see bot.channels.outbound).
@@ -50,10 +53,11 @@ def reachable(labourer: Reachable, data_key: str, *, order: Iterable[str] = CHAN
     `essential` (an answer to the person, e.g. a help-desk reply) ignores the opt-outs, as SMS rules allow."""
     found: list[Reach] = []
     for channel in order:
-        if channel == "wechat" and labourer.wechat_openid and (essential or labourer.subscribed_wechat):
-            found.append(Reach("wechat", labourer.wechat_openid))
-        elif channel == "sms" and labourer.phone_enc is not None and (essential or labourer.subscribed_sms):
-            found.append(Reach("sms", pii.decrypt(labourer.phone_enc, data_key)))
+        address, wanted = ADDRESS_FIELDS.get(channel, (None, None))
+        value = getattr(labourer, address) if address else None
+        if not value or not (essential or getattr(labourer, wanted)):
+            continue
+        found.append(Reach(channel, pii.decrypt(value, data_key) if channel == "sms" else value))
     return found
 
 

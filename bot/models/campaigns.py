@@ -139,6 +139,11 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None]
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # The channel's outbox row that carried it (bot.channels.outbound: one row per idempotency key): the
+    # provider's id, its answer and its receipts are that row's; a receipt reaches this delivery through it.
+    # None for senders without an outbox (tests' loopback gateways) and for what never reached a provider.
+    outbound_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbound_message.id", ondelete="SET NULL"), index=True)
     failure_reason: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
