@@ -81,7 +81,9 @@ async def offer(url: str, prepared: list[tuple[str, bytes]], rate: float) -> dic
 
 
 def classify(answers: dict[str, tuple[int, bytes] | None], api: FakeWeChatApi, settle: float) -> Counter[str]:
-    """Waits until the late answers stop coming (5 s without a new one, at most `settle` seconds)."""
+    """Waits until the late answers stop coming (5 s without a new one, at most `settle` seconds);
+    `drain_ms`: when the last one came, after the last message's answer (or its 5 s)."""
+    offered_end = time.monotonic()
     deadline, last_count, last_change = time.monotonic() + settle, -1, time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - last_change < 5.0:
         with api.lock:
@@ -106,6 +108,7 @@ def classify(answers: dict[str, tuple[int, bytes] | None], api: FakeWeChatApi, s
         else:
             counts["lost"] += 1
     counts["duplicates"] = sum(1 for n in reached.values() if n > 1)
+    counts["drain_ms"] = int(max(0.0, last_change - offered_end) * 1000) if reached else 0
     return counts
 
 
@@ -137,11 +140,13 @@ def main() -> int:
                 answers = asyncio.run(offer(url, prepared, rate))
                 counts = classify(answers, api, args.settle)
                 row = {"offered_per_second": rate, "requests": len(prepared), **{k: counts.get(k, 0) for k in
-                       ("in_time", "late", "late_unacknowledged", "shed", "lost", "duplicates")}}
+                       ("in_time", "late", "late_unacknowledged", "shed", "lost", "duplicates")},
+                       "late_drained_seconds": round(counts["drain_ms"] / 1000, 1)}
                 curve.append(row)
                 print(f"offered {rate:g}/s ({row['requests']} messages): in time {row['in_time']}, late {row['late']}, "
                       f"late without an ack {row['late_unacknowledged']}, shed {row['shed']}, lost {row['lost']}, "
-                      f"answered twice {row['duplicates']}", flush=True)
+                      f"answered twice {row['duplicates']}; the last late answer {row['late_drained_seconds']:g} s "
+                      f"after the last callback's", flush=True)
                 time.sleep(3)  # let the service drain before the next step
     print(json.dumps({"workers": args.workers, "cpus": os.cpu_count(), "admission": not args.admission_off,
                       "curve": curve}))

@@ -38,6 +38,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "broadcast.py": ["--labourers", "5000", "--rate", "100", "--rate-seconds", "2", "--json"],
         "soak.py": ["--minutes", "2", "--out", "benchmarks/soak-small.json"],
         "overload.py": ["--rates", "50,150", "--seconds", "3", "--settle", "30"],
+        "failover.py": ["--rounds", "3"],
         "roster.py": ["--rows", "5000"],
         "console.py": ["--labourers", "20000", "--requests", "5"],
     },
@@ -48,13 +49,14 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "broadcast.py": ["--labourers", "50000", "--rate-seconds", "5", "--json"],
         "soak.py": ["--minutes", "10"],
         "overload.py": ["--rates", "100,250,500", "--seconds", "4"],
+        "failover.py": ["--rounds", "5"],
         "roster.py": ["--rows", "30000"],
         "console.py": ["--labourers", "100000", "--requests", "10"],
     },
-    "full": {"broadcast.py": ["--json"], "soak.py": ["--minutes", "30"]},
+    "full": {"broadcast.py": ["--json"], "soak.py": ["--minutes", "30"], "failover.py": ["--rounds", "10"]},
 }
 # Scripts that take --database-url (the others read GONGYOU_DATABASE_URL, which is passed to all).
-TAKES_DATABASE_URL = {"webhook.py", "broadcast.py", "roster.py", "console.py"}
+TAKES_DATABASE_URL = {"webhook.py", "broadcast.py", "roster.py", "console.py", "failover.py"}
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 TIMEOUT_SECONDS = {"small": 600, "medium": 1800, "full": 3 * 3600}
 

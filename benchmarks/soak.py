@@ -4,9 +4,11 @@
 
 Runs `gongyou serve --workers 2`, `gongyou scheduler` and `gongyou dispatch` (loopback JSON-lines gateways)
 on a new SQLite database (or a throwaway PostgreSQL schema with --database-url), and drives them with:
-signed AES WeChat messages (`--rate` a second, 300 people, questions, greetings, registrations, complaints),
-SMS pushes (one every 2 s), help-desk and official reads (campaign reports, tickets, unanswered messages,
-one every 5 s), and a broadcast to 1,000 labourers every 10 minutes. Every minute it records the resident
+signed AES WeChat messages (`--rate` a second, 300 people, questions, greetings, registrations, complaints,
+requests for a person — each opens a help-desk case), SMS pushes (one every 2 s), official reads (campaigns,
+a campaign's report, unanswered messages) and a help-desk turn (the open queue read, the newest case opened,
+answered — publicly when it came by SMS, a note otherwise — and resolved), each every 5 s, and a broadcast to
+1,000 labourers every 10 minutes. Every minute it records the resident
 memory of each role (its whole process tree), the callbacks' p50/p99/max latency, answers late or failed,
 and deliveries sent. The summary compares the memory of the last minute with the third (after warm-up):
 a flat line is growth < 5 %.
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +41,7 @@ from tests.fakes.sms_gateways import aliyun_up  # noqa: E402
 from tests.fakes.wechat_platform import AES_KEY, APPID, TOKEN, WeChatPlatform  # noqa: E402
 
 TEXTS = ["公益性岗位咋个申请嘛", "培训补贴有好多钱", "你好", "社保补贴咋个领", "我想去浙江打工", "最近有招聘会没得",
-         "老板欠我工资不给", "我想报名电工培训", "取消", "谢谢"]
+         "老板欠我工资不给", "我想报名电工培训", "取消", "谢谢", "人工"]
 PASSWORD = "soak-password-123456"
 
 
@@ -59,14 +62,15 @@ class Load:
         self.base = base
         self.lock = threading.Lock()
         self.latencies: list[float] = []
-        self.late = self.failed = self.sms = self.staff = 0
+        self.late = self.failed = self.sms = self.staff = self.cases = 0
         self.msg_ids = iter(range(10**12, 10**13))
 
     def take(self) -> dict[str, object]:
         with self.lock:
             lat, self.latencies = sorted(self.latencies), []
-            counts = {"late": self.late, "failed": self.failed, "sms": self.sms, "staff": self.staff}
-            self.late = self.failed = self.sms = self.staff = 0
+            counts = {"late": self.late, "failed": self.failed, "sms": self.sms, "staff": self.staff,
+                      "cases_resolved": self.cases}
+            self.late = self.failed = self.sms = self.staff = self.cases = 0
         q = (lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1)) if lat else (lambda p: None)
         return {"callbacks": len(lat), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(lat[-1] * 1000, 1) if lat else None,
                 **counts}
@@ -97,6 +101,9 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--out", type=Path, default=HERE / "soak.json")
     args = parser.parse_args()
+    # A SIGTERM (or a SIGINT, ignored in a background job) stops the roles too: the `finally` below runs.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(143))
 
     folder = Path(tempfile.mkdtemp(prefix="gongyou-soak-"))
     db_url = args.database_url or f"sqlite:///{folder / 'soak.db'}"
@@ -178,12 +185,31 @@ def main() -> int:
                         latest = s.scalar(select(func.max(Campaign.id)))
                     path = random.choice(paths + ([f"/api/admin/campaigns/{latest}/report"] if latest else []))
                     try:
-                        client.get(path)
+                        client.get(path).raise_for_status()
+                        done = 1 + desk_turn(client)
                         with load.lock:
-                            load.staff += 1
+                            load.staff += done
                     except httpx.HTTPError:
                         with load.lock:
                             load.failed += 1
+
+        def desk_turn(client: httpx.Client) -> int:
+            """The help desk's queue read; its newest open case opened, answered and resolved."""
+            queue = client.get("/api/helpdesk/tickets", params={"status": "new", "limit": 20})
+            queue.raise_for_status()
+            items = queue.json()["items"]
+            if not items:
+                return 1
+            case = items[0]
+            client.get(f"/api/helpdesk/tickets/{case['ticket_no']}").raise_for_status()
+            public = case.get("channel") == "sms"  # the log provider takes it; WeChat has no API in the soak
+            client.post(f"/api/helpdesk/tickets/{case['ticket_no']}/messages",
+                        json={"body": "您好，已收到，工作人员正在核实。", "visibility": "public" if public else "internal"}
+                        ).raise_for_status()
+            client.post(f"/api/helpdesk/tickets/{case['ticket_no']}/transition", json={"to": "resolved"}).raise_for_status()
+            with load.lock:
+                load.cases += 1
+            return 4
 
         threads = [threading.Thread(target=f, daemon=True) for f in (wechat_loop, sms_loop, staff_loop)]
         for thread in threads:
@@ -226,6 +252,7 @@ def main() -> int:
         "p99_ms_worst_minute": max((s["p99_ms"] or 0) for s in samples),
         "p50_ms_median": statistics.median([s["p50_ms"] for s in samples if s["p50_ms"] is not None] or [0]),
         "failed": sum(s["failed"] for s in samples), "late": sum(s["late"] for s in samples),
+        "cases_resolved": sum(s["cases_resolved"] for s in samples),
         "deliveries_sent": last["deliveries_sent_total"],
     }
     args.out.write_text(json.dumps({"summary": summary, "samples": samples}, ensure_ascii=False, indent=2) + "\n")

@@ -126,7 +126,7 @@ def metric_sources(engine: Engine) -> list[metrics.DatabaseFigures]:
     from scheduler.jobs import LEADER_KEY
 
     return [metrics.DatabaseFigures(engine, (metrics.queue_figures, metrics.leader_figures(LEADER_KEY),
-                                             metrics.sla_breaches()))]
+                                             metrics.sla_breaches))]
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:

@@ -8,7 +8,7 @@ Two kinds of figures, so that every number is right however many processes run:
   own figures on `--metrics-port`.
 - read from the shared database at scrape time (`DatabaseFigures`): the delivery queue by channel and
   status, delivery failures by reason, scheduler leadership (PostgreSQL advisory lock holders) and the
-  help desk's SLA breaches (a source the help desk plugs in). These are the same whichever process answers.
+  help desk's open cases past an SLA target. These are the same whichever process answers.
 
 `Metrics` is also the pipeline's observer (Services.observer): the message pipeline, the send boundary
 and the WeChat callback each make one explicit call into it.
@@ -248,18 +248,25 @@ def leader_figures(leader_key: int) -> Source:
     return figures
 
 
-def sla_breaches(count: Callable[[Connection], dict[str, int]] | None = None) -> Source:
-    """The help desk's SLA breaches, by kind; `count` (conn -> {kind: n}) is the help desk's to give. Without
-    it the gauge is declared with no samples, so dashboards and alerts can be written now."""
+def sla_breaches(conn: Connection) -> Iterable[GaugeMetricFamily]:
+    """Open help-desk cases past a target of their service level (bot.helpdesk_sla), by the target missed:
+    `first_response` (nobody has answered yet and the first-response moment is past) and `resolution`
+    (the case is still open past its resolve-by moment). The same rule as the desk's overdue filter
+    (bot.helpdesk.overdue_condition), counted per target; both are always reported, 0 included."""
+    from bot.models import Ticket, utcnow
+    from bot.models.complaints import OPEN_STATUSES
 
-    def figures(conn: Connection) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("gongyou_helpdesk_sla_breaches", "Help-desk cases past their SLA",
-                                   labels=("kind",))
-        for kind, n in sorted((count(conn) if count else {}).items()):
-            family.add_metric((kind,), n)
-        yield family
-
-    return figures
+    T = Ticket.__table__
+    now = utcnow()
+    row = conn.execute(select(
+        func.count().filter(T.c.first_response_at.is_(None) & (T.c.first_response_due_at < now)),
+        func.count().filter(T.c.resolve_due_at < now),
+    ).where(T.c.status.in_(OPEN_STATUSES))).one()
+    family = GaugeMetricFamily("gongyou_helpdesk_sla_breaches", "Open help-desk cases past an SLA target",
+                               labels=("target",))
+    family.add_metric(("first_response",), row[0] or 0)
+    family.add_metric(("resolution",), row[1] or 0)
+    yield family
 
 
 @dataclass

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from bot.cli import build_parser
-from bot.db import normalize_url
+from bot.db import make_engine, normalize_url
 from tests.fakes.wechat_platform import AES_KEY, APPID, TOKEN, WeChatPlatform
 from tests.roles import ROOT, Fleet, free_port, healthy, wait_for
 
@@ -61,17 +61,55 @@ def test_the_compose_file_declares_every_role_of_the_deployment():
         argv = shlex.split(service["command"])
         assert argv[0] == "gongyou"
         build_parser().parse_args(argv[1:])  # a real command line of ours (SystemExit otherwise)
-        env = service["environment"]
+        env = {k: interpolate(v, SECRETS) for k, v in service["environment"].items()}  # one machine: no hosts set
         assert env["GONGYOU_ENV"] == "production" and "@postgres:5432/" in env["GONGYOU_DATABASE_URL"]
-        assert env["GONGYOU_REDIS_URL"].startswith("redis://redis:")
+        assert env["GONGYOU_REDIS_URL"] == "redis://:@redis:6379/0"
+        several = {k: interpolate(v, {**SECRETS, "POSTGRES_HOST": "db1", "REDIS_HOST": "db1", "REDIS_PASSWORD": "Rp4ss"})
+                   for k, v in service["environment"].items()}
+        assert "@db1:5432/" in several["GONGYOU_DATABASE_URL"]
+        assert several["GONGYOU_REDIS_URL"] == "redis://:Rp4ss@db1:6379/0"
         if name != "migrate":
             assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
             assert "healthcheck" in service
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "--workers" in services["web"]["command"]
-    # only Caddy is published; the roles' metrics ports stay on the compose network
-    assert [s for s, spec in services.items() if spec.get("ports")] == ["caddy"]
+    # only Caddy is published to the network; the roles' metrics ports stay on the compose network (the
+    # optional Prometheus on the machine's loopback only)
+    published = {s: spec["ports"] for s, spec in services.items() if spec.get("ports")}
+    assert [s for s, ports in published.items() if not all(p.startswith("127.0.0.1:") for p in ports)] == ["caddy"]
     assert set(services["caddy"]["ports"]) == {"80:80", "443:443"}
+
+
+def test_the_database_machine_publishes_postgresql_and_redis_on_its_lan_address_only():
+    services = compose()["services"]
+    override = yaml.safe_load((DEPLOY / "several-machines.yaml").read_text(encoding="utf-8"))["services"]
+    assert set(override) == {"postgres", "redis"} <= set(services)
+    for name, spec in override.items():
+        for port in spec["ports"]:
+            assert port.startswith("${DB_LAN_IP:?"), f"{name} must not be published on every interface: {port}"
+    redis = services["redis"]
+    assert "--requirepass" in redis["command"] and redis["environment"]["REDISCLI_AUTH"] == "${REDIS_PASSWORD:-}"
+    env_example = (DEPLOY / "env.example").read_text(encoding="utf-8")
+    assert "DB_LAN_IP=" in env_example and "REDIS_PASSWORD=" in env_example
+
+
+def test_postgresql_takes_every_pool_and_notices_a_dead_machine():
+    services = compose()["services"]
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    options = dict(value.split("=", 1) for flag, value in zip(command[1::2], command[2::2]) if flag == "-c")
+    # each process's pool at its fullest (bot/db.py), built here without connecting
+    engine = make_engine("postgresql+psycopg://gongyou@postgres:5432/gongyou")
+    per_process = engine.pool.size() + engine.pool._max_overflow
+    engine.dispose()
+    web = shlex.split(services["web"]["command"])
+    processes = (int(web[web.index("--workers") + 1]) + services["scheduler"]["deploy"]["replicas"]
+                 + 2 * services["dispatch"]["deploy"]["replicas"])  # room to double the dispatchers
+    assert int(options["max_connections"]) >= processes * per_process + 10  # + pg_dump, psql, the migrate role
+    # a leader on a machine that died is dropped (its lock freed) within idle + count x interval seconds
+    dead_after = int(options["tcp_keepalives_idle"]) + int(options["tcp_keepalives_count"]) * int(
+        options["tcp_keepalives_interval"])
+    assert dead_after <= 30
 
 
 def test_the_caddyfile_and_dockerfile_fit_the_compose_file():
@@ -110,9 +148,9 @@ def fresh_pg(pg_base_url: str) -> Iterator[str]:
 
 
 def role_env(service: dict, pg_url: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: interpolate(v, {**SECRETS, **extra}) for k, v in service["environment"].items()}
-    env["GONGYOU_DATABASE_URL"] = pg_url  # the compose network's postgres → this machine's server
-    env["GONGYOU_REDIS_URL"] = env["GONGYOU_REDIS_URL"].replace("redis://redis:", "redis://127.0.0.1:")
+    # the roles find Redis on this machine, as on a deployment of several machines (REDIS_HOST)
+    env = {k: interpolate(v, {**SECRETS, "REDIS_HOST": "127.0.0.1", **extra}) for k, v in service["environment"].items()}
+    env["GONGYOU_DATABASE_URL"] = pg_url  # the compose network's postgres → this machine's server (own schema)
     env["GONGYOU_METRICS_HOST"] = "127.0.0.1"  # loopback here, the compose network there
     return env
 

@@ -3,6 +3,10 @@ refreshed once when WeChat expires it, and through the database when Redis is do
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +21,7 @@ from bot.conversation import Services
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import WeChatToken
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.roles import free_port
+from tests.roles import ROOT, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SECRET = "redis-test-secret"
@@ -94,3 +98,57 @@ def test_without_redis_the_token_goes_through_the_database(make_services, fake_a
     assert fake_api.token_calls == [False]  # the second "process" found it in the database
     with session_scope(services.sessionmaker) as session:
         assert session.scalars(select(WeChatToken.access_token)).one() == fake_api.token
+
+
+# One role process: four threads sending; then, once told, one more message each (after WeChat expired the token).
+_PROCESS = """
+import pathlib, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from bot.channels.wechat_api import WeChatApi
+from bot.db import make_engine, make_sessionmaker
+from bot.settings import get_settings
+
+folder, n = pathlib.Path(sys.argv[1]), sys.argv[2]
+settings = get_settings()
+api = WeChatApi(settings, make_sessionmaker(make_engine(settings.database_url)))
+def when(name):
+    while not (folder / name).exists():
+        time.sleep(0.01)
+when("go")
+with ThreadPoolExecutor(4) as pool:
+    list(pool.map(lambda i: api.send_text(f"o-{n}-{i}", "first"), range(8)))
+(folder / f"done-{n}").touch()
+when("again")
+api.send_text(f"o-{n}-again", "after the expiry")
+"""
+
+
+def test_separate_processes_share_one_token_and_one_refresh(make_settings, fake_api, appid, tmp_path):
+    settings = make_settings()
+    env = {**os.environ, "GONGYOU_DATABASE_URL": settings.database_url, "GONGYOU_WECHAT_APPID": appid,
+           "GONGYOU_WECHAT_SECRET": SECRET, "GONGYOU_WECHAT_API_BASE": fake_api.base, "GONGYOU_REDIS_URL": REDIS_URL,
+           "GONGYOU_DEMO_DATA": "false", "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS, str(tmp_path), str(n)], env=env, cwd=tmp_path,
+                              stderr=subprocess.PIPE, text=True) for n in range(4)]
+    try:
+        (tmp_path / "go").touch()  # all four ask for a token at about the same moment
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"done-{n}").exists() for n in range(4)):
+            assert all(p.poll() is None for p in procs), [p.stderr.read() for p in procs if p.poll() is not None]
+            assert time.monotonic() < deadline, "the processes did not send"
+            time.sleep(0.05)
+        assert fake_api.token_calls == [False]  # one fetch for four processes of four threads
+        fake_api.expire_token()
+        (tmp_path / "again").touch()  # each gets 42001 with the old token; one of them refreshes it
+        for proc in procs:
+            assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert fake_api.token_calls == [False, False]
+    assert len(fake_api.sent) == 4 * 8 + 4
+    engine = make_engine(settings.database_url)
+    with session_scope(make_sessionmaker(engine)) as session:  # Redis held it, not the database
+        assert session.scalars(select(WeChatToken)).all() == []
+    engine.dispose()

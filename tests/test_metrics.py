@@ -149,3 +149,36 @@ def test_the_delivery_queue_and_failures_come_from_the_database(client):
     assert value(figures, "gongyou_delivery_queue", channel="wechat", status="queued") == 0
     assert value(figures, "gongyou_delivery_failures", channel="sms", reason="refused") == 1
     assert value(figures, "gongyou_deliveries", channel="sms", status="sent") == 1
+
+
+def test_help_desk_cases_past_their_targets_are_counted_as_sla_breaches(client):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.helpdesk_sla import SlaPolicy
+    from bot.models import Complaint
+    from bot.models.complaints import add_message, open_ticket, transition_ticket
+
+    def case(session, number: int, created: datetime):  # noqa: ANN001, ANN202
+        complaint = Complaint(ticket_no=f"WQ-M-{number:04d}", channel="sms", user_id=f"u-{number}", category="欠薪",
+                              employer="某公司", workers_affected=1, county="平昌县", created_at=created)
+        session.add(complaint)
+        session.flush()
+        return open_ticket(session, complaint=complaint, now=created)
+
+    def breaches() -> dict[str, float]:
+        figures = scrape(client)
+        return {target: value(figures, "gongyou_helpdesk_sla_breaches", target=target)
+                for target in ("first_response", "resolution")}
+
+    client.app.state.metric_sources[0].max_age = 0  # no 5-second cache: each scrape reads the database
+    assert breaches() == {"first_response": 0, "resolution": 0}  # reported before any case, so alerts can be written
+    month_ago = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=30)
+    with session_scope(client.app.state.sessionmaker) as session:
+        case(session, 1, month_ago)  # nobody answered, nothing resolved: both targets missed
+        answered = case(session, 2, month_ago)  # answered in time, still open: the resolution is late
+        add_message(session, answered, source="staff", author="desk", body="已收到，正在核实", now=month_ago + timedelta(hours=1))
+        done = case(session, 3, month_ago)  # resolved: not a breach any more
+        transition_ticket(session, done, "resolved", actor="desk", sla=SlaPolicy(), now=month_ago + timedelta(days=2))
+        case(session, 4, datetime.now(ZoneInfo("Asia/Shanghai")))  # new today: within its targets
+    assert breaches() == {"first_response": 1, "resolution": 2}

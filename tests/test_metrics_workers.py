@@ -61,3 +61,52 @@ def test_every_worker_reports_the_whole_services_messages(fleet, tmp_path):
         assert response.status_code == 200
         totals.add(messages_in(response.text))
     assert totals == {sent}
+
+
+def test_a_dispatchers_port_shows_its_broadcast_sends_and_failures_by_channel_and_reason(tmp_path):
+    from bot.db import make_engine, make_sessionmaker, migrate, session_scope
+    from scheduler.campaigns import transition
+    from tests.fakes.sms_gateways import FakeAliyunSms
+    from tests.roles import free_port, wait_for
+    from tests.synthetic import insert_labourers, make_campaign
+
+    db_url = f"sqlite:///{tmp_path / 'gongyou.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    with session_scope(factory) as s:
+        insert_labourers(s, 12, openid=None)  # reachable by SMS only
+        transition(s, make_campaign(s, channels=["sms"]), "scheduled")
+    with FakeAliyunSms() as gateway:
+        gateway.fail_codes = ["isv.MOBILE_NUMBER_ILLEGAL"]  # the provider refuses the first number for good
+        fleet = Fleet(tmp_path, {
+            "GONGYOU_DATABASE_URL": db_url, "GONGYOU_CACHE_DIR": str(tmp_path / "cache"),
+            "GONGYOU_SMS_PROVIDER": "aliyun", "GONGYOU_SMS_API_BASE": gateway.base,
+            "GONGYOU_SMS_ACCESS_KEY_ID": gateway.key_id, "GONGYOU_SMS_ACCESS_KEY_SECRET": gateway.secret,
+            "GONGYOU_SMS_TEMPLATE_ID": "SMS_000001", "GONGYOU_SMS_MIN_INTERVAL_SECONDS": "0",
+            "GONGYOU_BROADCAST_WEEKLY_CAP": "0", "GONGYOU_KNOWLEDGE_POLL_SECONDS": "0",
+        })
+        try:
+            scheduler = fleet.start("scheduler", "scheduler")  # plans the campaign's deliveries
+            port = free_port()
+            dispatcher = fleet.start("dispatch", "dispatch", "--always-open", "--rate", "0", "--idle-sleep", "0.2",
+                                     "--metrics-port", str(port))
+
+            def figures() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                        for f in text_string_to_metric_families(text) for s in f.samples}
+
+            sent = ("gongyou_sends_total", (("channel", "sms"), ("kind", "sms"), ("outcome", "ok"),
+                                            ("purpose", "marketing")))
+            wait_for(lambda: figures().get(sent) == 11, timeout=120, what="eleven messages sent",
+                     roles=[scheduler, dispatcher])
+            seen = figures()
+        finally:
+            fleet.stop_all()
+    engine.dispose()
+    assert seen[("gongyou_sends_total", (("channel", "sms"), ("kind", "sms"), ("outcome", "failed"),
+                                         ("purpose", "marketing")))] == 1
+    assert seen[("gongyou_send_failures_total", (("channel", "sms"), ("reason", "isv.MOBILE_NUMBER_ILLEGAL")))] == 1
+    assert seen[("gongyou_dispatch_sent", ())] == 11 and seen[("gongyou_dispatch_failed", ())] == 1
+    assert seen[("gongyou_db_pool_capacity", (("role", "dispatch"),))] >= 1

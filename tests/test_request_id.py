@@ -52,10 +52,14 @@ def fake_api() -> Iterator[FakeWeChatApi]:
         yield server
 
 
-def wait_for(check, timeout: float = 10.0) -> None:  # noqa: ANN001
+# Generous: it returns as soon as the line is there, and a shared 2-core machine can take seconds per message.
+PATIENCE = 60.0
+
+
+def wait_for(check, what: str, timeout: float = PATIENCE) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
         time.sleep(0.02)
 
 
@@ -68,20 +72,22 @@ def test_a_late_wechat_reply_carries_the_callbacks_request_id_to_the_send(make_s
         client.headers["X-Request-ID"] = "proxy-req-0001"  # the reverse proxy's $request_id
         response = wx.post(wx.text("o-trace", "参加技能培训有补贴吗"))
         assert response.headers["x-request-id"] == "proxy-req-0001"
-        fake_api.wait_for_sent(1)
-        wait_for(lambda: "message sent" in lines.of("proxy-req-0001"))
+        assert fake_api.wait_for_sent(1, timeout=PATIENCE), "the late reply never reached the API"
+        wait_for(lambda: "message sent" in lines.of("proxy-req-0001"), "the first message's send")
         del client.headers["X-Request-ID"]
         other = wx.post(wx.text("o-trace-2", "你好"))
-        wait_for(lambda: "message sent" in lines.of(other.headers["x-request-id"]))
+        second = other.headers["x-request-id"]
+        wait_for(lambda: "message sent" in lines.of(second), "the second message's send")
     app.state.engine.dispose()
     trail = lines.of("proxy-req-0001")
     # callback → pipeline thread → late path → send thread, all under the one id
     assert "reply late: answered through the API" in trail
-    assert "message answered" in trail
     assert "message sent" in trail
-    answered = [line for line in lines.lines if line["msg"] == "message answered"]
-    assert {line["request_id"] for line in answered} == {"proxy-req-0001", other.headers["x-request-id"]}
-    assert other.headers["x-request-id"] != "proxy-req-0001"
+    # each message answered once under its own id: the first id does not leak into the next request
+    # (counted per id: threads of other tests' apps may still be logging in this process)
+    assert second != "proxy-req-0001"
+    assert trail.count("message answered") == 1
+    assert lines.of(second).count("message answered") == 1
 
 
 def test_an_sms_push_and_its_reply_share_one_generated_id(make_settings, lines):
