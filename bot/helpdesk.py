@@ -15,6 +15,7 @@ keeps the bot quiet. The marker saves every other message a query; the hook chec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,9 @@ from bot.auth import Actor
 from bot.channels.base import Reply, SendResult
 from bot.conversation import Services, Turn
 from bot.errors import Invalid, NotFound
+from bot.helpdesk_evidence import FETCHABLE_CHANNELS
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models import Complaint, ComplaintEvidence, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
 from bot.models.complaints import (
     OPEN_STATUSES,
     STATUSES,
@@ -404,24 +406,32 @@ def mark_attention(session: Session, ticket: Ticket) -> None:
     state.context = context
 
 
+MEDIA_LABELS = {"image": "[照片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
+
+
 def labourer_message(turn: Turn) -> list[Reply] | None:
     """Pre-route hook: what the labourer writes while the desk waits for them (or handles their hand-off)
-    goes on the ticket. A waiting ticket continues; a hand-off being handled keeps the bot quiet."""
+    goes on the ticket. A waiting ticket continues; a hand-off being handled keeps the bot quiet. A photo
+    goes to the labourer's open ticket as evidence even when the desk is not waiting for them (fetched
+    from WeChat once the message is committed)."""
     marked = (turn.state.context or {}).get("desk")
+    msg = turn.message
+    if msg.kind == "image" and msg.media_id and msg.channel in FETCHABLE_CHANNELS:
+        # Whoever keeps the photo (the ticket here, the complaint dialog after filing), fetch it once committed.
+        turn.after_commit(partial(fetch_evidence, turn.services, media_ids=[msg.media_id]))
     if not marked:
-        return None
+        return _photo_for_open_ticket(turn)
     session = turn.session
     ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == marked)).one_or_none()
-    msg = turn.message
     attended = ticket is not None and ticket.channel == msg.channel and ticket.user_id == msg.user_id and \
         attending(ticket, utcnow())
     if not attended:
         context = dict(turn.state.context)
         context.pop("desk", None)
         turn.state.context = context
-        return None
+        return _photo_for_open_ticket(turn)
     assert ticket is not None
-    add_message(session, ticket, source="labourer", body=msg.text or turn.text)
+    _file_on_ticket(turn, ticket)
     if ticket.status in (WAITING, "resolved"):  # the labourer answered, or says it is not solved after all
         transition_ticket(session, ticket, "in_progress", actor="labourer", sla=SlaPolicy.of(turn.settings))
     if ticket.kind == "handoff":
@@ -430,3 +440,43 @@ def labourer_message(turn: Turn) -> list[Reply] | None:
     context.pop("desk", None)
     turn.state.context = context
     return [Reply(turn.say("helpdesk.received", ticket=ticket.ticket_no))]
+
+
+def _file_on_ticket(turn: Turn, ticket: Ticket) -> None:
+    """The message as the labourer's on the ticket; a photo also as evidence, fetched after the commit."""
+    msg = turn.message
+    body = msg.text or turn.text or MEDIA_LABELS.get(msg.kind, f"[{msg.kind}]")
+    add_message(turn.session, ticket, source="labourer", body=body)
+    if msg.kind != "image" or not msg.media_id:
+        return
+    evidence = ComplaintEvidence(complaint_id=ticket.complaint_id, ticket_id=ticket.id, channel=msg.channel,
+                                 kind="image", media_id=msg.media_id[:256])
+    turn.session.add(evidence)
+
+
+def _photo_for_open_ticket(turn: Turn) -> list[Reply] | None:
+    """A photo outside any dialog from someone with an open ticket: evidence for the newest one."""
+    msg = turn.message
+    if msg.kind != "image" or not msg.media_id or (turn.state.context or {}).get("attach_media"):
+        return None  # (right after filing, the complaint dialog takes photos: bot.dialogs.receive_media)
+    ticket = turn.session.scalars(
+        select(Ticket).where(Ticket.channel == msg.channel, Ticket.user_id == msg.user_id,
+                             Ticket.status.in_(OPEN_STATUSES), Ticket.merged_into_id.is_(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(1)).one_or_none()
+    if ticket is None:
+        return None
+    _file_on_ticket(turn, ticket)
+    return [Reply(turn.say("helpdesk.photo_received", ticket=ticket.ticket_no))]
+
+
+def fetch_evidence(services: Services, evidence_ids: list[int] | None = None, *,
+                   media_ids: list[str] | None = None) -> int:
+    """Fetch evidence files from WeChat (those given, else every pending one): see bot.helpdesk_evidence."""
+    from bot.channels.outbound import channels  # the per-app WeChat client (token cache, HTTP pool)
+    from bot.helpdesk_evidence import fetch_pending
+
+    api = channels(services).wechat
+    if not api.configured:
+        return 0
+    return fetch_pending(services.sessionmaker, api, services.settings.data_key, evidence_ids=evidence_ids,
+                         media_ids=media_ids)

@@ -26,8 +26,12 @@ from bot.auth import Actor
 from bot.console.deps import console_role
 from bot.console.pages import render
 from bot.errors import Invalid, NotFound
+from bot.api.fields import PathId
+from bot.helpdesk_evidence import SHOWN_TYPES, case_evidence, pending_ids
+from bot.helpdesk_evidence import evidence_file as stored_file
+from bot.helpdesk_evidence import state_of as evidence_state
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, ComplaintEvidence, Handoff, Labourer, Staff, Ticket, utcnow
+from bot.models import Complaint, Handoff, Labourer, Staff, Ticket, utcnow
 from bot.models.complaints import CATEGORIES, KINDS, STATUSES, TRANSITIONS, ComplaintTransitionError
 from bot.scope import covers, scope_where, visible_areas
 
@@ -161,8 +165,7 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
     complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id else None
     handoff = session.get(Handoff, ticket.handoff_id) if ticket.handoff_id else None
     labourer = session.get(Labourer, ticket.labourer_id) if ticket.labourer_id else None
-    evidence = session.scalars(select(ComplaintEvidence).where(ComplaintEvidence.complaint_id == complaint.id)).all() \
-        if complaint else []
+    evidence = case_evidence(session, ticket.complaint_id, helpdesk.case_ids(session, ticket))
     history = []
     if ticket.labourer_id is not None:
         history = scope_where(select(Ticket), actor).where(
@@ -171,7 +174,8 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
     merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     return render(
         request, "helpdesk/case.html", actor, status_code=status_code, t=ticket, complaint=complaint, handoff=handoff,
-        labourer=labourer, evidence=evidence, history=history, merged_into=merged_into, now=now, tz=settings.timezone,
+        labourer=labourer, evidence=[(e, evidence_state(e, now)) for e in evidence], history=history,
+        merged_into=merged_into, now=now, tz=settings.timezone,
         messages=helpdesk.case_messages(session, ticket), events=helpdesk.case_events(session, ticket),
         moves=[s for s in TRANSITIONS.get(ticket.status, ()) if s != "assigned"],
         members=_members(session, actor, ticket), similar=helpdesk.similar(session, actor, ticket),
@@ -193,9 +197,32 @@ def _back(ticket: Ticket, note: str = "") -> RedirectResponse:
 
 
 @router.get("/{ticket_no}", response_class=HTMLResponse)
-def case(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep,
+def case(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep, settings: SettingsDep,
          actor: Desk) -> HTMLResponse:
-    return _case_page(request, session, settings, actor, helpdesk.find_ticket(session, actor, ticket_no))
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    waiting = pending_ids(session, evidence_ids=[e.id for e in case_evidence(
+        session, ticket.complaint_id, helpdesk.case_ids(session, ticket))])
+    if waiting:  # photos not fetched yet (the scheduler's sweep may be behind): fetch them now
+        session.rollback()  # nothing written: a fresh read afterwards sees what the fetch stored
+        helpdesk.fetch_evidence(services, waiting)
+        ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    return _case_page(request, session, settings, actor, ticket)
+
+
+@router.get("/{ticket_no}/evidence/{evidence_id}")
+def evidence_file(ticket_no: TicketNo, evidence_id: PathId, session: SessionDep, settings: SettingsDep,
+                  actor: Desk) -> Response:
+    """One stored photo of the case (never cached by the browser: it is personal data)."""
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    found = stored_file(session, ticket, helpdesk.case_ids(session, ticket), evidence_id, settings.data_key)
+    if found is None:
+        raise NotFound("no such evidence")
+    data, content_type = found
+    if content_type not in SHOWN_TYPES:  # served to the browser only as an image it can show, never as HTML
+        content_type = "application/octet-stream"
+    return Response(data, media_type=content_type, headers={
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'inline; filename="{ticket.ticket_no}-{evidence_id}"'})
 
 
 @router.post("/{ticket_no}/messages", response_class=HTMLResponse)
