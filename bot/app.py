@@ -99,6 +99,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     that counts messages and sends (this process's metrics). Nothing registers itself on import;
     Services.build checks that the parts fit."""
     from bot import helpdesk, signups
+    from bot.channels import outbound
     from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
@@ -107,6 +108,8 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
 
     use_cache_dir(settings.resolved_cache_dir)
     install_receipts()
+    if helpdesk.receipt_to_ticket not in outbound.receipt_listeners:  # receipts of the desk's replies
+        outbound.receipt_listeners.append(helpdesk.receipt_to_ticket)
     return Services.build(
         settings, factory,
         handlers=(menu.HANDLERS, policy.HANDLERS, registration.HANDLERS, events.HANDLERS, records.HANDLERS,

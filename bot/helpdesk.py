@@ -30,7 +30,17 @@ from bot.conversation import Services, Turn
 from bot.errors import Invalid, NotFound
 from bot.helpdesk_evidence import FETCHABLE_CHANNELS
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, ComplaintEvidence, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models import (
+    Complaint,
+    ComplaintEvidence,
+    ConversationState,
+    OutboundMessage,
+    Staff,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    utcnow,
+)
 from bot.models.complaints import (
     OPEN_STATUSES,
     STATUSES,
@@ -258,10 +268,26 @@ def send_to_labourer(session: Session, services: Services, ticket: Ticket, messa
     session.commit()  # deliver commits its outbox row itself: the reply is stored before any provider call
     result = deliver(session, services, channel=ticket.channel, user_id=ticket.user_id, reply=Reply(message.body),
                      purpose=DESK_PURPOSE)
-    message.delivery = "sent" if result.ok else "failed"
+    # A timeout: the provider may have it; only a receipt (or the outbox's reconciliation) can tell.
+    message.delivery = "sent" if result.ok else ("unknown" if result.unknown else "failed")
     message.delivery_error = None if result.ok else f"{result.error_code}: {result.error}"[:200]
+    if result.provider_message_id:  # the outbox row a delivery receipt will update (receipt_to_ticket)
+        message.outbound_id = session.scalar(
+            select(OutboundMessage.id).where(OutboundMessage.provider_message_id == result.provider_message_id)
+            .order_by(OutboundMessage.id.desc()).limit(1))
     session.flush()
     return result
+
+
+def receipt_to_ticket(session: Session, outbox: OutboundMessage) -> None:
+    """A delivery receipt (SMS report, TEMPLATESENDJOBFINISH) for a desk reply or notice: its delivery moves
+    from sent to delivered or failed, as the case page shows. Installed by bot.app.compose."""
+    if outbox.status not in ("delivered", "failed"):
+        return
+    for message in session.scalars(select(TicketMessage).where(TicketMessage.outbound_id == outbox.id)):
+        message.delivery = outbox.status
+        message.delivery_error = None if outbox.status == "delivered" else \
+            f"{outbox.error_code}: {outbox.error or ''}"[:200]
 
 
 def notify_status(session: Session, services: Services, ticket: Ticket, to: str) -> TicketMessage | None:

@@ -24,7 +24,7 @@ from bot import pii
 from bot.auth import Actor, Area
 from bot.models.complaints import open_ticket
 from bot.roster import validate_upload
-from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
+from bot.models import Audience, Campaign, Complaint, ComplaintEvidence, ConversationState, Event, KnowledgeRevision, Labourer, \
     MessageLog, Staff
 
 ALL = ("admin", "official", "assistant", "helpdesk")
@@ -192,6 +192,7 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("GET", "/console/helpdesk", DESK, area="list", marker="WQ-20260301-0001"),
     StaffRoute("GET", "/console/helpdesk/export.xlsx", DESK),
     StaffRoute("GET", "/console/helpdesk/{ticket_no}", DESK, area="detail"),
+    StaffRoute("GET", "/console/helpdesk/{ticket_no}/evidence/{evidence_id}", DESK, area="detail"),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/messages", DESK, area="detail",
                body={"body": "权限测试备注", "visibility": "internal"}),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/transition", DESK, area="detail", body={"to": "in_progress"},
@@ -250,6 +251,9 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     session.add_all([complaint, event, audience])
     session.flush()
     ticket = open_ticket(session, complaint=complaint)
+    photo = ComplaintEvidence(complaint_id=complaint.id, ticket_id=ticket.id, channel="wechat", media_id="perm-media",
+                              content=pii.encrypt_bytes(b"\x89PNG\r\n\x1a\n", data_key), content_type="image/png",
+                              size=8, fetched_at=datetime.now(UTC))
     campaign = Campaign(name="甲区通知", event_id=event.id, audience_id=audience.id, template="t", sms_template="t",
                         channels=["sms"], state="draft", owner_county=AREA_A["county"],
                         owner_township=AREA_A["township"])
@@ -265,8 +269,8 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     regions = {"counties": [{"name": AREA_A["county"], "townships": [{"name": AREA_A["township"],
                                                                       "villages": [AREA_A["village"]]}]}]}
     upload = validate_upload(session, uploader, filename="r.csv", data=ROSTER_CSV, regions=regions, data_key=data_key)
-    session.add_all([campaign, target, state, asked, revision, upload])
+    session.add_all([campaign, target, state, asked, revision, upload, photo])
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
             "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id,
-            "ticket_no": ticket.ticket_no, "import_id": upload.id}
+            "ticket_no": ticket.ticket_no, "import_id": upload.id, "evidence_id": photo.id}

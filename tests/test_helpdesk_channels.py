@@ -130,3 +130,32 @@ def test_simulator_reply_is_pushed_to_the_simulator_user(client, app, say, make_
     with db(app) as session:
         ticket = session.scalars(select(Ticket)).one()
         assert ticket.status == "assigned"
+
+
+def test_each_replys_delivery_follows_the_sms_reports(client, app, fakes, make_staff):
+    from tests.fakes.sms_gateways import aliyun_report
+
+    from bot.models import OutboundMessage
+    from test_console import login
+
+    _wechat, aliyun = fakes
+    add_roster_labourer(app, name="李秀英", phone="13812345678")
+    file_by_sms(client)
+    mine = make_staff("desk-pc", "helpdesk", PINGCHANG)
+    no = only_ticket(client, mine)["ticket_no"]
+    first = act(client, mine, no, "messages", body="李大姐，老板答应周五前结清。", visibility="public")
+    second = act(client, mine, no, "messages", body="李大姐，周五到账了吗？", visibility="public")
+    assert (first["delivery"], second["delivery"]) == ("sent", "sent")
+    with db(app) as session:
+        biz = {o.text: o.provider_message_id for o in session.scalars(select(OutboundMessage))}
+    [first_id] = [v for k, v in biz.items() if "周五前结清" in k]
+    [second_id] = [v for k, v in biz.items() if "到账了吗" in k]
+
+    callback = "/sms/inbound?token=callback-secret-for-tests"
+    assert client.post(callback, json=aliyun_report("13812345678", first_id, True)).status_code == 200
+    assert client.post(callback, json=aliyun_report("13812345678", second_id, False)).status_code == 200
+    delivery = {m["body"]: m["delivery"] for m in case(client, mine, no)["messages"] if m["source"] == "staff"}
+    assert delivery == {"李大姐，老板答应周五前结清。": "delivered", "李大姐，周五到账了吗？": "failed"}
+    login(client, "desk-pc")
+    page = client.get(f"/console/helpdesk/{no}").text
+    assert "已送达" in page and "发送失败" in page and 'title="MK:0001' in page
