@@ -59,7 +59,7 @@ DUE_SOON = timedelta(hours=2)  # a target this close is shown as a reminder to t
 REOPEN_DAYS = 7  # a labourer who writes this soon after their complaint was resolved reopens it
 NO_AREA = "none"  # the `county` filter value for cases nobody could place (the unassigned-area queue)
 SIMILAR_EMPLOYER = 85  # rapidfuzz score from which two tickets name the same employer (collective case)
-STATUS_NOTICES = ("resolved", "rejected")  # the labourer is told, on their channel
+REOPENED = ("resolved", "rejected", "closed")  # a ticket moving from these to in_progress was reopened
 
 
 class DeskConflict(ComplaintTransitionError):
@@ -290,11 +290,32 @@ def receipt_to_ticket(session: Session, outbox: OutboundMessage) -> None:
             f"{outbox.error_code}: {outbox.error or ''}"[:200]
 
 
-def notify_status(session: Session, services: Services, ticket: Ticket, to: str) -> TicketMessage | None:
-    """Tell the labourer, on their channel, that their case was resolved or rejected."""
-    if to not in STATUS_NOTICES:
+def notice_for(ticket: Ticket, before: str, to: str) -> str | None:
+    """Which status change the labourer is told of (the text's key under helpdesk.), if any: a person took
+    the case, the desk waits for them, it was resolved, rejected, closed without either, or reopened.
+    Moving between the desk's own working states (assigned → in progress) is not news to them."""
+    if before == to:
         return None
-    body = services.kb.text(f"helpdesk.status_{to}", ticket=ticket.ticket_no)
+    if to == "assigned" and before == "new":
+        return f"{ticket.kind}_assigned"
+    if to == WAITING:
+        return "status_waiting"
+    if to in ("resolved", "rejected"):
+        return "handoff_resolved" if ticket.kind == "handoff" else f"status_{to}"
+    if to == "closed" and before not in ("resolved", "rejected"):
+        return "handoff_resolved" if ticket.kind == "handoff" else "status_closed"
+    if to == "in_progress" and before in REOPENED:
+        return "status_reopened"
+    return None
+
+
+def notify_status(session: Session, services: Services, ticket: Ticket, before: str) -> TicketMessage | None:
+    """Tell the labourer, on their channel, that their case changed from `before` to its status now (see
+    notice_for); the notice is on the ticket with its delivery, like a reply."""
+    key = notice_for(ticket, before, ticket.status)
+    if key is None:
+        return None
+    body = services.kb.text(f"helpdesk.{key}", ticket=ticket.ticket_no)
     message = add_message(session, ticket, source="bot", body=body)
     message.delivery = "sending"
     send_to_labourer(session, services, ticket, message)

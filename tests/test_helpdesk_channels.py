@@ -18,6 +18,7 @@ from tests.fakes.wechat_api import FakeWeChatApi
 from tests.fakes.wechat_platform import AES_KEY, APPID, SECRET, TOKEN, WeChatPlatform
 
 from test_dialog_support import add_roster_labourer, db, text_by_sms
+from test_console import login
 from test_helpdesk import PINGCHANG, file_by_sms, only_ticket
 
 
@@ -159,3 +160,34 @@ def test_each_replys_delivery_follows_the_sms_reports(client, app, fakes, make_s
     login(client, "desk-pc")
     page = client.get(f"/console/helpdesk/{no}").text
     assert "已送达" in page and "发送失败" in page and 'title="MK:0001' in page
+
+
+def test_the_labourer_is_told_when_their_case_changes_and_a_handoff_is_handed_back(client, app, say, make_staff):
+    say("我要找人工", user="sim-zhao")
+    admin = make_staff("boss", "admin")
+    no = only_ticket(client, admin)["ticket_no"]
+
+    def told() -> list[str]:
+        with db(app) as session:
+            return list(session.scalars(select(MessageLog.text).where(
+                MessageLog.user_id == "sim-zhao", MessageLog.direction == "out", MessageLog.purpose == "reply")))
+
+    act(client, admin, no, "assign", assignee="boss")
+    assert "人工客服已接入" in told()[-1] and no in told()[-1]
+    assert say("我的工资卡被中介扣了", user="sim-zhao") == []  # quiet: a person is on it
+    act(client, admin, no, "transition", to="in_progress")  # the desk's own step: not news to the labourer
+    count = len(told())
+    act(client, admin, no, "transition", to="waiting_on_labourer")
+    assert len(told()) == count + 1 and "补充情况" in told()[-1]
+    assert say("是在白衣镇的中介", user="sim-zhao") == []
+    act(client, admin, no, "transition", to="resolved")  # handed back to the bot
+    assert "人工服务" in told()[-1] and "继续问我" in told()[-1]
+    assert say("公益性岗位咋个申请", user="sim-zhao") != []  # the bot answers again
+    act(client, admin, no, "transition", to="in_progress")
+    assert "重新处理" in told()[-1]
+    notices = [m for m in case(client, admin, no)["messages"] if m["source"] == "bot" and m["delivery"]]
+    assert len(notices) == 4 and {m["delivery"] for m in notices} == {"sent"}  # assigned, waiting, resolved, reopened
+
+    login(client, "boss")
+    page = client.get(f"/console/helpdesk/{no}").text
+    assert "结束人工，交还机器人" in page and 'id="handback"' in page

@@ -239,18 +239,20 @@ def post_message(ticket_no: TicketNo, request: Request, session: SessionDep, ser
 def post_transition(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep,
                     settings: SettingsDep, actor: Desk, to: Short = "") -> Response:
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    before = ticket.status
     try:
         helpdesk.change_status(session, actor, ticket, to, sla=SlaPolicy.of(settings))
     except (ComplaintTransitionError, Invalid):
         return _refused(request, session, settings, actor, ticket_no, "当前状态不能这样改，请刷新页面后再试", 409)
-    helpdesk.notify_status(session, services, ticket, to)
+    helpdesk.notify_status(session, services, ticket, before)
     return _back(ticket)
 
 
 @router.post("/{ticket_no}/assign", response_class=HTMLResponse)
-def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, settings: SettingsDep, actor: Desk,
-                assignee: Short = "") -> Response:
+def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep,
+                settings: SettingsDep, actor: Desk, assignee: Short = "") -> Response:
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    before = ticket.status
     try:
         if assignee == "auto":
             helpdesk.assign_round_robin(session, actor, ticket, sla=SlaPolicy.of(settings))
@@ -258,6 +260,7 @@ def post_assign(ticket_no: TicketNo, request: Request, session: SessionDep, sett
             helpdesk.assign(session, actor, ticket, assignee or actor.username, sla=SlaPolicy.of(settings))
     except Invalid as exc:
         return _refused(request, session, settings, actor, ticket_no, f"不能分派：{exc}", 422)
+    helpdesk.notify_status(session, services, ticket, before)
     return _back(ticket)
 
 
