@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
 from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audit import audit
+from bot.db import session_scope
 from bot.auth import Actor
 from bot.channels.base import Reply, SendResult
 from bot.conversation import Services, Turn
@@ -36,6 +38,7 @@ from bot.models import (
     ConversationState,
     OutboundMessage,
     Staff,
+    StaffNotification,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -418,6 +421,112 @@ def group_members(session: Session, actor: Actor, ticket: Ticket) -> list[Ticket
 def sees_unplaced(actor: Actor) -> bool:
     """Whether the actor sees the cases nobody could place (admins and all-county desk staff)."""
     return visible_areas(actor) is None
+
+
+# ---- reminders to the assignee ---------------------------------------------------------------------
+
+TARGETS = {"first_response": "首次回复", "resolve": "办结"}
+REMIND_LATE = timedelta(days=1)  # a target passed longer ago than this (the scheduler was away) is not news
+
+
+def remind_due(session: Session, *, now: datetime | None = None, tz: str = "Asia/Shanghai") -> list[StaffNotification]:
+    """A reminder for the assignee of each open ticket with a target within DUE_SOON (or just passed): one per
+    (ticket, target, due moment), so a sweep that runs again adds nothing, and a target that moved (the clock
+    paused, the case reopened) is reminded again when it comes near."""
+    now = now or utcnow()
+    soon = now + DUE_SOON
+    first_due = and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < soon,
+                     Ticket.first_response_due_at > now - REMIND_LATE)
+    resolve_due = and_(Ticket.resolve_due_at < soon, Ticket.resolve_due_at > now - REMIND_LATE)
+    tickets = list(session.scalars(select(Ticket).where(
+        Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None), Ticket.merged_into_id.is_(None),
+        or_(first_due, resolve_due))))
+    if not tickets:
+        return []
+    known = {tuple(row) for row in session.execute(
+        select(StaffNotification.ticket_id, StaffNotification.kind, StaffNotification.due_at)
+        .where(StaffNotification.ticket_id.in_([t.id for t in tickets])))}
+    made = []
+    for ticket in tickets:
+        targets = (("first_response", ticket.first_response_due_at if ticket.first_response_at is None else None),
+                   ("resolve", ticket.resolve_due_at))
+        for kind, due in targets:
+            if due is None or not now - REMIND_LATE < due < soon or (ticket.id, kind, due) in known:
+                continue
+            made.append(StaffNotification(username=ticket.assignee, ticket_id=ticket.id, kind=kind, due_at=due,
+                                          text=reminder_text(ticket.ticket_no, kind, due, now, tz), created_at=now))
+    session.add_all(made)
+    session.flush()
+    return made
+
+
+def reminder_text(ticket_no: str, kind: str, due: datetime, now: datetime, tz: str) -> str:
+    when = due.astimezone(ZoneInfo(tz)).strftime("%m月%d日 %H:%M")
+    if due <= now:
+        return f"工单 {ticket_no} 已超过{TARGETS[kind]}时限（{when}），请尽快处理。"
+    minutes = max(1, int((due - now).total_seconds() // 60))
+    return f"工单 {ticket_no} 的{TARGETS[kind]}时限是 {when}，还剩 {minutes} 分钟。"
+
+
+def unread_reminders(session: Session, actor: Actor, *, limit: int = 20) -> list[tuple[StaffNotification, str]]:
+    """The actor's unread reminders, newest first, with their ticket's number (tickets still in the area)."""
+    query = scope_where(select(StaffNotification, Ticket.ticket_no).join(Ticket, Ticket.id == StaffNotification.ticket_id)
+                        .where(StaffNotification.username == actor.username, StaffNotification.read_at.is_(None)),
+                        actor, Ticket)
+    return [(n, no) for n, no in session.execute(query.order_by(StaffNotification.id.desc()).limit(limit))]
+
+
+def mark_read(session: Session, actor: Actor, notification_id: int) -> None:
+    found = session.get(StaffNotification, notification_id)
+    if found is None or found.username != actor.username:
+        raise NotFound("no such reminder")
+    found.read_at = found.read_at or utcnow()
+
+
+PUSH_FOR = timedelta(hours=1)  # a webhook that failed is tried again on the next sweeps for this long
+
+
+def push_reminders(factory: sessionmaker[Session], webhook: str, *, now: datetime | None = None,
+                   timeout: float = 5.0) -> int:
+    """Post reminders not pushed yet to the reminder webhook (WeCom group robot JSON); returns how many went.
+    The posts happen outside any transaction; a failure is kept and tried again on the next sweeps."""
+    import requests
+
+    if not webhook:
+        return 0
+    now = now or utcnow()
+    with session_scope(factory) as session:
+        todo = list(session.execute(select(StaffNotification.id, StaffNotification.username, StaffNotification.text)
+                                    .where(or_(StaffNotification.pushed.is_(None), StaffNotification.pushed == "failed"),
+                                           StaffNotification.created_at > now - PUSH_FOR)
+                                    .order_by(StaffNotification.id).limit(100)))
+    pushed = 0
+    for notification_id, username, text in todo:
+        body = {"msgtype": "text", "text": {"content": f"【维权服务台提醒】{username}：{text}"}}
+        try:
+            response = requests.post(webhook, json=body, timeout=timeout)
+            ok = response.status_code == 200 and int((response.json() or {}).get("errcode", 0)) == 0
+        except (requests.RequestException, ValueError):
+            ok = False
+        with session_scope(factory) as session:
+            row = session.get(StaffNotification, notification_id)
+            if row is not None:
+                row.pushed = "pushed" if ok else "failed"
+        pushed += ok
+    return pushed
+
+
+def sweep(settings: Any, factory: sessionmaker[Session], *, now: datetime | None = None,
+          media: Any = None) -> dict[str, int]:
+    """The desk's periodic work (the scheduler runs it every minute): reminders for near targets, their push
+    to the webhook, and evidence photos not fetched yet (`media`: the WeChat API, when configured)."""
+    from bot.helpdesk_evidence import fetch_pending
+
+    with session_scope(factory) as session:
+        reminded = len(remind_due(session, now=now, tz=settings.timezone))
+    return {"reminded": reminded,
+            "pushed": push_reminders(factory, settings.helpdesk_reminder_webhook, now=now),
+            "fetched": fetch_pending(factory, media, settings.data_key, now=now) if media is not None else 0}
 
 
 # ---- the labourer's side ------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def queue(request: Request, session: SessionDep, services: ServicesDep, settings
                    counts=helpdesk.queue_counts(session, actor, now=now), statuses=STATUSES, categories=CATEGORIES,
                    places=_places(services, actor), sees_unplaced=helpdesk.sees_unplaced(actor),
                    recovered=helpdesk.recovered_by_county(session, actor),
-                   desk_members=_members(session, actor))
+                   desk_members=_members(session, actor), reminders=helpdesk.unread_reminders(session, actor))
     template = "helpdesk/_queue.html" if request.headers.get("HX-Request") else "helpdesk/queue.html"
     return render(request, template, actor, **context)
 
@@ -156,6 +156,21 @@ def _xlsx(rows: list[Ticket], now: datetime, tz: str) -> Iterator[bytes]:
             yield chunk
 
 
+@router.get("/reminders", response_class=HTMLResponse)
+def reminders(request: Request, session: SessionDep, actor: Desk) -> HTMLResponse:
+    """The signed-in member's unread reminders (the pages ask again every minute)."""
+    return render(request, "helpdesk/_reminders.html", actor, reminders=helpdesk.unread_reminders(session, actor))
+
+
+@router.post("/reminders/{notification_id}/read", response_class=HTMLResponse)
+def reminder_read(notification_id: PathId, request: Request, session: SessionDep, actor: Desk) -> Response:
+    helpdesk.mark_read(session, actor, notification_id)
+    if request.headers.get("HX-Request"):
+        session.commit()
+        return render(request, "helpdesk/_reminders.html", actor, reminders=helpdesk.unread_reminders(session, actor))
+    return RedirectResponse("/console/helpdesk", status_code=303)
+
+
 # ---- one case ------------------------------------------------------------------------------------------
 
 
@@ -181,6 +196,7 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
         members=_members(session, actor, ticket), similar=helpdesk.similar(session, actor, ticket),
         group=helpdesk.group_members(session, actor, ticket), error=error,
         canned_values={"姓名": labourer.name if labourer else "工友", "工单号": ticket.ticket_no},
+        reminders=helpdesk.unread_reminders(session, actor),
     )
 
 
