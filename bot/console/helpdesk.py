@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import helpdesk
+from bot import helpdesk, pii
 from bot.api.deps import ServicesDep, SessionDep, SettingsDep
 from bot.api.routes.helpdesk import TicketNo
 from bot.audit import audit
@@ -33,6 +33,7 @@ from bot.helpdesk_evidence import state_of as evidence_state
 from bot.helpdesk_sla import SlaPolicy
 from bot.models import Complaint, Handoff, Labourer, Staff, Ticket, utcnow
 from bot.models.complaints import CATEGORIES, KINDS, STATUSES, TRANSITIONS, ComplaintTransitionError
+from bot.reveal import may_reveal
 from bot.scope import covers, scope_where, visible_areas
 
 router = APIRouter(prefix="/console/helpdesk", include_in_schema=False)
@@ -101,7 +102,8 @@ def queue(request: Request, session: SessionDep, services: ServicesDep, settings
                    counts=helpdesk.queue_counts(session, actor, now=now), statuses=STATUSES, categories=CATEGORIES,
                    places=_places(services, actor), sees_unplaced=helpdesk.sees_unplaced(actor),
                    recovered=helpdesk.recovered_by_county(session, actor),
-                   desk_members=_members(session, actor), reminders=helpdesk.unread_reminders(session, actor))
+                   desk_members=_members(session, actor), reminders=helpdesk.unread_reminders(session, actor),
+                   may_clear=may_reveal(actor, "complaint", "contact_phone"))
     template = "helpdesk/_queue.html" if request.headers.get("HX-Request") else "helpdesk/queue.html"
     return render(request, template, actor, **context)
 
@@ -119,22 +121,39 @@ def _members(session: Session, actor: Actor, ticket: Ticket | None = None) -> li
 @router.get("/export.xlsx")
 def export(session: SessionDep, settings: SettingsDep, actor: Desk, view: Pick = "open", status: Pick = "",
            category: Pick = "", urgent: Pick = "", county: Pick = "", township: Pick = "", assignee: Pick = "",
-           overdue: Pick = "", kind: Pick = "", channel: Pick = "") -> StreamingResponse:
-    """The queue as filtered, phones masked; audited as an export with the filter used."""
+           overdue: Pick = "", kind: Pick = "", channel: Pick = "",
+           clear: Annotated[bool, Query()] = False) -> StreamingResponse:
+    """The queue as filtered, phones masked — in clear only when asked (`clear=1`) by a role that may reveal
+    them (bot.reveal); audited as an export with the filter used and whether phones were in clear."""
     filters = _filters(actor, view if view in VIEWS else "open", status, category, urgent, county, township,
                        assignee, overdue, kind, channel)
     now = utcnow()
     rows, total = helpdesk.list_tickets(session, actor, filters, now=now, limit=EXPORT_LIMIT)
+    in_clear = clear and may_reveal(actor, "complaint", "contact_phone")
+    phones = _clear_phones(session, rows, settings.data_key) if in_clear else None
     audit(session, actor, "export", object_type="ticket", detail={
-        "what": "helpdesk_queue_xlsx", "rows": len(rows), "filter": {k: v for k, v in vars(filters).items() if v}})
+        "what": "helpdesk_queue_xlsx", "rows": len(rows), "filter": {k: v for k, v in vars(filters).items() if v},
+        "clear": ["contact_phone"] if in_clear else []})
     session.commit()
-    body = b"".join(_xlsx(rows, now, settings.timezone))
+    body = b"".join(_xlsx(rows, now, settings.timezone, phones))
     stamp = now.astimezone(ZoneInfo(settings.timezone)).strftime("%Y%m%d-%H%M")
     return StreamingResponse(iter([body]), media_type=XLSX_MEDIA,
                              headers={"Content-Disposition": f'attachment; filename="helpdesk-{stamp}.xlsx"'})
 
 
-def _xlsx(rows: list[Ticket], now: datetime, tz: str) -> Iterator[bytes]:
+def _clear_phones(session: Session, rows: list[Ticket], data_key: str) -> dict[int, str]:
+    """ticket id → the complaint's contact phone in clear (the rows are already the actor's area)."""
+    by_complaint = {t.complaint_id: t.id for t in rows if t.complaint_id is not None}
+    phones: dict[int, str] = {}
+    ids = list(by_complaint)
+    for start in range(0, len(ids), 1000):
+        for complaint_id, token in session.execute(select(Complaint.id, Complaint.contact_phone_enc).where(
+                Complaint.id.in_(ids[start:start + 1000]), Complaint.contact_phone_enc.is_not(None))):
+            phones[by_complaint[complaint_id]] = pii.decrypt(token, data_key)
+    return phones
+
+
+def _xlsx(rows: list[Ticket], now: datetime, tz: str, phones: dict[int, str] | None = None) -> Iterator[bytes]:
     from openpyxl import Workbook
 
     def local(moment: datetime | None) -> str:
@@ -142,11 +161,15 @@ def _xlsx(rows: list[Ticket], now: datetime, tz: str) -> Iterator[bytes]:
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("工单")
-    sheet.append(list(EXPORT_HEADERS))
+    headers = list(EXPORT_HEADERS)
+    if phones is not None:
+        headers[headers.index("联系电话（已隐藏）")] = "联系电话"
+    sheet.append(headers)
     for t in rows:
+        phone = phones.get(t.id, t.contact_phone_masked or "") if phones is not None else t.contact_phone_masked or ""
         sheet.append([t.ticket_no, LABELS["kind"].get(t.kind, t.kind), LABELS["status"].get(t.status, t.status),
                       t.category or "", "是" if t.urgent else "", t.county or "未分区", t.township or "",
-                      t.assignee or "", LABELS["channel"].get(t.channel, t.channel), t.contact_phone_masked or "",
+                      t.assignee or "", LABELS["channel"].get(t.channel, t.channel), phone,
                       t.employer or "", local(t.created_at), local(t.first_response_due_at),
                       local(t.resolve_due_at), "是" if t.overdue(now) else ""])
     with tempfile.TemporaryFile() as out:
