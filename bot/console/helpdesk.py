@@ -54,6 +54,12 @@ LABELS = {  # what the export's cells say for stored values (the pages use helpd
 }
 
 
+def desk_now(request: Request) -> datetime:
+    """The desk pages' clock: now, unless a test set `app.state.desk_clock` (overdue and due-soon depend on it)."""
+    clock = getattr(request.app.state, "desk_clock", None)
+    return clock() if clock is not None else utcnow()
+
+
 def _filters(actor: Actor, view: str, status: str, category: str, urgent: str, county: str, township: str,
              assignee: str, overdue: str, kind: str, channel: str) -> helpdesk.QueueFilter:
     """The queue's filter from the form: a value the form could not have sent is no filter."""
@@ -87,7 +93,7 @@ def queue(request: Request, session: SessionDep, services: ServicesDep, settings
           offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
     view = view if view in VIEWS else "open"
     filters = _filters(actor, view, status, category, urgent, county, township, assignee, overdue, kind, channel)
-    now = utcnow()
+    now = desk_now(request)
     rows, total = helpdesk.list_tickets(session, actor, filters, now=now, offset=offset)
     form = {"view": view, "status": status, "category": category, "urgent": urgent, "county": county,
             "township": township, "assignee": assignee, "overdue": overdue, "kind": kind, "channel": channel}
@@ -119,7 +125,7 @@ def _members(session: Session, actor: Actor, ticket: Ticket | None = None) -> li
 
 
 @router.get("/export.xlsx")
-def export(session: SessionDep, settings: SettingsDep, actor: Desk, view: Pick = "open", status: Pick = "",
+def export(request: Request, session: SessionDep, settings: SettingsDep, actor: Desk, view: Pick = "open", status: Pick = "",
            category: Pick = "", urgent: Pick = "", county: Pick = "", township: Pick = "", assignee: Pick = "",
            overdue: Pick = "", kind: Pick = "", channel: Pick = "",
            clear: Annotated[bool, Query()] = False) -> StreamingResponse:
@@ -127,7 +133,7 @@ def export(session: SessionDep, settings: SettingsDep, actor: Desk, view: Pick =
     them (bot.reveal); audited as an export with the filter used and whether phones were in clear."""
     filters = _filters(actor, view if view in VIEWS else "open", status, category, urgent, county, township,
                        assignee, overdue, kind, channel)
-    now = utcnow()
+    now = desk_now(request)
     rows, total = helpdesk.list_tickets(session, actor, filters, now=now, limit=EXPORT_LIMIT)
     in_clear = clear and may_reveal(actor, "complaint", "contact_phone")
     phones = _clear_phones(session, rows, settings.data_key) if in_clear else None
@@ -199,7 +205,7 @@ def reminder_read(notification_id: PathId, request: Request, session: SessionDep
 
 def _case_page(request: Request, session: Session, settings: Any, actor: Actor, ticket: Ticket, *,
                error: str | None = None, status_code: int = 200) -> HTMLResponse:
-    now = utcnow()
+    now = desk_now(request)
     complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id else None
     handoff = session.get(Handoff, ticket.handoff_id) if ticket.handoff_id else None
     labourer = session.get(Labourer, ticket.labourer_id) if ticket.labourer_id else None
