@@ -128,6 +128,18 @@ def test_the_queue_turns_overdue_across_a_weekend_and_a_statutory_holiday(live_s
     page.wait_for_url("**view=overdue")
     assert holiday not in page.inner_text("#queue") and weekend in page.inner_text("#queue")
     assert queue_at("2026-10-08 17:01")[holiday] is True
+    with session_scope(app.state.sessionmaker) as session:  # a photo the labourer sent, fetched and stored
+        from bot import pii
+        from bot.models import ComplaintEvidence, utcnow
+
+        from test_helpdesk_evidence import png
+
+        ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == holiday)).one()
+        picture = png(160, 120, seed=3)
+        session.add(ComplaintEvidence(complaint_id=ticket.complaint_id, ticket_id=ticket.id, channel="wechat",
+                                      media_id="m-1", content=pii.encrypt_bytes(picture, app.state.settings.data_key),
+                                      content_type="image/png", size=len(picture), fetched_at=utcnow()))
     page.goto(f"{live_server.url}/console/helpdesk/{holiday}")
     assert "已超时" in page.inner_text("h1")
+    assert page.eval_on_selector("#evidence img", "img => img.complete && img.naturalWidth") == 160
     page.screenshot(path=str(artifacts / "3-after-the-holiday.png"), full_page=True)
