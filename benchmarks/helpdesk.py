@@ -3,8 +3,8 @@
     python benchmarks/helpdesk.py [--labourers 250000] [--complaints 20000] [--handoffs 3000]
                                   [--database-url URL] [--repeat 30] [--json]
 
-Fills a fresh database (a SQLite file in a temporary folder by default; a PostgreSQL URL is migrated
-and filled as given, so point it at an empty database or schema) with --labourers registry rows and
+Fills a fresh database (a SQLite file in a temporary folder by default; for a PostgreSQL URL, a scratch
+schema there, dropped afterwards) with --labourers registry rows and
 --complaints complaints (each with its ticket) plus --handoffs hand-off tickets, spread over the counties
 and townships of knowledge/regions.yaml, a year of creation times, every status (most closed), some
 urgent, some overdue, some with money recovered (on PostgreSQL then ANALYZE, as autovacuum would).
@@ -146,6 +146,18 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="gongyou-bench-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    if url.startswith("postgres"):  # a scratch schema of its own, dropped afterwards (benchmarks/service.py)
+        from service import drop_schema, scratch_schema
+
+        schema, scoped = scratch_schema(url)
+        try:
+            return run(args, scoped)
+        finally:
+            drop_schema(url, schema)
+    return run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
     settings = Settings(database_url=url, demo_data=False, log_json=False, knowledge_poll_seconds=0)
     app = create_app(settings, configure_logs=False)
     factory = app.state.sessionmaker
