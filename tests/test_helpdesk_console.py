@@ -207,3 +207,23 @@ def test_round_robin_gives_a_case_to_the_areas_desk_member_with_the_fewest_open_
             ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == no)).one()
             chosen.append((ticket.assignee, ticket.status))
     assert chosen == [("desk-b", "assigned"), ("desk-pc", "assigned")]  # fewest open, then by name
+
+
+def test_the_case_shows_what_the_labourer_registered_and_their_earlier_cases(client, app, make_staff):
+    from bot.models import Labourer, TrainingNeed, WorkingAway
+
+    labourer_id = add_roster_labourer(app, name="李秀英", phone="13812345678")
+    with session_scope(app.state.sessionmaker) as session:
+        session.add_all([TrainingNeed(labourer_id=labourer_id, training_type="电工", preferred_format="农闲班"),
+                         WorkingAway(labourer_id=labourer_id, place="浙江丽水", employer="某某建筑公司", job_type="钢筋工")])
+        assert session.get(Labourer, labourer_id) is not None
+    file_by_sms(client)
+    earlier = client.app  # the same person complains a second time: the first case is in the history
+    file_by_sms(client)
+    first, second = [c.ticket_no for c in rows(earlier, Complaint)]
+    signed_in(client, make_staff)
+    page = client.get(f"/console/helpdesk/{second}").text
+    registered = page.split('id="registrations"')[1].split("</section>")[0]
+    assert "培训需求：电工（农闲班）" in registered and "已登记" in registered
+    assert "外出务工：浙江丽水 某某建筑公司 钢筋工" in registered
+    assert f'/console/helpdesk/{first}"' in page.split("这位工友的其他工单")[1]

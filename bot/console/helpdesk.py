@@ -31,7 +31,7 @@ from bot.helpdesk_evidence import SHOWN_TYPES, case_evidence, pending_ids
 from bot.helpdesk_evidence import evidence_file as stored_file
 from bot.helpdesk_evidence import state_of as evidence_state
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, Handoff, Labourer, Staff, Ticket, utcnow
+from bot.models import Complaint, Handoff, JobWish, Labourer, Staff, Ticket, TrainingNeed, WorkingAway, utcnow
 from bot.models.complaints import CATEGORIES, KINDS, STATUSES, TRANSITIONS, ComplaintTransitionError
 from bot.reveal import may_reveal
 from bot.scope import covers, scope_where, visible_areas
@@ -216,6 +216,7 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
             Ticket.labourer_id == ticket.labourer_id, Ticket.id != ticket.id).order_by(Ticket.created_at.desc())
         history = list(session.scalars(history.limit(20)))
     merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    registrations = _registrations(session, ticket.labourer_id) if labourer is not None else None
     return render(
         request, "helpdesk/case.html", actor, status_code=status_code, t=ticket, complaint=complaint, handoff=handoff,
         labourer=labourer, evidence=[(e, evidence_state(e, now)) for e in evidence], history=history,
@@ -225,8 +226,18 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
         members=_members(session, actor, ticket), similar=helpdesk.similar(session, actor, ticket),
         group=helpdesk.group_members(session, actor, ticket), error=error,
         canned_values={"姓名": labourer.name if labourer else "工友", "工单号": ticket.ticket_no},
-        reminders=helpdesk.unread_reminders(session, actor),
+        reminders=helpdesk.unread_reminders(session, actor), registrations=registrations,
     )
+
+
+def _registrations(session: Session, labourer_id: int) -> dict[str, list[Any]]:
+    """What the labourer registered (training needs, job wishes, where they work away), newest first: the
+    desk sees who it is helping, and where they said they work when the employer is the question."""
+    def newest(model: Any) -> list[Any]:
+        return list(session.scalars(select(model).where(model.labourer_id == labourer_id)
+                                    .order_by(model.created_at.desc()).limit(10)))
+
+    return {"training": newest(TrainingNeed), "jobs": newest(JobWish), "away": newest(WorkingAway)}
 
 
 def _refused(request: Request, session: Session, settings: Any, actor: Actor, ticket_no: str, error: str,
