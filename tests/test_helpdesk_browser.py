@@ -60,10 +60,14 @@ def test_a_desk_worker_takes_a_case_from_the_queue_to_a_reply_and_resolves_it(li
     assert "王小明您好" in page.input_value("#composer textarea")
     page.fill("#composer textarea", "王小明您好，请把工地的考勤照片发给我们，我们马上联系老板。")
     page.click("#composer button[value=public]")
-    page.wait_for_selector("#messages >> text=已发出")
+    reply = page.locator("li.msg.staff.public", has_text="我们马上联系老板")
+    reply.wait_for()
+    assert "已发出" in reply.inner_text()  # its delivery, on the reply itself
     page.fill("#composer textarea", "老板电话 0827 开头，明天上午再打")
     page.click("#composer button[value=internal]")
-    page.wait_for_selector("#messages >> text=明天上午再打")
+    note = page.locator("li.msg.staff.internal", has_text="明天上午再打")
+    note.wait_for()
+    assert "内部备注" in note.inner_text() and "已发出" not in note.inner_text()
     page.screenshot(path=str(artifacts / "3-replied.png"), full_page=True)
 
     page.click("#moves button[data-to=resolved]")
