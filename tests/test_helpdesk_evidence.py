@@ -106,6 +106,12 @@ def test_a_photo_sent_after_the_complaint_is_fetched_stored_encrypted_and_shown_
     assert served.headers["content-type"] == "image/png" and "no-store" in served.headers["cache-control"]
     assert [r for r in wechat.requests if r.path.endswith("media/get")][-1].query["media_id"] == media_id
 
+    with session_scope(app.state.sessionmaker) as session:  # another case of the same county
+        from bot.models.complaints import create_complaint
+
+        other = create_complaint(session, day=row.created_at.date(), channel="sms", user_id="u-2", category="欠薪",
+                                 employer="另一家公司", area=("平昌县", "江口镇")).ticket_no
+    assert client.get(f"/console/helpdesk/{other}/evidence/{row.id}").status_code == 404  # not that case's photo
     make_staff("desk-bz", "helpdesk", [{"county": "巴州区"}])
     login(client, "desk-bz")
     assert client.get(url).status_code == 404  # another county's desk, by URL
