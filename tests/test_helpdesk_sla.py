@@ -168,6 +168,7 @@ def test_the_assignee_is_reminded_once_when_a_target_comes_near_in_the_console_a
     assert "首次回复" in posted["text"]["content"] and "10月08日 17:00" in posted["text"]["content"]
 
     login(client, "desk-pc")
+    assert 'hx-get="/console/helpdesk/reminders"' in client.get("/console/").text  # asked for on every page
     page = client.get("/console/helpdesk").text
     assert "到期提醒" in page and numbers[0] in page.split('id="reminders"')[1].split("</section>")[0]
     assert numbers[1] not in page.split('id="reminders"')[1].split("</section>")[0]
