@@ -264,9 +264,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """Keeps each phase's report on the test, so a fixture can tell in its teardown that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def browser_page():  # noqa: ANN201
-    """A page in Debian's headless chromium, driven by Playwright (never a downloaded browser)."""
+def browser_page(request: pytest.FixtureRequest, artifacts: Path):  # noqa: ANN201
+    """A page in Debian's headless chromium, driven by Playwright (never a downloaded browser). When the test
+    fails, the page as it was is saved beside its screenshots (failure.png, failure.html) and its text printed."""
     reason = None
     if not CHROMIUM.exists():
         reason = "Debian's chromium is not installed (apt-get install -y chromium)"
@@ -283,4 +292,12 @@ def browser_page():  # noqa: ANN201
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         page = browser.new_page()
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            try:
+                page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+                (artifacts / "failure.html").write_text(page.content(), encoding="utf-8")
+                print(f"the page at the failure, {page.url}:\n{page.inner_text('body')[:3000]}")  # in the CI log
+            except Exception as error:  # noqa: BLE001 - a page that cannot be saved must not hide the failure
+                print(f"could not save the failed page: {error}")
         browser.close()

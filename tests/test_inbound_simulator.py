@@ -84,6 +84,7 @@ def test_the_inbox_holds_what_was_pushed_oldest_first_and_not_the_replies(app, c
     assert all(m["at"].startswith("20") for m in inbox)
     assert "15928765432" not in inbox[-1]["text"] and "159****5432" in inbox[-1]["text"]
     assert client.get("/api/simulator/inbox").status_code == 422  # which user, said clearly
+    assert client.get("/api/simulator/inbox", params={"user": "sim\x00a"}).status_code == 422  # not a 500 on PostgreSQL
 
 
 @pytest.mark.browser
