@@ -35,7 +35,8 @@ def settings(make_settings, fakes):  # noqa: ANN001, ANN201
     return make_settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID, wechat_secret=SECRET,
                          wechat_api_base=wechat.base, sms_provider="aliyun", sms_api_base=aliyun.base,
                          sms_access_key_id="LTAI-test", sms_access_key_secret="aliyun-secret",
-                         sms_template_id="SMS_1", sms_callback_token="callback-secret-for-tests")
+                         sms_template_id="SMS_1", sms_callback_token="callback-secret-for-tests",
+                         wechat_template_id="TPL-1")
 
 
 def case(client, auth, no: str) -> dict[str, Any]:  # noqa: ANN001
@@ -191,3 +192,22 @@ def test_the_labourer_is_told_when_their_case_changes_and_a_handoff_is_handed_ba
     login(client, "boss")
     page = client.get(f"/console/helpdesk/{no}").text
     assert "结束人工，交还机器人" in page and 'id="handback"' in page
+
+
+def test_a_reply_after_the_48_hours_goes_as_a_template_and_wechats_receipt_marks_it_delivered(client, fakes,
+                                                                                               make_staff):
+    wechat, _aliyun = fakes
+    wx = WeChatPlatform(client)
+    assert "RG-" in wx.say("o-li", "我要找人工")
+    admin = make_staff("boss", "admin")
+    no = only_ticket(client, admin)["ticket_no"]
+    wechat.out_of_window.add("o-li")  # two days later: the customer-service window has closed
+    reply = act(client, admin, no, "messages", body="李师傅，您的问题我们已经转给劳动监察大队。", visibility="public")
+    assert reply["delivery"] == "sent" and wechat.sent == []
+    [template] = wechat.templates
+    assert template["touser"] == "o-li" and template["template_id"] == "TPL-1"
+    finished = wx.xml("o-li", "event", {"Event": "TEMPLATESENDJOBFINISH", "MsgID": str(template["msgid"]),
+                                        "Status": "success"})
+    assert wx.post(finished).text == "success"
+    mine = [m for m in case(client, admin, no)["messages"] if m["source"] == "staff"]
+    assert [m["delivery"] for m in mine] == ["delivered"]
