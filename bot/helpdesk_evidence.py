@@ -3,10 +3,11 @@
 WeChat pushes only a MediaId for a photo; the file itself stays on WeChat's side for three days as
 temporary media (GET cgi-bin/media/get, `WeChatApi.get_media`). `fetch_pending` downloads what is not
 stored yet and keeps it encrypted with the data key (such photos show names and ID numbers). It runs
-after the message that brought the photo is committed (bot.helpdesk's hook), when a case is opened, and
-in the scheduler's sweep; a failure that may pass (WeChat busy, the network) is tried again up to
-MAX_ATTEMPTS times, an unknown or expired media id (40007) is final. No provider call is made while a
-database transaction is open.
+after the message that brought the photo is committed (bot.helpdesk's hook), in the scheduler's minute
+sweep (photos the complaint dialog collected, retries), and when a case is opened (a few never tried,
+so a desk without a scheduler still sees them); a failure that may pass (WeChat busy, the network) is
+tried again up to MAX_ATTEMPTS times, an unknown or expired media id (40007) is final. No provider call
+is made while a database transaction is open.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ class MediaSource(Protocol):
 
 
 def pending_ids(session: Session, *, evidence_ids: Iterable[int] | None = None,
-                media_ids: Iterable[str] | None = None, now: datetime | None = None, limit: int = 50) -> list[int]:
-    """Evidence rows still to fetch: from a fetchable channel, not stored, not given up on, young enough."""
+                media_ids: Iterable[str] | None = None, now: datetime | None = None, limit: int = 50,
+                untried: bool = False) -> list[int]:
+    """Evidence rows still to fetch: from a fetchable channel, not stored, not given up on, young enough
+    (`untried`: never tried yet — what a page may fetch while someone waits; retries are the sweep's)."""
     now = now or utcnow()
     query = select(ComplaintEvidence.id).where(
         ComplaintEvidence.channel.in_(FETCHABLE_CHANNELS), ComplaintEvidence.fetched_at.is_(None),
-        ComplaintEvidence.fetch_attempts < MAX_ATTEMPTS, ComplaintEvidence.created_at > now - KEPT_BY_WECHAT,
+        ComplaintEvidence.fetch_attempts < (1 if untried else MAX_ATTEMPTS),
+        ComplaintEvidence.created_at > now - KEPT_BY_WECHAT,
     ).order_by(ComplaintEvidence.id).limit(limit)
     if evidence_ids is not None:
         query = query.where(ComplaintEvidence.id.in_(list(evidence_ids)))

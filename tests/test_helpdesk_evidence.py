@@ -79,17 +79,24 @@ def file_by_wechat(wx: WeChatPlatform, openid: str) -> str:
     return file_wage_complaint(lambda text: [wx.say(openid, text)])
 
 
-def test_a_photo_sent_after_the_complaint_is_fetched_stored_encrypted_and_shown_on_the_case(client, app, wechat,
+def test_a_photo_sent_in_the_complaint_dialog_is_fetched_stored_encrypted_and_shown_on_the_case(client, app, wechat,
                                                                                              make_staff):
     wx = WeChatPlatform(client)
-    file_by_wechat(wx, "o-wang")
     picture = png(seed=1)
     media_id = wechat.receive_media(picture, "image/png")
-    wechat.fail_next("media/get", -1, -1, -1)  # WeChat is busy when the bot fetches it right after the message
-    assert photo(wx, "o-wang", media_id) is not None  # acknowledged by the complaint dialog
-    failed_once(app, media_id)
+    acks: list[dict | None] = []
+
+    def talk(text: str) -> list[str]:  # the photo comes right after the first message, inside the dialog
+        replies = [wx.say("o-wang", text)]
+        if not acks:
+            acks.append(photo(wx, "o-wang", media_id))
+        return replies
+
+    file_wage_complaint(talk)
+    assert acks[0] is not None and "照片" in acks[0]["Content"]  # the dialog keeps it for the complaint
     with session_scope(app.state.sessionmaker) as session:
         no = session.scalars(select(Ticket.ticket_no)).one()
+        assert session.scalars(select(ComplaintEvidence.fetched_at)).one() is None  # filed, not fetched yet
 
     make_staff("desk-pc", "helpdesk", [{"county": "平昌县"}])
     login(client, "desk-pc")

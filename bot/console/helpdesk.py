@@ -43,6 +43,7 @@ Short = Annotated[str, Form(max_length=64)]
 Body = Annotated[str, Form(max_length=2000)]
 VIEWS = ("open", "mine", "unassigned", "overdue", "urgent", "noarea", "all", "due_soon")
 EXPORT_LIMIT = 100_000
+PAGE_FETCHES = 4  # evidence photos a case page fetches from WeChat while the desk member waits
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_HEADERS = ("工单号", "类型", "状态", "类别", "紧急", "县区", "乡镇", "负责人", "渠道", "联系电话（已隐藏）",
                   "用人单位", "建立时间", "应首次回复", "应办结", "已超时")
@@ -257,8 +258,8 @@ def case(ticket_no: TicketNo, request: Request, session: SessionDep, services: S
          actor: Desk) -> HTMLResponse:
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
     waiting = pending_ids(session, evidence_ids=[e.id for e in case_evidence(
-        session, ticket.complaint_id, helpdesk.case_ids(session, ticket))])
-    if waiting:  # photos not fetched yet (the scheduler's sweep may be behind): fetch them now
+        session, ticket.complaint_id, helpdesk.case_ids(session, ticket))], untried=True, limit=PAGE_FETCHES)
+    if waiting:  # photos nobody fetched yet (no scheduler running, say): fetch a few now, the sweep the rest
         session.rollback()  # nothing written: a fresh read afterwards sees what the fetch stored
         helpdesk.fetch_evidence(services, waiting)
         ticket = helpdesk.find_ticket(session, actor, ticket_no)
