@@ -180,6 +180,13 @@ def find_ticket(session: Session, actor: Actor, ticket_no: str) -> Ticket:
     return ticket
 
 
+def find_ticket_or_none(session: Session, actor: Actor, ticket_no: str) -> Ticket | None:
+    try:
+        return find_ticket(session, actor, ticket_no)
+    except NotFound:
+        return None
+
+
 def case_ids(session: Session, ticket: Ticket) -> list[int]:
     """The ticket and those merged into it: one history."""
     merged = session.scalars(select(Ticket.id).where(Ticket.merged_into_id == ticket.id)).all()
@@ -323,6 +330,27 @@ def notify_status(session: Session, services: Services, ticket: Ticket, before: 
     message.delivery = "sending"
     send_to_labourer(session, services, ticket, message)
     return message
+
+
+def place(session: Session, actor: Actor, ticket: Ticket, county: str, township: str | None, *,
+          regions: dict[str, Any]) -> None:
+    """Put a case nobody could place (or placed wrongly) in an area: a county of the regions, and one of its
+    townships or none. The actor must serve the area it goes to; the complaint follows; audited."""
+    known = {c["name"]: {t["name"] for t in c.get("townships") or ()} for c in (regions or {}).get("counties") or ()}
+    if county not in known or (township and township not in known[county]):
+        raise Invalid(f"unknown place {county}{township or ''}")
+    if not covers(actor, county, township):
+        raise Invalid("that area is not yours to give cases to")
+    before = {"county": ticket.county, "township": ticket.township}
+    ticket.county, ticket.township = county, township or None
+    complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id is not None else None
+    if complaint is not None:
+        complaint.county, complaint.township = ticket.county, ticket.township
+    after = {"county": ticket.county, "township": ticket.township}
+    session.add(TicketEvent(ticket_id=ticket.id, kind="area", actor=actor.username, created_at=utcnow(),
+                            detail={"from": before, "to": after}))
+    audit(session, actor, "ticket_area", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": after})
 
 
 MAX_AMOUNT = 100_000_000  # yuan: anything larger is a typing slip

@@ -210,6 +210,8 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/link", DESK, area="detail",
                body={"others": "WQ-20260301-0001"}, ok=(422,)),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/recovered", DESK, area="detail", body={"amount": "8000"}),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/area", DESK, area="detail",
+               body={"county": "平昌县", "township": "白衣镇"}, ok=(303, 422)),
     # staff accounts and the audit log
     StaffRoute("GET", "/api/admin/staff", ADMIN),
     StaffRoute("POST", "/api/admin/staff", ADMIN,

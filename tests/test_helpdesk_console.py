@@ -227,3 +227,29 @@ def test_the_case_shows_what_the_labourer_registered_and_their_earlier_cases(cli
     assert "培训需求：电工（农闲班）" in registered and "已登记" in registered
     assert "外出务工：浙江丽水 某某建筑公司 钢筋工" in registered
     assert f'/console/helpdesk/{first}"' in page.split("这位工友的其他工单")[1]
+
+
+def test_a_case_nobody_could_place_is_put_in_a_countys_queue(client, app, make_staff):
+    nowhere = complaint(app, "不知道哪里的公司", county=None, township=None)
+    signed_in(client, make_staff, "desk-all", [])
+    url = f"/console/helpdesk/{nowhere}"
+    assert "划归地区（未分区工单）" in client.get(url).text
+    token = csrf_of(client, url)
+    for county, township in (("成都市", ""), ("平昌县", "曾口镇")):  # not a county of ours; not its township
+        refused = client.post(f"{url}/area", data={"county": county, "township": township, "csrf_token": token})
+        assert refused.status_code == 422 and "县区和乡镇" in refused.text
+    placed = client.post(f"{url}/area", data={"county": "平昌县", "township": "江口镇", "csrf_token": token},
+                         follow_redirects=False)
+    assert placed.status_code == 303
+    assert "划归 平昌县江口镇" in client.get(url).text
+
+    signed_in(client, make_staff, "desk-pc")  # the county's desk has it now
+    assert nowhere in client.get("/console/helpdesk").text
+    token = csrf_of(client, url)
+    away = client.post(f"{url}/area", data={"county": "巴州区", "township": "", "csrf_token": token})
+    assert away.status_code == 422  # not an area of hers to give cases to
+    with session_scope(app.state.sessionmaker) as session:
+        complaint_row = session.scalars(select(Complaint).where(Complaint.ticket_no == nowhere)).one()
+        assert (complaint_row.county, complaint_row.township) == ("平昌县", "江口镇")
+        entry = session.scalars(select(AuditLog).where(AuditLog.action == "ticket_area")).one()
+    assert entry.actor == "desk-all" and entry.detail["to"] == {"county": "平昌县", "township": "江口镇"}

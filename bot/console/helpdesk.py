@@ -226,6 +226,7 @@ def _case_page(request: Request, session: Session, settings: Any, actor: Actor, 
         moves=[s for s in TRANSITIONS.get(ticket.status, ()) if s != "assigned"],
         members=_members(session, actor, ticket), similar=helpdesk.similar(session, actor, ticket),
         group=helpdesk.group_members(session, actor, ticket), error=error,
+        places=_places(request.app.state.services, actor),
         canned_values={"姓名": labourer.name if labourer else "工友", "工单号": ticket.ticket_no},
         reminders=helpdesk.unread_reminders(session, actor), registrations=registrations,
     )
@@ -343,6 +344,21 @@ def post_link(ticket_no: TicketNo, request: Request, session: SessionDep, settin
         return _case_page(request, session, settings, actor, ticket, error="请勾选要并案的工单", status_code=422)
     helpdesk.link(session, actor, ticket, found)
     return _back(ticket, "#group")
+
+
+@router.post("/{ticket_no}/area", response_class=HTMLResponse)
+def post_area(ticket_no: TicketNo, request: Request, session: SessionDep, services: ServicesDep,
+              settings: SettingsDep, actor: Desk, county: Short = "", township: Short = "") -> Response:
+    """A case nobody could place goes to a county's queue (admins and all-county desk staff triage them)."""
+    ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    try:
+        helpdesk.place(session, actor, ticket, county.strip(), township.strip() or None, regions=services.kb.regions)
+    except Invalid:
+        return _refused(request, session, settings, actor, ticket_no, "请选择本辖区内的县区和乡镇", 422)
+    session.commit()
+    if helpdesk.find_ticket_or_none(session, actor, ticket_no) is None:  # moved out of the actor's sight
+        return RedirectResponse("/console/helpdesk", status_code=303)
+    return _back(ticket)
 
 
 @router.post("/{ticket_no}/recovered", response_class=HTMLResponse)
