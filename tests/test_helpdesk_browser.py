@@ -97,6 +97,19 @@ def test_a_desk_worker_takes_a_case_from_the_queue_to_a_reply_and_resolves_it(li
     assert response is not None and response.status == 404
     page.screenshot(path=str(artifacts / "5-other-county.png"), full_page=True)
 
+    # Nor can a township official of another county (the desk is not an official's page, whatever the URL).
+    make_staff("cz-official", "official", [{"county": "巴州区", "township": "曾口镇"}])
+    page.goto(f"{live_server.url}/console/")
+    page.click("text=退出登录")
+    page.fill("input[name=username]", "cz-official")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/")
+    response = page.goto(f"{live_server.url}/console/helpdesk/{ticket_no}")
+    assert response is not None and response.status in (403, 404)
+    assert "丽水某某建筑公司" not in page.content() and "138****5678" not in page.content()
+    page.screenshot(path=str(artifacts / "6-township-official.png"), full_page=True)
+
 
 def test_the_queue_turns_overdue_across_a_weekend_and_a_statutory_holiday(live_server, browser_page, app,
                                                                           make_staff, artifacts):
