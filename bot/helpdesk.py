@@ -273,7 +273,7 @@ def post_message(session: Session, services: Services, actor: Actor, ticket: Tic
 
 
 def send_to_labourer(session: Session, services: Services, ticket: Ticket, message: TicketMessage) -> SendResult:
-    from bot.channels.outbound import deliver  # the send boundary (it imports the channel clients)
+    from bot.channels.outbound import channels, deliver  # the send boundary (it imports the channel clients)
 
     session.commit()  # deliver commits its outbox row itself: the reply is stored before any provider call
     result = deliver(session, services, channel=ticket.channel, user_id=ticket.user_id, reply=Reply(message.body),
@@ -282,8 +282,10 @@ def send_to_labourer(session: Session, services: Services, ticket: Ticket, messa
     message.delivery = "sent" if result.ok else ("unknown" if result.unknown else "failed")
     message.delivery_error = None if result.ok else f"{result.error_code}: {result.error}"[:200]
     if result.provider_message_id:  # the outbox row a delivery receipt will update (receipt_to_ticket)
+        providers = ("wechat", channels(services).sms.name)  # which one sent it: by the (provider, id) index
         message.outbound_id = session.scalar(
-            select(OutboundMessage.id).where(OutboundMessage.provider_message_id == result.provider_message_id)
+            select(OutboundMessage.id).where(OutboundMessage.provider.in_(providers),
+                                             OutboundMessage.provider_message_id == result.provider_message_id)
             .order_by(OutboundMessage.id.desc()).limit(1))
     session.flush()
     return result
