@@ -116,7 +116,7 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
                    records.change_stated, registration.registration_stated),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
-        receipt_listeners=(receipt_to_delivery,),
+        receipt_listeners=(receipt_to_delivery, helpdesk.receipt_to_ticket),  # broadcasts; the desk's replies
         senders=CHANNEL_SENDERS,
     )
 

@@ -394,17 +394,31 @@ def _respond(turn: Turn) -> list[Reply]:
     return _route(turn)
 
 
-def _route(turn: Turn) -> list[Reply]:
-    if not turn.text:
-        if turn.message.kind == "voice":  # no speech recognised; the media id is kept in the log
-            return [Reply(turn.say("channels.voice_unclear"))]
-        if turn.message.kind in ("image", "video", "link", "location"):
-            return dialogs.receive_media(turn) or turn.run("help", reason="media")
-        return turn.run("help", reason="empty")
+def _pre_route(turn: Turn) -> list[Reply] | None:
     for hook in turn.services.pre_route:
         hooked = hook(turn)
         if hooked is not None:
             return hooked
+    return None
+
+
+def _route(turn: Turn) -> list[Reply]:
+    if not turn.text:
+        if turn.message.kind in ("image", "voice", "video", "link", "location"):
+            # The hooks first (a case the desk is handling takes it), then a dialog that collects evidence.
+            taken = _pre_route(turn)
+            if taken is None and turn.message.kind != "voice":
+                taken = dialogs.receive_media(turn)
+            if taken is not None:
+                return taken
+        if turn.message.kind == "voice":  # no speech recognised; the media id is kept in the log
+            return [Reply(turn.say("channels.voice_unclear"))]
+        if turn.message.kind in ("image", "video", "link", "location"):
+            return turn.run("help", reason="media")
+        return turn.run("help", reason="empty")
+    hooked = _pre_route(turn)
+    if hooked is not None:
+        return hooked
     digit = _DIGIT.match(turn.text)
     if digit and turn.state.context.get("menu"):
         return _choose(turn, int(digit.group(1)))

@@ -15,20 +15,35 @@ keeps the bot quiet. The marker saves every other message a query; the hook chec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
 from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audit import audit
+from bot.db import session_scope
 from bot.auth import Actor
 from bot.channels.base import Reply, SendResult
 from bot.conversation import Services, Turn
 from bot.errors import Invalid, NotFound
+from bot.helpdesk_evidence import FETCHABLE_CHANNELS
 from bot.helpdesk_sla import SlaPolicy
-from bot.models import Complaint, ConversationState, Staff, Ticket, TicketEvent, TicketMessage, utcnow
+from bot.models import (
+    Complaint,
+    ComplaintEvidence,
+    ConversationState,
+    OutboundMessage,
+    Staff,
+    StaffNotification,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    utcnow,
+)
 from bot.models.complaints import (
     OPEN_STATUSES,
     STATUSES,
@@ -47,7 +62,7 @@ DUE_SOON = timedelta(hours=2)  # a target this close is shown as a reminder to t
 REOPEN_DAYS = 7  # a labourer who writes this soon after their complaint was resolved reopens it
 NO_AREA = "none"  # the `county` filter value for cases nobody could place (the unassigned-area queue)
 SIMILAR_EMPLOYER = 85  # rapidfuzz score from which two tickets name the same employer (collective case)
-STATUS_NOTICES = ("resolved", "rejected")  # the labourer is told, on their channel
+REOPENED = ("resolved", "rejected", "closed")  # a ticket moving from these to in_progress was reopened
 
 
 class DeskConflict(ComplaintTransitionError):
@@ -165,6 +180,13 @@ def find_ticket(session: Session, actor: Actor, ticket_no: str) -> Ticket:
     return ticket
 
 
+def find_ticket_or_none(session: Session, actor: Actor, ticket_no: str) -> Ticket | None:
+    try:
+        return find_ticket(session, actor, ticket_no)
+    except NotFound:
+        return None
+
+
 def case_ids(session: Session, ticket: Ticket) -> list[int]:
     """The ticket and those merged into it: one history."""
     merged = session.scalars(select(Ticket.id).where(Ticket.merged_into_id == ticket.id)).all()
@@ -251,26 +273,86 @@ def post_message(session: Session, services: Services, actor: Actor, ticket: Tic
 
 
 def send_to_labourer(session: Session, services: Services, ticket: Ticket, message: TicketMessage) -> SendResult:
-    from bot.channels.outbound import deliver  # the send boundary (it imports the channel clients)
+    from bot.channels.outbound import channels, deliver  # the send boundary (it imports the channel clients)
 
     session.commit()  # deliver commits its outbox row itself: the reply is stored before any provider call
     result = deliver(session, services, channel=ticket.channel, user_id=ticket.user_id, reply=Reply(message.body),
                      purpose=DESK_PURPOSE)
-    message.delivery = "sent" if result.ok else "failed"
+    # A timeout: the provider may have it; only a receipt (or the outbox's reconciliation) can tell.
+    message.delivery = "sent" if result.ok else ("unknown" if result.unknown else "failed")
     message.delivery_error = None if result.ok else f"{result.error_code}: {result.error}"[:200]
+    if result.provider_message_id:  # the outbox row a delivery receipt will update (receipt_to_ticket)
+        providers = ("wechat", channels(services).sms.name)  # which one sent it: by the (provider, id) index
+        message.outbound_id = session.scalar(
+            select(OutboundMessage.id).where(OutboundMessage.provider.in_(providers),
+                                             OutboundMessage.provider_message_id == result.provider_message_id)
+            .order_by(OutboundMessage.id.desc()).limit(1))
     session.flush()
     return result
 
 
-def notify_status(session: Session, services: Services, ticket: Ticket, to: str) -> TicketMessage | None:
-    """Tell the labourer, on their channel, that their case was resolved or rejected."""
-    if to not in STATUS_NOTICES:
+def receipt_to_ticket(session: Session, outbox: OutboundMessage) -> None:
+    """A delivery receipt (SMS report, TEMPLATESENDJOBFINISH) for a desk reply or notice: its delivery moves
+    from sent to delivered or failed, as the case page shows. Installed by bot.app.compose."""
+    if outbox.status not in ("delivered", "failed"):
+        return
+    for message in session.scalars(select(TicketMessage).where(TicketMessage.outbound_id == outbox.id)):
+        message.delivery = outbox.status
+        message.delivery_error = None if outbox.status == "delivered" else \
+            f"{outbox.error_code}: {outbox.error or ''}"[:200]
+
+
+def notice_for(ticket: Ticket, before: str, to: str) -> str | None:
+    """Which status change the labourer is told of (the text's key under helpdesk.), if any: a person took
+    the case, the desk waits for them, it was resolved, rejected, closed without either, or reopened.
+    Moving between the desk's own working states (assigned → in progress) is not news to them."""
+    if before == to:
         return None
-    body = services.kb.text(f"helpdesk.status_{to}", ticket=ticket.ticket_no)
+    if to == "assigned" and before == "new":
+        return f"{ticket.kind}_assigned"
+    if to == WAITING:
+        return "status_waiting"
+    if to in ("resolved", "rejected"):
+        return "handoff_resolved" if ticket.kind == "handoff" else f"status_{to}"
+    if to == "closed" and before not in ("resolved", "rejected"):
+        return "handoff_resolved" if ticket.kind == "handoff" else "status_closed"
+    if to == "in_progress" and before in REOPENED:
+        return "status_reopened"
+    return None
+
+
+def notify_status(session: Session, services: Services, ticket: Ticket, before: str) -> TicketMessage | None:
+    """Tell the labourer, on their channel, that their case changed from `before` to its status now (see
+    notice_for); the notice is on the ticket with its delivery, like a reply."""
+    key = notice_for(ticket, before, ticket.status)
+    if key is None:
+        return None
+    body = services.kb.text(f"helpdesk.{key}", ticket=ticket.ticket_no)
     message = add_message(session, ticket, source="bot", body=body)
     message.delivery = "sending"
     send_to_labourer(session, services, ticket, message)
     return message
+
+
+def place(session: Session, actor: Actor, ticket: Ticket, county: str, township: str | None, *,
+          regions: dict[str, Any]) -> None:
+    """Put a case nobody could place (or placed wrongly) in an area: a county of the regions, and one of its
+    townships or none. The actor must serve the area it goes to; the complaint follows; audited."""
+    known = {c["name"]: {t["name"] for t in c.get("townships") or ()} for c in (regions or {}).get("counties") or ()}
+    if county not in known or (township and township not in known[county]):
+        raise Invalid(f"unknown place {county}{township or ''}")
+    if not covers(actor, county, township):
+        raise Invalid("that area is not yours to give cases to")
+    before = {"county": ticket.county, "township": ticket.township}
+    ticket.county, ticket.township = county, township or None
+    complaint = session.get(Complaint, ticket.complaint_id) if ticket.complaint_id is not None else None
+    if complaint is not None:
+        complaint.county, complaint.township = ticket.county, ticket.township
+    after = {"county": ticket.county, "township": ticket.township}
+    session.add(TicketEvent(ticket_id=ticket.id, kind="area", actor=actor.username, created_at=utcnow(),
+                            detail={"from": before, "to": after}))
+    audit(session, actor, "ticket_area", object_type=ticket.kind, object_id=ticket.ticket_no,
+          detail={"from": before, "to": after})
 
 
 MAX_AMOUNT = 100_000_000  # yuan: anything larger is a typing slip
@@ -321,24 +403,27 @@ def merge(session: Session, actor: Actor, duplicate: Ticket, into: Ticket, *, sl
 
 
 def similar(session: Session, actor: Actor, ticket: Ticket, *, limit: int = 20) -> list[tuple[Ticket, int]]:
-    """Other complaints in the actor's area naming the same employer (or site): a collective case."""
+    """Other complaints in the actor's area naming the same employer (or site): a collective case. Scored on
+    the newest 2,000 complaints' names alone (no rows loaded but the ones shown)."""
     if not ticket.employer:
         return []
-    candidates = session.scalars(
-        scope_where(select(Ticket), actor)
+    candidates = session.execute(
+        scope_where(select(Ticket.id, Ticket.employer, Ticket.site, Ticket.group_id, Ticket.created_at), actor, Ticket)
         .where(Ticket.id != ticket.id, Ticket.kind == "complaint", Ticket.merged_into_id.is_(None),
                Ticket.employer.is_not(None))
         .order_by(Ticket.created_at.desc()).limit(2000)
     ).all()
     scored = []
-    for other in candidates:
-        score = fuzz.token_set_ratio(ticket.employer, other.employer or "")
-        if ticket.site and other.site:
-            score = max(score, min(fuzz.token_set_ratio(ticket.site, other.site), score + 10))
-        if score >= SIMILAR_EMPLOYER or (ticket.group_id is not None and other.group_id == ticket.group_id):
-            scored.append((other, int(score)))
-    scored.sort(key=lambda pair: (-pair[1], pair[0].created_at))
-    return scored[:limit]
+    for other_id, employer, site, group_id, created_at in candidates:
+        score = fuzz.token_set_ratio(ticket.employer, employer or "")
+        if ticket.site and site:
+            score = max(score, min(fuzz.token_set_ratio(ticket.site, site), score + 10))
+        if score >= SIMILAR_EMPLOYER or (ticket.group_id is not None and group_id == ticket.group_id):
+            scored.append((other_id, int(score), created_at))
+    scored.sort(key=lambda found: (-found[1], found[2]))
+    chosen = scored[:limit]
+    rows = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_([c[0] for c in chosen])))}
+    return [(rows[other_id], score) for other_id, score, _ in chosen if other_id in rows]
 
 
 def link(session: Session, actor: Actor, lead: Ticket, others: list[Ticket]) -> None:
@@ -369,6 +454,112 @@ def group_members(session: Session, actor: Actor, ticket: Ticket) -> list[Ticket
 def sees_unplaced(actor: Actor) -> bool:
     """Whether the actor sees the cases nobody could place (admins and all-county desk staff)."""
     return visible_areas(actor) is None
+
+
+# ---- reminders to the assignee ---------------------------------------------------------------------
+
+TARGETS = {"first_response": "首次回复", "resolve": "办结"}
+REMIND_LATE = timedelta(days=1)  # a target passed longer ago than this (the scheduler was away) is not news
+
+
+def remind_due(session: Session, *, now: datetime | None = None, tz: str = "Asia/Shanghai") -> list[StaffNotification]:
+    """A reminder for the assignee of each open ticket with a target within DUE_SOON (or just passed): one per
+    (ticket, target, due moment), so a sweep that runs again adds nothing, and a target that moved (the clock
+    paused, the case reopened) is reminded again when it comes near."""
+    now = now or utcnow()
+    soon = now + DUE_SOON
+    first_due = and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at < soon,
+                     Ticket.first_response_due_at > now - REMIND_LATE)
+    resolve_due = and_(Ticket.resolve_due_at < soon, Ticket.resolve_due_at > now - REMIND_LATE)
+    tickets = list(session.scalars(select(Ticket).where(
+        Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None), Ticket.merged_into_id.is_(None),
+        or_(first_due, resolve_due))))
+    if not tickets:
+        return []
+    known = {tuple(row) for row in session.execute(
+        select(StaffNotification.ticket_id, StaffNotification.kind, StaffNotification.due_at)
+        .where(StaffNotification.ticket_id.in_([t.id for t in tickets])))}
+    made = []
+    for ticket in tickets:
+        targets = (("first_response", ticket.first_response_due_at if ticket.first_response_at is None else None),
+                   ("resolve", ticket.resolve_due_at))
+        for kind, due in targets:
+            if due is None or not now - REMIND_LATE < due < soon or (ticket.id, kind, due) in known:
+                continue
+            made.append(StaffNotification(username=ticket.assignee, ticket_id=ticket.id, kind=kind, due_at=due,
+                                          text=reminder_text(ticket.ticket_no, kind, due, now, tz), created_at=now))
+    session.add_all(made)
+    session.flush()
+    return made
+
+
+def reminder_text(ticket_no: str, kind: str, due: datetime, now: datetime, tz: str) -> str:
+    when = due.astimezone(ZoneInfo(tz)).strftime("%m月%d日 %H:%M")
+    if due <= now:
+        return f"工单 {ticket_no} 已超过{TARGETS[kind]}时限（{when}），请尽快处理。"
+    minutes = max(1, int((due - now).total_seconds() // 60))
+    return f"工单 {ticket_no} 的{TARGETS[kind]}时限是 {when}，还剩 {minutes} 分钟。"
+
+
+def unread_reminders(session: Session, actor: Actor, *, limit: int = 20) -> list[tuple[StaffNotification, str]]:
+    """The actor's unread reminders, newest first, with their ticket's number (tickets still in the area)."""
+    query = scope_where(select(StaffNotification, Ticket.ticket_no).join(Ticket, Ticket.id == StaffNotification.ticket_id)
+                        .where(StaffNotification.username == actor.username, StaffNotification.read_at.is_(None)),
+                        actor, Ticket)
+    return [(n, no) for n, no in session.execute(query.order_by(StaffNotification.id.desc()).limit(limit))]
+
+
+def mark_read(session: Session, actor: Actor, notification_id: int) -> None:
+    found = session.get(StaffNotification, notification_id)
+    if found is None or found.username != actor.username:
+        raise NotFound("no such reminder")
+    found.read_at = found.read_at or utcnow()
+
+
+PUSH_FOR = timedelta(hours=1)  # a webhook that failed is tried again on the next sweeps for this long
+
+
+def push_reminders(factory: sessionmaker[Session], webhook: str, *, now: datetime | None = None,
+                   timeout: float = 5.0) -> int:
+    """Post reminders not pushed yet to the reminder webhook (WeCom group robot JSON); returns how many went.
+    The posts happen outside any transaction; a failure is kept and tried again on the next sweeps."""
+    import requests
+
+    if not webhook:
+        return 0
+    now = now or utcnow()
+    with session_scope(factory) as session:
+        todo = list(session.execute(select(StaffNotification.id, StaffNotification.username, StaffNotification.text)
+                                    .where(or_(StaffNotification.pushed.is_(None), StaffNotification.pushed == "failed"),
+                                           StaffNotification.created_at > now - PUSH_FOR)
+                                    .order_by(StaffNotification.id).limit(100)))
+    pushed = 0
+    for notification_id, username, text in todo:
+        body = {"msgtype": "text", "text": {"content": f"【维权服务台提醒】{username}：{text}"}}
+        try:
+            response = requests.post(webhook, json=body, timeout=timeout)
+            ok = response.status_code == 200 and int((response.json() or {}).get("errcode", 0)) == 0
+        except (requests.RequestException, ValueError):
+            ok = False
+        with session_scope(factory) as session:
+            row = session.get(StaffNotification, notification_id)
+            if row is not None:
+                row.pushed = "pushed" if ok else "failed"
+        pushed += ok
+    return pushed
+
+
+def sweep(settings: Any, factory: sessionmaker[Session], *, now: datetime | None = None,
+          media: Any = None) -> dict[str, int]:
+    """The desk's periodic work (the scheduler runs it every minute): reminders for near targets, their push
+    to the webhook, and evidence photos not fetched yet (`media`: the WeChat API, when configured)."""
+    from bot.helpdesk_evidence import fetch_pending
+
+    with session_scope(factory) as session:
+        reminded = len(remind_due(session, now=now, tz=settings.timezone))
+    return {"reminded": reminded,
+            "pushed": push_reminders(factory, settings.helpdesk_reminder_webhook, now=now),
+            "fetched": fetch_pending(factory, media, settings.data_key, now=now) if media is not None else 0}
 
 
 # ---- the labourer's side ------------------------------------------------------------------------------
@@ -404,24 +595,32 @@ def mark_attention(session: Session, ticket: Ticket) -> None:
     state.context = context
 
 
+MEDIA_LABELS = {"image": "[照片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
+
+
 def labourer_message(turn: Turn) -> list[Reply] | None:
     """Pre-route hook: what the labourer writes while the desk waits for them (or handles their hand-off)
-    goes on the ticket. A waiting ticket continues; a hand-off being handled keeps the bot quiet."""
+    goes on the ticket. A waiting ticket continues; a hand-off being handled keeps the bot quiet. A photo
+    goes to the labourer's open ticket as evidence even when the desk is not waiting for them (fetched
+    from WeChat once the message is committed)."""
     marked = (turn.state.context or {}).get("desk")
+    msg = turn.message
+    if msg.kind == "image" and msg.media_id and msg.channel in FETCHABLE_CHANNELS:
+        # Whoever keeps the photo (the ticket here, the complaint dialog after filing), fetch it once committed.
+        turn.after_commit(partial(fetch_evidence, turn.services, media_ids=[msg.media_id]))
     if not marked:
-        return None
+        return _photo_for_open_ticket(turn)
     session = turn.session
     ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == marked)).one_or_none()
-    msg = turn.message
     attended = ticket is not None and ticket.channel == msg.channel and ticket.user_id == msg.user_id and \
         attending(ticket, utcnow())
     if not attended:
         context = dict(turn.state.context)
         context.pop("desk", None)
         turn.state.context = context
-        return None
+        return _photo_for_open_ticket(turn)
     assert ticket is not None
-    add_message(session, ticket, source="labourer", body=msg.text or turn.text)
+    _file_on_ticket(turn, ticket)
     if ticket.status in (WAITING, "resolved"):  # the labourer answered, or says it is not solved after all
         transition_ticket(session, ticket, "in_progress", actor="labourer", sla=SlaPolicy.of(turn.settings))
     if ticket.kind == "handoff":
@@ -430,3 +629,43 @@ def labourer_message(turn: Turn) -> list[Reply] | None:
     context.pop("desk", None)
     turn.state.context = context
     return [Reply(turn.say("helpdesk.received", ticket=ticket.ticket_no))]
+
+
+def _file_on_ticket(turn: Turn, ticket: Ticket) -> None:
+    """The message as the labourer's on the ticket; a photo also as evidence, fetched after the commit."""
+    msg = turn.message
+    body = msg.text or turn.text or MEDIA_LABELS.get(msg.kind, f"[{msg.kind}]")
+    add_message(turn.session, ticket, source="labourer", body=body)
+    if msg.kind != "image" or not msg.media_id:
+        return
+    evidence = ComplaintEvidence(complaint_id=ticket.complaint_id, ticket_id=ticket.id, channel=msg.channel,
+                                 kind="image", media_id=msg.media_id[:256])
+    turn.session.add(evidence)
+
+
+def _photo_for_open_ticket(turn: Turn) -> list[Reply] | None:
+    """A photo outside any dialog from someone with an open ticket: evidence for the newest one."""
+    msg = turn.message
+    if msg.kind != "image" or not msg.media_id or (turn.state.context or {}).get("attach_media"):
+        return None  # (right after filing, the complaint dialog takes photos: bot.dialogs.receive_media)
+    ticket = turn.session.scalars(
+        select(Ticket).where(Ticket.channel == msg.channel, Ticket.user_id == msg.user_id,
+                             Ticket.status.in_(OPEN_STATUSES), Ticket.merged_into_id.is_(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(1)).one_or_none()
+    if ticket is None:
+        return None
+    _file_on_ticket(turn, ticket)
+    return [Reply(turn.say("helpdesk.photo_received", ticket=ticket.ticket_no))]
+
+
+def fetch_evidence(services: Services, evidence_ids: list[int] | None = None, *,
+                   media_ids: list[str] | None = None) -> int:
+    """Fetch evidence files from WeChat (those given, else every pending one): see bot.helpdesk_evidence."""
+    from bot.channels.outbound import channels  # the per-app WeChat client (token cache, HTTP pool)
+    from bot.helpdesk_evidence import fetch_pending
+
+    api = channels(services).wechat
+    if not api.configured:
+        return 0
+    return fetch_pending(services.sessionmaker, api, services.settings.data_key, evidence_ids=evidence_ids,
+                         media_ids=media_ids)

@@ -99,6 +99,18 @@ def encrypt_many(values: list[str], secret: str) -> list[bytes]:
     return tokens
 
 
+def encrypt_bytes(data: bytes, secret: str) -> bytes:
+    """A file (an evidence photo) encrypted like a value."""
+    return _keys(secret)[0].encrypt(data)
+
+
+def decrypt_bytes(token: bytes, secret: str) -> bytes:
+    try:
+        return _keys(secret)[0].decrypt(token)
+    except InvalidToken as exc:
+        raise InvalidPersonalData("cannot decrypt with the configured GONGYOU_DATA_KEY") from exc
+
+
 def decrypt(token: bytes, secret: str) -> str:
     try:
         return _keys(secret)[0].decrypt(token).decode()

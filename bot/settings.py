@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # (first response, resolution) targets in working hours by "urgent", category, "handoff" or "default".
     helpdesk_work_hours: str = "09:00-12:00,13:30-17:30"
     helpdesk_sla_hours: dict[str, list[float]] = {}  # e.g. {"欠薪": [4, 24]}; merged over the defaults
+    # Reminders of near targets are shown to the assignee in the console; also posted here when set (a WeCom
+    # group robot, https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…, or anything taking its JSON).
+    helpdesk_reminder_webhook: str = ""
 
     # Production roles (bot/metrics.py, deploy/): GET /metrics needs this bearer token (off when empty);
     # dispatch and scheduler serve theirs on a port of their own when it is set (no token: keep it internal).

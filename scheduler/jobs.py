@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = 0x676F6E67  # "gong"; the second key is the schema's hash
 SYNC_JOB = "sync-campaigns"
+DESK_JOB = "helpdesk-sweep"  # bot.helpdesk.sweep: reminders to assignees, evidence photos
 
 # What the job functions need. APScheduler stores jobs as "module:function" plus arguments, so the
 # functions find the database through here rather than through pickled objects.
@@ -82,10 +83,12 @@ class CampaignScheduler:
     def __init__(self, settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
                  clock: Callable[[], datetime] = utcnow, sync_seconds: float = 10.0,
                  standby_seconds: float = 5.0, dispatcher_factory: Callable[[], Any] | None = None,
-                 services: Any = None) -> None:
+                 services: Any = None, desk_seconds: float = 60.0) -> None:
         self.settings, self.engine, self.factory = settings, engine, factory
         self.services = services  # the process's composed services, when it has them (the web process)
         self.clock, self.sync_seconds, self.standby_seconds = clock, sync_seconds, standby_seconds
+        self.desk_seconds = desk_seconds
+        self._media: Any = None  # the WeChat API for evidence photos, made on first use
         self.dispatcher_factory = dispatcher_factory
         self.aps: BackgroundScheduler | None = None
         self._lock_conn: Connection | None = None
@@ -161,6 +164,8 @@ class CampaignScheduler:
         self.aps = aps
         aps.add_job(self._sync_quietly, "interval", seconds=self.sync_seconds, id=SYNC_JOB, jobstore="local",
                     replace_existing=True, next_run_time=self.clock())
+        aps.add_job(self.desk_sweep, "interval", seconds=self.desk_seconds, id=DESK_JOB, jobstore="local",
+                    replace_existing=True)
 
     def _sync_quietly(self) -> None:
         if self._stop.is_set():
@@ -169,6 +174,22 @@ class CampaignScheduler:
             self.sync()
         except Exception:
             log.exception("campaign sync failed")
+
+    def desk_sweep(self) -> dict[str, int]:
+        """The help desk's minute: reminders of near targets to the assignees, evidence photos still to fetch."""
+        from bot import helpdesk
+
+        if self._stop.is_set():
+            return {}
+        try:
+            if self._media is None and self.settings.wechat_appid and self.settings.wechat_secret:
+                from bot.channels.wechat_api import WeChatApi
+
+                self._media = WeChatApi(self.settings, self.factory)
+            return helpdesk.sweep(self.settings, self.factory, now=self.clock(), media=self._media)
+        except Exception:
+            log.exception("help-desk sweep failed")
+            return {}
 
     def _stop_aps(self) -> None:
         if self.aps is not None and self.aps.running:

@@ -24,8 +24,8 @@ from bot import pii
 from bot.auth import Actor, Area
 from bot.models.complaints import open_ticket
 from bot.roster import validate_upload
-from bot.models import Audience, Campaign, Complaint, ConversationState, Event, KnowledgeRevision, Labourer, \
-    MessageLog, Staff
+from bot.models import Audience, Campaign, Complaint, ComplaintEvidence, ConversationState, Event, KnowledgeRevision, Labourer, \
+    MessageLog, Staff, StaffNotification
 
 ALL = ("admin", "official", "assistant", "helpdesk")
 ADMIN = ("admin",)
@@ -72,6 +72,10 @@ class StaffRoute:
 
 # A one-person roster of area A (a checksummed ID number of a 平昌县 person).
 ROSTER_CSV = "姓名,身份证号,区县,乡镇,村\n甲区新人,511923198001010018,平昌县,白衣镇,长沙村\n".encode()
+
+
+def _soon() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=1)
 
 
 def _future() -> str:
@@ -191,7 +195,11 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("POST", "/api/helpdesk/tickets/{ticket_no}/assign", DESK, area="detail", body={"assignee": "admin-A"}),
     StaffRoute("GET", "/console/helpdesk", DESK, area="list", marker="WQ-20260301-0001"),
     StaffRoute("GET", "/console/helpdesk/export.xlsx", DESK),
+    StaffRoute("GET", "/console/helpdesk/reminders", DESK),
+    # (a reminder is its assignee's: another member gets 404, the route's own test shows it)
+    StaffRoute("POST", "/console/helpdesk/reminders/{notification_id}/read", DESK, area="detail", ok=(303, 404)),
     StaffRoute("GET", "/console/helpdesk/{ticket_no}", DESK, area="detail"),
+    StaffRoute("GET", "/console/helpdesk/{ticket_no}/evidence/{evidence_id}", DESK, area="detail"),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/messages", DESK, area="detail",
                body={"body": "权限测试备注", "visibility": "internal"}),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/transition", DESK, area="detail", body={"to": "in_progress"},
@@ -202,6 +210,8 @@ STAFF_ROUTES: list[StaffRoute] = [
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/link", DESK, area="detail",
                body={"others": "WQ-20260301-0001"}, ok=(422,)),
     StaffRoute("POST", "/console/helpdesk/{ticket_no}/recovered", DESK, area="detail", body={"amount": "8000"}),
+    StaffRoute("POST", "/console/helpdesk/{ticket_no}/area", DESK, area="detail",
+               body={"county": "平昌县", "township": "白衣镇"}, ok=(303, 422)),
     # staff accounts and the audit log
     StaffRoute("GET", "/api/admin/staff", ADMIN),
     StaffRoute("POST", "/api/admin/staff", ADMIN,
@@ -250,6 +260,9 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     session.add_all([complaint, event, audience])
     session.flush()
     ticket = open_ticket(session, complaint=complaint)
+    photo = ComplaintEvidence(complaint_id=complaint.id, ticket_id=ticket.id, channel="wechat", media_id="perm-media",
+                              content=pii.encrypt_bytes(b"\x89PNG\r\n\x1a\n", data_key), content_type="image/png",
+                              size=8, fetched_at=datetime.now(UTC))
     campaign = Campaign(name="甲区通知", event_id=event.id, audience_id=audience.id, template="t", sms_template="t",
                         channels=["sms"], state="draft", owner_county=AREA_A["county"],
                         owner_township=AREA_A["township"])
@@ -265,8 +278,13 @@ def seed_world(session: Session, data_key: str) -> dict[str, Any]:
     regions = {"counties": [{"name": AREA_A["county"], "townships": [{"name": AREA_A["township"],
                                                                       "villages": [AREA_A["village"]]}]}]}
     upload = validate_upload(session, uploader, filename="r.csv", data=ROSTER_CSV, regions=regions, data_key=data_key)
-    session.add_all([campaign, target, state, asked, revision, upload])
+    session.add_all([campaign, target, state, asked, revision, upload, photo])
+    session.flush()
+    reminder = StaffNotification(username="helpdesk-A", ticket_id=ticket.id, kind="resolve", due_at=_soon(),
+                                 text="工单 WQ-20260301-0001 的办结时限快到了")
+    session.add(reminder)
     session.flush()
     return {"labourer_id": labourer.id, "complaint_id": complaint.id, "event_id": event.id,
             "campaign_id": campaign.id, "username": target.username, "revision_id": revision.id,
-            "ticket_no": ticket.ticket_no, "import_id": upload.id}
+            "ticket_no": ticket.ticket_no, "import_id": upload.id, "evidence_id": photo.id,
+            "notification_id": reminder.id}

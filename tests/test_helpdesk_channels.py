@@ -18,6 +18,7 @@ from tests.fakes.wechat_api import FakeWeChatApi
 from tests.fakes.wechat_platform import AES_KEY, APPID, SECRET, TOKEN, WeChatPlatform
 
 from test_dialog_support import add_roster_labourer, db, text_by_sms
+from test_console import login
 from test_helpdesk import PINGCHANG, file_by_sms, only_ticket
 
 
@@ -34,7 +35,8 @@ def settings(make_settings, fakes):  # noqa: ANN001, ANN201
     return make_settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID, wechat_secret=SECRET,
                          wechat_api_base=wechat.base, sms_provider="aliyun", sms_api_base=aliyun.base,
                          sms_access_key_id="LTAI-test", sms_access_key_secret="aliyun-secret",
-                         sms_template_id="SMS_1", sms_callback_token="callback-secret-for-tests")
+                         sms_template_id="SMS_1", sms_callback_token="callback-secret-for-tests",
+                         wechat_template_id="TPL-1")
 
 
 def case(client, auth, no: str) -> dict[str, Any]:  # noqa: ANN001
@@ -130,3 +132,82 @@ def test_simulator_reply_is_pushed_to_the_simulator_user(client, app, say, make_
     with db(app) as session:
         ticket = session.scalars(select(Ticket)).one()
         assert ticket.status == "assigned"
+
+
+def test_each_replys_delivery_follows_the_sms_reports(client, app, fakes, make_staff):
+    from tests.fakes.sms_gateways import aliyun_report
+
+    from bot.models import OutboundMessage
+    from test_console import login
+
+    _wechat, aliyun = fakes
+    add_roster_labourer(app, name="李秀英", phone="13812345678")
+    file_by_sms(client)
+    mine = make_staff("desk-pc", "helpdesk", PINGCHANG)
+    no = only_ticket(client, mine)["ticket_no"]
+    first = act(client, mine, no, "messages", body="李大姐，老板答应周五前结清。", visibility="public")
+    second = act(client, mine, no, "messages", body="李大姐，周五到账了吗？", visibility="public")
+    assert (first["delivery"], second["delivery"]) == ("sent", "sent")
+    with db(app) as session:
+        biz = {o.text: o.provider_message_id for o in session.scalars(select(OutboundMessage))}
+    [first_id] = [v for k, v in biz.items() if "周五前结清" in k]
+    [second_id] = [v for k, v in biz.items() if "到账了吗" in k]
+
+    callback = "/sms/inbound?token=callback-secret-for-tests"
+    assert client.post(callback, json=aliyun_report("13812345678", first_id, True)).status_code == 200
+    assert client.post(callback, json=aliyun_report("13812345678", second_id, False)).status_code == 200
+    delivery = {m["body"]: m["delivery"] for m in case(client, mine, no)["messages"] if m["source"] == "staff"}
+    assert delivery == {"李大姐，老板答应周五前结清。": "delivered", "李大姐，周五到账了吗？": "failed"}
+    login(client, "desk-pc")
+    page = client.get(f"/console/helpdesk/{no}").text
+    assert "已送达" in page and "发送失败" in page and 'title="MK:0001' in page
+
+
+def test_the_labourer_is_told_when_their_case_changes_and_a_handoff_is_handed_back(client, app, say, make_staff):
+    say("我要找人工", user="sim-zhao")
+    admin = make_staff("boss", "admin")
+    no = only_ticket(client, admin)["ticket_no"]
+
+    def told() -> list[str]:
+        with db(app) as session:
+            return list(session.scalars(select(MessageLog.text).where(
+                MessageLog.user_id == "sim-zhao", MessageLog.direction == "out", MessageLog.purpose == "reply")))
+
+    act(client, admin, no, "assign", assignee="boss")
+    assert "人工客服已接入" in told()[-1] and no in told()[-1]
+    assert say("我的工资卡被中介扣了", user="sim-zhao") == []  # quiet: a person is on it
+    act(client, admin, no, "transition", to="in_progress")  # the desk's own step: not news to the labourer
+    count = len(told())
+    act(client, admin, no, "transition", to="waiting_on_labourer")
+    assert len(told()) == count + 1 and "补充情况" in told()[-1]
+    assert say("是在白衣镇的中介", user="sim-zhao") == []
+    act(client, admin, no, "transition", to="resolved")  # handed back to the bot
+    assert "人工服务" in told()[-1] and "继续问我" in told()[-1]
+    assert say("公益性岗位咋个申请", user="sim-zhao") != []  # the bot answers again
+    act(client, admin, no, "transition", to="in_progress")
+    assert "重新处理" in told()[-1]
+    notices = [m for m in case(client, admin, no)["messages"] if m["source"] == "bot" and m["delivery"]]
+    assert len(notices) == 4 and {m["delivery"] for m in notices} == {"sent"}  # assigned, waiting, resolved, reopened
+
+    login(client, "boss")
+    page = client.get(f"/console/helpdesk/{no}").text
+    assert "结束人工，交还机器人" in page and 'id="handback"' in page
+
+
+def test_a_reply_after_the_48_hours_goes_as_a_template_and_wechats_receipt_marks_it_delivered(client, fakes,
+                                                                                               make_staff):
+    wechat, _aliyun = fakes
+    wx = WeChatPlatform(client)
+    assert "RG-" in wx.say("o-li", "我要找人工")
+    admin = make_staff("boss", "admin")
+    no = only_ticket(client, admin)["ticket_no"]
+    wechat.out_of_window.add("o-li")  # two days later: the customer-service window has closed
+    reply = act(client, admin, no, "messages", body="李师傅，您的问题我们已经转给劳动监察大队。", visibility="public")
+    assert reply["delivery"] == "sent" and wechat.sent == []
+    [template] = wechat.templates
+    assert template["touser"] == "o-li" and template["template_id"] == "TPL-1"
+    finished = wx.xml("o-li", "event", {"Event": "TEMPLATESENDJOBFINISH", "MsgID": str(template["msgid"]),
+                                        "Status": "success"})
+    assert wx.post(finished).text == "success"
+    mine = [m for m in case(client, admin, no)["messages"] if m["source"] == "staff"]
+    assert [m["delivery"] for m in mine] == ["delivered"]

@@ -157,3 +157,99 @@ def test_money_recovered_is_recorded_per_case_and_rolled_up_by_county(client, ap
     queue = client.get("/console/helpdesk").text
     assert "挽回经济损失" in queue and "20,000" in queue and "巴州区" not in queue.split("挽回经济损失")[1]
     assert "挽回经济损失记为 8000 元" in client.get(f"/console/helpdesk/{first}").text
+
+
+def test_the_export_shows_phones_in_clear_only_when_asked_by_a_role_that_may_reveal_them(client, app, make_staff,
+                                                                                       monkeypatch):
+    from bot import reveal
+    from bot.reveal import Revealable
+
+    mine = complaint(app, "巴中某某建筑公司")
+    signed_in(client, make_staff)
+    assert "导出含完整电话" in client.get("/console/helpdesk").text
+
+    def exported(**params: str) -> list[list]:
+        response = client.get("/console/helpdesk/export.xlsx", params={"view": "all", **params})
+        assert response.status_code == 200
+        return [[c.value for c in row] for row in load_workbook(io.BytesIO(response.content)).active.iter_rows()]
+
+    values = exported(clear="1")
+    assert "联系电话" in values[0] and values[1][0] == mine and "13912344567" in values[1]
+    # A desk whose role may not reveal phones gets them masked whatever it asks.
+    monkeypatch.setitem(reveal.REVEALABLE, ("complaint", "contact_phone"),
+                        Revealable(Complaint, "contact_phone_enc", ("admin",)))
+    values = exported(clear="1")
+    assert "联系电话（已隐藏）" in values[0] and "139****4567" in values[1] and "13912344567" not in str(values)
+    assert "导出含完整电话" not in client.get("/console/helpdesk").text
+    with session_scope(app.state.sessionmaker) as session:
+        entries = session.scalars(select(AuditLog).where(AuditLog.action == "export").order_by(AuditLog.id)).all()
+    assert [e.detail["clear"] for e in entries] == [["contact_phone"], []]
+    assert {e.actor for e in entries} == {"desk-pc"}
+
+
+def test_round_robin_gives_a_case_to_the_areas_desk_member_with_the_fewest_open_cases(client, app, make_staff):
+    busy = [complaint(app, f"甲公司{i}") for i in range(3)]
+    fresh = [complaint(app, "乙公司"), complaint(app, "丙公司")]
+    for name in ("desk-a", "desk-b", "desk-c"):
+        make_staff(name, "helpdesk", PINGCHANG)
+    make_staff("desk-bz", "helpdesk", [{"county": "巴州区"}])  # no work, but not of this area
+    with session_scope(app.state.sessionmaker) as session:
+        for no, who in zip(busy, ("desk-c", "desk-c", "desk-a")):
+            session.scalars(select(Ticket).where(Ticket.ticket_no == no)).one().assignee = who
+    signed_in(client, make_staff)  # desk-pc, of the area too, has nothing open either
+    token = csrf_of(client, "/console/helpdesk")
+    chosen = []
+    for no in fresh:
+        done = client.post(f"/console/helpdesk/{no}/assign", data={"assignee": "auto", "csrf_token": token},
+                           follow_redirects=False)
+        assert done.status_code == 303
+        with session_scope(app.state.sessionmaker) as session:
+            ticket = session.scalars(select(Ticket).where(Ticket.ticket_no == no)).one()
+            chosen.append((ticket.assignee, ticket.status))
+    assert chosen == [("desk-b", "assigned"), ("desk-pc", "assigned")]  # fewest open, then by name
+
+
+def test_the_case_shows_what_the_labourer_registered_and_their_earlier_cases(client, app, make_staff):
+    from bot.models import Labourer, TrainingNeed, WorkingAway
+
+    labourer_id = add_roster_labourer(app, name="李秀英", phone="13812345678")
+    with session_scope(app.state.sessionmaker) as session:
+        session.add_all([TrainingNeed(labourer_id=labourer_id, training_type="电工", preferred_format="农闲班"),
+                         WorkingAway(labourer_id=labourer_id, place="浙江丽水", employer="某某建筑公司", job_type="钢筋工")])
+        assert session.get(Labourer, labourer_id) is not None
+    file_by_sms(client)
+    earlier = client.app  # the same person complains a second time: the first case is in the history
+    file_by_sms(client)
+    first, second = [c.ticket_no for c in rows(earlier, Complaint)]
+    signed_in(client, make_staff)
+    page = client.get(f"/console/helpdesk/{second}").text
+    registered = page.split('id="registrations"')[1].split("</section>")[0]
+    assert "培训需求：电工（农闲班）" in registered and "已登记" in registered
+    assert "外出务工：浙江丽水 某某建筑公司 钢筋工" in registered
+    assert f'/console/helpdesk/{first}"' in page.split("这位工友的其他工单")[1]
+
+
+def test_a_case_nobody_could_place_is_put_in_a_countys_queue(client, app, make_staff):
+    nowhere = complaint(app, "不知道哪里的公司", county=None, township=None)
+    signed_in(client, make_staff, "desk-all", [])
+    url = f"/console/helpdesk/{nowhere}"
+    assert "划归地区（未分区工单）" in client.get(url).text
+    token = csrf_of(client, url)
+    for county, township in (("成都市", ""), ("平昌县", "曾口镇")):  # not a county of ours; not its township
+        refused = client.post(f"{url}/area", data={"county": county, "township": township, "csrf_token": token})
+        assert refused.status_code == 422 and "县区和乡镇" in refused.text
+    placed = client.post(f"{url}/area", data={"county": "平昌县", "township": "江口镇", "csrf_token": token},
+                         follow_redirects=False)
+    assert placed.status_code == 303
+    assert "划归 平昌县江口镇" in client.get(url).text
+
+    signed_in(client, make_staff, "desk-pc")  # the county's desk has it now
+    assert nowhere in client.get("/console/helpdesk").text
+    token = csrf_of(client, url)
+    away = client.post(f"{url}/area", data={"county": "巴州区", "township": "", "csrf_token": token})
+    assert away.status_code == 422  # not an area of hers to give cases to
+    with session_scope(app.state.sessionmaker) as session:
+        complaint_row = session.scalars(select(Complaint).where(Complaint.ticket_no == nowhere)).one()
+        assert (complaint_row.county, complaint_row.township) == ("平昌县", "江口镇")
+        entry = session.scalars(select(AuditLog).where(AuditLog.action == "ticket_area")).one()
+    assert entry.actor == "desk-all" and entry.detail["to"] == {"county": "平昌县", "township": "江口镇"}

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from bot.db import session_scope
 from bot.helpdesk_sla import SlaPolicy, parse_work_hours
@@ -135,3 +136,54 @@ def test_the_assignee_is_reminded_of_a_target_two_hours_away(client, app, make_s
     assert "1 件工单</a>两小时内就要到期" in page
     reminded = client.get("/console/helpdesk", params={"view": "due_soon"}).text
     assert numbers[0] in reminded and numbers[1] not in reminded
+
+
+def test_the_assignee_is_reminded_once_when_a_target_comes_near_in_the_console_and_by_webhook(
+        client, app, make_settings, make_staff):
+    from scheduler.jobs import CampaignScheduler
+    from tests.fakes.wecom_robot import FakeWeComRobot
+
+    from test_console import csrf_of, login
+
+    with session_scope(app.state.sessionmaker) as session:
+        late = _ticket(session, at("2026-09-30 16:00"))  # first response due 8 October 17:00 (after the holiday)
+        later = _ticket(session, at("2026-10-08 09:00"), workers=2)  # due 9 October 10:00
+        late.assignee = later.assignee = "desk-pc"
+        numbers = late.ticket_no, later.ticket_no
+    make_staff("desk-pc", "helpdesk", [{"county": "平昌县"}])
+    make_staff("desk-pc-2", "helpdesk", [{"county": "平昌县"}])
+
+    with FakeWeComRobot() as robot:
+        settings = make_settings(helpdesk_reminder_webhook=robot.url)
+        moments = iter([at("2026-10-07 20:00"), at("2026-10-08 15:30"), at("2026-10-08 15:31"), at("2026-10-08 17:05")])
+        scheduler = CampaignScheduler(settings, app.state.engine, app.state.sessionmaker, clock=lambda: next(moments))
+        robot.down = True
+        assert scheduler.desk_sweep()["reminded"] == 0  # the evening before: nothing is near
+        assert scheduler.desk_sweep() == {"reminded": 1, "pushed": 0, "fetched": 0}  # 90 minutes left; robot away
+        robot.down = False
+        assert scheduler.desk_sweep() == {"reminded": 0, "pushed": 1, "fetched": 0}  # tried again, not made again
+        assert scheduler.desk_sweep()["reminded"] == 0  # overdue now, but already reminded of this target
+    [posted] = robot.posted
+    assert numbers[0] in posted["text"]["content"] and "desk-pc" in posted["text"]["content"]
+    assert "首次回复" in posted["text"]["content"] and "10月08日 17:00" in posted["text"]["content"]
+
+    login(client, "desk-pc")
+    assert 'hx-get="/console/helpdesk/reminders"' in client.get("/console/").text  # asked for on every page
+    page = client.get("/console/helpdesk").text
+    assert "到期提醒" in page and numbers[0] in page.split('id="reminders"')[1].split("</section>")[0]
+    assert numbers[1] not in page.split('id="reminders"')[1].split("</section>")[0]
+    with session_scope(app.state.sessionmaker) as session:
+        from bot.models import StaffNotification
+
+        reminder_id = session.scalars(select(StaffNotification.id)).one()
+    login(client, "desk-pc-2")
+    assert "到期提醒" not in client.get("/console/helpdesk/reminders").text  # only the assignee is reminded
+    other = client.post(f"/console/helpdesk/reminders/{reminder_id}/read",
+                        data={"csrf_token": csrf_of(client, "/console/helpdesk")})
+    assert other.status_code == 404
+    login(client, "desk-pc")
+    token = csrf_of(client, "/console/helpdesk")
+    read = client.post(f"/console/helpdesk/reminders/{reminder_id}/read", data={"csrf_token": token},
+                       headers={"HX-Request": "true"})
+    assert read.status_code == 200 and "到期提醒" not in read.text
+    assert "到期提醒" not in client.get("/console/helpdesk").text

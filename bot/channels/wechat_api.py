@@ -228,7 +228,7 @@ class WeChatApi:
 
     # ---- calls ---------------------------------------------------------------------------------
 
-    def call(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+    def call(self, method: str, endpoint: str, *, raw: bool = False, **kwargs: Any) -> Any:
         """One API call, errcode checked.
 
         A POST (a message, a menu) goes to WeChat once. The one exception is a token error (40001/42001):
@@ -268,9 +268,17 @@ class WeChatApi:
                         continue
                     raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", retryable=True) from exc
                 raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", unknown=True) from exc
+            if raw and isinstance(result, requests.Response):  # a file (media/get): errors still come as JSON
+                return result
             if not isinstance(result, dict):
                 raise WeChatApiError(None, "response is not JSON", retryable=resend_ok, unknown=not resend_ok)
             return result
+
+    def get_media(self, media_id: str) -> tuple[bytes, str]:
+        """A temporary media file a follower sent (a photo; WeChat keeps it three days): bytes, content type.
+        40007 (invalid media id) once it is gone."""
+        response = self.call("get", "media/get", params={"media_id": media_id}, raw=True)
+        return response.content, response.headers.get("Content-Type", "application/octet-stream").split(";")[0]
 
     def send_text(self, openid: str, content: str) -> dict[str, Any]:
         return self.call(

@@ -12,7 +12,15 @@ from bot.models.campaigns import (
     SignUp,
 )
 from bot.models.channels import OutboundMessage, SmsNumber, WeChatFollower, WeChatToken
-from bot.models.complaints import Complaint, ComplaintEvidence, Ticket, TicketCounter, TicketEvent, TicketMessage
+from bot.models.complaints import (
+    Complaint,
+    ComplaintEvidence,
+    StaffNotification,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    TicketMessage,
+)
 from bot.models.conversation import ConversationState, Handoff, MessageLog
 from bot.models.registry import FiguresSnapshot, JobWish, Labourer, TrainingNeed, WorkingAway
 from bot.models.roster import RosterImport, RosterImportFile, RosterTemplate
@@ -33,6 +41,7 @@ __all__ = [
     "IdempotencyKey",
     "SchedulerJob",
     "SignUp",
+    "StaffNotification",
     "ConversationState",
     "Handoff",
     "JobWish",

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from lunardate import LunarDate
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, select
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from bot.db import dialect_insert
@@ -85,16 +85,25 @@ class Complaint(Base):
 
 
 class ComplaintEvidence(Base):
-    """A photo (or other media) the labourer sent for a ticket; media_id is the channel's handle."""
+    """A photo (or other media) the labourer sent for a complaint, or on a hand-off's ticket; media_id is the
+    channel's handle. The file itself is fetched from the channel (WeChat keeps it three days) and stored
+    encrypted in `content` (bot.helpdesk_evidence); `fetch_error` says why it could not be, yet or ever."""
 
     __tablename__ = "complaint_evidence"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16), default="image")
     media_id: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # encrypted (bot.pii.encrypt_bytes)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None]
+    fetched_at: Mapped[datetime | None]
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_error: Mapped[str | None] = mapped_column(String(200))
 
 
 class Ticket(Base):
@@ -182,9 +191,34 @@ class TicketMessage(Base):
     author: Mapped[str | None] = mapped_column(String(64))  # the staff member's username
     visibility: Mapped[str] = mapped_column(String(8), default="public")  # public | internal
     body: Mapped[str] = mapped_column(Redacted())  # free text: IDs and phones masked (bot.pii.redact)
-    delivery: Mapped[str | None] = mapped_column(String(12))  # sending | sent | failed (staff replies)
+    # sending | sent | delivered | failed | unknown (staff replies and notices; receipts move sent on)
+    delivery: Mapped[str | None] = mapped_column(String(12))
     delivery_error: Mapped[str | None] = mapped_column(String(200))
+    # The outbox row the send left (bot.channels.outbound), which a delivery receipt updates.
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_message.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffNotification(Base):
+    """A reminder for one staff member: a target of their ticket is near (or passed). Written once per
+    (ticket, target, due moment) by bot.helpdesk.remind_due, shown in the console until read, and pushed
+    to the optional reminder webhook."""
+
+    __tablename__ = "staff_notification"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "kind", "due_at"),
+        Index("ix_staff_notification_unread", "username", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # first_response | resolve
+    due_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pushed: Mapped[str | None] = mapped_column(String(16))  # pushed | failed (the webhook), None: no webhook
+    read_at: Mapped[datetime | None]
 
 
 class TicketCounter(Base):

@@ -22,8 +22,15 @@ class Request:
 Route = Callable[[Request], tuple[int, Any]]
 
 
+class Raw:
+    """A payload sent as it is (a file), not as JSON."""
+
+    def __init__(self, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.body, self.content_type, self.headers = body, content_type, dict(headers or {})
+
+
 class LoopbackServer:
-    """Subclasses answer `handle(request) -> (status, json-able body)`."""
+    """Subclasses answer `handle(request) -> (status, json-able body or Raw)`."""
 
     def __init__(self) -> None:
         owner = self
@@ -44,10 +51,13 @@ class LoopbackServer:
                 delay = owner._stall_for(request)
                 if delay:  # accepted and done, but the answer comes after the client gave up
                     time.sleep(delay)
-                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                raw = payload if isinstance(payload, Raw) else None
+                data = raw.body if raw else json.dumps(payload, ensure_ascii=False).encode("utf-8")
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Type", raw.content_type if raw else "application/json; charset=utf-8")
+                    for name, value in (raw.headers if raw else {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)

@@ -2,7 +2,9 @@
 
 It speaks the real JSON shapes: {"errcode": 0, "errmsg": "ok", ...} on HTTP 200 for every outcome,
 40001/42001 for a bad or expired token, -1 when busy, 45009 when the daily quota is used up,
-45015 outside the 48-hour window, 45047 past the customer-service message limit.
+45015 outside the 48-hour window, 45047 past the customer-service message limit. `media/get` answers a
+temporary media file (what a follower sent: `receive_media` puts it there, as WeChat does before pushing
+the MediaId) with its bytes and Content-Type, or 40007 for an unknown or expired media id.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from tests.fakes.http import LoopbackServer, Request
+from tests.fakes.http import LoopbackServer, Raw, Request
 
 ERRMSG = {
     -1: "system error",
@@ -25,6 +27,7 @@ ERRMSG = {
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
     44002: "empty post data",
+    40007: "invalid media_id",
 }
 
 
@@ -44,6 +47,7 @@ class FakeWeChatApi(LoopbackServer):
         self.failures: dict[str, list[int]] = defaultdict(list)  # endpoint -> errcodes to answer next
         self.failures_for: dict[str, list[int]] = defaultdict(list)  # openid -> errcodes of its next sends
         self.token_expired = False
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (file, content type)
         self._ids = itertools.count(1000)
         self.sent_event = threading.Condition(self.lock)
 
@@ -66,6 +70,18 @@ class FakeWeChatApi(LoopbackServer):
         """WeChat expired the token: calls with it get 42001; stable_token (normal mode) issues a new one."""
         with self.lock:
             self.token_expired = True
+
+    def receive_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """A follower sent a photo: WeChat keeps it as temporary media; returns its MediaId."""
+        with self.lock:
+            media_id = "MEDIA_" + secrets.token_urlsafe(24)
+            self.media[media_id] = (data, content_type)
+            return media_id
+
+    def expire_media(self, media_id: str) -> None:
+        """Three days have passed: WeChat no longer has the file."""
+        with self.lock:
+            self.media.pop(media_id, None)
 
     def wait_for_sent(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         with self.sent_event:
@@ -94,6 +110,8 @@ class FakeWeChatApi(LoopbackServer):
                 return self._error(40001)
             if self.token_expired:
                 return self._error(42001)
+            if endpoint == "media/get" and request.method == "GET":
+                return self._media_get(request)
             if not request.body:
                 return self._error(44002)
             body = request.json()
@@ -118,6 +136,16 @@ class FakeWeChatApi(LoopbackServer):
                 self.menus.append(body)
                 return 200, {"errcode": 0, "errmsg": "ok"}
             return 404, {"errcode": 40066, "errmsg": "invalid url"}
+
+    def _media_get(self, request: Request) -> tuple[int, Any]:
+        media_id = request.query.get("media_id", "")
+        found = self.media.get(media_id)
+        if found is None:
+            return self._error(40007)
+        data, content_type = found
+        extension = {"image/jpeg": "jpg", "image/png": "png", "audio/amr": "amr"}.get(content_type, "bin")
+        return 200, Raw(data, content_type, {"Content-disposition": f'attachment; filename="{media_id}.{extension}"',
+                                             "Cache-Control": "no-cache, must-revalidate"})
 
     def _stable_token(self, request: Request) -> tuple[int, Any]:
         body = request.json()

@@ -159,16 +159,19 @@ def post_message(ticket_no: TicketNo, body: MessageIn, session: SessionDep, serv
 def post_transition(ticket_no: TicketNo, body: TransitionIn, session: SessionDep, services: ServicesDep,
                     settings: SettingsDep, actor: DeskStaff) -> CaseOut:
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    before = ticket.status
     helpdesk.change_status(session, actor, ticket, body.to, sla=SlaPolicy.of(settings))
-    helpdesk.notify_status(session, services, ticket, body.to)
+    helpdesk.notify_status(session, services, ticket, before)
     return _case(session, ticket)
 
 
 @router.post("/tickets/{ticket_no}/assign", response_model=CaseOut, responses={**NOT_FOUND, **CONFLICT})
-def post_assign(ticket_no: TicketNo, body: AssignIn, session: SessionDep, settings: SettingsDep,
-                actor: DeskStaff) -> CaseOut:
+def post_assign(ticket_no: TicketNo, body: AssignIn, session: SessionDep, services: ServicesDep,
+                settings: SettingsDep, actor: DeskStaff) -> CaseOut:
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
+    before = ticket.status
     helpdesk.assign(session, actor, ticket, body.assignee, sla=SlaPolicy.of(settings))
+    helpdesk.notify_status(session, services, ticket, before)
     return _case(session, ticket)
 
 
