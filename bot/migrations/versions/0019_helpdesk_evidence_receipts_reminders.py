@@ -3,7 +3,7 @@ a hand-off's ticket), a reply's outbox row for delivery receipts (ticket_message
 the assignee (staff_notification)
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

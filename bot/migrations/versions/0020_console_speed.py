@@ -3,7 +3,7 @@ background), partial indexes for the startup and public-welfare lists, and index
 of the masked ID number and phone (the labourer search's "last digits")
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0020'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
