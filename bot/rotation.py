@@ -48,6 +48,8 @@ ENCRYPTED = (
     # A roster file not yet committed, and its checked rows (bot.roster): encrypted whole, no look-up hash.
     Encrypted("roster_import_file", "file_enc", None, "file"),
     Encrypted("roster_import_file", "rows_enc", None, "file"),
+    # An evidence photo fetched for a complaint or hand-off (bot.helpdesk): a whole binary file.
+    Encrypted("complaint_evidence", "content", None, "file"),
 )
 # Look-up hashes of SMS numbers kept without their ciphertext.
 NUMBER_HASHES = (("labourer", "sms_number_hash"),)
@@ -60,15 +62,21 @@ class RotationError(Exception):
     pass
 
 
-def _decrypt(token: bytes | str, old: str, new: str) -> tuple[str, bool]:
-    """(clear value, True when it was under the old key); raises when neither key opens it."""
+def _decrypt_raw(token: bytes | str, old: str, new: str) -> tuple[bytes, bool]:
+    """(clear bytes, True when they were under the old key); raises when neither key opens them."""
     raw = token.encode("ascii") if isinstance(token, str) else bytes(token)
     for key, is_old in ((old, True), (new, False)):
         try:
-            return pii._keys(key)[0].decrypt(raw).decode(), is_old  # noqa: SLF001 - the module's own key derivation
+            return pii._keys(key)[0].decrypt(raw), is_old  # noqa: SLF001 - the module's own key derivation
         except InvalidToken:
             continue
     raise RotationError("a value opens with neither the current nor the new key")
+
+
+def _decrypt(token: bytes | str, old: str, new: str) -> tuple[str, bool]:
+    """(clear value, True when it was under the old key)."""
+    data, is_old = _decrypt_raw(token, old, new)
+    return data.decode(), is_old
 
 
 def rotate(engine: Engine, old: str, new: str, *, dry_run: bool = False) -> Counter[str]:
@@ -114,6 +122,12 @@ def _rotate_column(conn: Connection, table: Table, spec: Encrypted, old: str, ne
     has_hash = spec.hash is not None and spec.hash in table.c
     rows = conn.execute(select(key, enc).where(enc.is_not(None))).all()
     for row_id, token in rows:
+        if spec.kind == "file":  # bytes as they are (a photo is no text)
+            data, was_old = _decrypt_raw(token, old, new)
+            if was_old:
+                conn.execute(update(table).where(key == row_id).values({spec.enc: pii.encrypt_bytes(data, new)}))
+                changed[f"{table.name}.{spec.enc}"] += 1
+            continue
         value, was_old = _decrypt(token, old, new)
         if spec.kind == "phone":
             number_map[pii.lookup_hash(value, old)] = pii.lookup_hash(value, new)

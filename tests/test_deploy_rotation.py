@@ -15,7 +15,7 @@ from sqlalchemy import LargeBinary, func, select
 from bot import pii
 from bot.app import create_app
 from bot.db import session_scope
-from bot.models import AuditLog, Base, ConversationState, Labourer, MessageLog, SmsNumber
+from bot.models import AuditLog, Base, ComplaintEvidence, ConversationState, Labourer, MessageLog, SmsNumber
 from bot.registry import find_labourer, register_self_reported
 from bot.rotation import ENCRYPTED, NOT_DATA_KEY, NUMBER_HASHES
 from tests.fakes.sms_gateways import aliyun_up
@@ -40,10 +40,14 @@ def sms(client: TestClient, text: str, seq: int) -> None:
     assert client.post("/sms/inbound", json=aliyun_up(PHONE, text, seq)).status_code == 200
 
 
+PHOTO = b"\xff\xd8\xff\xe0 a JPEG's first bytes, not UTF-8 \x89\x00"
+
+
 def test_the_service_on_the_new_key_finds_everyone_and_the_old_key_opens_nothing(make_settings, db_url):
     app = create_app(make_settings(data_key=OLD), configure_logs=False)
     with session_scope(app.state.sessionmaker) as session:
         register_self_reported(session, name="王工", data_key=OLD, id_number=ID_NUMBER, phone=PHONE, county="平昌县")
+        session.add(ComplaintEvidence(channel="wechat", media_id="m-1", content=pii.encrypt_bytes(PHOTO, OLD)))
     with TestClient(app) as client:
         sms(client, "你好", 1)
         sms(client, "我的记录", 2)  # who is this? the roster entry with this phone: bound to the number
@@ -61,6 +65,7 @@ def test_the_service_on_the_new_key_finds_everyone_and_the_old_key_opens_nothing
     assert done.returncode == 0, done.stderr
     assert "labourer.id_number_enc: 1" in done.stdout and "sms_number.number_enc: 1" in done.stdout
     assert "message_log.user_id" in done.stdout and "conversation_state.user_id: 1" in done.stdout
+    assert "complaint_evidence.content: 1" in done.stdout  # a photo, bytes that are no text
 
     app = create_app(make_settings(data_key=NEW), configure_logs=False)
     new_hash = pii.lookup_hash(PHONE, NEW)
@@ -71,6 +76,8 @@ def test_the_service_on_the_new_key_finds_everyone_and_the_old_key_opens_nothing
         assert pii.decrypt(person.phone_enc, NEW) == PHONE
         with pytest.raises(pii.InvalidPersonalData):
             pii.decrypt(person.phone_enc, OLD)
+        photo = session.scalars(select(ComplaintEvidence.content)).one()
+        assert pii.decrypt_bytes(photo, NEW) == PHOTO
         number = session.scalars(select(SmsNumber)).one()
         assert number.number_hash == new_hash and pii.decrypt(number.number_enc, NEW) == PHONE
         assert session.scalar(select(func.count()).select_from(MessageLog)

@@ -215,11 +215,13 @@ def change_stated(turn: Turn) -> list[Reply] | None:
     """Pre-route: "上回报的那个电焊 时间搞错了 要改成开春" changes that record, whatever the router made of
     it (it may hesitate between the events and the records): someone on the roster, no dialog open, a
     word of change and a record named by its trade or as a registration."""
-    labourer = turn.labourer()
-    said = turn.text or ""
-    if labourer is None or turn.state.dialog or not CHANGE.search(said):
+    said = turn.text or ""  # the words first: looking the person up costs a query on every message
+    if turn.state.dialog or not CHANGE.search(said):
         return None
     if not (RECORD_WORDS.search(said) or match_training_type(said, turn.kb) or match_job_type(said, turn.kb)):
+        return None
+    labourer = turn.labourer()
+    if labourer is None:
         return None
     parse = turn.parse
     if parse is not None and parse.intent in ("unsubscribe", "human_handoff", "subscribe") and not parse.ambiguous:

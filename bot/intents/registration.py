@@ -52,6 +52,8 @@ _ASKS = re.compile(r"(不|没|吗|么|呢|没得|没有)[哦啊呀嘛]?$|(.)[不
                    r"|哪|几[年号点时天月个]|多久|多长|还是|请问|问一[哈下]|问下|有木有|有莫得")
 # A statement of what the person wants or went through (a bare topic word, 电商 or 工伤, is the router's)
 _WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|没给|摔|受伤|伤了|压了|跑了")
+# An errand asked of us (帮我点个外卖, 帮我订张票, 帮我充个话费): a trade's word in it is no wish to do that work.
+_ERRAND = re.compile(r"(帮我|给我)(点|订|叫|买|充|交)")
 
 
 def registration_stated(turn: Turn) -> list[Reply] | None:
@@ -65,6 +67,8 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
         return None
     words = compact(said)
     if looks_like_question(said) or _ASKS.search(words) or not _WANTS.search(words) or len(words) < 4:
+        return None
+    if _ERRAND.search(words):
         return None
     candidates = sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
                         key=lambda c: -c.confidence)
