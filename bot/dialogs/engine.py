@@ -81,6 +81,7 @@ class Slot:
     # After this many answers the parser cannot read, the person's own words are taken as the value (a
     # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
     own_words_after: int = 0
+    from_own_words: Callable[[str], Any] = str  # the value those words make ({"scope": None, "place": 绍兴})
 
 
 @dataclass(frozen=True)
@@ -320,9 +321,9 @@ def facts_said(turn: "Turn", name: str, said: str) -> list[str]:
     (a name or a phone says nothing about which dialog a message belongs to)."""
     dialog = turn.services.dialogs[name]
     run = Run(turn, dialog, {}, {})
-    said = plain(turn, said)
+    said = _without_who(run, plain(turn, said))
     return [slot.name for slot in dialog.slots
-            if slot.extract is not None and not slot.texts.startswith("identity.") and _extract(run, slot, said) is not None]
+            if slot.extract is not None and not _says_who(slot) and _extract(run, slot, said) is not None]
 
 
 def _extract(run: Run, slot: Slot, text: str) -> Found | None:
@@ -341,13 +342,14 @@ def _harvest(run: Run, text: str, *, skip: Slot | None = None, fill: bool = True
     `correct` change answered ones it gives a different value for. Returns (filled, corrected)."""
     filled: list[Slot] = []
     corrected: list[Slot] = []
+    others = _without_who(run, text)
     for slot in run.dialog.slots:
         if slot is skip or slot.extract is None or not run.asks(slot):
             continue
         answered = slot.name in run.slots
         if (answered and not correct) or (not answered and not fill):
             continue
-        found = _extract(run, slot, text)
+        found = _extract(run, slot, text if _says_who(slot) else others)
         if found is None:
             continue
         if answered:
@@ -359,6 +361,21 @@ def _harvest(run: Run, text: str, *, skip: Slot | None = None, fill: bool = True
         run.slots[slot.name] = found.value
         run.meta["history"] = [n for n in run.meta.get("history", []) if n != slot.name] + [slot.name]
     return filled, corrected
+
+
+def _says_who(slot: Slot) -> bool:
+    return slot.texts.startswith("identity.")
+
+
+def _without_who(run: Run, text: str) -> str:
+    """The message with who the person is taken out, for the other slots' extractors (叫胡建: a name is not
+    福建)."""
+    rest = text
+    for slot in run.dialog.slots:
+        found = _extract(run, slot, text) if slot.extract is not None and _says_who(slot) else None
+        for span in found.spans if found is not None else ():
+            rest = rest.replace(span, " ")
+    return rest
 
 
 def _noted(run: Run, filled: list[Slot], corrected: list[Slot] = ()) -> str:
@@ -858,7 +875,7 @@ def _failed(run: Run, slot: Slot, exc: Invalid) -> list[Reply]:
     if own is not None:
         run.slots[slot.name] = own
         run.meta["history"] = [n for n in run.meta.get("history", []) if n != slot.name] + [slot.name]
-        return _advance(run, text(run.turn, "common.own_words", label=_label(run, slot), value=own))
+        return _advance(run, text(run.turn, "common.own_words", label=_label(run, slot), value=slot.show(own)))
     if run.meta["fails"] >= MAX_FAILURES:
         run.meta["offer"] = "handoff"
         run.meta["fails"] = 0
@@ -884,7 +901,7 @@ def _own_words_value(run: Run, slot: Slot) -> str | None:
     hans = sum("\u4e00" <= ch <= "\u9fff" for ch in said)
     if not 2 <= len(said) <= OWN_WORDS_LONGEST or hans < 2 or said in SKIP_WORDS or looks_like_question(run.turn.text):
         return None
-    return said
+    return slot.from_own_words(said)
 
 
 def _back(run: Run) -> list[Reply]:

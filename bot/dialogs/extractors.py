@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.dialogs import validators as v
-from bot.nlu.entities import extract_entities, match_place, match_training_type
+from bot.nlu.entities import extract_entities, match_place, match_training_type, pinyin_key
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def when(text: str, ctx: v.SlotContext) -> Found | None:
 
 # ---- who -------------------------------------------------------------------------------------------
 
-_NAME_SAID = re.compile(r"(?:我叫|我的名字叫|我的名字是|名字叫|名字是|姓名是|姓名)[:：\s]*([\u4e00-\u9fff·]{2,4}?)"
+_NAME_SAID = re.compile(r"(?:我叫|我的名字叫|我的名字是|名字叫|名字是|姓名是|姓名|(?:^|(?<=[，,。\s]))叫)[:：\s]*([\u4e00-\u9fff·]{2,4}?)"
                         r"(?=[，,。.!！\s]|$|身份证|电话|手机|号码|想|要|今年|家|住|在|是)")
 
 
@@ -195,8 +195,12 @@ _GENERIC = re.compile(r"^(在|是|我在|我们在|给|帮|去|到|的|了)+|一
                       r"电子|五金|服装|制衣|鞋|玩具|家具|建筑|劳务|装修|装饰|工程|建设|物流|快递|餐饮|食品|纺织|塑料|机械|"
                       r"电器|印刷|包装|汽车|钢铁|水泥|砖|砂石|化工|科技|实业|贸易|人力资源|小区|大|小")
 _BOSS = re.compile(r"([\u4e00-\u9fff])老板(的[\u4e00-\u9fff]{0,4}?(?:队|厂|公司|工地))?")
-_NOT_SURNAMES = "我你他她们的这那个位大小老"
+# 诉老板 (投诉老板欠钱) is no one: a boss is named by a common surname
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪"
+            "范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤苟蒲鲜冉牟")
 _PLACE_WORDS = re.compile(r"(省|市|县|区|镇)")
+# a kind of business misheard or mistyped (中戒公司 for 中介公司) is still only a kind
+_GENERIC_SOUNDS = frozenset(pinyin_key(w) for w in ("中介", "劳务", "建筑", "装修", "电子", "服装", "工程", "物流", "公司", "工厂"))
 
 
 def employer(text: str, ctx: v.SlotContext) -> Found | None:
@@ -211,10 +215,10 @@ def employer(text: str, ctx: v.SlotContext) -> Found | None:
         for name in (place.get("destination"), place.get("province"), place.get("county"), place.get("township")):
             if name:
                 own = own.replace(name, "").replace(name[:-1] if len(name) > 2 else name, "")
-        if len(own) >= 2:
+        if len(own) >= 2 and pinyin_key(own) not in _GENERIC_SOUNDS:
             return Found(v.pii.redact(whole)[:64], (m.group(0),))
     for m in _BOSS.finditer(said):
-        if m.group(1) not in _NOT_SURNAMES:
+        if m.group(1) in SURNAMES:
             return Found(m.group(0), (m.group(0),))
     return None
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import pypinyin
 from lunardate import LunarDate
 
 from bot import pii
@@ -67,7 +68,8 @@ def looks_like_question(text: str) -> bool:
 
 
 # What people say to take back what they just said, or to correct an earlier answer.
-CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说)")
+CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说"
+                        r"|(?:^|(?<=[，,\s]))不(?=[，,\s])|(?<=[，,\s])(?:哎|唉|算了)?还是)")
 # "不是重庆" / "不要网络班": the value after it is the one *not* meant.
 NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9fffA-Za-z0-9]{1,8}?)(?=[，,。.!！\s]|$|是|要|想)")
 # "我是恩阳的", "屋头在白衣镇", "家住驷马": where the person is from, not where they want to work.
@@ -115,6 +117,7 @@ _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密
 SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 
 
+_PARTICLE_END = re.compile(r"[哈嘛呢噻撒哦呀啊嘞]+$")  # 周国富噻: the particle is not part of the name
 NAME_LONGEST = 4  # characters of a Han name without a middle dot (欧阳春花); 买买提·艾力 may be longer
 
 
@@ -142,9 +145,10 @@ def _name(text: str) -> str:
         if value.startswith(prefix):
             value = value[len(prefix):]
             break
-    value = value.removesuffix("哈").removesuffix("嘛").removesuffix("呢")
+    value = _PARTICLE_END.sub("", value)
     longest = 10 if "·" in value else NAME_LONGEST
-    if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES):
+    if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES) \
+            or value[0] in "我你他她它这那":
         raise Invalid()
     return value
 
@@ -217,8 +221,47 @@ def parse_job_type(text: str, ctx: SlotContext) -> str:
     return found
 
 
+_TOWNSHIP_SAID = re.compile(r"([\u4e00-\u9fff]{1,4}?)(镇|乡|街道)")
+
+
+def _township_by_sound(text: str, kb: Any) -> dict[str, str | None] | None:
+    """A township named by a homophone (增口镇 for 曾口镇, voice input): the one township of the region
+    whose name sounds the same, sharing its last character (镇, 乡)."""
+    said = compact(text)
+    heard = [m.group(0) for m in _TOWNSHIP_SAID.finditer(said)]
+    if not heard:
+        return None
+    found = []
+    for county in (getattr(kb, "regions", None) or {}).get("counties") or []:
+        for town in county.get("townships") or []:
+            name = town["name"] if isinstance(town, dict) else str(town)
+            if any(word[-1] == name[-1] and _sounds_like(word[-len(name):], name) for word in heard if len(word) >= len(name)):
+                found.append({"county": county["name"], "township": name, "village": None})
+    return found[0] if len(found) == 1 else None
+
+
+def _readings(ch: str) -> set[str]:
+    """The syllables a character may be read as, toneless, with the sounds people here run together
+    (zh/z, ch/c, sh/s, n/l, -ng/-n, hu/f)."""
+    folded = set()
+    for syllable in (pypinyin.pinyin(ch, style=pypinyin.Style.NORMAL, heteronym=True) or [[ch]])[0]:
+        for a, b in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+            if syllable.startswith(a):
+                syllable = b + syllable[2:]
+        syllable = ("l" + syllable[1:]) if syllable.startswith("n") else syllable
+        syllable = ("f" + syllable[2:]) if syllable.startswith("hu") else syllable
+        folded.add(syllable.removesuffix("g") if syllable.endswith(("ing", "eng", "ang", "ong")) else syllable)
+    return folded
+
+
+def _sounds_like(said: str, name: str) -> bool:
+    return len(said) == len(name) and all(_readings(a) & _readings(b) for a, b in zip(said, name))
+
+
 def parse_township(text: str, ctx: SlotContext) -> dict[str, str | None]:
     place = match_place(text, ctx.kb)
+    if not place or not place.get("township"):
+        place = _township_by_sound(text, ctx.kb) or place
     if not place or not (place.get("township") or place.get("county")):
         raise Invalid()
     if not place.get("township"):
@@ -368,7 +411,14 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
     raise Invalid()
 
 
+def place_in_own_words(words: str) -> dict[str, str | None]:
+    """A place the lists lack (绍兴), taken as said: no scope, for the staff to check."""
+    return {"scope": None, "place": words[:16]}
+
+
 def show_place_wish(value: dict[str, str | None]) -> str:
+    if not value.get("scope"):
+        return str(value.get("place") or "")
     return f"{value['scope']}（{value['place']}）" if value.get("place") else str(value["scope"])
 
 
@@ -439,8 +489,11 @@ _BARE_COUNT = re.compile(r"[0-9零〇一二两三四五六七八九十百千]+[�
 
 
 def parse_workers(text: str, ctx: SlotContext) -> int:
-    if any(w in compact(text) for w in _ONLY_ME):
-        return 1
+    counted_first = [e.value for e in extract_entities(text, ctx.kb) if e.type == "count"]
+    bare = _BARE_COUNT.search(compact(text))
+    more = (counted_first and counted_first[0] > 1) or (bare and (parse_count(bare.group(0)) or 0) > 1)
+    if any(w in compact(text) for w in _ONLY_ME) and not more:
+        return 1  # 就我和我兄弟两个 is two
     value = compact(text)
     # a head count said as such (我们有8个人, 十来个), or a bare number; 找个人问一下 is not one person
     counted = [e.value for e in extract_entities(text, ctx.kb) if e.type == "count"]
@@ -740,7 +793,7 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         ("后天", today + timedelta(days=2)),
         ("下下个月", _next_month_start(today, 2)),
         ("下个月", _next_month_start(today)),
-        ("下月", _next_month_start(today)),
+        ("下月", _next_month_start(today) if "一下月" not in value or value.count("下月") > 1 else None),
         ("下周", today + timedelta(days=7 - today.weekday())),
         ("下个星期", today + timedelta(days=7 - today.weekday())),
         ("下个礼拜", today + timedelta(days=7 - today.weekday())),
@@ -750,7 +803,7 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         ("这周", today),
     )
     for word, when in relative:
-        if word in value:
+        if word in value and when is not None:
             return {"text": said, "date": when.isoformat()}
     if any(w in value for w in ("秋收", "收了谷子", "收完谷子", "打完谷子")):
         return {"text": said, "date": _upcoming(today, 10).isoformat()}

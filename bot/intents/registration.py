@@ -22,8 +22,21 @@ WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|�
                           r"|(已经|现在|目前|如今)人?在(?![家屋])[^想要准找愿]{1,20}?(打工|务工|上班|做工)")
 
 
+# 想正规学一下月嫂: learning a trade is a training registration, whichever the router leaned to
+LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去学|参加培训|报个班|报培训|培训一下)")
+# 我在新疆摘棉花: where the person is now, and no wish (想, 要, 找 …) for somewhere else
+HERE_NOW = re.compile(r"我(现在|目前|已经|这会儿)?人?在(?![家屋])")
+WISH = re.compile(r"想|要|找|准备|打算|愿意|希望")
+
+
 def _dialog_for(turn: Turn, intent: str) -> str:
-    if intent == "register_job" and WORKING_AWAY.search(turn.text or ""):
+    said = turn.text or ""
+    if intent == "register_job" and WORKING_AWAY.search(said):
+        return "working_away"
+    if intent == "register_job" and LEARNING.search(said) and "training_type" in dialogs.facts_said(turn, "register_training", said):
+        return "register_training"
+    if intent == "register_job" and HERE_NOW.search(said) and not WISH.search(said) \
+            and "place" in dialogs.facts_said(turn, "working_away", said):
         return "working_away"
     return intent
 
@@ -46,6 +59,7 @@ HANDLERS = {
 OVERRIDABLE = ("policy_question", "out_of_scope", "greeting", "help")
 PLAUSIBLE = 0.3  # the registration must be among the router's candidates at least this confidently,
 MANY_FACTS = 3  # or the message state this many of its facts
+MANY_FACTS_ASKED = 4  # a message that reads as a question needs this many to be a registration
 # Questions without a question mark, as people here ask them: 能领奖补不, 包不包工作, 还招人不招, 工资好多,
 # 在巴中哪里, 签几年, 去劳动局还是法院, 有木有, 我帮老汉儿问一哈.
 _ASKS = re.compile(r"(不|没|吗|么|呢|没得|没有)[哦啊呀嘛]?$|(.)[不没]\2|不[\u4e00-\u9fff]$|好多(钱|款|$|[啊哦嘛呢])|是好多"
@@ -66,12 +80,15 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
-    if looks_like_question(said) or _ASKS.search(words) or not _WANTS.search(words) or len(words) < 4:
+    if not _WANTS.search(words) or len(words) < 4:
         return None
     if _ERRAND.search(words):
         return None
-    candidates = sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
-                        key=lambda c: -c.confidence)
+    # 我是民胜镇的 … 想学下魔芋咋个种得更好，明年开春有空，最好有人下乡来教: a question in words, but four facts
+    # of a registration at once are a registration
+    asks = looks_like_question(said) or bool(_ASKS.search(words))
+    candidates = () if asks else sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
+                                        key=lambda c: -c.confidence)
     for candidate in candidates:
         if dialogs.facts_said(turn, _dialog_for(turn, candidate.intent), said):
             turn.action = {"intent": candidate.intent}
@@ -80,11 +97,11 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     # (想学做包子馒头 … 我是土兴镇的，冬天有空: a trade, a township and a time).
     # Two registrations stating as many: the one the clauses saying what they want (想学…) speak of.
     wished = "，".join(c for c in CLAUSES.split(said) if _WANTS.search(c))
-    counted = sorted(((len(dialogs.facts_said(turn, _dialog_for(turn, intent), said)),
-                       len(dialogs.facts_said(turn, _dialog_for(turn, intent), wished)), intent) for intent in HANDLERS),
-                     reverse=True)
+    by_dialog = {_dialog_for(turn, intent): intent for intent in HANDLERS}  # 想学… under register_job is training
+    counted = sorted(((len(dialogs.facts_said(turn, name, said)), len(dialogs.facts_said(turn, name, wished)), intent)
+                      for name, intent in by_dialog.items()), reverse=True)
     (most, most_wished, intent), (runner_up, runner_up_wished, _other) = counted[0], counted[1]
-    if most >= MANY_FACTS and (most, most_wished) > (runner_up, runner_up_wished):
+    if most >= (MANY_FACTS_ASKED if asks else MANY_FACTS) and (most, most_wished) > (runner_up, runner_up_wished):
         turn.action = {"intent": intent}
         return start_registration(turn)
     return None
