@@ -111,7 +111,7 @@ def test_a_refused_callback_is_counted_with_its_status(client):
 def test_a_late_reply_is_counted_and_goes_out_through_the_customer_service_api(make_settings, fake_api):
     settings = make_settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID, wechat_secret=SECRET,
                              wechat_api_base=fake_api.base, metrics_token=METRICS_TOKEN,
-                             wechat_reply_deadline_seconds=0.0)  # no handler is that fast: every reply is late
+                             wechat_reply_deadline_seconds=0.0)  # no time at all: every reply is late
     application = create_app(settings, configure_logs=False)
     with TestClient(application) as late_client:
         before = scrape(late_client)

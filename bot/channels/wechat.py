@@ -372,8 +372,9 @@ class _Job:
         """The replies if they are ready; else None, and the worker will send them itself."""
         with self.lock:
             if self.replies is None:
-                self.late = True
-                self.services.observer.late("wechat")
+                if not self.late:
+                    self.late = True
+                    self.services.observer.late("wechat")
                 return None
             return self.replies
 
@@ -409,10 +410,14 @@ def _pipeline_pool(services: Services) -> ThreadPoolExecutor:
 async def _run(services: Services, message: InboundMessage, admission: Admission | None = None) -> list[Reply] | None:
     job = _Job(services, message)
     work = admission.track(job.run) if admission is not None else job.run
-    future = asyncio.get_running_loop().run_in_executor(_pipeline_pool(services), work)
     # The time the request already waited for the event loop counts against WeChat's 5 s too.
     lag = admission.lag if admission is not None else 0.0
-    await asyncio.wait({future}, timeout=max(0.0, services.settings.wechat_reply_deadline_seconds - lag))
+    budget = services.settings.wechat_reply_deadline_seconds - lag
+    if budget <= 0:  # no time left (or a deployment set to always answer through the API): late from the start
+        job.claim()
+    future = asyncio.get_running_loop().run_in_executor(_pipeline_pool(services), work)
+    if budget > 0:
+        await asyncio.wait({future}, timeout=budget)
     return job.claim()
 
 
