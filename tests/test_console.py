@@ -114,3 +114,18 @@ def test_htmx_requests_carry_the_csrf_header_and_are_sent_to_sign_in(client, app
     client.cookies.clear()
     gone = client.post(url, headers={"HX-Request": "true", "X-CSRF-Token": header})
     assert gone.status_code == 401 and gone.headers["HX-Redirect"] == "/console/login"
+
+
+def test_a_refusal_page_keeps_the_signed_in_members_navigation(client, make_staff) -> None:
+    make_staff("boss", "admin")
+    make_staff("desk", "helpdesk")
+    assert "<nav>" not in client.get("/console/campaigns/999999").text  # nobody signed in: no menu to show
+    login(client, "boss")
+    missing = client.get("/console/campaigns/999999")
+    assert missing.status_code == 404 and "找不到这个页面或记录" in missing.text
+    assert "<nav>" in missing.text and "退出登录" in missing.text and 'href="/console/audit"' in missing.text
+    client.cookies.clear()
+    login(client, "desk")
+    refused = client.get("/console/audit")
+    assert refused.status_code == 403 and "没有权限" in refused.text
+    assert 'href="/console/helpdesk"' in refused.text and 'href="/console/audit"' not in refused.text

@@ -19,9 +19,11 @@ from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 from itsdangerous import BadSignature, Signer
+from sqlalchemy.orm import Session
 
 from bot.api.deps import SessionDep, SettingsDep, client_ip
 from bot.auth import Actor, actor_for_secret
+from bot.db import session_scope
 from bot.security import same_secret
 from bot.settings import Settings
 
@@ -61,12 +63,26 @@ def login_required(request: Request) -> HTTPException:
     return HTTPException(303, "请先登录", headers={"Location": f"{LOGIN_PATH}?next={quote(target)}"})
 
 
-def console_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor:
+def _cookie_actor(request: Request, session: Session, settings: Settings) -> Actor | None:
     secret = unsign(settings, "session", request.cookies.get(SESSION_COOKIE))
     actor = actor_for_secret(session, secret, kind="console", settings=settings) if secret else None
+    return actor.at(client_ip(request)) if actor is not None else None
+
+
+def console_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor:
+    actor = _cookie_actor(request, session, settings)
     if actor is None:
         raise login_required(request)
-    return actor.at(client_ip(request))
+    return actor
+
+
+def signed_in(request: Request) -> Actor | None:
+    """The member this request's session cookie belongs to, or None: for pages rendered outside a route's
+    dependencies (an error raised before they ran), which must still show the navigation."""
+    if not request.cookies.get(SESSION_COOKIE):
+        return None
+    with session_scope(request.app.state.sessionmaker) as session:
+        return _cookie_actor(request, session, request.app.state.settings)
 
 
 def tokens_match(given: object, expected: str | None) -> bool:

@@ -28,7 +28,7 @@ from bot.api.routes.staff import Username
 from bot.auth import Actor, SignInRefused, authenticate, close_session, create_staff, find_staff, open_session, \
     resolve_areas, update_staff
 from bot.console.deps import LOGIN_CSRF_COOKIE, LOGIN_PATH, SESSION_COOKIE, COOKIE_PATH, console_role, set_cookie, \
-    tokens_match, unsign
+    signed_in, tokens_match, unsign
 from bot.errors import Conflict, Invalid, NotFound
 from bot.models import Staff
 from bot.models.staff import ROLES
@@ -53,7 +53,8 @@ def render(request: Request, template: str, actor: Actor | None, status_code: in
 
 
 def error_page(request: Request, status: int, actor: Actor | None = None) -> HTMLResponse:
-    return render(request, "error.html", actor, status_code=status, status=status)
+    # An error raised before or outside a route's dependencies still shows a signed-in member their navigation.
+    return render(request, "error.html", actor or signed_in(request), status_code=status, status=status)
 
 
 # ---- signing in and out ------------------------------------------------------------------------
