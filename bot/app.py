@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,6 +39,12 @@ from bot.logs import HEADER as REQUEST_ID_HEADER
 from bot.logs import configure_logging, new_request_id, request_id
 from bot.overload import Admission
 from bot.settings import Settings, get_settings
+
+from bot.snapshot import KnowledgeStore
+
+if TYPE_CHECKING:
+    from scheduler.jobs import CampaignScheduler
+    from scheduler.senders import Sender
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +101,15 @@ def _route_path(scope: Scope) -> str:
 
 def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
     """The pipeline, assembled from explicit lists: intent handlers, dialogs, the hook that answers replies
-    to broadcasts, what each channel records per message, where delivery receipts go, the one table of
-    broadcast senders per channel, and the observer that counts messages and sends (this process's
-    metrics). Nothing registers itself on import; Services.build checks that the parts fit."""
+    to broadcasts, what each channel records per message, the one table of broadcast senders per channel,
+    and the observer that counts messages and sends (this process's metrics). Nothing registers itself on
+    import; Services.build checks that the parts fit. Delivery receipts need no listener: they settle the
+    outbox row, which broadcast deliveries and desk messages point at and read."""
     from bot import helpdesk, signups
     from bot.dialogs import signup
     from bot.dialogs.definitions import DIALOGS
     from bot.intents import events, handoff, menu, policy, records, registration, subscription
     from bot.nlu.entities import use_cache_dir
-    from scheduler.hooks import receipt_to_delivery
     from scheduler.senders import CHANNEL_SENDERS
 
     use_cache_dir(settings.resolved_cache_dir)
@@ -116,9 +122,45 @@ def compose(settings: Settings, factory: sessionmaker[Session]) -> Services:
                    records.change_stated, registration.registration_stated),
         on_logged={"wechat": wechat.touch_follower},
         observer=metrics.process_metrics(),
-        receipt_listeners=(receipt_to_delivery, helpdesk.receipt_to_ticket),  # broadcasts; the desk's replies
         senders=CHANNEL_SENDERS,
     )
+
+
+def dispatch_parts(settings: Settings, factory: sessionmaker[Session], *, spec: str = "",
+                   services: Services | None = None) -> tuple[dict[str, Sender], KnowledgeStore]:
+    """What a dispatcher runs on (`gongyou dispatch`, the scheduler's own, the web process's): the senders
+    and the knowledge snapshot its texts come from.
+
+    By default both are the process's composed services' (`services`, or composed here once: the web
+    process passes its own, so it has one table of senders and one snapshot). `spec` ("module:callable",
+    GONGYOU_DISPATCH_SENDERS or --senders) replaces the senders (tests' loopback gateways, benchmarks);
+    such a worker answers no message, so it reads the knowledge without composing the pipeline."""
+    import importlib
+
+    from scheduler.render import knowledge_for
+
+    if spec:
+        module, _, name = spec.partition(":")
+        make = getattr(importlib.import_module(module), name)
+        return make(settings, factory), knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds)
+    services = services or compose(settings, factory)
+    return dict(services.senders), services.knowledge
+
+
+def campaign_scheduler(settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
+                       services: Services | None = None) -> CampaignScheduler:
+    """The schedule runner (`gongyou scheduler`, or inside the web process with GONGYOU_SCHEDULER_ENABLED),
+    and the dispatcher it runs beside it when asked (`--with-dispatcher`), built from `dispatch_parts`."""
+    from scheduler.dispatch import DispatchConfig, Dispatcher
+    from scheduler.jobs import CampaignScheduler
+
+    def dispatcher() -> Dispatcher:
+        senders, knowledge = dispatch_parts(settings, factory, spec=settings.dispatch_senders, services=services)
+        return Dispatcher(factory, senders, DispatchConfig.from_settings(settings), clock=scheduler.clock,
+                          knowledge=knowledge)
+
+    scheduler = CampaignScheduler(settings, engine, factory, dispatcher_factory=dispatcher)
+    return scheduler
 
 
 def metric_sources(engine: Engine) -> list[metrics.DatabaseFigures]:
@@ -143,17 +185,24 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
         load_demo_data(services)
 
-    from scheduler.jobs import lifespan as scheduler_lifespan  # runs schedules in-process when enabled
-
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         stop_watching = services.knowledge.watch(settings.knowledge_poll_seconds) \
             if settings.knowledge_poll_seconds > 0 else None
         watching_loop = asyncio.create_task(application.state.admission.watch_loop())
+        # GONGYOU_SCHEDULER_ENABLED: this process also runs the schedules (when it wins leadership) and a
+        # dispatcher on its own senders and snapshot — the embedded one-process default.
+        scheduler = campaign_scheduler(settings, engine, factory, services=services) \
+            if settings.scheduler_enabled else None
+        if scheduler is not None:
+            scheduler.start(with_dispatcher=True)
+        application.state.campaign_scheduler = scheduler
         try:
-            async with scheduler_lifespan(application):
-                yield
+            yield
         finally:
+            application.state.campaign_scheduler = None
+            if scheduler is not None:
+                scheduler.shutdown()
             watching_loop.cancel()
             if stop_watching is not None:
                 stop_watching()

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.settings import Settings
+    from bot.snapshot import KnowledgeStore
+    from scheduler.jobs import CampaignScheduler
+    from scheduler.senders import Sender
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -120,6 +129,24 @@ def _rotate_data_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dispatch_parts(settings: Settings, factory: sessionmaker[Session], *,
+                    spec: str = "") -> tuple[dict[str, Sender], KnowledgeStore]:
+    """A dispatch worker's senders and knowledge, from the composition point (imported only when run)."""
+    from bot.app import dispatch_parts
+
+    return dispatch_parts(settings, factory, spec=spec)
+
+
+def _campaign_scheduler(settings: Settings) -> CampaignScheduler:
+    """`gongyou scheduler`: its own engine, migrated, and the composed scheduler on it."""
+    from bot.app import campaign_scheduler
+    from bot.db import make_engine, make_sessionmaker, migrate
+
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return campaign_scheduler(settings, engine, make_sessionmaker(engine))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gongyou", description="工友: WeChat/SMS assistant for rural labourers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from scheduler.cli import add_commands as add_scheduler_commands
 
-    add_scheduler_commands(sub)  # dispatch, scheduler
+    add_scheduler_commands(sub, parts=_dispatch_parts, make_scheduler=_campaign_scheduler)  # dispatch, scheduler
     from bot.staff_cli import add_commands as add_staff_commands
 
     add_staff_commands(sub)  # staff add, staff list

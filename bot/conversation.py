@@ -49,9 +49,6 @@ PreRouteHook = Callable[["Turn"], "list[Reply] | None"]
 # What must be recorded about the sender in the message's own transaction, right after the inbound row
 # (a platform retry skips it): WeChat's following and customer-service window.
 OnLogged = Callable[[Connection, InboundMessage], None]
-# Told, in the receipt's transaction, of an outbox row a provider's delivery report settled (the
-# broadcast deliveries that point at it follow it: scheduler.hooks.receipt_to_delivery).
-ReceiptListener = Callable[[Session, Any], None]
 
 
 @dataclass
@@ -68,7 +65,6 @@ class Services:
     on_logged: Mapping[str, OnLogged] = field(default_factory=dict)
     # Told of every message answered and every send (bot.metrics: counters and the request's log lines).
     observer: Observer = field(default_factory=Observer)
-    receipt_listeners: tuple[ReceiptListener, ...] = ()
     # The one table of broadcast senders, channel → sender (scheduler.senders), built once with these services.
     senders: Mapping[str, Any] = field(default_factory=dict)
 
@@ -76,7 +72,6 @@ class Services:
     def build(cls, settings: Settings, factory: sessionmaker[Session], *, handlers: Iterable[Mapping[str, Handler]],
               dialogs: Iterable[Dialog], pre_route: Iterable[PreRouteHook] = (),
               on_logged: Mapping[str, OnLogged] | None = None, observer: Observer | None = None,
-              receipt_listeners: Iterable[ReceiptListener] = (),
               senders: Mapping[str, Callable[["Services"], Any]] | None = None) -> "Services":
         """Check the parts fit before anything runs: every intent has exactly one handler, dialog names are
         unique, and the knowledge has every text the dialogs use (a bad part fails start-up, not a chat).
@@ -87,7 +82,7 @@ class Services:
                                    max_age=settings.knowledge_poll_seconds)
         services = cls(settings=settings, sessionmaker=factory, knowledge=knowledge, handlers=merge_handlers(handlers),
                        dialogs=by_name, pre_route=tuple(pre_route), on_logged=dict(on_logged or {}),
-                       observer=observer or Observer(), receipt_listeners=tuple(receipt_listeners))
+                       observer=observer or Observer())
         services.senders = MappingProxyType({channel: make(services) for channel, make in (senders or {}).items()})
         return services
 

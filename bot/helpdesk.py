@@ -193,9 +193,30 @@ def case_ids(session: Session, ticket: Ticket) -> list[int]:
     return [ticket.id, *merged]
 
 
-def case_messages(session: Session, ticket: Ticket) -> list[TicketMessage]:
-    return list(session.scalars(select(TicketMessage).where(TicketMessage.ticket_id.in_(case_ids(session, ticket)))
-                                .order_by(TicketMessage.created_at, TicketMessage.id)))
+@dataclass(frozen=True)
+class Delivered:
+    """How a message's delivery reads on the case page and in the API: the desk's own state of the send
+    (sending, sent, failed before the provider took it, unknown after a timeout) until the provider's receipt
+    settles its outbox row (delivered, or failed with the provider's error), read through `outbound_id`."""
+
+    state: str | None
+    error: str | None
+
+
+def delivered(message: TicketMessage, outbox: OutboundMessage | None) -> Delivered:
+    if message.delivery == "sent" and outbox is not None and outbox.receipt_at is not None:
+        error = None if outbox.status == "delivered" else f"{outbox.error_code}: {outbox.error or ''}"[:200]
+        return Delivered(outbox.status, error)
+    return Delivered(message.delivery, message.delivery_error)
+
+
+def case_messages(session: Session, ticket: Ticket) -> list[tuple[TicketMessage, Delivered]]:
+    """The case's messages, oldest first, each with its delivery (see Delivered)."""
+    rows = session.execute(
+        select(TicketMessage, OutboundMessage).outerjoin(OutboundMessage, OutboundMessage.id == TicketMessage.outbound_id)
+        .where(TicketMessage.ticket_id.in_(case_ids(session, ticket)))
+        .order_by(TicketMessage.created_at, TicketMessage.id))
+    return [(message, delivered(message, outbox)) for message, outbox in rows]
 
 
 def case_events(session: Session, ticket: Ticket) -> list[TicketEvent]:
@@ -273,7 +294,7 @@ def post_message(session: Session, services: Services, actor: Actor, ticket: Tic
 
 
 def send_to_labourer(session: Session, services: Services, ticket: Ticket, message: TicketMessage) -> SendResult:
-    from bot.channels.outbound import channels, deliver  # the send boundary (it imports the channel clients)
+    from bot.channels.outbound import deliver  # the send boundary (it imports the channel clients)
 
     session.commit()  # deliver commits its outbox row itself: the reply is stored before any provider call
     result = deliver(session, services, channel=ticket.channel, user_id=ticket.user_id, reply=Reply(message.body),
@@ -281,25 +302,9 @@ def send_to_labourer(session: Session, services: Services, ticket: Ticket, messa
     # A timeout: the provider may have it; only a receipt (or the outbox's reconciliation) can tell.
     message.delivery = "sent" if result.ok else ("unknown" if result.unknown else "failed")
     message.delivery_error = None if result.ok else f"{result.error_code}: {result.error}"[:200]
-    if result.provider_message_id:  # the outbox row a delivery receipt will update (receipt_to_ticket)
-        providers = ("wechat", channels(services).sms.name)  # which one sent it: by the (provider, id) index
-        message.outbound_id = session.scalar(
-            select(OutboundMessage.id).where(OutboundMessage.provider.in_(providers),
-                                             OutboundMessage.provider_message_id == result.provider_message_id)
-            .order_by(OutboundMessage.id.desc()).limit(1))
+    message.outbound_id = result.outbound_id  # where its receipt will be (see Delivered)
     session.flush()
     return result
-
-
-def receipt_to_ticket(session: Session, outbox: OutboundMessage) -> None:
-    """A delivery receipt (SMS report, TEMPLATESENDJOBFINISH) for a desk reply or notice: its delivery moves
-    from sent to delivered or failed, as the case page shows. Installed by bot.app.compose."""
-    if outbox.status not in ("delivered", "failed"):
-        return
-    for message in session.scalars(select(TicketMessage).where(TicketMessage.outbound_id == outbox.id)):
-        message.delivery = outbox.status
-        message.delivery_error = None if outbox.status == "delivered" else \
-            f"{outbox.error_code}: {outbox.error or ''}"[:200]
 
 
 def notice_for(ticket: Ticket, before: str, to: str) -> str | None:

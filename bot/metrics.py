@@ -190,8 +190,10 @@ Source = Callable[[Connection], Iterable[GaugeMetricFamily]]
 
 
 def queue_figures(conn: Connection) -> Iterable[GaugeMetricFamily]:
-    """Broadcast deliveries waiting (queued) or held by a worker (sending), per channel; failures by reason."""
+    """Broadcast deliveries waiting (queued) or held by a worker (sending), per channel; failures by reason
+    (a receipt's outcome read through the delivery's outbox row: bot.models.campaigns.DeliveryOutcome)."""
     from bot.models import Delivery
+    from bot.models.campaigns import DeliveryOutcome as Outcome
 
     D = Delivery.__table__
     depth = GaugeMetricFamily("gongyou_delivery_queue", "Broadcast deliveries queued or being sent",
@@ -208,9 +210,9 @@ def queue_figures(conn: Connection) -> Iterable[GaugeMetricFamily]:
     finished: dict[tuple[str, str], int] = {}
     reasons: dict[tuple[str, str], int] = {}
     for channel, status, reason, n in conn.execute(
-        select(D.c.channel, D.c.status, D.c.failure_reason, func.count())
-        .where(D.c.status.in_(("sent", "delivered", "failed", "skipped")))
-        .group_by(D.c.channel, D.c.status, D.c.failure_reason)
+        select(D.c.channel, Outcome.status, Outcome.failure_reason, func.count()).select_from(Outcome.JOINED)
+        .where(D.c.status.in_(("sent", "failed", "skipped")))
+        .group_by(D.c.channel, Outcome.status, Outcome.failure_reason)
     ):
         finished[(channel, status)] = finished.get((channel, status), 0) + n
         if status in ("failed", "skipped"):

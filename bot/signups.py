@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot.channels.base import Reply
 from bot.db import session_scope
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
+from bot.models.campaigns import DeliveryOutcome
 from bot.render import event_values, fill
 
 if TYPE_CHECKING:
@@ -129,14 +130,15 @@ def cancel(session: Session, event_id: int, labourer_id: int, *, now: datetime |
 
 
 def latest_broadcast(session: Session, labourer_id: int, *, now: datetime, window: timedelta) -> Delivery | None:
-    """The newest broadcast this person received that announced an event still open for sign-up."""
+    """The newest broadcast this person received (sent, and not reported undelivered by its outbox row's
+    receipt) that announced an event still open for sign-up."""
     return session.scalars(
-        select(Delivery)
+        DeliveryOutcome.with_outbox(select(Delivery))
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .join(Event, Event.id == Campaign.event_id)
         .where(
             Delivery.labourer_id == labourer_id,
-            Delivery.status.in_(("sent", "delivered")),
+            DeliveryOutcome.status.in_(("sent", "delivered")),
             Delivery.sent_at >= now - window,
             Campaign.signup.is_(True),
             Event.signup_enabled.is_(True),

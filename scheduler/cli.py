@@ -1,4 +1,8 @@
-"""`gongyou dispatch` (a dispatch worker) and `gongyou scheduler` (the schedule runner), added to bot.cli."""
+"""`gongyou dispatch` (a dispatch worker) and `gongyou scheduler` (the schedule runner), added to bot.cli.
+
+What they run on is handed in by bot.cli from the composition point (bot.app.dispatch_parts, bot.app.
+campaign_scheduler): the senders, the knowledge snapshot, the scheduler with its dispatcher. Nothing here
+composes the pipeline or imports the web app."""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+from typing import Any
+
+# (settings, sessionmaker, *, spec) → (senders, knowledge): what a dispatch worker sends through.
+DispatchParts = Callable[..., tuple[dict[str, Any], Any]]
+# settings → a CampaignScheduler (its engine migrated) that can run a dispatcher beside it.
+MakeScheduler = Callable[[Any], Any]
 
 
 def _stop_on_signals() -> threading.Event:
@@ -26,12 +38,11 @@ def _metrics_port(args: argparse.Namespace, settings, engine, role: str, read) -
         serve_on_port(port, settings.metrics_host, [ProcessFigures(read)])
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace, *, parts: DispatchParts) -> int:
     from bot.db import make_engine, make_sessionmaker, migrate
     from bot.logs import configure_logging
     from bot.settings import get_settings
     from scheduler.dispatch import DispatchConfig, Dispatcher
-    from scheduler.senders import dispatch_parts
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -49,7 +60,7 @@ def dispatch(args: argparse.Namespace) -> int:
         config = DispatchConfig(**{**config.__dict__, "rates": {c: args.rate for c in config.rates}})
     if args.always_open:
         config = DispatchConfig(**{**config.__dict__, "windows": {}})
-    senders, knowledge = dispatch_parts(settings, factory, spec=args.senders or settings.dispatch_senders)
+    senders, knowledge = parts(settings, factory, spec=args.senders or settings.dispatch_senders)
     dispatcher = Dispatcher(factory, senders, config, worker_id=args.worker_id, knowledge=knowledge)
     _metrics_port(args, settings, engine, "dispatch", lambda: {
         (f"gongyou_dispatch_{name}", f"Deliveries this worker {name} since it started"): getattr(dispatcher.totals, name)
@@ -62,14 +73,13 @@ def dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_scheduler(args: argparse.Namespace) -> int:
+def run_scheduler(args: argparse.Namespace, *, make_scheduler: MakeScheduler) -> int:
     from bot.logs import configure_logging
     from bot.settings import get_settings
-    from scheduler.jobs import CampaignScheduler
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    scheduler = CampaignScheduler.from_settings(settings)
+    scheduler = make_scheduler(settings)
     _metrics_port(args, settings, scheduler.engine, "scheduler", lambda: {
         ("gongyou_scheduler_is_leader", "1 while this process runs the schedules"): float(scheduler.is_leader)})
     stop = _stop_on_signals()
@@ -81,7 +91,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction, *, parts: DispatchParts, make_scheduler: MakeScheduler) -> None:
     worker = sub.add_parser("dispatch", help="run a broadcast dispatch worker")
     worker.add_argument("--worker-id", default=None)
     worker.add_argument("--batch-size", type=int, default=0)
@@ -92,9 +102,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--idle-sleep", type=float, default=1.0)
     worker.add_argument("--senders", default="", help="module:factory(settings, sessionmaker) -> senders")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve metrics here (GONGYOU_METRICS_PORT)")
-    worker.set_defaults(func=dispatch)
+    worker.set_defaults(func=partial(dispatch, parts=parts))
 
     runner = sub.add_parser("scheduler", help="run campaign schedules (one leader; others stand by)")
     runner.add_argument("--with-dispatcher", action="store_true", help="also run a dispatcher in this process")
     runner.add_argument("--metrics-port", type=int, default=None, help="serve metrics here (GONGYOU_METRICS_PORT)")
-    runner.set_defaults(func=run_scheduler)
+    runner.set_defaults(func=partial(run_scheduler, make_scheduler=make_scheduler))

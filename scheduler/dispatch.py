@@ -1,6 +1,6 @@
 """The dispatcher: claims queued deliveries, sends them through the channel senders, records the outcome.
 
-    queued ──claim──> sending ──provider ok──> sent ──receipt──> delivered
+    queued ──claim──> sending ──provider ok──> sent   (a receipt then settles the outbox row, not this one)
        ^                 │  └──temporary failure, tries left──> queued (next_attempt_at = now + delay)
        │                 ├──temporary failure, no tries left──> the next channel (WeChat → SMS), else failed
        │                 ├──refused, another channel left──> queued on that channel (WeChat → SMS)
@@ -12,7 +12,9 @@
 Claiming is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING, so two
 workers never claim the same row (SKIP LOCKED on PostgreSQL; SQLite serialises writers). A row is
 marked "sending" and committed before the provider call; after a crash the provider's record of our
-idempotency key decides whether it was sent (see `reconcile`), so nothing is sent twice or lost.
+idempotency key decides whether it was sent (see `reconcile`), so nothing is sent twice or lost. A sent
+delivery points at the outbox row that carried it; the provider's receipt is that row's
+(bot.models.campaigns.DeliveryOutcome reads the two together).
 
 Allowed hours are per channel (SMS 08:00–20:00 local by default): rows of a closed channel are simply
 not claimed, so they wait for the window. The weekly cap is checked at claim time. The per-channel rate
@@ -53,7 +55,7 @@ from bot.channels.base import SendResult
 from bot.channels.policy import moves_on, reachable
 from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Event, Labourer, utcnow
-from bot.models.campaigns import SendRate
+from bot.models.campaigns import DeliveryOutcome, SendRate
 from bot.settings import Settings
 from bot.snapshot import KnowledgeStore
 from scheduler.render import Renderer, knowledge_for
@@ -372,11 +374,12 @@ class Dispatcher:
             dict(
                 session.execute(
                     select(D.c.labourer_id, func.count())
+                    .select_from(DeliveryOutcome.JOINED)
                     .where(
                         D.c.labourer_id.in_(ids),
                         D.c.capped.is_(True),
                         D.c.id.not_in(batch_ids),
-                        D.c.status.in_(("sending", "sent", "delivered")),
+                        DeliveryOutcome.reached,
                         func.coalesce(D.c.sent_at, D.c.sending_at) >= since,
                     )
                     .group_by(D.c.labourer_id)
@@ -585,18 +588,3 @@ class Dispatcher:
             return requeue
         return {"status": "failed", "failure_reason": "outcome_unknown", "failed_at": now}
 
-
-def apply_receipt(session: Session, outbound_message_id: int, *, delivered: bool, error_code: str | None = None,
-                  error: str | None = None, at: datetime | None = None) -> int:
-    """A provider's delivery report on an outbox row (bot.channels.outbound.record_receipt found it by the
-    provider's own id): the delivery pointing at that row goes sent → delivered, or sent → failed with the
-    reason."""
-    at = at or utcnow()
-    values: dict[str, Any] = (
-        {"status": "delivered", "delivered_at": at}
-        if delivered
-        else {"status": "failed", "failed_at": at, "failure_reason": "undelivered", "error_code": error_code, "error": error}
-    )
-    result = session.execute(
-        update(D).where(D.c.outbound_message_id == outbound_message_id, D.c.status == "sent").values(updated_at=at, **values))
-    return result.rowcount or 0

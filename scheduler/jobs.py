@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +29,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import make_engine, make_sessionmaker, migrate, session_scope
+from bot.db import session_scope
 from bot.models import Campaign, CampaignStep, utcnow
 from bot.settings import Settings
 from scheduler.campaigns import LIVE_STATES, settle_campaigns
@@ -80,12 +79,15 @@ def run_recurrence(campaign_id: int) -> FireResult | None:
 
 
 class CampaignScheduler:
+    """The schedules of one process. `dispatcher_factory` builds the dispatcher that `start(with_dispatcher=
+    True)` runs beside them; the composition point hands it in (bot.app.campaign_scheduler), with its
+    senders and knowledge, so nothing here composes the pipeline."""
+
     def __init__(self, settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
                  clock: Callable[[], datetime] = utcnow, sync_seconds: float = 10.0,
                  standby_seconds: float = 5.0, dispatcher_factory: Callable[[], Any] | None = None,
-                 services: Any = None, desk_seconds: float = 60.0) -> None:
+                 desk_seconds: float = 60.0) -> None:
         self.settings, self.engine, self.factory = settings, engine, factory
-        self.services = services  # the process's composed services, when it has them (the web process)
         self.clock, self.sync_seconds, self.standby_seconds = clock, sync_seconds, standby_seconds
         self.desk_seconds = desk_seconds
         self._media: Any = None  # the WeChat API for evidence photos, made on first use
@@ -96,12 +98,6 @@ class CampaignScheduler:
         self._standby: threading.Thread | None = None
         self._dispatch_thread: threading.Thread | None = None
         self._dispatcher: Any = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CampaignScheduler:
-        engine = make_engine(settings.database_url)
-        migrate(engine)
-        return cls(settings, engine, make_sessionmaker(engine))
 
     # ---- leadership -----------------------------------------------------------------------------
 
@@ -251,16 +247,9 @@ class CampaignScheduler:
             self._start_dispatcher()
 
     def _start_dispatcher(self) -> None:
-        from scheduler.dispatch import DispatchConfig, Dispatcher
-        from scheduler.senders import dispatch_parts
-
-        if self.dispatcher_factory is not None:
-            self._dispatcher = self.dispatcher_factory()
-        else:
-            senders, knowledge = dispatch_parts(self.settings, self.factory, spec=self.settings.dispatch_senders,
-                                                services=self.services)
-            self._dispatcher = Dispatcher(self.factory, senders, DispatchConfig.from_settings(self.settings),
-                                          clock=self.clock, knowledge=knowledge)
+        if self.dispatcher_factory is None:
+            raise RuntimeError("this scheduler was built without a dispatcher (bot.app.campaign_scheduler makes one)")
+        self._dispatcher = self.dispatcher_factory()
         self._dispatch_thread = threading.Thread(
             target=self._dispatcher.run, kwargs={"stop": self._stop}, name="dispatcher", daemon=True)
         self._dispatch_thread.start()
@@ -275,20 +264,3 @@ class CampaignScheduler:
         if _runtime.get("owner") is self:
             _runtime.clear()
 
-
-@asynccontextmanager
-async def lifespan(app: Any) -> AsyncIterator[None]:
-    """FastAPI lifespan: with GONGYOU_SCHEDULER_ENABLED, this web process also runs the schedules (when it
-    wins leadership) and a dispatcher — the embedded one-process default. Off in tests unless turned on."""
-    settings: Settings = app.state.settings
-    if not settings.scheduler_enabled:
-        yield
-        return
-    scheduler = CampaignScheduler(settings, app.state.engine, app.state.sessionmaker, services=app.state.services)
-    scheduler.start(with_dispatcher=True)
-    app.state.campaign_scheduler = scheduler
-    try:
-        yield
-    finally:
-        app.state.campaign_scheduler = None
-        scheduler.shutdown()

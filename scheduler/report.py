@@ -1,7 +1,8 @@
 """What officials see: a preview before sending and a report after, plus the per-recipient CSV export.
 
 Both are aggregate SQL over the same expressions planning uses (audience filter, channel choice), so the
-preview counts what firing would plan.
+preview counts what firing would plan. What became of each delivery is `DeliveryOutcome` (the delivery's own
+state, and its outbox row's receipt once the provider took it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.models import (
     SignUp,
     utcnow,
 )
+from bot.models.campaigns import DeliveryOutcome as Outcome
 from bot.settings import Settings
 from scheduler.audience import audience_where, has_address
 from scheduler.dispatch import parse_hours, window_open
@@ -55,8 +57,8 @@ def preview(session: Session, campaign: Campaign, settings: Settings, *, texts: 
     any_address = or_(*(has_address(c) for c in channels)) if channels else literal(False)
     sent_this_week = (
         select(func.count())
-        .where(Delivery.labourer_id == Labourer.id, Delivery.capped.is_(True),
-               Delivery.status.in_(("sending", "sent", "delivered")),
+        .select_from(Outcome.JOINED)
+        .where(Delivery.labourer_id == Labourer.id, Delivery.capped.is_(True), Outcome.reached,
                Delivery.sent_at >= now - timedelta(days=7))
         .correlate(Labourer)
         .scalar_subquery()
@@ -130,30 +132,30 @@ def _estimate_seconds(by_channel: dict[str, int], settings: Settings, now: datet
 
 
 def report(session: Session, campaign: Campaign, *, now: datetime | None = None) -> dict[str, Any]:
+    # One pass over the campaign's deliveries and their outbox rows: status, channel and reason together.
     counts = session.execute(
-        select(Delivery.status, Delivery.channel, func.count())
+        select(Outcome.status, Delivery.channel, Outcome.failure_reason, func.count())
+        .select_from(Outcome.JOINED)
         .where(Delivery.campaign_id == campaign.id)
-        .group_by(Delivery.status, Delivery.channel)
+        .group_by(Outcome.status, Delivery.channel, Outcome.failure_reason)
     ).all()
     by_status: dict[str, int] = {}
     by_channel: dict[str, dict[str, int]] = {}
-    for status, channel, count in counts:
+    reasons: dict[str | None, int] = {}
+    fallbacks = 0
+    for status, channel, reason, count in counts:
         by_status[status] = by_status.get(status, 0) + count
-        by_channel.setdefault(channel or "none", {})[status] = count
-    reasons = dict(
-        session.execute(
-            select(Delivery.failure_reason, func.count())
-            .where(Delivery.campaign_id == campaign.id, Delivery.status.in_(("failed", "skipped")))
-            .group_by(Delivery.failure_reason)
-        ).all()
+        per_channel = by_channel.setdefault(channel or "none", {})
+        per_channel[status] = per_channel.get(status, 0) + count
+        if status in ("failed", "skipped"):
+            reasons[reason] = reasons.get(reason, 0) + count
+        elif status in ("sent", "delivered") and reason and reason.startswith("fallback_from_"):
+            fallbacks += count
+    reached = (
+        select(Delivery.labourer_id, Delivery.channel).select_from(Outcome.JOINED)
+        .where(Delivery.campaign_id == campaign.id, Outcome.status.in_(("sent", "delivered")))
+        .subquery()
     )
-    fallbacks = session.scalar(
-        select(func.count()).where(Delivery.campaign_id == campaign.id, Delivery.failure_reason.like("fallback_from_%"),
-                                   Delivery.status.in_(("sent", "delivered")))
-    )
-    reached = select(Delivery.labourer_id, Delivery.channel).where(
-        Delivery.campaign_id == campaign.id, Delivery.status.in_(("sent", "delivered"))
-    ).subquery()
     opt_outs = session.scalar(
         select(func.count(func.distinct(Labourer.id)))
         .join(reached, reached.c.labourer_id == Labourer.id)
@@ -182,7 +184,7 @@ def report(session: Session, campaign: Campaign, *, now: datetime | None = None)
         "by_status": by_status,
         "by_channel": by_channel,
         "failures_by_reason": reasons,
-        "fallbacks": fallbacks or 0,
+        "fallbacks": fallbacks,
         "opt_outs": opt_outs or 0,
         "signups": signups,
         "steps": steps,
@@ -207,9 +209,10 @@ def report_csv(session: Session, campaign: Campaign, *, tz: str) -> Iterator[str
     signup = select(SignUp.status).where(SignUp.event_id == campaign.event_id, SignUp.labourer_id == Labourer.id)
     query = (
         select(Delivery.id, CampaignStep.kind, Labourer.name, Labourer.township, Labourer.village, Labourer.phone_masked,
-               Delivery.channel, Delivery.status, Delivery.attempts, Delivery.failure_reason, Delivery.error_code,
-               Delivery.sent_at, Delivery.delivered_at, Delivery.failed_at,
+               Delivery.channel, Outcome.status, Delivery.attempts, Outcome.failure_reason, Outcome.error_code,
+               Delivery.sent_at, Outcome.delivered_at, Outcome.failed_at,
                signup.correlate(Labourer).scalar_subquery() if campaign.event_id else literal(None))
+        .select_from(Outcome.JOINED)
         .join(Labourer, Labourer.id == Delivery.labourer_id)
         .join(CampaignStep, CampaignStep.id == Delivery.step_id)
         .where(Delivery.campaign_id == campaign.id)

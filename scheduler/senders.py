@@ -13,7 +13,6 @@ is never retried blindly either.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,11 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from bot.channels.base import SendResult
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
     from bot.conversation import Services
-    from bot.settings import Settings
-    from bot.snapshot import KnowledgeStore
 
 
 @dataclass(frozen=True)
@@ -123,36 +118,7 @@ class SmsSender(_ChannelSender):
                                 key=delivery.idempotency_key)
 
 
-# The one table of senders per channel: bot.app.compose builds each from the process's services, once.
+# The one table of senders per channel: bot.app.compose builds each from the process's services, once, and
+# bot.app.dispatch_parts hands them to a dispatcher (scheduler/ never composes the pipeline itself).
 CHANNEL_SENDERS: dict[str, Callable[[Services], Sender]] = {"wechat": WeChatSender, "sms": SmsSender}
 
-
-def channel_senders(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Sender]:
-    """The production senders, for a caller that needs nothing else of the services."""
-    return dispatch_parts(settings, factory)[0]
-
-
-def dispatch_parts(settings: Settings, factory: sessionmaker[Session], *, spec: str = "",
-                   services: Services | None = None) -> tuple[dict[str, Sender], KnowledgeStore]:
-    """What a dispatcher runs on: the senders and the knowledge snapshot its texts come from.
-
-    By default both are the process's composed services' (`services`, or composed here once: the web
-    process passes its own, so it has one table of senders and one snapshot). `spec` ("module:callable",
-    GONGYOU_DISPATCH_SENDERS or --senders) replaces the senders (tests' loopback gateways, benchmarks);
-    such a worker answers no message, so it reads the knowledge without composing the pipeline."""
-    if spec:
-        from scheduler.render import knowledge_for
-
-        return (load_factory(spec)(settings, factory),
-                knowledge_for(factory, settings.knowledge_dir, settings.knowledge_poll_seconds))
-    if services is None:
-        from bot.app import compose
-
-        services = compose(settings, factory)
-    return dict(services.senders), services.knowledge
-
-
-def load_factory(spec: str) -> Callable[..., dict[str, Sender]]:
-    """"module:callable" → the callable (settings.dispatch_senders)."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import pii
+from bot.app import dispatch_parts
 from bot.db import session_scope
 from bot.models import CampaignStep, Labourer
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
 from scheduler.render import knowledge_for
-from scheduler.senders import channel_senders
 from tests.fakes.sms_gateways import FakeAliyunSms
 
 PHONE = "13980000007"
@@ -88,7 +88,7 @@ def _schedule_and_fire(client, auth, factory, campaign_id: int) -> None:
 
 def _send(client, auth, factory, settings, campaign_id: int) -> None:
     _schedule_and_fire(client, auth, factory, campaign_id)
-    Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
+    Dispatcher(factory, dispatch_parts(settings, factory)[0], DispatchConfig(rates={}, windows={})).run(until_idle=True)
 
 
 def _texts_sent(aliyun: FakeAliyunSms) -> list[str]:
@@ -157,7 +157,7 @@ def test_an_officials_edit_of_the_campaign_texts_reaches_preview_and_the_sms_sen
 def test_a_running_dispatcher_renders_the_next_batch_with_the_edited_texts(client, admin_auth, factory, settings,
                                                                            aliyun, labourer) -> None:
     first = _campaign(client, admin_auth, _event(client, admin_auth), "first", channels=["sms"])
-    dispatcher = Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={}),
+    dispatcher = Dispatcher(factory, dispatch_parts(settings, factory)[0], DispatchConfig(rates={}, windows={}),
                             knowledge=knowledge_for(factory, settings.knowledge_dir, poll_seconds=0.01))
     _schedule_and_fire(client, admin_auth, factory, first)
     dispatcher.run(until_idle=True)

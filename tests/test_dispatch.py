@@ -3,13 +3,16 @@ WeChat → SMS fallback, pacing, crash reconciliation, receipts."""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import select, update
 
 from bot.channels.base import SendResult
+from bot.channels.outbound import record_receipt
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import Campaign, CampaignStep, Delivery, Labourer, OutboundMessage
 from scheduler.campaigns import settle_campaigns, transition
@@ -17,9 +20,9 @@ from scheduler.dispatch import (
     DispatchConfig,
     Dispatcher,
     RateLimiter,
-    apply_receipt,
     parse_hours,
 )
+from scheduler.report import report, report_csv
 from scheduler.planning import fire_step
 from tests.doubles import RecordingSender
 from tests.synthetic import insert_labourers, make_campaign
@@ -325,28 +328,73 @@ def test_unknown_outcome_is_never_sent_twice(factory) -> None:
     assert (row.status, row.failure_reason) == ("failed", "outcome_unknown")
 
 
-def test_receipts(factory, senders) -> None:
+def test_receipts_settle_the_outbox_row_and_the_report_reads_them_through_the_pointer(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
-        insert_labourers(s, 2, openid=None)
+        insert_labourers(s, 3, openid=None)
     campaign_id = launch(factory, clock)
     drain(Dispatcher(factory, senders, config(), clock=clock))
-    with session_scope(factory) as s:  # what a channel's outbox would hold, and each delivery pointing at its row
+    with session_scope(factory) as s:  # what a channel's outbox would hold, two deliveries pointing at their row
         rows = []
-        for delivery in s.scalars(select(Delivery).order_by(Delivery.id)):
+        for delivery in s.scalars(select(Delivery).order_by(Delivery.id).limit(2)):
             row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
                                   provider_message_id=f"biz-{delivery.id}", status="sent",
                                   idempotency_key=delivery.idempotency_key)
             s.add(row)
             s.flush()
             delivery.outbound_message_id = row.id
-            rows.append(row.id)
+            rows.append(delivery.id)
     with session_scope(factory) as s:
-        assert apply_receipt(s, rows[0], delivered=True, at=clock()) == 1
-        assert apply_receipt(s, rows[1], delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
-        assert apply_receipt(s, rows[0], delivered=False) == 0  # a late duplicate report changes nothing
-        assert apply_receipt(s, max(rows) + 1, delivered=False) == 0  # nobody's row
-    assert statuses(factory, campaign_id) == {"delivered": 1, "failed": 1}
+        receipt = partial(record_receipt, s, provider="aliyun")
+        assert receipt(provider_message_id=f"biz-{rows[0]}", delivered=True) == 1
+        assert receipt(provider_message_id=f"biz-{rows[1]}", delivered=False, error_code="MOBILE_NOT_ON_SERVICE") == 1
+        assert receipt(provider_message_id=f"biz-{rows[0]}", delivered=False) == 0  # a late duplicate changes nothing
+        assert receipt(provider_message_id="biz-nobody", delivered=False) == 0
+    assert statuses(factory, campaign_id) == {"sent": 3}  # the deliveries' own state: the provider took each
+    with session_scope(factory) as s:
+        figures = report(s, s.get(Campaign, campaign_id))
+        lines = list(csv.DictReader("".join(report_csv(s, s.get(Campaign, campaign_id), tz="UTC")).lstrip("\ufeff")
+                                    .splitlines()))
+    assert figures["by_status"] == {"sent": 1, "delivered": 1, "failed": 1}
+    assert figures["failures_by_reason"] == {"undelivered": 1}
+    by_id = {int(line["delivery_id"]): line for line in lines}
+    assert by_id[rows[0]]["status"] == "delivered" and by_id[rows[0]]["delivered_at"]
+    assert (by_id[rows[1]]["status"], by_id[rows[1]]["error_code"]) == ("failed", "MOBILE_NOT_ON_SERVICE")
+    assert by_id[rows[1]]["failed_at"] and not by_id[rows[1]]["delivered_at"]
+    [third] = set(by_id) - set(rows)  # a sender with no outbox: sent, and nothing a receipt could reach
+    assert (by_id[third]["status"], by_id[third]["delivered_at"]) == ("sent", "")
+
+
+def test_an_undelivered_broadcast_takes_no_weekly_slot(factory, senders) -> None:
+    """The weekly cap counts what reached the person: a broadcast the provider reported undelivered (on its
+    outbox row) leaves the slot free, one it reported delivered takes it."""
+    clock = Clock(MORNING)
+    with session_scope(factory) as s:
+        insert_labourers(s, 2, openid=None)
+    for n in range(3):
+        launch(factory, clock, name=f"通知{n}")
+        drain(Dispatcher(factory, senders, config(), clock=clock))
+        clock.advance(hours=1)
+    with session_scope(factory) as s:  # the first person's first broadcast was undelivered, the second's delivered
+        first = list(s.scalars(select(Delivery).order_by(Delivery.id).limit(2)))
+        for delivery in first:
+            row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
+                                  provider_message_id=f"biz-{delivery.id}", status="sent",
+                                  idempotency_key=delivery.idempotency_key)
+            s.add(row)
+            s.flush()
+            delivery.outbound_message_id = row.id
+        s.flush()
+        for delivery, ok in zip(first, (False, True)):
+            record_receipt(s, provider="aliyun", provider_message_id=f"biz-{delivery.id}", delivered=ok)
+        people = {d.id: d.labourer_id for d in first}
+    fourth = launch(factory, clock, name="通知3")
+    drain(Dispatcher(factory, senders, config(), clock=clock))
+    with session_scope(factory) as s:
+        outcome = {d.labourer_id: (d.status, d.failure_reason)
+                   for d in s.scalars(select(Delivery).where(Delivery.campaign_id == fourth))}
+    undelivered, delivered = (people[d.id] for d in first)
+    assert outcome == {undelivered: ("sent", None), delivered: ("skipped", "frequency_cap")}
 
 
 def test_rate_limiter_paces_without_bursts(factory) -> None:

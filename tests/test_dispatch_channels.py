@@ -15,9 +15,10 @@ from sqlalchemy import select
 
 from bot import pii
 from bot.channels import outbound, sms
-from bot.app import compose
+from bot.app import compose, dispatch_parts
 from bot.db import make_engine, make_sessionmaker, session_scope
 from bot.models import (
+    Campaign,
     CampaignStep,
     Delivery,
     Labourer,
@@ -25,10 +26,12 @@ from bot.models import (
     WeChatFollower,
     utcnow,
 )
+from bot.models.campaigns import DeliveryOutcome
 from scheduler.campaigns import transition
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.planning import fire_step
-from scheduler.senders import OutboundDelivery, channel_senders
+from scheduler.report import report
+from scheduler.senders import OutboundDelivery
 from tests.synthetic import make_campaign
 from tests.fakes.sms_gateways import FakeAliyunSms, FakeTencentSms
 from tests.fakes.wechat_api import FakeWeChatApi
@@ -101,7 +104,7 @@ def test_broadcast_through_the_channels(settings, factory, fakes) -> None:
     ids = _people(factory, settings)
     wechat.out_of_window.add("o-gone")
     # 丁 opted out: planning already marks the row (the opt-out unsubscribed the registry record too).
-    _launch(factory)
+    campaign_id = _launch(factory)
     services = compose(settings, factory)
     dispatcher = Dispatcher(factory, dict(services.senders), DispatchConfig(rates={}, windows={}))
     dispatcher.run(until_idle=True)
@@ -126,14 +129,19 @@ def test_broadcast_through_the_channels(settings, factory, fakes) -> None:
     biz_id = outbox[rows[ids["丙"]].outbound_message_id].provider_message_id
     assert biz_id
 
-    # The provider's report reaches the delivery through that row (the composed receipt listener); a report
-    # from another provider naming the same id is that provider's message, not this one.
+    # The provider's report settles that row, and the campaign's report reads it through the delivery's
+    # pointer; a report from another provider naming the same id is that provider's message, not this one.
+    def by_status() -> dict[str, int]:
+        with session_scope(factory) as s:
+            return report(s, s.get(Campaign, campaign_id))["by_status"]
+
     with session_scope(factory) as s:
-        assert outbound.record_receipt(s, services, provider="tencent", provider_message_id=biz_id, delivered=False) == 0
-    assert _rows(factory)[ids["丙"]].status == "sent"
+        assert outbound.record_receipt(s, provider="tencent", provider_message_id=biz_id, delivered=False) == 0
+    assert by_status() == {"sent": 3, "skipped": 1}
     with session_scope(factory) as s:
-        outbound.record_receipt(s, services, provider="aliyun", provider_message_id=biz_id, delivered=True)
-    assert _rows(factory)[ids["丙"]].status == "delivered"
+        outbound.record_receipt(s, provider="aliyun", provider_message_id=biz_id, delivered=True)
+    assert by_status() == {"sent": 2, "delivered": 1, "skipped": 1}
+    assert _rows(factory)[ids["丙"]].status == "sent"  # the delivery's own state: the receipt is the row's
 
 
 def test_opt_out_after_planning_is_refused_by_the_sms_channel(settings, factory, fakes) -> None:
@@ -143,7 +151,7 @@ def test_opt_out_after_planning_is_refused_by_the_sms_channel(settings, factory,
     with session_scope(factory) as s:  # opted out by SMS after planning, before sending
         row = sms.number_row(s, settings, "13980000003", lock=True)
         row.opted_out = True  # the number only: the registry record still says subscribed
-    Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
+    Dispatcher(factory, dispatch_parts(settings, factory)[0], DispatchConfig(rates={}, windows={})).run(until_idle=True)
     rows = _rows(factory)
     assert (rows[ids["丙"]].status, rows[ids["丙"]].error_code) == ("failed", "opted_out")
     assert "13980000003" not in _numbers(aliyun)
@@ -153,7 +161,7 @@ def test_crash_is_reconciled_from_the_channels_outbox(settings, factory, fakes) 
     wechat, aliyun = fakes
     _people(factory, settings)
     _launch(factory)
-    senders = channel_senders(settings, factory)
+    senders = dispatch_parts(settings, factory)[0]
     now = [utcnow()]
     dying = Dispatcher(factory, senders, DispatchConfig(rates={}, windows={}, lease=timedelta(seconds=30)),
                        clock=lambda: now[0], worker_id="dying")
@@ -207,7 +215,7 @@ def _sms_people(factory, settings, count: int) -> list[str]:
 def _crash_then_restart(settings, factory, kill) -> Dispatcher:
     """One worker runs a batch and is killed inside it (`kill(senders)` arms the kill); a second worker
     starts after the first one's lease ran out and finishes the broadcast."""
-    senders = channel_senders(settings, factory)
+    senders = dispatch_parts(settings, factory)[0]
     kill(senders)
     now = [utcnow()]
     config = DispatchConfig(rates={}, windows={}, lease=timedelta(seconds=30))
@@ -216,7 +224,7 @@ def _crash_then_restart(settings, factory, kill) -> Dispatcher:
     with session_scope(factory) as s:
         assert s.scalars(select(Delivery.status)).all().count("sending") > 0  # the kill left rows in flight
     now[0] += timedelta(minutes=1)
-    restarted = Dispatcher(factory, channel_senders(settings, factory), config, clock=lambda: now[0], worker_id="restarted")
+    restarted = Dispatcher(factory, dispatch_parts(settings, factory)[0], config, clock=lambda: now[0], worker_id="restarted")
     restarted.run(until_idle=True)
     return restarted
 
@@ -314,10 +322,11 @@ def _push(client, reports: list[dict]) -> None:
 
 
 def _sms_states(factory) -> dict[str, tuple[str, str]]:
-    """key → (delivery status, outbox status)"""
+    """key → (the delivery's outcome as the report shows it, its outbox row's status)"""
     with session_scope(factory) as s:
-        outbox = {m.idempotency_key: m.status for m in s.scalars(select(OutboundMessage))}
-        return {d.idempotency_key: (d.status, outbox.get(d.idempotency_key)) for d in s.scalars(select(Delivery))}
+        return {key: (shown, row) for key, shown, row in s.execute(
+            select(Delivery.idempotency_key, DeliveryOutcome.status, OutboundMessage.status)
+            .select_from(DeliveryOutcome.JOINED))}
 
 
 def test_receipts_are_matched_by_the_providers_own_id_only(settings, factory, fakes, client) -> None:
@@ -326,7 +335,7 @@ def test_receipts_are_matched_by_the_providers_own_id_only(settings, factory, fa
     _wechat, aliyun = fakes
     _sms_people(factory, settings, 3)
     _launch(factory)
-    Dispatcher(factory, channel_senders(settings, factory), DispatchConfig(rates={}, windows={})).run(until_idle=True)
+    Dispatcher(factory, dispatch_parts(settings, factory)[0], DispatchConfig(rates={}, windows={})).run(until_idle=True)
     before = _sms_states(factory)
     assert set(before.values()) == {("sent", "sent")}
     sent = aliyun.sent  # what the gateway took: number, OutId (our key); BizIds from its listing
@@ -379,7 +388,7 @@ def test_a_wechat_quota_error_is_retried_and_arrives_once(settings, factory, fak
     wechat.fail_for("o-in", 45009)  # the first try: the account's daily quota
     clock = [utcnow()]
     config = DispatchConfig(rates={}, windows={})
-    _advance_through_retries(factory, channel_senders(settings, factory), clock, config)
+    _advance_through_retries(factory, dispatch_parts(settings, factory)[0], clock, config)
 
     row = _rows(factory)[ids["甲"]]
     assert (row.status, row.channel, row.attempts) == ("sent", "wechat", 2)
@@ -397,7 +406,7 @@ def test_wechat_failing_every_try_falls_back_to_sms(settings, factory, fakes) ->
     _launch(factory)
     wechat.fail_for("o-in", 45009, 45009, 45009)
     clock = [utcnow()]
-    _advance_through_retries(factory, channel_senders(settings, factory), clock, DispatchConfig(rates={}, windows={}))
+    _advance_through_retries(factory, dispatch_parts(settings, factory)[0], clock, DispatchConfig(rates={}, windows={}))
 
     row = _rows(factory)[ids["甲"]]
     assert (row.status, row.channel, row.failure_reason) == ("sent", "sms", "fallback_from_wechat")
@@ -420,7 +429,7 @@ def test_aliyun_timeout_after_accepting_is_settled_by_query_send_details(make_se
     numbers = _sms_people(factory, settings, 3)
     _launch(factory)
     aliyun.stall_next("SendSms", 1.0, times=2)  # the first two are accepted, answered too late
-    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher = Dispatcher(factory, dispatch_parts(settings, factory)[0], IMPATIENT)
     dispatcher.run(until_idle=True)
 
     assert Counter(_numbers(aliyun)) == dict.fromkeys(numbers, 1)  # none twice, none lost
@@ -438,7 +447,7 @@ def test_tencent_timeout_after_accepting_is_settled_by_the_status_pull(tencent_s
     numbers = _sms_people(factory, settings, 3)
     _launch(factory)
     tencent.stall_next("SendSms", 1.0)
-    dispatcher = Dispatcher(factory, channel_senders(settings, factory), IMPATIENT)
+    dispatcher = Dispatcher(factory, dispatch_parts(settings, factory)[0], IMPATIENT)
     dispatcher.run(until_idle=True)
 
     sent_to = Counter(n.removeprefix("+86") for body in tencent.sent for n in body["PhoneNumberSet"])
@@ -460,7 +469,7 @@ def test_wechat_timeout_after_accepting_is_neither_resent_nor_sent_by_sms(make_s
     ids = _people(factory, settings)
     _launch(factory)
     wechat.stall_next("message/custom/send", 1.0)  # the first WeChat message (甲's) is accepted, answered late
-    Dispatcher(factory, channel_senders(settings, factory), IMPATIENT).run(until_idle=True)
+    Dispatcher(factory, dispatch_parts(settings, factory)[0], IMPATIENT).run(until_idle=True)
 
     row = _rows(factory)[ids["甲"]]
     assert (row.status, row.channel, row.failure_reason) == ("failed", "wechat", "outcome_unknown")

@@ -1,14 +1,16 @@
 """A broadcast delivery and the outbox row that carried it (issue 11, "one way to send"): the delivery points
-at the row (delivery.outbound_message_id), the provider's id and receipts are the row's, and a receipt reaches
-the delivery only through the listener the composition point lists — never through something an import or an
-earlier composition left behind. The senders are one table per composition, built once."""
+at the row (delivery.outbound_message_id), the provider's id and receipts are the row's alone, and everything
+that shows a delivery's outcome reads the receipt through the pointer (no listener copies it). The senders are
+one table per composition, built once, and handed to dispatchers by the composition point."""
 
 from __future__ import annotations
+
+import csv
 
 from alembic import command
 from sqlalchemy import insert, select, text
 
-from bot.app import compose
+from bot.app import compose, dispatch_parts
 from bot.channels import outbound
 from bot.conversation import Services
 from bot.db import alembic_config, make_engine, session_scope
@@ -16,9 +18,10 @@ from bot.dialogs.definitions import DIALOGS
 from bot.intents import events, handoff, menu, policy, records, registration, subscription
 from bot.models import CampaignStep, Delivery, Labourer, OutboundMessage, utcnow
 from scheduler.dispatch import DispatchConfig, Dispatcher
-from scheduler.senders import SmsSender, WeChatSender, dispatch_parts
+from scheduler.senders import SmsSender, WeChatSender
+from tests.fakes.sms_gateways import aliyun_report
 from tests.synthetic import insert_labourers, make_campaign
-from tests.test_dispatch_channels import _launch, _sms_people, factory, fakes, settings  # noqa: F401
+from tests.test_dispatch_channels import CALLBACK_TOKEN, _launch, _sms_people, factory, fakes, settings  # noqa: F401
 
 HANDLERS = [m.HANDLERS for m in (menu, policy, registration, events, records, subscription, handoff)]
 
@@ -30,36 +33,48 @@ def test_one_composition_builds_one_table_of_senders(settings, factory) -> None:
     senders, knowledge = dispatch_parts(settings, factory, services=services)
     assert senders == dict(services.senders) and knowledge is services.knowledge  # a dispatcher's: the same ones
     bare = Services.build(settings, factory, handlers=HANDLERS, dialogs=DIALOGS)
-    assert dict(bare.senders) == {} and bare.receipt_listeners == ()
+    assert dict(bare.senders) == {}
 
 
-def test_a_receipt_reaches_the_delivery_through_its_outbox_row_and_the_composed_listener(settings, factory,  # noqa: F811
-                                                                                           fakes) -> None:  # noqa: F811
+def test_a_receipt_settles_the_outbox_row_and_the_report_reads_it_through_the_delivery(  # noqa: F811
+        settings, factory, fakes, client, admin_auth) -> None:  # noqa: F811
+    """The provider's reports come in through POST /sms/inbound: the officials' report and export show one
+    broadcast delivered and one undelivered with the provider's code, read through each delivery's outbox row;
+    the deliveries themselves keep their own state ("sent": the provider took both), nothing copied."""
     _wechat, aliyun = fakes
-    _sms_people(factory, settings, 2)
+    numbers = _sms_people(factory, settings, 2)
     campaign_id = _launch(factory)
     services = compose(settings, factory)
     Dispatcher(factory, dict(services.senders), DispatchConfig(rates={}, windows={})).run(until_idle=True)
     with session_scope(factory) as s:
-        deliveries = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)))
-        carried = {d.id: s.get(OutboundMessage, d.outbound_message_id) for d in deliveries}
-        assert all(carried[d.id].idempotency_key == d.idempotency_key for d in deliveries)
-        assert all(d.status == "sent" and d.provider_message_id is None for d in deliveries)  # the row holds it
-        ids = [carried[d.id].provider_message_id for d in deliveries]
-        assert all(ids) and len(aliyun.sent) == 2
+        sent = s.execute(select(Labourer.name, OutboundMessage.provider_message_id)
+                         .join(Delivery, Delivery.labourer_id == Labourer.id)
+                         .join(OutboundMessage, OutboundMessage.id == Delivery.outbound_message_id)
+                         .where(Delivery.campaign_id == campaign_id)).all()
+    biz = {numbers[int(name.removeprefix("工友"))]: provider_id for name, provider_id in sent}
+    assert len(biz) == 2 and all(biz.values()) and len(aliyun.sent) == 2
 
-    # Services composed without the listener (as a part of the product that sends no broadcast would be):
-    # the outbox row takes the report, the delivery does not follow — nothing global carries it there.
-    bare = Services.build(settings, factory, handlers=HANDLERS, dialogs=DIALOGS)
+    callback = f"/sms/inbound?token={CALLBACK_TOKEN}"
+    for number, ok in zip(numbers, (True, False)):
+        assert client.post(callback, json=aliyun_report(number, biz[number], ok)).status_code == 200
+    figures = client.get(f"/api/admin/campaigns/{campaign_id}/report", headers=admin_auth).json()
+    assert figures["by_status"] == {"delivered": 1, "failed": 1}
+    assert figures["failures_by_reason"] == {"undelivered": 1}
+    export = client.get(f"/api/admin/campaigns/{campaign_id}/report.csv", headers=admin_auth)
+    lines = {line["name"]: line for line in csv.DictReader(export.text.lstrip("\ufeff").splitlines())}
+    assert (lines["工友0"]["status"], lines["工友0"]["error_code"]) == ("delivered", "")
+    assert lines["工友0"]["delivered_at"] and not lines["工友0"]["failed_at"]
+    assert (lines["工友1"]["status"], lines["工友1"]["failure_reason"], lines["工友1"]["error_code"]) == \
+        ("failed", "undelivered", "MK:0001")
+    assert lines["工友1"]["failed_at"] and not lines["工友1"]["delivered_at"]
+
     with session_scope(factory) as s:
-        assert outbound.record_receipt(s, bare, provider="aliyun", provider_message_id=ids[0], delivered=True) == 1
-        assert outbound.record_receipt(s, services, provider="aliyun", provider_message_id=ids[1], delivered=False,
-                                       error_code="MOBILE_NOT_ON_SERVICE") == 1
-    with session_scope(factory) as s:
-        after = {d.id: (d.status, d.failure_reason, d.error_code)
-                 for d in s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
-    assert after == {deliveries[0].id: ("sent", None, None),
-                     deliveries[1].id: ("failed", "undelivered", "MOBILE_NOT_ON_SERVICE")}
+        own = {d.id: (d.status, d.failure_reason, d.error_code, d.error, d.failed_at)
+               for d in s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
+        rows = {o.provider_message_id: (o.status, o.error_code, o.receipt_at is not None)
+                for o in s.scalars(select(OutboundMessage))}
+    assert set(own.values()) == {("sent", None, None, None, None)}
+    assert rows == {biz[numbers[0]]: ("delivered", None, True), biz[numbers[1]]: ("failed", "MK:0001", True)}
 
 
 def test_the_migration_links_deliveries_sent_before_it_by_their_key(db_url) -> None:

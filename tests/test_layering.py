@@ -46,6 +46,25 @@ def test_only_the_composition_point_cli_and_http_layer_import_scheduler() -> Non
     assert offenders == set()
 
 
+def test_scheduler_never_imports_the_composition_point() -> None:
+    """scheduler/ is handed what it runs on (senders, knowledge, the dispatcher beside the schedules) by
+    bot.app / bot.cli; it never composes the pipeline itself, not even lazily inside a function."""
+    composition = ("bot.app", "bot.cli")
+
+    def named(path: Path) -> set[str]:  # also `from bot import app`
+        names = imports(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        return names
+
+    offenders = {
+        relative(p): sorted(n for n in named(p) if n in composition or n.startswith(tuple(f"{c}." for c in composition)))
+        for p in modules("scheduler")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
 def test_production_code_holds_no_test_doubles() -> None:
     """Recording senders, JSON-lines gateways and synthetic rosters live in tests/ (benchmarks import them from
     there); nothing in bot/ or scheduler/ imports tests/ or defines them."""

@@ -16,7 +16,8 @@ updated with the provider's answer, so a process killed in between leaves a row 
 provider". A broadcast delivery passes its idempotency key: one row per key, and a second send under
 the same key returns the first one's outcome instead of a second message (`earlier_outcome` asks the
 provider about a row left "sending" where the provider can be asked). Receipts (SMS reports,
-TEMPLATESENDJOBFINISH) update the rows through record_receipt.
+TEMPLATESENDJOBFINISH) settle the rows through record_receipt, and only the rows: a broadcast delivery or a
+desk message reads its receipt through its pointer to the row.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def send_recorded(
                 session.commit()
                 return replace(outcome, outbound_id=earlier.id)
             _reuse(earlier, record)
-            earlier.provider_message_id = earlier.error_code = earlier.error = None
+            earlier.provider_message_id = earlier.error_code = earlier.error = earlier.receipt_at = None
             row = earlier
     if row is record:
         session.add(record)
@@ -325,11 +326,13 @@ def send_mass_by_tag(session: Session, services: Services, tag_id: int, reply: R
 
 
 def record_receipt(
-    session: Session, services: Services, *, provider: str, provider_message_id: str, delivered: bool,
+    session: Session, *, provider: str, provider_message_id: str, delivered: bool,
     error_code: str | None = None, error: str | None = None, user_id: str | None = None,
 ) -> int:
-    """A provider's delivery report: mark the message(s) delivered or failed, and tell the services'
-    receipt listeners (bot.app.compose: the broadcast deliveries pointing at the row). Returns rows updated.
+    """A provider's delivery report: mark the message(s) delivered or failed, with the provider's error and
+    the time. The report is the row's alone: the broadcast delivery or desk message it carried reads it
+    through its pointer (bot.models.campaigns.DeliveryOutcome, bot.helpdesk.case_messages), nothing is
+    copied. Returns rows updated.
 
     Found only by the provider's own message id (BizId, SerialNo, MsgID) of a message it accepted from
     us and has not reported on yet: an id nobody outside learns. Never by a field the report merely
@@ -344,12 +347,11 @@ def record_receipt(
     if user_id is not None:  # a batch shares one id (Aliyun BizId): the number picks the row
         query = query.where(OutboundMessage.user_id == user_id)
     rows = list(session.scalars(query))
+    now = utcnow()
     for row in rows:
-        row.status = "delivered" if delivered else "failed"
+        row.status, row.receipt_at = ("delivered" if delivered else "failed"), now
         if not delivered:
             row.error_code, row.error = error_code, error or error_code
-        for listener in services.receipt_listeners:
-            listener(session, row)
     return len(rows)
 
 

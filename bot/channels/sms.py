@@ -631,7 +631,7 @@ def _process(services: Services, ups: list[Upstream], receipts: list[Receipt], p
                 user_id = None
         try:
             with session_scope(services.sessionmaker) as session:
-                record_receipt(session, services, provider=provider, provider_message_id=receipt.provider_message_id,
+                record_receipt(session, provider=provider, provider_message_id=receipt.provider_message_id,
                                delivered=receipt.delivered, error_code=receipt.error_code, user_id=user_id)
         except Exception:  # noqa: BLE001 - one bad report must not lose the others of the batch
             log.exception("sms receipt failed")

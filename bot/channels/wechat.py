@@ -306,7 +306,7 @@ def template_job_finished(services: Services, node: dict[str, Any]) -> None:
         return
     with session_scope(services.sessionmaker) as session:
         record_receipt(
-            session, services,
+            session,
             provider="wechat",
             provider_message_id=msg_id,
             delivered=status == "success",

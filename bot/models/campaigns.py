@@ -3,7 +3,8 @@ sign-ups and the idempotency keys of the officials' API.
 
 A campaign's state changes only through `scheduler.campaigns.transition`; a delivery's only through the
 dispatcher (`scheduler.dispatch`). One delivery row per (campaign, step, labourer), enforced by a unique
-constraint, is what makes a second fire, a retried job or a restart harmless.
+constraint, is what makes a second fire, a retried job or a restart harmless. What the provider reported
+after it took a message (a receipt) is the outbox row's, read through the delivery's pointer: `DeliveryOutcome`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Select,
     String,
     Text,
     UniqueConstraint,
+    and_,
+    case,
+    literal,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, utcnow
+from bot.models.channels import OutboundMessage
 
 CAMPAIGN_STATES = ("draft", "scheduled", "sending", "done", "paused", "cancelled", "failed")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
+# A delivery's own states (the dispatcher's); "delivered" is only ever shown, from its outbox row's receipt.
+DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "skipped")
 SIGNUP_STATUSES = ("registered", "waitlisted", "cancelled")
 
 
@@ -118,7 +125,15 @@ class CampaignStep(Base):
 
 
 class Delivery(Base):
-    """One message of one step to one labourer: queued → sending → sent → delivered | failed (or skipped)."""
+    """One message of one step to one labourer, as the dispatcher moves it: queued → sending → sent, or
+    failed before any provider took it (refused, retries used up, outcome unknown), or skipped; retries,
+    leases and the fallback to another channel are its own too.
+
+    Once a provider took the message the delivery stays "sent": the provider's id, its answer and its
+    receipt (delivered, or failed with the provider's error, and when) are the outbox row's
+    (`outbound_message_id`), never copied here; `DeliveryOutcome` reads the two together. A sender with no
+    outbox (tests' loopback gateways, benchmarks) writes what it has, its message id, to
+    `provider_message_id` at send time, and no receipt ever reaches such a delivery: it ends "sent"."""
 
     __tablename__ = "delivery"
     __table_args__ = (
@@ -138,9 +153,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
-    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)  # senders with no outbox only
     # The channel's outbox row that carried it (bot.channels.outbound: one row per idempotency key): the
-    # provider's id, its answer and its receipts are that row's; a receipt reaches this delivery through it.
+    # provider's id, its answer and its receipt are that row's, read through this pointer.
     # None for senders without an outbox (tests' loopback gateways) and for what never reached a provider.
     outbound_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("outbound_message.id", ondelete="SET NULL"), index=True)
@@ -152,9 +167,35 @@ class Delivery(Base):
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
-    delivered_at: Mapped[datetime | None]
-    failed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]  # failed in the dispatcher (an undelivered receipt's time is the row's)
     updated_at: Mapped[datetime | None]
+
+
+_D, _O = Delivery.__table__, OutboundMessage.__table__
+_RECEIPT = and_(_D.c.status == "sent", _O.c.receipt_at.is_not(None))
+_UNDELIVERED = and_(_RECEIPT, _O.c.status == "failed")
+
+
+class DeliveryOutcome:
+    """What became of a delivery, as reports, figures and metrics show it: the delivery's own state until a
+    provider took the message, then its outbox row's receipt when one came (delivered; failed, reason
+    "undelivered", with the provider's error). Column expressions over delivery LEFT JOIN outbound_message:
+    put the join in with `with_outbox` (or select from `JOINED`)."""
+
+    JOINED = _D.outerjoin(_O, _O.c.id == _D.c.outbound_message_id)
+    status = case((_RECEIPT, _O.c.status), else_=_D.c.status)
+    failure_reason = case((_UNDELIVERED, literal("undelivered")), else_=_D.c.failure_reason)
+    error_code = case((_UNDELIVERED, _O.c.error_code), else_=_D.c.error_code)
+    error = case((_UNDELIVERED, _O.c.error), else_=_D.c.error)
+    delivered_at = case((and_(_RECEIPT, _O.c.status == "delivered"), _O.c.receipt_at))
+    failed_at = case((_UNDELIVERED, _O.c.receipt_at), else_=_D.c.failed_at)
+    # Took a turn of the labourer's attention this week: being sent, or sent and not reported undelivered.
+    reached = and_(_D.c.status.in_(("sending", "sent")), ~_UNDELIVERED)
+
+    @staticmethod
+    def with_outbox(stmt: Select[Any]) -> Select[Any]:
+        """`stmt` (which selects from delivery) with each delivery's outbox row beside it."""
+        return stmt.outerjoin(_O, _O.c.id == _D.c.outbound_message_id)
 
 
 class SendRate(Base):

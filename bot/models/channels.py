@@ -54,7 +54,9 @@ class OutboundMessage(Base):
     (opt-out, frequency cap). The row is committed as "sending" before the provider call and updated
     with its answer (bot.channels.outbound.send_recorded), so a row left "sending" is a call whose
     outcome only the provider knows. Receipts (SMS reports, TEMPLATESENDJOBFINISH) find the row by
-    (provider, provider_message_id).
+    (provider, provider_message_id) and settle it: sent → delivered | failed, with the provider's error and
+    `receipt_at`. The receipt is this row's alone: a broadcast delivery or a desk message that the row
+    carried reads it through its pointer (delivery.outbound_message_id, ticket_message.outbound_id).
 
     `idempotency_key` is the delivery's key when a broadcast sent the message (one row per key: a
     later attempt of the same delivery reuses it); None for replies and notices.
@@ -81,6 +83,7 @@ class OutboundMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    receipt_at: Mapped[datetime | None]  # when a receipt settled the row (delivered or failed); None before
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -30,6 +30,7 @@ from bot.audit import audit
 from bot.auth import Actor
 from bot.db import session_scope
 from bot.models import Audience, Campaign, Delivery, IdempotencyKey, Labourer, utcnow
+from bot.models.campaigns import DeliveryOutcome as Outcome
 from bot.scope import get_scoped, scoped_filter
 from bot.settings import Settings
 from scheduler.audience import audience_where, validate_filter
@@ -350,13 +351,15 @@ TIMELINE_POINTS = 120
 
 
 def timeline(session: Session, campaign: Campaign, *, tz: str) -> dict[str, Any]:
-    """Deliveries sent and failed, cumulated over time: at most TIMELINE_POINTS points, a second apart or more."""
+    """Deliveries sent and failed (in the dispatcher, or reported undelivered by the provider's receipt),
+    cumulated over time: at most TIMELINE_POINTS points, a second apart or more."""
     zone = ZoneInfo(tz)
     events: list[tuple[datetime, str]] = []
-    for column, name in ((Delivery.sent_at, "sent"), (Delivery.failed_at, "failed")):
+    for column, name in ((Delivery.sent_at, "sent"), (Outcome.failed_at, "failed")):
         second = _second(session, column)
-        for at, count in session.execute(select(second, func.count()).where(Delivery.campaign_id == campaign.id,
-                                                                             column.is_not(None)).group_by(second)):
+        counted = select(second, func.count()).select_from(Outcome.JOINED if name == "failed" else Delivery)
+        for at, count in session.execute(counted.where(Delivery.campaign_id == campaign.id,
+                                                       column.is_not(None)).group_by(second)):
             events.append((_as_moment(at), name, count))  # type: ignore[arg-type]
     if not events:
         return {"labels": [], "sent": [], "failed": []}

@@ -83,9 +83,9 @@ class MessageOut(BaseModel):
     at: datetime
 
     @classmethod
-    def of(cls, message: TicketMessage) -> "MessageOut":
+    def of(cls, message: TicketMessage, delivered: helpdesk.Delivered) -> "MessageOut":
         return cls(id=message.id, source=message.source, author=message.author,  # type: ignore[arg-type]
-                   visibility=message.visibility, body=message.body, delivery=message.delivery,  # type: ignore[arg-type]
+                   visibility=message.visibility, body=message.body, delivery=delivered.state,  # type: ignore[arg-type]
                    at=message.created_at)
 
 
@@ -137,7 +137,7 @@ def _case(session: SessionDep, ticket: Ticket) -> CaseOut:
     return CaseOut(**TicketOut.of(ticket, now).model_dump(), complaint_id=ticket.complaint_id,
                    handoff_id=ticket.handoff_id, merged_into=merged_into,
                    events=[EventOut.of(e) for e in helpdesk.case_events(session, ticket)],
-                   messages=[MessageOut.of(m) for m in helpdesk.case_messages(session, ticket)])
+                   messages=[MessageOut.of(m, d) for m, d in helpdesk.case_messages(session, ticket)])
 
 
 @router.get("/tickets/{ticket_no}", response_model=CaseOut, responses=NOT_FOUND)
@@ -152,7 +152,7 @@ def post_message(ticket_no: TicketNo, body: MessageIn, session: SessionDep, serv
     an internal note never leaves the desk."""
     ticket = helpdesk.find_ticket(session, actor, ticket_no)
     message = helpdesk.post_message(session, services, actor, ticket, body=body.body, visibility=body.visibility)
-    return MessageOut.of(message)
+    return MessageOut.of(message, helpdesk.delivered(message, None))  # just sent: no receipt yet
 
 
 @router.post("/tickets/{ticket_no}/transition", response_model=CaseOut, responses={**NOT_FOUND, **CONFLICT})
