@@ -13,7 +13,8 @@ from sqlalchemy import insert, select, text
 from bot.app import compose, dispatch_parts
 from bot.channels import outbound
 from bot.conversation import Services
-from bot.db import alembic_config, make_engine, session_scope
+from bot import helpdesk
+from bot.db import alembic_config, make_engine, make_sessionmaker, session_scope
 from bot.dialogs.definitions import DIALOGS
 from bot.intents import events, handoff, menu, policy, records, registration, subscription
 from bot.models import CampaignStep, Delivery, Labourer, OutboundMessage, utcnow
@@ -107,6 +108,90 @@ def test_the_migration_links_deliveries_sent_before_it_by_their_key(db_url) -> N
             " LEFT JOIN outbound_message o ON o.id = d.outbound_message_id")).all())
     engine.dispose()
     assert linked == {"c1s1l1": "biz-1", "c1s1l2": None}
+
+
+def test_the_migration_moves_the_receipts_copied_onto_deliveries_and_desk_messages_to_their_rows(db_url) -> None:
+    """0021: what a receipt had copied onto a delivery or a desk message (delivered, undelivered with the
+    provider's code, the time) is its outbox row's afterwards, read through the pointer as before; the
+    delivery is "sent" again, a failure of its own stays. Downgrading copies the receipts back."""
+    from datetime import timedelta
+
+    from bot.models import Ticket, TicketMessage
+    from bot.models.campaigns import DeliveryOutcome
+
+    engine = make_engine(db_url)
+    config = alembic_config(engine)
+    command.downgrade(config, "0020")
+    at = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    try:
+        with engine.begin() as conn:
+            with session_scope_on(conn) as s:
+                insert_labourers(s, 3, openid=None)
+                campaign = make_campaign(s)
+                step = CampaignStep(campaign_id=campaign.id, kind="initial", due_at=utcnow(), status="fired")
+                s.add(step)
+                s.flush()
+                people = list(s.scalars(select(Labourer.id).order_by(Labourer.id)))
+            rows = {}
+            for key, status, code in (("c1s1l1", "delivered", None), ("c1s1l2", "failed", "MK:0001"),
+                                      (None, "delivered", None)):
+                rows[key] = conn.execute(insert(OutboundMessage.__table__).values(
+                    channel="sms", kind="sms", user_id=f"h-{key}", provider="aliyun", provider_message_id=f"biz-{key}",
+                    status=status, error_code=code, error=code, idempotency_key=key)).inserted_primary_key[0]
+            deliveries = (
+                (people[0], "c1s1l1", "delivered", "fallback_from_wechat", None, rows["c1s1l1"]),
+                (people[1], "c1s1l2", "failed", "undelivered", "MK:0001", rows["c1s1l2"]),
+                (people[2], "c1s1l3", "failed", "refused", "isv.MOBILE_NUMBER_ILLEGAL", None),
+            )
+            for labourer_id, key, status, reason, code, row in deliveries:
+                conn.execute(text(
+                    "INSERT INTO delivery (campaign_id, step_id, labourer_id, channel, status, capped, attempts,"
+                    " idempotency_key, failure_reason, error_code, error, outbound_message_id, sent_at, delivered_at,"
+                    " failed_at) VALUES (:c, :s, :l, 'sms', :status, true, 1, :key, :reason, :code, :error, :row, :sent,"
+                    " :delivered, :failed)"),
+                    {"c": campaign.id, "s": step.id, "l": labourer_id, "status": status, "key": key, "reason": reason,
+                     "code": code, "error": code, "row": row, "sent": at if row else None,
+                     "delivered": at if status == "delivered" else None,
+                     "failed": at + timedelta(minutes=1) if status == "failed" else None})
+            ticket = conn.execute(insert(Ticket.__table__).values(
+                ticket_no="RG-1", kind="handoff", channel="sms", user_id="h-None")).inserted_primary_key[0]
+            conn.execute(insert(TicketMessage.__table__).values(
+                ticket_id=ticket, source="staff", body="您好", delivery="delivered", outbound_id=rows[None]))
+    except BaseException:
+        command.upgrade(config, "head")
+        raise
+    command.upgrade(config, "head")
+
+    def shown() -> dict[str, tuple]:
+        with engine.connect() as conn:
+            return {key: tuple(rest) for key, *rest in conn.execute(
+                select(Delivery.idempotency_key, Delivery.status, DeliveryOutcome.status, DeliveryOutcome.failure_reason,
+                       DeliveryOutcome.error_code, DeliveryOutcome.delivered_at.is_not(None),
+                       DeliveryOutcome.failed_at.is_not(None)).select_from(DeliveryOutcome.JOINED))}
+
+    assert shown() == {
+        "c1s1l1": ("sent", "delivered", "fallback_from_wechat", None, True, False),
+        "c1s1l2": ("sent", "failed", "undelivered", "MK:0001", False, True),
+        "c1s1l3": ("failed", "failed", "refused", "isv.MOBILE_NUMBER_ILLEGAL", False, True),
+    }
+    with session_scope(make_sessionmaker(engine)) as s:
+        [(message, delivered)] = helpdesk.case_messages(s, s.get(Ticket, ticket))
+        assert (message.delivery, delivered.state) == ("sent", "delivered")
+        times = dict(s.execute(select(OutboundMessage.idempotency_key, OutboundMessage.receipt_at)).all())
+    assert times["c1s1l1"] == at and times["c1s1l2"] == at + timedelta(minutes=1) and times[None] is not None
+
+    command.downgrade(config, "0020")
+    try:
+        with engine.connect() as conn:
+            before = dict(conn.execute(text("SELECT idempotency_key, status || '/' || COALESCE(failure_reason, '') ||"
+                                            " '/' || COALESCE(error_code, '') FROM delivery")).all())
+            desk = conn.execute(text("SELECT delivery FROM ticket_message")).scalar_one()
+    finally:
+        command.upgrade(config, "head")
+        engine.dispose()
+    assert before == {"c1s1l1": "delivered/fallback_from_wechat/", "c1s1l2": "failed/undelivered/MK:0001",
+                      "c1s1l3": "failed/refused/isv.MOBILE_NUMBER_ILLEGAL"}
+    assert desk == "delivered"
 
 
 def _columns(conn, table: str) -> list[dict]:  # noqa: ANN001

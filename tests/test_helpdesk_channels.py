@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.models import MessageLog, Ticket
+from bot.models import MessageLog, Ticket, TicketMessage
 
 from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.fakes.wechat_api import FakeWeChatApi
@@ -161,6 +161,12 @@ def test_each_replys_delivery_follows_the_sms_reports(client, app, fakes, make_s
     login(client, "desk-pc")
     page = client.get(f"/console/helpdesk/{no}").text
     assert "已送达" in page and "发送失败" in page and 'title="MK:0001' in page
+    # Read through each reply's outbox row: the receipt is the row's; the message keeps the desk's own "sent".
+    with db(app) as session:
+        kept = session.execute(select(TicketMessage.delivery, TicketMessage.delivery_error, OutboundMessage.status)
+                               .join(OutboundMessage, OutboundMessage.id == TicketMessage.outbound_id)
+                               .where(TicketMessage.source == "staff")).all()
+    assert sorted(kept) == [("sent", None, "delivered"), ("sent", None, "failed")]
 
 
 def test_the_labourer_is_told_when_their_case_changes_and_a_handoff_is_handed_back(client, app, say, make_staff):
