@@ -328,22 +328,28 @@ def test_unknown_outcome_is_never_sent_twice(factory) -> None:
     assert (row.status, row.failure_reason) == ("failed", "outcome_unknown")
 
 
+def carried_by_outbox(session, deliveries: list[Delivery]) -> list[int]:  # noqa: ANN001
+    """What a channel's outbox would hold for these (loopback-sent) deliveries: an Aliyun row each, BizId
+    "biz-<delivery id>", the delivery pointing at it. Returns the deliveries' ids."""
+    for delivery in deliveries:
+        row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
+                              provider_message_id=f"biz-{delivery.id}", status="sent",
+                              idempotency_key=delivery.idempotency_key)
+        session.add(row)
+        session.flush()
+        delivery.outbound_message_id = row.id
+    session.flush()
+    return [d.id for d in deliveries]
+
+
 def test_receipts_settle_the_outbox_row_and_the_report_reads_them_through_the_pointer(factory, senders) -> None:
     clock = Clock(MORNING)
     with session_scope(factory) as s:
         insert_labourers(s, 3, openid=None)
     campaign_id = launch(factory, clock)
     drain(Dispatcher(factory, senders, config(), clock=clock))
-    with session_scope(factory) as s:  # what a channel's outbox would hold, two deliveries pointing at their row
-        rows = []
-        for delivery in s.scalars(select(Delivery).order_by(Delivery.id).limit(2)):
-            row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
-                                  provider_message_id=f"biz-{delivery.id}", status="sent",
-                                  idempotency_key=delivery.idempotency_key)
-            s.add(row)
-            s.flush()
-            delivery.outbound_message_id = row.id
-            rows.append(delivery.id)
+    with session_scope(factory) as s:
+        rows = carried_by_outbox(s, list(s.scalars(select(Delivery).order_by(Delivery.id).limit(2))))
     with session_scope(factory) as s:
         receipt = partial(record_receipt, s, provider="aliyun")
         assert receipt(provider_message_id=f"biz-{rows[0]}", delivered=True) == 1
@@ -377,14 +383,7 @@ def test_an_undelivered_broadcast_takes_no_weekly_slot(factory, senders) -> None
         clock.advance(hours=1)
     with session_scope(factory) as s:  # the first person's first broadcast was undelivered, the second's delivered
         first = list(s.scalars(select(Delivery).order_by(Delivery.id).limit(2)))
-        for delivery in first:
-            row = OutboundMessage(channel="sms", kind="sms", user_id=f"h{delivery.id}", provider="aliyun",
-                                  provider_message_id=f"biz-{delivery.id}", status="sent",
-                                  idempotency_key=delivery.idempotency_key)
-            s.add(row)
-            s.flush()
-            delivery.outbound_message_id = row.id
-        s.flush()
+        carried_by_outbox(s, first)
         for delivery, ok in zip(first, (False, True)):
             record_receipt(s, provider="aliyun", provider_message_id=f"biz-{delivery.id}", delivered=ok)
         people = {d.id: d.labourer_id for d in first}

@@ -17,7 +17,7 @@ from bot import helpdesk
 from bot.db import alembic_config, make_engine, make_sessionmaker, session_scope
 from bot.dialogs.definitions import DIALOGS
 from bot.intents import events, handoff, menu, policy, records, registration, subscription
-from bot.models import CampaignStep, Delivery, Labourer, OutboundMessage, utcnow
+from bot.models import Campaign, CampaignStep, Delivery, Labourer, OutboundMessage, utcnow
 from scheduler.dispatch import DispatchConfig, Dispatcher
 from scheduler.senders import SmsSender, WeChatSender
 from tests.fakes.sms_gateways import aliyun_report
@@ -86,13 +86,7 @@ def test_the_migration_links_deliveries_sent_before_it_by_their_key(db_url) -> N
     try:
         with engine.begin() as conn:
             assert "outbound_message_id" not in {c["name"] for c in _columns(conn, "delivery")}
-            with session_scope_on(conn) as s:
-                insert_labourers(s, 2, openid=None)
-                campaign = make_campaign(s)
-                step = CampaignStep(campaign_id=campaign.id, kind="initial", due_at=utcnow(), status="fired")
-                s.add(step)
-                s.flush()
-                people = list(s.scalars(select(Labourer.id).order_by(Labourer.id)))
+            campaign, step, people = _fired_campaign(conn, 2)
             for labourer_id, key in zip(people, ("c1s1l1", "c1s1l2")):
                 conn.execute(insert(Delivery.__table__).values(
                     campaign_id=campaign.id, step_id=step.id, labourer_id=labourer_id, channel="sms", status="sent",
@@ -125,13 +119,7 @@ def test_the_migration_moves_the_receipts_copied_onto_deliveries_and_desk_messag
     at = utcnow().replace(microsecond=0) - timedelta(hours=1)
     try:
         with engine.begin() as conn:
-            with session_scope_on(conn) as s:
-                insert_labourers(s, 3, openid=None)
-                campaign = make_campaign(s)
-                step = CampaignStep(campaign_id=campaign.id, kind="initial", due_at=utcnow(), status="fired")
-                s.add(step)
-                s.flush()
-                people = list(s.scalars(select(Labourer.id).order_by(Labourer.id)))
+            campaign, step, people = _fired_campaign(conn, 3)
             rows = {}
             for key, status, code in (("c1s1l1", "delivered", None), ("c1s1l2", "failed", "MK:0001"),
                                       (None, "delivered", None)):
@@ -192,6 +180,17 @@ def test_the_migration_moves_the_receipts_copied_onto_deliveries_and_desk_messag
     assert before == {"c1s1l1": "delivered/fallback_from_wechat/", "c1s1l2": "failed/undelivered/MK:0001",
                       "c1s1l3": "failed/refused/isv.MOBILE_NUMBER_ILLEGAL"}
     assert desk == "delivered"
+
+
+def _fired_campaign(conn, people: int) -> tuple[Campaign, CampaignStep, list[int]]:  # noqa: ANN001
+    """On a migration test's connection: `people` SMS-only labourers and a campaign whose step fired."""
+    with session_scope_on(conn) as s:
+        insert_labourers(s, people, openid=None)
+        campaign = make_campaign(s)
+        step = CampaignStep(campaign_id=campaign.id, kind="initial", due_at=utcnow(), status="fired")
+        s.add(step)
+        s.flush()
+        return campaign, step, list(s.scalars(select(Labourer.id).order_by(Labourer.id)))
 
 
 def _columns(conn, table: str) -> list[dict]:  # noqa: ANN001
