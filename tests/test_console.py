@@ -129,3 +129,32 @@ def test_a_refusal_page_keeps_the_signed_in_members_navigation(client, make_staf
     refused = client.get("/console/audit")
     assert refused.status_code == 403 and "没有权限" in refused.text
     assert 'href="/console/helpdesk"' in refused.text and 'href="/console/audit"' not in refused.text
+
+
+def test_what_a_response_promises_is_committed_before_it_is_sent(app, make_staff) -> None:
+    """A browser follows the sign-in's redirect at once: over real HTTP, with a database slow to commit, the
+    next page still finds the session (the unit of work commits before the response leaves, not after)."""
+    import time
+
+    import httpx
+    from sqlalchemy import event
+
+    from conftest import LiveServer
+
+    make_staff("boss", "admin")
+
+    def slow_commit(_session) -> None:  # noqa: ANN001
+        time.sleep(0.8)
+
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as browser:
+        form = browser.get("/console/login")
+        token = CSRF.search(form.text).group(1)
+        event.listen(app.state.sessionmaker, "before_commit", slow_commit)
+        try:
+            signed = browser.post("/console/login", data={"username": "boss", "password": STAFF_PASSWORD,
+                                                          "csrf_token": token, "next": "/console/"})
+            assert signed.status_code == 303
+            home = browser.get("/console/")
+        finally:
+            event.remove(app.state.sessionmaker, "before_commit", slow_commit)
+    assert home.status_code == 200 and "您好，boss" in home.text

@@ -41,7 +41,10 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs when the route returns, before the response is sent. FastAPI's default
+# ("request") commits after sending, so a browser following a sign-in's redirect raced the session row's commit,
+# and a failed commit would follow a success already answered.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
