@@ -428,7 +428,8 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
         run.meta.pop("offer")
         if words == "1":
             return _handoff(run)
-        if words == "2":
+        # 继续填, 接着来: going on in other words than the offer's (its own label is "2" by then, the pipeline)
+        if words == "2" or any(words.startswith(w) for w in CONTINUE_WORDS if not w.isdigit()):
             run.meta["fails"] = 0
             run.save(turn.state.step)
             return [_ask(run, turn.state.step)]
