@@ -111,3 +111,40 @@ def test_someone_already_out_working_is_put_on_the_working_away_list(say, app):
     assert state_of(app, "labourer-1").dialog == "working_away"
     assert state_of(app, "labourer-1").slots["place"] == "苏州"
     assert rows(app, Labourer) == []  # nothing written before the read-back
+
+
+# ---- found when the earlier held-out sets were run again ----------------------------------------------
+
+
+def test_a_wish_to_work_away_with_its_pay_is_a_job_wish_not_a_complaint(say, app):
+    first = say("想出去打工，广东那边，工资五千往上")[0]
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "register_job" and "投诉" not in first and "维权" not in first
+    assert state.slots["place"]["scope"] == "省外" and state.slots["pay"] == 5000
+
+
+def test_learning_a_trade_in_three_characters_is_a_training_registration(say, app):
+    first = say("学电商")[0]
+    assert "您是想问" not in first
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "register_training" and state.slots["training_type"] == "电商运营"
+
+
+def test_voice_inputs_month_typo_is_the_month(say, app):
+    say("我想找工作")
+    say("王小明")
+    say(PHONE)
+    say("保洁")
+    say("县内")
+    assert "上班" in say("3000")[0]
+    replies = say("下个越")
+    assert len(replies) == 1 and "公益性岗位" in replies[0]  # the next question, no events list
+    assert state_of(app, "labourer-1").slots["start"]["date"] is not None
+
+
+def test_of_two_options_named_the_one_the_last_clause_settles_on_is_stored(say, app):
+    say("我想学电焊")
+    say("王小明")
+    assert "哪种班" in say(PHONE)[0]
+    say("小灶班或者网络班都行，网络班吧")
+    assert state_of(app, "labourer-1").slots["format"] == "网络班"

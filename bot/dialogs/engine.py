@@ -688,10 +688,27 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
                     return command
                 if _is_digression(run, slot):
                     return _digression(run)
+    value = _settled_on(run, slot, answer, value)
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
     run.meta["history"] = history + [slot.name]
     return _advance(run, _noted(run, _rest_of_answer(run, slot, answer)))
+
+
+MANY_OPTIONS = 3  # a choice among this many (not a yes/no, where 可以，不要太远 is still a yes)
+
+
+def _settled_on(run: Run, slot: Slot, answer: str, value: Any) -> Any:
+    """小灶班或者网络班都行，网络班吧: of the options an answer names, the one its last clause settles on."""
+    if slot.free_text or len(run.options(slot)) < MANY_OPTIONS:
+        return value
+    clauses = [c for c in CLAUSES.split(answer) if compact(c)]
+    if len(clauses) < 2:
+        return value
+    try:
+        return _parse(run, slot, clauses[-1])
+    except Invalid:
+        return value
 
 
 def _says_skip(said: str) -> bool:

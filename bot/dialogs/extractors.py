@@ -65,7 +65,12 @@ def training_format(text: str, ctx: v.SlotContext) -> Found | None:
 
 
 def category(text: str, ctx: v.SlotContext) -> Found | None:
+    """The problem, only when a grievance is said (欠, 没给, 受伤, 合同 …): 工资五千往上 is a wish, not 欠薪."""
+    words = v.compact(text)
+    for neutral in v.NEUTRAL_CATEGORY_WORDS:
+        words = words.replace(neutral, " ")
     try:
+        v.parse_category(words, v.SlotContext(ctx.kb, ctx.data_key, ctx.today))
         return Found(v.parse_category(text, ctx))
     except v.Invalid:
         return None

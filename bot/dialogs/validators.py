@@ -575,6 +575,8 @@ _CATEGORY_WORDS = (
     ("中介收费", ("中介", "介绍费", "押金", "收费", "黑中介", "骗")),
     ("其他", ("其他", "其它", "别的")),
 )
+# Words that name the subject and no grievance (工资五千往上 is a wish): never enough for the extractor.
+NEUTRAL_CATEGORY_WORDS = ("工资", "工钱", "结账", "养老", "保险")
 # Words that say only that something was withheld, whatever it was (中介收了钱也没给介绍 is the agent's fee):
 # they count for less than a word that names the problem.
 _WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗")
@@ -757,11 +759,16 @@ def _until(value: str, start: dict[str, Any], today: date) -> str | None:
     return None
 
 
+# Voice input's 月 after a count or 上/下 (下个越, 三个悦): the month, not 越快越好
+_MONTH_TYPO = re.compile(r"(?<=[个上下这本两三四五六七八九十\d])[越悦阅钥]")
+
+
 def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
     """When they are free / can start: {"text": as said, "date": the first day or None, "until": the last
     day when the words name a span (3月到5月, 开春, 下个月), else None}.
 
     A range is read as its two ends; anything else by _parse_when."""
+    text = _MONTH_TYPO.sub("月", text or "")
     value = compact(text)
     if m := _RANGE.fullmatch(value):
         try:

@@ -80,7 +80,7 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
-    if not _WANTS.search(words) or len(words) < 4:
+    if not _WANTS.search(words) or len(words) < 3:  # 学电商 is a wish; a bare topic word (电商) is the router's
         return None
     if _ERRAND.search(words):
         return None
@@ -89,10 +89,14 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     asks = looks_like_question(said) or bool(_ASKS.search(words))
     candidates = () if asks else sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
                                         key=lambda c: -c.confidence)
-    for candidate in candidates:
-        if dialogs.facts_said(turn, _dialog_for(turn, candidate.intent), said):
-            turn.action = {"intent": candidate.intent}
-            return start_registration(turn)
+    # Of the router's candidates, the one whose facts the message states most (想出去打工，广东那边，工资五千往上
+    # is a place and pay of a job wish, not a complaint's amount), the router's order breaking a tie.
+    stated = [(len(dialogs.facts_said(turn, _dialog_for(turn, c.intent), said)), -rank, c.intent)
+              for rank, c in enumerate(candidates)]
+    best = max(stated, default=None)
+    if best is not None and best[0] > 0:
+        turn.action = {"intent": best[2]}
+        return start_registration(turn)
     # Not among the router's candidates at all: only a message that states several of its facts at once
     # (想学做包子馒头 … 我是土兴镇的，冬天有空: a trade, a township and a time).
     # Two registrations stating as many: the one the clauses saying what they want (想学…) speak of.
