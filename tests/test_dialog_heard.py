@@ -148,3 +148,12 @@ def test_of_two_options_named_the_one_the_last_clause_settles_on_is_stored(say, 
     assert "哪种班" in say(PHONE)[0]
     say("小灶班或者网络班都行，网络班吧")
     assert state_of(app, "labourer-1").slots["format"] == "网络班"
+
+
+def test_a_trade_said_in_its_parts_in_another_order_is_that_trade_not_a_question(say, app):
+    say("想学点技术")
+    say("王小明")
+    assert "想学啥" in say(PHONE)[0]
+    replies = say("护理老人")
+    assert len(replies) == 1 and "哪种班" in replies[0]  # no policy answer about 孤寡老人看护 posts first
+    assert state_of(app, "labourer-1").slots["training_type"] == "养老护理"

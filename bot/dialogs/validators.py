@@ -212,17 +212,40 @@ def show_protected(value: dict[str, str]) -> str:
 
 
 def parse_training_type(text: str, ctx: SlotContext) -> str:
-    found = match_training_type(text, ctx.kb)
+    found = match_training_type(text, ctx.kb) or _by_its_parts(text, getattr(ctx.kb, "training_types", ()))
     if not found:
         raise Invalid()
     return found
 
 
 def parse_job_type(text: str, ctx: SlotContext) -> str:
-    found = match_job_type(text, ctx.kb)
+    found = match_job_type(text, ctx.kb) or _by_its_parts(text, getattr(ctx.kb, "job_types", ()))
     if not found:
         raise Invalid()
     return found
+
+
+PARTS_COVERED = 0.75  # of the answer's characters, said in the catalogue's words for that one trade
+
+
+def _by_its_parts(text: str, items: Any) -> str | None:
+    """A trade said in its parts, in another order (护理老人: 护理 of 养老护理, 老人 of 照顾老人): the one
+    catalogue item whose words hold two or more of the answer's character pairs, covering most of it."""
+    words = compact(text)
+    if not _HAN.match(words or "-") or len(words) < 3:
+        return None
+    pairs = [(i, words[i:i + 2]) for i in range(len(words) - 1)]
+    scored = []
+    for item in items:
+        said = " ".join((item.name, *item.aliases))
+        held = [(i, pair) for i, pair in pairs if pair in said]
+        covered = {i + k for i, _pair in held for k in (0, 1)}
+        if len({pair for _i, pair in held}) >= 2 and len(covered) >= PARTS_COVERED * len(words):
+            scored.append((len(covered), item.name))
+    scored.sort(reverse=True)
+    if scored and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        return scored[0][1]
+    return None
 
 
 _TOWNSHIP_SAID = re.compile(r"([\u4e00-\u9fff]{1,4}?)(镇|乡|街道)")
