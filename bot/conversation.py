@@ -381,6 +381,10 @@ def _respond(turn: Turn) -> list[Reply]:
     message = turn.message
     if message.kind == "event":
         return turn.run("welcome") if message.event == "subscribe" else _route_event_key(turn)
+    number = _typed_choice(turn)
+    if number is not None:  # the label of a choice just offered, typed out: read exactly as its number
+        turn.text = str(number)
+        turn.parse = turn.knowledge.router.parse(turn.text)
     if turn.state.dialog:
         replies = dialogs.continue_dialog(turn)
         if replies is not None:
@@ -444,6 +448,26 @@ def _clarify(turn: Turn, parse: Parse) -> Reply:
             label = turn.kb.text(f"intent_labels.{cand.intent}")
             choices.append(Choice(label, {"intent": cand.intent}))
     return Reply(turn.say("clarify"), tuple(choices))
+
+
+# Said around a label typed out (接着填吧, 选修改): the label is still all the message says.
+_AROUND_LABEL = re.compile(r"^(?:我选|选|我要|就)?(.+?)(?:吧|嘛|哈|嘞|哦|啊|呀|噻|撒|呢)*$")
+_LABEL_PUNCT = re.compile(r"[\s\W_]+")
+
+
+def _typed_choice(turn: Turn) -> int | None:
+    """The number of the choice whose label the message is (接着填 to 1. 转人工 2. 接着填 is 2): a button's
+    words typed out must never be read as a question or an answer to something else."""
+    menu = turn.state.context.get("menu") if turn.state.context else None
+    if not menu or not turn.text or _DIGIT.match(turn.text):
+        return None
+    said = _LABEL_PUNCT.sub("", turn.text)
+    found = _AROUND_LABEL.match(said)
+    candidates = {said, found.group(1)} if found else {said}
+    for number, choice in enumerate(menu, 1):
+        if _LABEL_PUNCT.sub("", str(choice.get("label") or "")) in candidates:
+            return number
+    return None
 
 
 def _choose(turn: Turn, number: int) -> list[Reply]:

@@ -327,7 +327,7 @@ RIGHTS_COMPLAINT = Dialog(
     slots=(
         Slot("category", v.parse_category, extract=x.category),
         Slot("employer", v.parse_text, extract=x.employer, free_text=True),
-        Slot("site", v.parse_text, optional=True, free_text=True),
+        Slot("site", v.parse_text, extract=x.site, optional=True, free_text=True),
         Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
         Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
         Slot("workers", v.parse_workers, show=v.show_workers, extract=x.workers),

@@ -23,6 +23,7 @@ from bot.dialogs.extractors import Extractor, Found, only_this
 from bot.dialogs.validators import (
     CLAUSES,
     CORRECTION,
+    NEGATED,
     Invalid,
     SlotContext,
     after_correction,
@@ -55,7 +56,8 @@ HANDOFF_CONFIDENCE = 0.8  # asking for a person interrupts any question, free-te
 HANDOFF_WORDS = ("人工", "转人工", "找人工", "我要人工", "人工服务", "人工客服", "要人工")
 UNSUBSCRIBE_WORDS = ("TD", "退订", "退订通知")  # SMS carrier shorthand (R, T, N) is mapped by the SMS adapter
 SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", "不清楚", "记不得", "记不清", "不记得", "说不清", "不填",
-              "无", "不确定", "搞不清", "不想说", "不说", "不想讲", "不告诉你", "保密", "不方便说", "不想填", "记不到", "忘了")
+              "无", "不确定", "搞不清", "不想说", "不说", "不想讲", "不告诉你", "保密", "不方便说", "不想填", "记不到", "忘了",
+              "看情况", "无所谓")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
 RESTART_WORDS = ("重新", "从头", "重来", "2")
 CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
@@ -428,7 +430,8 @@ def continue_dialog(turn: "Turn") -> list[Reply] | None:
         run.meta.pop("offer")
         if words == "1":
             return _handoff(run)
-        if words == "2":
+        # 继续填, 接着来: going on in other words than the offer's (its own label is "2" by then, the pipeline)
+        if words == "2" or any(words.startswith(w) for w in CONTINUE_WORDS if not w.isdigit()):
             run.meta["fails"] = 0
             run.save(turn.state.step)
             return [_ask(run, turn.state.step)]
@@ -675,17 +678,44 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
         try:
             value = _parse(run, slot, answer)
         except Invalid as exc:
-            return _not_an_answer(run, slot, exc)
-        if slot.free_text:  # any text parses there, so a confident command or question still wins
-            command = _command(run)
-            if command is not None:
-                return command
-            if _is_digression(run, slot):
-                return _digression(run)
+            if not (slot.optional and _says_skip(said)):
+                return _not_an_answer(run, slot, exc)
+            value = None  # 看情况 跳过: a skip in more words, not a question for the router
+        else:
+            if slot.free_text:  # any text parses there, so a confident command or question still wins
+                command = _command(run)
+                if command is not None:
+                    return command
+                if _is_digression(run, slot):
+                    return _digression(run)
+    value = _settled_on(run, slot, answer, value)
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
     run.meta["history"] = history + [slot.name]
     return _advance(run, _noted(run, _rest_of_answer(run, slot, answer)))
+
+
+MANY_OPTIONS = 3  # a choice among this many (not a yes/no, where 可以，不要太远 is still a yes)
+
+
+def _settled_on(run: Run, slot: Slot, answer: str, value: Any) -> Any:
+    """小灶班或者网络班都行，网络班吧: of the options an answer names, the one its last clause settles on."""
+    if slot.free_text or len(run.options(slot)) < MANY_OPTIONS:
+        return value
+    clauses = [c for c in CLAUSES.split(answer) if compact(c)]
+    if len(clauses) < 2:
+        return value
+    try:
+        return _parse(run, slot, clauses[-1])
+    except Invalid:
+        return value
+
+
+def _says_skip(said: str) -> bool:
+    """An answer the question's parser cannot read that says, among other words, that there is nothing to
+    give (看情况 跳过, 这个没有): the optional question is skipped."""
+    words = compact(said)
+    return not looks_like_question(said) and any(w in words for w in SKIP_WORDS if len(w) >= 2)
 
 
 SHORT_ANSWER = 5  # characters: an answer this short answers the question and says nothing else (农闲 → the format)
@@ -816,12 +846,19 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
         target, value = fitting[0]
         beside = _slot_for_kind(run, corrected if tail else _strip_edit_words(words), value, exclude=target)
         return (beside, value) if beside is not None else (target, value)
+    changed = []
     for slot in run.dialog.slots:
         if slot.name not in run.slots or slot is exclude or slot.extract is None:
             continue
         found = _extract(run, slot, corrected)
         if found is not None and found.value != run.slots[slot.name] and _same_kind(run.slots[slot.name], found.value):
-            return slot, found.value
+            changed.append((slot, found.value))
+    if changed:
+        # 不是重庆: the slot that holds what is ruled out is the one corrected
+        ruled_out = [m.group(2) for m in NEGATED.finditer(said)]
+        holding = [(s, value) for s, value in changed
+                   if run.slots[s.name] is not None and any(w in str(s.show(run.slots[s.name])) for w in ruled_out)]
+        return (holding or changed)[0]
     if named:
         return named[0][1], None
     return None

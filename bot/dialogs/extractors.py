@@ -65,7 +65,12 @@ def training_format(text: str, ctx: v.SlotContext) -> Found | None:
 
 
 def category(text: str, ctx: v.SlotContext) -> Found | None:
+    """The problem, only when a grievance is said (欠, 没给, 受伤, 合同 …): 工资五千往上 is a wish, not 欠薪."""
+    words = v.compact(text)
+    for neutral in v.NEUTRAL_CATEGORY_WORDS:
+        words = words.replace(neutral, " ")
     try:
+        v.parse_category(words, v.SlotContext(ctx.kb, ctx.data_key, ctx.today))
         return Found(v.parse_category(text, ctx))
     except v.Invalid:
         return None
@@ -97,6 +102,18 @@ def work_place(text: str, ctx: v.SlotContext) -> Found | None:
     return Found(named) if named else None
 
 
+# 在重庆工地上干活, 活是在成都干的, 在广东惠州电子厂干了半年: where the work was, said with the work
+_WORKED_AT = re.compile(r"在([\u4e00-\u9fff]{2,16}?)的?(工地|工厂|厂|项目|小区|矿)?[上里头]?(?:干活|干|做活|做事|做工|打工|上班|务工)")
+
+
+def site(text: str, ctx: v.SlotContext) -> Found | None:
+    """Where the work was done, only when said as the place of the work and a known place (在厂里干活 is not)."""
+    for m in _WORKED_AT.finditer(without_negated(text or "")):
+        if match_place(m.group(1), ctx.kb):
+            return Found(m.group(1) + (m.group(2) or ""), (m.group(0),))
+    return None
+
+
 # ---- numbers ---------------------------------------------------------------------------------------
 
 
@@ -117,11 +134,21 @@ def amount(text: str, ctx: v.SlotContext) -> Found | None:
     return None
 
 
+# Said in the clause of a period that is the one owed (最后两个月工资没给), not how long the work lasted
+_OWED = re.compile(r"欠|没给|不给|没发|不发|没结|不结|拖|没拿|没开|不开|工资|工钱")
+
+
 def period(text: str, ctx: v.SlotContext) -> Found | None:
-    for entity in _entities(text, ctx, "duration"):
-        if entity.value["unit"] in ("day", "week", "month", "year") and entity.value["value"] > 0:
-            return Found(entity.value, (entity.text,))
-    return None
+    """How long pay is owed: of several periods (干了半年，最后两个月工资没给), the one said with what is owed."""
+    found = []
+    for clause in v.CLAUSES.split(text or ""):
+        for entity in _entities(clause, ctx, "duration"):
+            if entity.value["unit"] in ("day", "week", "month", "year") and entity.value["value"] > 0:
+                found.append((not _OWED.search(clause), len(found), entity))
+    if not found:
+        return None
+    entity = min(found, key=lambda f: f[:2])[2]
+    return Found(entity.value, (entity.text,))
 
 
 def workers(text: str, ctx: v.SlotContext) -> Found | None:
@@ -203,15 +230,22 @@ _PLACE_WORDS = re.compile(r"(省|市|县|区|镇)")
 _GENERIC_SOUNDS = frozenset(pinyin_key(w) for w in ("中介", "劳务", "建筑", "装修", "电子", "服装", "工程", "物流", "公司", "工厂"))
 
 
+# What comes before a business's name in a sentence (去年在广东惠州电子厂干了半年): the name follows the last one.
+_BEFORE_BUSINESS = re.compile(r"^.*(?:在|给|帮|到|去|是)")
+
+
 def employer(text: str, ctx: v.SlotContext) -> Found | None:
-    """The business or boss named (宏达建筑劳务公司, 张老板的装修队), never a mere kind of one (一个电子厂)."""
+    """The business or boss named (宏达建筑劳务公司, 张老板的装修队), never a mere kind of one (一个电子厂), nor
+    a place and a kind (福建晋江的鞋厂 is where and what, not who)."""
     said = text or ""
     for m in _BUSINESS.finditer(said):
-        whole = m.group(0)
-        for prefix in ("我在", "我们在", "在", "是", "给", "帮", "去", "到"):
-            whole = whole.removeprefix(prefix)
-        own = _GENERIC.sub("", _PLACE_WORDS.sub("", m.group(1)))
-        place = match_place(m.group(1), ctx.kb) or {}
+        head = _BEFORE_BUSINESS.sub("", m.group(1)) or m.group(1)
+        whole = head + m.group(2)
+        own = head
+        for entity in _entities(head, ctx, "place"):  # the words said for the place (晋江 for 泉州)
+            own = own.replace(entity.text, "")
+        own = _GENERIC.sub("", _PLACE_WORDS.sub("", own))
+        place = match_place(head, ctx.kb) or {}
         for name in (place.get("destination"), place.get("province"), place.get("county"), place.get("township")):
             if name:
                 own = own.replace(name, "").replace(name[:-1] if len(name) > 2 else name, "")

@@ -63,8 +63,12 @@ def compact(text: str) -> str:
     return _PUNCT.sub("", text or "")
 
 
+# A question asked the local way, with no question word: 要钱不, 有培训没, 收费不嘛 (a verb, then 不/没 to end)
+_ASKED_X_NOT = re.compile(r"[\u4e00-\u9fff]{2}(?<!算了)[不没][哦啊呀嘛噻哈]?$")
+
+
 def looks_like_question(text: str) -> bool:
-    return any(marker in text for marker in QUESTION_MARKERS)
+    return any(marker in text for marker in QUESTION_MARKERS) or bool(_ASKED_X_NOT.search(compact(text)))
 
 
 # What people say to take back what they just said, or to correct an earlier answer.
@@ -114,7 +118,7 @@ _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密
 
 
 # 我姓苟 叫苟德明, 免贵姓王，叫王德贵: the surname, then the full name
-SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
+SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫?\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 
 
 _PARTICLE_END = re.compile(r"[哈嘛呢噻撒哦呀啊嘞]+$")  # 周国富噻: the particle is not part of the name
@@ -208,17 +212,40 @@ def show_protected(value: dict[str, str]) -> str:
 
 
 def parse_training_type(text: str, ctx: SlotContext) -> str:
-    found = match_training_type(text, ctx.kb)
+    found = match_training_type(text, ctx.kb) or _by_its_parts(text, getattr(ctx.kb, "training_types", ()))
     if not found:
         raise Invalid()
     return found
 
 
 def parse_job_type(text: str, ctx: SlotContext) -> str:
-    found = match_job_type(text, ctx.kb)
+    found = match_job_type(text, ctx.kb) or _by_its_parts(text, getattr(ctx.kb, "job_types", ()))
     if not found:
         raise Invalid()
     return found
+
+
+PARTS_COVERED = 0.75  # of the answer's characters, said in the catalogue's words for that one trade
+
+
+def _by_its_parts(text: str, items: Any) -> str | None:
+    """A trade said in its parts, in another order (护理老人: 护理 of 养老护理, 老人 of 照顾老人): the one
+    catalogue item whose words hold two or more of the answer's character pairs, covering most of it."""
+    words = compact(text)
+    if not _HAN.match(words or "-") or len(words) < 3:
+        return None
+    pairs = [(i, words[i:i + 2]) for i in range(len(words) - 1)]
+    scored = []
+    for item in items:
+        said = " ".join((item.name, *item.aliases))
+        held = [(i, pair) for i, pair in pairs if pair in said]
+        covered = {i + k for i, _pair in held for k in (0, 1)}
+        if len({pair for _i, pair in held}) >= 2 and len(covered) >= PARTS_COVERED * len(words):
+            scored.append((len(covered), item.name))
+    scored.sort(reverse=True)
+    if scored and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        return scored[0][1]
+    return None
 
 
 _TOWNSHIP_SAID = re.compile(r"([\u4e00-\u9fff]{1,4}?)(镇|乡|街道)")
@@ -368,13 +395,29 @@ _ANYWHERE = re.compile(r"哪里.{0,8}(去|就)哪里|哪里都|去哪都|哪儿�
 
 
 def destination(text: str, kb: Any) -> str | None:
-    """The most specific work destination named: 广东东莞 → 东莞 (not the province)."""
+    """The most specific work destination named: 广东东莞 → 东莞 (not the province); a place inside a city
+    the list knows only as that city's alias is kept with it (福建晋江 → 泉州晋江, not 泉州 alone)."""
     place = match_place(text, kb) or {}
     named = place.get("destination") or place.get("province")
     if named and named == place.get("province"):
         narrower = (match_place((text or "").replace(named, " "), kb) or {}).get("destination")
         if narrower:
-            return narrower
+            named = narrower
+    return _with_the_place_said(named, text, kb) if named else named
+
+
+def _with_the_place_said(named: str, text: str, kb: Any) -> str:
+    """泉州 found through its alias 晋江: the person named 晋江, a place of its own (not a typo of 泉州, which
+    sounds the same, nor 泉州市): both are kept."""
+    if named in (text or ""):
+        return named
+    for entry in (kb.regions or {}).get("destinations") or ():
+        if entry.get("name") != named or entry.get("kind") != "city":
+            continue
+        said = [a for a in entry.get("aliases") or () if a in (text or "") and named[:2] not in a
+                and pinyin_key(a) != pinyin_key(named)]
+        if said:
+            return named + max(said, key=len)
     return named
 
 
@@ -546,7 +589,8 @@ def show_yes_no(value: bool) -> str:
 
 
 _CATEGORY_WORDS = (
-    ("工伤", ("工伤", "受伤", "摔", "砸", "伤了", "骨折", "断了", "残", "出事", "事故", "伤")),
+    ("工伤", ("工伤", "受伤", "摔", "砸", "伤了", "骨折", "断了", "残", "出事", "事故", "伤", "压了", "压断", "压到", "夹了", "夹到",
+            "割了", "烫了", "烧伤", "住院", "医药费")),
     ("欠薪", ("欠薪", "欠", "工资", "工钱", "拖欠", "不给钱", "没给", "不给", "一分钱", "没发", "不发", "结账", "讨薪", "血汗钱",
             "不开钱")),
     ("未签合同", ("合同", "协议")),
@@ -554,17 +598,28 @@ _CATEGORY_WORDS = (
     ("中介收费", ("中介", "介绍费", "押金", "收费", "黑中介", "骗")),
     ("其他", ("其他", "其它", "别的")),
 )
+# Words that name the subject and no grievance (工资五千往上 is a wish): never enough for the extractor.
+NEUTRAL_CATEGORY_WORDS = ("工资", "工钱", "结账", "养老", "保险")
+# Words that say only that something was withheld, whatever it was (中介收了钱也没给介绍 is the agent's fee):
+# they count for less than a word that names the problem.
+_WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗")
 
 
 def parse_category(text: str, ctx: SlotContext) -> str:
+    """The problem: an option, else the category whose words say the most (a word naming it, 介绍费 or
+    合同, outweighs one saying only that something was not given)."""
     found = _option(text, ctx)
     if found:
         return found
     value = compact(text)
-    for category, words in _CATEGORY_WORDS:
-        if any(w in value for w in words):
-            return category
-    raise Invalid()
+    scores = []
+    for rank, (category, words) in enumerate(_CATEGORY_WORDS):
+        score = sum(1 if w in _WEAK_CATEGORY_WORDS else len(w) for w in words if w in value)
+        if score:
+            scores.append((-score, rank, category))
+    if not scores:
+        raise Invalid()
+    return min(scores)[2]
 
 
 def parse_text(text: str, ctx: SlotContext) -> str:
@@ -727,11 +782,16 @@ def _until(value: str, start: dict[str, Any], today: date) -> str | None:
     return None
 
 
+# Voice input's 月 after a count or 上/下 (下个越, 三个悦): the month, not 越快越好
+_MONTH_TYPO = re.compile(r"(?<=[个上下这本两三四五六七八九十\d])[越悦阅钥]")
+
+
 def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
     """When they are free / can start: {"text": as said, "date": the first day or None, "until": the last
     day when the words name a span (3月到5月, 开春, 下个月), else None}.
 
     A range is read as its two ends; anything else by _parse_when."""
+    text = _MONTH_TYPO.sub("月", text or "")
     value = compact(text)
     if m := _RANGE.fullmatch(value):
         try:

@@ -17,7 +17,7 @@ from bot.conversation import Turn
 from bot.dialogs.validators import CLAUSES, compact, looks_like_question
 
 WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
-                          r"|在外(务工|打工)|出去打工了|已经出去"
+                          r"|在外(务工|打工)|出[去来](打工|务工|上班)了|已经出去"
                           # 我现在人在江苏苏州，在一个电子厂上班: where they are now, and working there (not a wish)
                           r"|(已经|现在|目前|如今)人?在(?![家屋])[^想要准找愿]{1,20}?(打工|务工|上班|做工)")
 
@@ -65,7 +65,7 @@ MANY_FACTS_ASKED = 4  # a message that reads as a question needs this many to be
 _ASKS = re.compile(r"(不|没|吗|么|呢|没得|没有)[哦啊呀嘛]?$|(.)[不没]\2|不[\u4e00-\u9fff]$|好多(钱|款|$|[啊哦嘛呢])|是好多"
                    r"|哪|几[年号点时天月个]|多久|多长|还是|请问|问一[哈下]|问下|有木有|有莫得")
 # A statement of what the person wants or went through (a bare topic word, 电商 or 工伤, is the router's)
-_WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|没给|摔|受伤|伤了|压了|跑了")
+_WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|没给|摔|受伤|伤了|压了|跑了|(打工|务工|上班)了")
 # An errand asked of us (帮我点个外卖, 帮我订张票, 帮我充个话费): a trade's word in it is no wish to do that work.
 _ERRAND = re.compile(r"(帮我|给我)(点|订|叫|买|充|交)")
 
@@ -80,7 +80,7 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
-    if not _WANTS.search(words) or len(words) < 4:
+    if not _WANTS.search(words) or len(words) < 3:  # 学电商 is a wish; a bare topic word (电商) is the router's
         return None
     if _ERRAND.search(words):
         return None
@@ -89,10 +89,14 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     asks = looks_like_question(said) or bool(_ASKS.search(words))
     candidates = () if asks else sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
                                         key=lambda c: -c.confidence)
-    for candidate in candidates:
-        if dialogs.facts_said(turn, _dialog_for(turn, candidate.intent), said):
-            turn.action = {"intent": candidate.intent}
-            return start_registration(turn)
+    # Of the router's candidates, the one whose facts the message states most (想出去打工，广东那边，工资五千往上
+    # is a place and pay of a job wish, not a complaint's amount), the router's order breaking a tie.
+    stated = [(len(dialogs.facts_said(turn, _dialog_for(turn, c.intent), said)), -rank, c.intent)
+              for rank, c in enumerate(candidates)]
+    best = max(stated, default=None)
+    if best is not None and best[0] > 0:
+        turn.action = {"intent": best[2]}
+        return start_registration(turn)
     # Not among the router's candidates at all: only a message that states several of its facts at once
     # (想学做包子馒头 … 我是土兴镇的，冬天有空: a trade, a township and a time).
     # Two registrations stating as many: the one the clauses saying what they want (想学…) speak of.
