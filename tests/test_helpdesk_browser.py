@@ -158,5 +158,7 @@ def test_the_queue_turns_overdue_across_a_weekend_and_a_statutory_holiday(live_s
                                       content_type="image/png", size=len(picture), fetched_at=utcnow()))
     page.goto(f"{live_server.url}/console/helpdesk/{holiday}")
     assert "已超时" in page.inner_text("h1")
-    assert page.eval_on_selector("#evidence img", "img => img.complete && img.naturalWidth") == 160
+    # the photo loads after the page (its own request, decrypted on the way): wait for it, then check its size
+    page.wait_for_function("() => { const img = document.querySelector('#evidence img'); return img && img.complete; }")
+    assert page.eval_on_selector("#evidence img", "img => img.naturalWidth") == 160
     page.screenshot(path=str(artifacts / "3-after-the-holiday.png"), full_page=True)
