@@ -168,6 +168,8 @@ def test_money_said_to_the_place_question_is_the_amount(say, app):
     ("我是恩阳的 想在巴中市里找个超市的工作", "市内", None),
     ("想去广东东莞进厂", "省外", "东莞"),
     ("想在江苏苏州进电子厂", "省外", "苏州"),
+    ("想去绍兴进厂", "省外", "绍兴"),  # the Zhejiang job fairs' other cities, not only 丽水 and 杭州
+    ("想在宜宾找个超市的工作", "省内", "宜宾"),
 ])
 def test_the_work_place_is_where_they_want_to_work(say, app, said, scope, place):
     say(said)

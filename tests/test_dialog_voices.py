@@ -404,12 +404,12 @@ def test_a_place_the_lists_lack_is_taken_in_the_persons_words_at_the_second_try(
     say("找工作")
     for answer in ("陈思远", PHONE, "普工"):
         say(answer)
-    say("绍兴")
-    assert "绍兴" in say("绍兴")[0]
+    say("诸暨")
+    assert "诸暨" in say("诸暨")[0]
     for answer in ("五千五", "下个月", "不愿意", "不愿意", "确认"):
         say(answer)
     [wish] = rows(app, JobWish)
-    assert (wish.place, wish.place_scope, wish.min_monthly_pay) == ("绍兴", None, 5500)
+    assert (wish.place, wish.place_scope, wish.min_monthly_pay) == ("诸暨", None, 5500)
 
 
 def test_an_over_explained_opening_that_reads_as_a_question_but_states_four_facts_is_a_registration(say, app):
