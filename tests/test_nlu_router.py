@@ -179,3 +179,15 @@ def test_start_up_cache_gives_the_same_router(tmp_path, monkeypatch):
     loaded = Router(KNOWLEDGE)
     for text in ("老板欠我三个月工资咋办", "社保补贴咋个申请", "我想学电焊", "今天天气好"):
         assert built.parse(text) == loaded.parse(text)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # asking how to ask is a request for help: the retrieval found no close example, the regression knew it
+    ("咋个问问题", "help"),
+    ("怎么问问题", "help"),
+    ("咋个发问题给你", "help"),
+    # something lost is no job search, even when it says 帮我找
+    ("帮我找下钥匙", "out_of_scope"),
+])
+def test_learned_intent_counts_as_evidence_of_scope(router, text, intent):
+    assert router.parse(text).intent == intent
