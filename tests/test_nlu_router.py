@@ -191,3 +191,14 @@ def test_start_up_cache_gives_the_same_router(tmp_path, monkeypatch):
 ])
 def test_learned_intent_counts_as_evidence_of_scope(router, text, intent):
     assert router.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text, topic", [
+    # the nearest paraphrase is of a neighbouring topic (the fare of going out to work, a start-up); the
+    # regression, which weighs every phrasing of a topic, knows the fare of a course and selling online
+    ("去学手艺的路费报不报", "training_subsidy"),
+    ("我儿子想回来创业 搞电商 卖蜂蜜 有扶持不", "ecommerce"),
+])
+def test_topic_is_not_decided_by_one_near_paraphrase(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic) == ("policy_question", topic)
