@@ -202,3 +202,15 @@ def test_learned_intent_counts_as_evidence_of_scope(router, text, intent):
 def test_topic_is_not_decided_by_one_near_paraphrase(router, text, topic):
     p = router.parse(text)
     assert (p.intent, p.topic) == ("policy_question", topic)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # what labour law gives everyone, asked in general, is answered; a grievance of one's own is taken up
+    ("女工产假有工资没", "policy_question"),
+    ("试用期工资是不是要打折", "policy_question"),
+    ("我被辞退了 一分补偿都没给", "rights_complaint"),
+])
+def test_labour_law_questions_are_policy_grievances_complaints(router, text, intent):
+    p = router.parse(text)
+    assert p.intent == intent
+    assert intent != "policy_question" or p.topic == "rights_protection"
