@@ -5,7 +5,8 @@ the router is rebuilt on the rest, and the held-out ones are parsed: how many po
 as policy questions, how many with their entry's topic too, and how many of the other intents' examples it
 gets right. The paraphrases of one entry resemble each other, so the figures flatter the router; they serve
 to compare two versions of it (the decision constants of bot/nlu/router.py were set with it and the dev A
-halves), a few hundred held-out messages where a dev half has a hundred or two.
+halves), a few hundred held-out messages where a dev half has a hundred or two. The baseline of
+bot/nlu/baseline.py, trained on the same fold, is printed below the router when scikit-learn is installed.
 
     .venv/bin/python benchmarks/nlu_crossval.py [--folds 0 1] [--knowledge-dir knowledge]
 """
@@ -31,8 +32,9 @@ def fold_of(text: str, folds: int = 5) -> int:
     return hashlib.md5(text.encode("utf-8")).digest()[0] % folds
 
 
-def run_fold(knowledge_dir: Path, fold: int, scratch: Path) -> tuple[int, int, int, int, int]:
-    """(policy questions held out, recognised as policy, with the right topic, other examples held out, right)."""
+def run_fold(knowledge_dir: Path, fold: int, scratch: Path) -> tuple[int, ...]:
+    """(policy questions held out, recognised as policy, with the right topic, other examples held out, right),
+    then the same four counts of the baseline trained on the same fold (zeros without scikit-learn)."""
     from bot.knowledge import load_knowledge, read_yaml
     from bot.nlu.router import NLU_DIR, Router
 
@@ -51,17 +53,28 @@ def run_fold(knowledge_dir: Path, fold: int, scratch: Path) -> tuple[int, int, i
     for eid, entry in kb.entries.items():
         entries[eid] = dataclasses.replace(entry, questions=tuple(q for q in entry.questions if fold_of(q) != fold))
         held += [(q, "policy_question", entry.topic) for q in entry.questions if fold_of(q) == fold]
-    router = Router(folder, kb=dataclasses.replace(kb, entries=entries, directory=folder))
+    fold_kb = dataclasses.replace(kb, entries=entries, directory=folder)
+    router = Router(folder, kb=fold_kb)
+    predicted = [(p.intent, p.topic) for p in map(router.parse, (text for text, _i, _t in held))]
+    try:
+        from bot.nlu.baseline import Baseline
+
+        base = Baseline(folder, kb=fold_kb).predict([text for text, _i, _t in held])
+    except ImportError:
+        base = None
+    return _count(held, predicted) + (_count(held, base) if base else (0,) * 5)
+
+
+def _count(held: list[tuple[str, str, str | None]], predicted: list[tuple[str, str | None]]) -> tuple[int, ...]:
     policy = recognised = topic = others = right = 0
-    for text, intent, want_topic in held:
-        p = router.parse(text)
+    for (_text, intent, want_topic), (got, got_topic) in zip(held, predicted):
         if intent == "policy_question":
             policy += 1
-            recognised += p.intent == intent
-            topic += p.intent == intent and p.topic == want_topic
+            recognised += got == intent
+            topic += got == intent and got_topic == want_topic
         else:
             others += 1
-            right += p.intent == intent
+            right += got == intent
     return policy, recognised, topic, others, right
 
 
@@ -74,14 +87,16 @@ def main() -> int:
         scratch = Path(tmp)
         # the rebuilt routers' caches go to the scratch folder, not the service's cache
         os.environ["GONGYOU_CACHE_DIR"] = str(scratch / "cache")
-        totals = [0, 0, 0, 0, 0]
+        totals = [0] * 10
         for fold in args.folds:
             totals = [a + b for a, b in zip(totals, run_fold(args.knowledge_dir.resolve(), fold, scratch))]
-    policy, recognised, topic, others, right = totals
+    policy, _r, _t, others, _o = totals[:5]
     print(f"held out (folds {' '.join(map(str, args.folds))} of 5): {policy} policy questions, {others} other examples")
-    print(f"policy questions recognised as such: {recognised / policy:.1%}; with their topic: {topic / policy:.1%}")
-    print(f"other intents right: {right / others:.1%}; all held-out intents right: "
-          f"{(recognised + right) / (policy + others):.1%}")
+    rows = [("router", totals[:5])] + ([("baseline", totals[5:])] if totals[5] else [])
+    for name, (policy, recognised, topic, others, right) in rows:
+        print(f"{name}: policy questions recognised as such: {recognised / policy:.1%}; with their topic: "
+              f"{topic / policy:.1%}; other intents right: {right / others:.1%}; all held-out intents right: "
+              f"{(recognised + right) / (policy + others):.1%}")
     return 0
 
 

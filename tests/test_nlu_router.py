@@ -179,3 +179,38 @@ def test_start_up_cache_gives_the_same_router(tmp_path, monkeypatch):
     loaded = Router(KNOWLEDGE)
     for text in ("老板欠我三个月工资咋办", "社保补贴咋个申请", "我想学电焊", "今天天气好"):
         assert built.parse(text) == loaded.parse(text)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # asking how to ask is a request for help: the retrieval found no close example, the regression knew it
+    ("咋个问问题", "help"),
+    ("怎么问问题", "help"),
+    ("咋个发问题给你", "help"),
+    # something lost is no job search, even when it says 帮我找
+    ("帮我找下钥匙", "out_of_scope"),
+])
+def test_learned_intent_counts_as_evidence_of_scope(router, text, intent):
+    assert router.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text, topic", [
+    # the nearest paraphrase is of a neighbouring topic (the fare of going out to work, a start-up); the
+    # regression, which weighs every phrasing of a topic, knows the fare of a course and selling online
+    ("去学手艺的路费报不报", "training_subsidy"),
+    ("我儿子想回来创业 搞电商 卖蜂蜜 有扶持不", "ecommerce"),
+])
+def test_topic_is_not_decided_by_one_near_paraphrase(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic) == ("policy_question", topic)
+
+
+@pytest.mark.parametrize("text, intent", [
+    # what labour law gives everyone, asked in general, is answered; a grievance of one's own is taken up
+    ("女工产假有工资没", "policy_question"),
+    ("试用期工资是不是要打折", "policy_question"),
+    ("我被辞退了 一分补偿都没给", "rights_complaint"),
+])
+def test_labour_law_questions_are_policy_grievances_complaints(router, text, intent):
+    p = router.parse(text)
+    assert p.intent == intent
+    assert intent != "policy_question" or p.topic == "rights_protection"

@@ -17,12 +17,12 @@ from bot.nlu.router import NLU_DIR, REFERRALS_FILE, training_docs
 
 
 class Baseline:
-    def __init__(self, knowledge_dir: Path):
+    def __init__(self, knowledge_dir: Path, kb=None):
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        kb = load_knowledge(Path(knowledge_dir))
+        kb = kb or load_knowledge(Path(knowledge_dir))
         docs = training_docs(kb, read_yaml(Path(knowledge_dir) / NLU_DIR / "intents.yaml") or {},
                              read_yaml(Path(knowledge_dir) / REFERRALS_FILE) or {})
         intent_docs = [(t, lb.intent) for t, lb in docs if lb.intent]
