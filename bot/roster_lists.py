@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot import pii
@@ -64,7 +64,11 @@ def search_condition(q: str, data_key: str, *, codepoint_order: bool = False) ->
     if _DIGITS.match(q):
         suffix = q.upper()
         if len(suffix) == 4:
-            return or_(PHONE_LAST4 == suffix, ID_LAST4 == suffix)
+            # The ids from each last-four index, not an OR beside the area: with the area's equalities next
+            # to it SQLite's planner takes the area index and reads every labourer of the township instead
+            # (20 ms against under 1 ms at a township of 7,000)
+            return Labourer.id.in_(union_all(select(Labourer.id).where(PHONE_LAST4 == suffix),
+                                             select(Labourer.id).where(ID_LAST4 == suffix)))
         return or_(Labourer.phone_masked.like(f"%{suffix}"), Labourer.id_number_masked.like(f"%{suffix}"))
     begins = Labourer.name.like(f"{_escape_like(q)}%", escape="\\")
     if codepoint_order and ord(q[-1]) < 0x10FFFF and not any(ch.isascii() and ch.isalpha() for ch in q):
