@@ -745,14 +745,21 @@ def _write_chunk(session: Session, rows: list[Row], data_key: str) -> tuple[int,
         ", ".join(f"{c} = COALESCE({{new}}.{c}, labourer.{c})" for c in _OPTIONAL)
     if connection.dialect.name == "postgresql":
         with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            # Binary COPY: the server parses no text (the encrypted values no hex) and the driver writes none;
+            # its types are the columns' own, as the server has them
+            cursor.execute("SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = 'labourer'::regclass "
+                           "AND attnum > 0 AND NOT attisdropped")
+            types = dict(cursor.fetchall())
             if new:
-                with cursor.copy(f"COPY labourer ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY labourer ({', '.join(_INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types([types[c] for c in _INSERT_COLUMNS])
                     for values in new:
                         copy.write_row(values)
             if changed:
                 cursor.execute(f"CREATE TEMPORARY TABLE roster_update ON COMMIT DROP AS "
                                f"SELECT {', '.join(_UPDATE_COLUMNS)} FROM labourer WITH NO DATA")
-                with cursor.copy(f"COPY roster_update ({', '.join(_UPDATE_COLUMNS)}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY roster_update ({', '.join(_UPDATE_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types([types[c] for c in _UPDATE_COLUMNS])
                     for values in changed:
                         copy.write_row(values)
                 cursor.execute(f"UPDATE labourer SET {assign.format(new='u')} FROM roster_update AS u "
