@@ -305,10 +305,14 @@ def township_counts(session: Session, actor: Actor, key: str, filters: dict[str,
 def filter_choices(session: Session, actor: Actor, key: str) -> dict[str, list[str]]:
     """The values each filter of a list can take in the actor's area (for the filter form)."""
     spec = five_list(key)
+    # Staff who see the whole city: a filter on the list's own column reads the list alone (as list_count
+    # does), not the list joined to the registry (SQLite, 60,000 training needs: 10 ms against 110 ms each)
+    whole_city = spec.model is not None and visible_areas(actor) is None
     choices = {}
     for name, _label, column in spec.filters:
-        query = _list_query(spec, actor, {}).with_only_columns(column).distinct().order_by(column).limit(200)
-        choices[name] = [v for v in session.scalars(query) if v]
+        query = select(column) if whole_city and column.class_ is spec.model else \
+            _list_query(spec, actor, {}).with_only_columns(column)
+        choices[name] = [v for v in session.scalars(query.distinct().order_by(column).limit(200)) if v]
     query = _list_query(spec, actor, {}).with_only_columns(Labourer.township).distinct().order_by(Labourer.township)
     choices["township"] = [v for v in session.scalars(query.limit(200)) if v]
     return choices

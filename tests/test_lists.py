@@ -204,3 +204,27 @@ def test_an_official_s_search_reads_the_search_indexes_not_every_labourer_of_the
     by_digits = plans({"q": "0002"})
     assert by_digits and all("ix_labourer_phone_last4" in plan and "ix_labourer_id_last4" in plan
                              for plan in by_digits), by_digits
+
+
+def test_a_list_s_filter_form_offers_the_values_found_in_the_viewer_s_area(app, make_staff):
+    from fastapi.testclient import TestClient
+
+    made = _people(app)
+    with session_scope(app.state.sessionmaker) as session:
+        session.add(TrainingNeed(labourer_id=made["王外镇"], training_type="挖掘机", preferred_format="流动班",
+                                 township="江口镇"))
+    make_staff("city", "admin")
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+
+    def offered(username: str) -> dict[str, set[str]]:
+        with TestClient(app) as client:
+            login(client, username)
+            page = client.get("/console/lists/training_need").text
+        return {name: set(re.findall(r"<option[^>]*>([^<]+)</option>", body)) - {"全部"}
+                for name, body in re.findall(r'<select name="(\w+)">(.*?)</select>', page, re.S)}
+
+    city = offered("city")
+    assert city["training_type"] == {"电焊", "厨师", "挖掘机"} and city["format"] == {"流动班"}
+    assert city["township"] == {"白衣镇", "江口镇"}
+    assert offered("bai") == {"township": {"白衣镇"}, "training_type": {"电焊", "厨师"}, "format": set(),
+                              "status": {"open"}}
