@@ -8,6 +8,7 @@ import subprocess
 import sys
 from io import BytesIO
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import AuditLog, Labourer, RosterImport, RosterImportFile
@@ -367,3 +368,21 @@ def test_an_import_s_own_database_settings_end_with_its_transactions(client, app
     assert len(labourers(app)) == 14
     with db(app) as session:
         assert session.get(RosterImport, report["id"]).status == "committed"
+
+
+def test_an_imported_labourer_s_times_are_stored_as_the_models_store_them(client, app, admin_auth, monkeypatch):
+    """SQLite keeps times as text: an import writes them in SQLAlchemy's own form (microseconds always), as
+    every other writer of the table does, so they compare as text with theirs (sqlite3's own adapter drops
+    the microseconds when they are 0)."""
+    from datetime import datetime, timezone
+
+    import bot.roster
+
+    if app.state.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL stores times as times")
+    monkeypatch.setattr(bot.roster, "utcnow", lambda: datetime(2026, 12, 3, 15, 0, 0, tzinfo=timezone.utc))
+    report = upload(client, admin_auth, xlsx([person(1)])).json()
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json()["created"] == 1
+    with app.state.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT created_at, updated_at FROM labourer").one()
+    assert tuple(stored) == ("2026-12-03 15:00:00.000000", "2026-12-03 15:00:00.000000")
