@@ -501,7 +501,10 @@ def _registered(session: Session, hashes: list[str], names: tuple[str, ...]) -> 
         # time: psycopg prepares a statement run five times, and PostgreSQL keeps the generic plan it made
         # while the table was small (a first import grows it from nothing): a sequential scan comparing
         # every row with every hash, a second per batch at 100,000 labourers. LOCAL: this transaction only.
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        transaction = session.get_transaction()
+        if session.info.get("custom_plans") is not transaction:  # once a transaction (a report's has 50 batches)
+            session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            session.info["custom_plans"] = transaction
         query = query.where(Labourer.id_number_hash == any_(bindparam("hashes", type_=ARRAY(String))))
         for digest, *rest in session.execute(query, {"hashes": hashes}) if hashes else ():
             found[digest] = tuple(rest)
