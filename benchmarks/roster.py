@@ -8,8 +8,8 @@ PostgreSQL at GONGYOU_PG_URL or 127.0.0.1:5432/test in a schema of its own) runs
 each has its own peak memory: the upload's validation (read with python-calamine, every row checked, the
 import recorded), the commit (every valid row written), and a second import of the same file (every row
 an update; people imported again as they are are not rewritten). Prints wall and CPU seconds per phase,
-the child's CPU seconds and its peak RSS. Targets: validate + commit <= 15 s and
-peak memory <= 400 MB per database.
+the seconds spent waiting for a core (the machine's load), the load average before and after, the child's
+CPU seconds and its peak RSS. Targets: validate + commit <= 15 s and peak memory <= 400 MB per database.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ def make_roster(rows: int) -> bytes:
     return out.getvalue()
 
 
+def queued() -> float:
+    """Seconds this process's thread has been runnable but not running (Linux schedstat; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def child(path: str, url: str) -> int:
     from bot.auth import cli_actor
     from bot.db import make_engine, make_sessionmaker, migrate, session_scope
@@ -69,24 +77,28 @@ def child(path: str, url: str) -> int:
     regions = load_knowledge(settings.knowledge_dir).regions
     data = Path(path).read_bytes()
     actor = cli_actor()
-    figures: dict[str, object] = {}
+    figures: dict[str, object] = {"load_before": round(os.getloadavg()[0], 1)}
     for phase in ("first", "again"):
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started, queued_started = time.perf_counter(), time.process_time(), queued()
         with session_scope(factory) as session:
             upload = validate_upload(session, actor, filename="roster.xlsx", data=data, regions=regions,
                                      data_key=settings.data_key)
             import_id, counts = upload.id, {"rows": upload.rows, "valid": upload.valid, "to_update": upload.to_update}
-        validated, cpu_validated = time.perf_counter(), time.process_time()
+        validated, cpu_validated, queued_validated = time.perf_counter(), time.process_time(), queued()
         written = commit_import(factory, import_id, actor, data_key=settings.data_key)
-        done, cpu_done = time.perf_counter(), time.process_time()
+        done, cpu_done, queued_done = time.perf_counter(), time.process_time(), queued()
         # wall seconds depend on the machine's load (and, on PostgreSQL, on the server's own work); the CPU
-        # seconds are this process's
+        # seconds are this process's; *_queued_s: runnable but waiting for a core (the load). What is left of
+        # the wall time is waiting on the disk or the database server.
         figures[phase] = {"validate_s": round(validated - started, 2), "commit_s": round(done - validated, 2),
                           "total_s": round(done - started, 2), "validate_cpu_s": round(cpu_validated - cpu_started, 2),
-                          "commit_cpu_s": round(cpu_done - cpu_validated, 2), **counts, **written}
+                          "commit_cpu_s": round(cpu_done - cpu_validated, 2),
+                          "validate_queued_s": round(queued_validated - queued_started, 2),
+                          "commit_queued_s": round(queued_done - queued_validated, 2), **counts, **written}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)  # wall seconds depend on the machine's load
     figures["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    figures["load_after"] = round(os.getloadavg()[0], 1)
     print(json.dumps(figures))
     engine.dispose()
     return 0

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot import pii
@@ -64,7 +64,11 @@ def search_condition(q: str, data_key: str, *, codepoint_order: bool = False) ->
     if _DIGITS.match(q):
         suffix = q.upper()
         if len(suffix) == 4:
-            return or_(PHONE_LAST4 == suffix, ID_LAST4 == suffix)
+            # The ids from each last-four index, not an OR beside the area: with the area's equalities next
+            # to it SQLite's planner takes the area index and reads every labourer of the township instead
+            # (20 ms against under 1 ms at a township of 7,000)
+            return Labourer.id.in_(union_all(select(Labourer.id).where(PHONE_LAST4 == suffix),
+                                             select(Labourer.id).where(ID_LAST4 == suffix)))
         return or_(Labourer.phone_masked.like(f"%{suffix}"), Labourer.id_number_masked.like(f"%{suffix}"))
     begins = Labourer.name.like(f"{_escape_like(q)}%", escape="\\")
     if codepoint_order and ord(q[-1]) < 0x10FFFF and not any(ch.isascii() and ch.isalpha() for ch in q):
@@ -301,10 +305,14 @@ def township_counts(session: Session, actor: Actor, key: str, filters: dict[str,
 def filter_choices(session: Session, actor: Actor, key: str) -> dict[str, list[str]]:
     """The values each filter of a list can take in the actor's area (for the filter form)."""
     spec = five_list(key)
+    # Staff who see the whole city: a filter on the list's own column reads the list alone (as list_count
+    # does), not the list joined to the registry (SQLite, 60,000 training needs: 10 ms against 110 ms each)
+    whole_city = spec.model is not None and visible_areas(actor) is None
     choices = {}
     for name, _label, column in spec.filters:
-        query = _list_query(spec, actor, {}).with_only_columns(column).distinct().order_by(column).limit(200)
-        choices[name] = [v for v in session.scalars(query) if v]
+        query = select(column) if whole_city and column.class_ is spec.model else \
+            _list_query(spec, actor, {}).with_only_columns(column)
+        choices[name] = [v for v in session.scalars(query.distinct().order_by(column).limit(200)) if v]
     query = _list_query(spec, actor, {}).with_only_columns(Labourer.township).distinct().order_by(Labourer.township)
     choices["township"] = [v for v in session.scalars(query.limit(200)) if v]
     return choices

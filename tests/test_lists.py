@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from io import BytesIO
 
+import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot import pii
 from bot.db import session_scope
@@ -167,3 +168,66 @@ def test_pages_go_forward_and_back_by_the_ids_around_them(client, app, make_staf
     rest, links = walk("/console/lists/public_welfare_post?" + dict(links)["下一页"])
     assert rest == [f"翻页{n:03d}" for n in range(100, 120, 2)] and [label for label, _ in links] == ["上一页"]
     assert ">60<" in client.get("/console/lists").text.replace(" ", "")  # the list's total on the index
+
+
+def test_an_official_s_search_reads_the_search_indexes_not_every_labourer_of_the_township(client, app, make_staff):
+    """At a city's size (benchmarks/console.py) the two searches an official types most, a name's beginning and
+    the last four digits, must not read every labourer of their township: the name is read from the place
+    index (migration 0022) and the last digits from their own indexes. SQLite's plans, as SQLite chooses them
+    without statistics (PostgreSQL plans by its statistics of the tables)."""
+    engine = app.state.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plans checked are SQLite's")
+    _people(app)
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+    login(client, "bai")
+    statements: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):  # noqa: ANN001
+        if statement.lstrip().startswith("SELECT") and "FROM labourer" in statement:
+            statements.append((statement, parameters))
+
+    def plans(params: dict[str, str], path: str = "/console/labourers", *, of: str = "") -> list[str]:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            page = client.get(path, params=params)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        assert page.status_code == 200
+        with engine.connect() as conn:
+            return [" | ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, args))
+                    for sql, args in statements if (of or "labourer.name") in sql or (not of and "count(" in sql)]
+
+    by_name = plans({"q": "张"})
+    assert by_name and all("ix_labourer_place_name" in plan or "ix_labourer_name" in plan for plan in by_name), by_name
+    by_digits = plans({"q": "0002"})
+    assert by_digits and all("ix_labourer_phone_last4" in plan and "ix_labourer_id_last4" in plan
+                             for plan in by_digits), by_digits
+    # … and the flag lists still count from their own small indexes, not from the place index beside them
+    flagged = plans({}, "/console/lists/public_welfare_post", of="public_welfare_post = 1")
+    assert flagged and all("ix_labourer_public_welfare_post_place" in plan for plan in flagged), flagged
+
+
+def test_a_list_s_filter_form_offers_the_values_found_in_the_viewer_s_area(app, make_staff):
+    from fastapi.testclient import TestClient
+
+    made = _people(app)
+    with session_scope(app.state.sessionmaker) as session:
+        session.add(TrainingNeed(labourer_id=made["王外镇"], training_type="挖掘机", preferred_format="流动班",
+                                 township="江口镇"))
+    make_staff("city", "admin")
+    make_staff("bai", "official", [{"county": "平昌县", "township": "白衣镇"}])
+
+    def offered(username: str) -> dict[str, set[str]]:
+        with TestClient(app) as client:
+            login(client, username)
+            page = client.get("/console/lists/training_need").text
+        return {name: set(re.findall(r"<option[^>]*>([^<]+)</option>", body)) - {"全部"}
+                for name, body in re.findall(r'<select name="(\w+)">(.*?)</select>', page, re.S)}
+
+    city = offered("city")
+    assert city["training_type"] == {"电焊", "厨师", "挖掘机"} and city["format"] == {"流动班"}
+    assert city["township"] == {"白衣镇", "江口镇"}
+    assert offered("bai") == {"township": {"白衣镇"}, "training_type": {"电焊", "厨师"}, "format": set(),
+                              "status": {"open"}}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from io import BytesIO
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import AuditLog, Labourer, RosterImport, RosterImportFile
@@ -338,3 +339,50 @@ def test_many_values_encrypted_at_once_are_the_tokens_one_at_a_time_would_be():
     assert pii.encrypt_many(["a", "a"], "some-key")[0] != pii.encrypt_many(["a", "a"], "some-key")[1]
     fernet = pii._keys("some-key")[0]
     assert isinstance(fernet, Fernet) and fernet.decrypt(tokens[0]).decode() == values[0]
+
+
+def test_an_import_s_own_database_settings_end_with_its_transactions(client, app, admin_auth, monkeypatch):
+    """The commit writes its chunks without waiting for the WAL flush and plans its registry look-ups per batch
+    (PostgreSQL), with a larger page cache (SQLite): for its own transactions only. Every pooled connection
+    the app keeps afterwards has the settings it had before, and the import is written whole."""
+    import bot.roster
+
+    monkeypatch.setattr(bot.roster, "CHUNK", 4)
+    engine = app.state.engine
+    settings = {"postgresql": ("synchronous_commit", "plan_cache_mode"), "sqlite": ("cache_size",)}[engine.dialect.name]
+
+    def pooled() -> list[tuple[str, ...]]:
+        connections = [engine.connect() for _ in range(max(1, engine.pool.checkedin()))]
+        try:
+            return [tuple(str(c.exec_driver_sql(("SHOW " if engine.dialect.name == "postgresql" else "PRAGMA ") + name)
+                              .scalar()) for name in settings) for c in connections]
+        finally:
+            for c in connections:
+                c.close()
+
+    before = set(pooled())
+    report = upload(client, admin_auth, xlsx([person(n) for n in range(1, 15)])).json()
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json() == \
+        {"created": 14, "updated": 0, "skipped": 0}
+    assert set(pooled()) == before
+    assert len(labourers(app)) == 14
+    with db(app) as session:
+        assert session.get(RosterImport, report["id"]).status == "committed"
+
+
+def test_an_imported_labourer_s_times_are_stored_as_the_models_store_them(client, app, admin_auth, monkeypatch):
+    """SQLite keeps times as text: an import writes them in SQLAlchemy's own form (microseconds always), as
+    every other writer of the table does, so they compare as text with theirs (sqlite3's own adapter drops
+    the microseconds when they are 0)."""
+    from datetime import datetime, timezone
+
+    import bot.roster
+
+    if app.state.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL stores times as times")
+    monkeypatch.setattr(bot.roster, "utcnow", lambda: datetime(2026, 12, 3, 15, 0, 0, tzinfo=timezone.utc))
+    report = upload(client, admin_auth, xlsx([person(1)])).json()
+    assert client.post(f"/api/admin/roster/imports/{report['id']}/commit", headers=admin_auth).json()["created"] == 1
+    with app.state.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT created_at, updated_at FROM labourer").one()
+    assert tuple(stored) == ("2026-12-03 15:00:00.000000", "2026-12-03 15:00:00.000000")

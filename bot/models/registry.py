@@ -19,7 +19,8 @@ from bot.models.base import Base, Redacted, utcnow
 class Labourer(Base):
     __tablename__ = "labourer"
     __table_args__ = (
-        Index("ix_labourer_region", "county", "township", "village"), Index("ix_labourer_name", "name"),
+        # (migration 0022: the name in the place index, for an official's name search in their township)
+        Index("ix_labourer_place_name", "county", "township", "village", "name"), Index("ix_labourer_name", "name"),
         # The console at a city's size (migration 0020): the two flag lists counted by place from small
         # indexes, and the labourer search's "last four digits" (masked copies have fixed lengths).
         Index("ix_labourer_wants_startup_place", "county", "township", "village",
