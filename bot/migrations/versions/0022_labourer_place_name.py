@@ -3,7 +3,7 @@ names from the index (about 7,000 entries at a township of a 250,000-labourer ci
 of those labourers' rows; it replaces ix_labourer_region, which it serves as well (same leading columns)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0022'
-down_revision = '0020'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
