@@ -175,13 +175,13 @@ def test_another_process_picks_the_change_up_at_its_next_look(app, make_settings
 
 def test_unanswered_messages_are_grouped_and_one_becomes_a_question_in_two_clicks(client, app, make_staff, say):
     make_staff("kb-admin", "admin")
-    for user, text in (("u1", "挖虫草要办啥子证"), ("u2", "挖虫草要办啥子证？"), ("u3", "挖虫草要办啥证"),
+    for user, text in (("u1", "猪儿不吃食要喂啥子药"), ("u2", "猪儿不吃食要喂啥子药？"), ("u3", "猪儿不吃食要喂啥药"),
                        ("u4", "火车票咋个退")):
         say(text, user=user)
     login(client, "kb-admin")
     page = client.get("/console/knowledge/unanswered")
     groups = page.text.split('class="unanswered"')[1:]
-    assert len(groups) == 2 and "挖虫草要办" in groups[0] and ">3<" in groups[0] and "火车票咋个退" in groups[1]
+    assert len(groups) == 2 and "猪儿不吃食要喂" in groups[0] and ">3<" in groups[0] and "火车票咋个退" in groups[1]
 
     token = csrf_of(client, "/console/knowledge/unanswered")
     entry_id = "startup_guidance" if "startup_guidance" in app.state.services.kb.entries else \
@@ -194,8 +194,8 @@ def test_unanswered_messages_are_grouped_and_one_becomes_a_question_in_two_click
 
 
 def test_a_township_official_sees_only_the_unanswered_messages_of_their_area(client, app, make_staff, say):
-    say("挖虫草要办啥子证", user="from-baiyi")
-    say("挖虫草要办啥子证", user="stranger")
+    say("猪儿不吃食要喂啥子药", user="from-baiyi")
+    say("猪儿不吃食要喂啥子药", user="stranger")
     with session_scope(app.state.sessionmaker) as session:
         labourer = Labourer(name="白衣工友", county="平昌县", township="白衣镇", village="长沙村")
         session.add(labourer)

@@ -438,6 +438,15 @@ class Router:
         for intent, phrases in (intents_doc.get("exact") or {}).items():
             for p in phrases:
                 self.exact[self._exact_key(str(p))] = intent
+        # An entry's own question, asked word for word, is answered by that entry: what staff add to an entry
+        # in the console is answered by it, whatever a neighbouring topic's phrasings weigh in the models.
+        # A question two entries share decides nothing.
+        self.exact_entries: dict[str, tuple[str, str] | None] = {}
+        for text, label in docs:
+            key = self._exact_key(text)
+            if label.intent == "policy_question" and len(key) >= 4 and key not in self.exact:
+                seen = self.exact_entries.get(key, (label.topic, label.entry_id))
+                self.exact_entries[key] = seen if seen == (label.topic, label.entry_id) else None
         self.cues = [
             _Cue(
                 intent=c["intent"],
@@ -641,6 +650,11 @@ class Router:
         if exact:
             cand = new_candidate(exact, 1.0)
             return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
+        asked = self.exact_entries.get(key) if key else None
+        if asked:
+            topic, entry_id = asked
+            cand = new_candidate("policy_question", 1.0, topic, entry_id)
+            return new_parse(text, norm, "policy_question", 1.0, topic, entry_id, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
         # "不是要…是要…", "不用讲…直接…": the rest is what the person wants, and is what is scored
