@@ -47,3 +47,32 @@ def test_the_sum_an_agent_took_is_kept_though_no_amount_is_asked(say, app):
     say("确认")
     [complaint] = rows(app, Complaint)
     assert complaint.category == "中介收费" and complaint.amount_owed == 1500 and "孙" in complaint.employer
+
+
+def test_where_one_works_now_is_a_working_away_registration(say, app):
+    first = say("我在广东佛山的家具厂上班")[0]
+    assert "佛山" in first and "在哪里打工" not in first
+    assert state_of(app, "labourer-1").dialog == "working_away"
+
+
+def test_a_message_opening_with_learning_a_trade_is_a_training_registration(say, app):
+    first = say("学做短视频 拍抖音那种")[0]
+    assert "手机短视频" in first and "想学啥子" not in first
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "register_training" and state.slots["training_type"] == "手机短视频"
+
+
+def test_a_factory_of_a_kind_the_catalogue_lacks_is_factory_work(say, app):
+    say("我在广东佛山的家具厂上班")
+    say("汤小兵")
+    assert "做啥子工作" in say("13881280028")[-1]
+    assert "哪个公司或厂" in say("家具厂")[-1]  # taken, the next question asked
+    assert state_of(app, "labourer-1").slots["job_type"] == "普工"
+
+
+def test_before_the_new_year_is_free_from_now(say, app):
+    for said in ("我想学电焊", "王小明", "13812345678", "1"):
+        say(said)
+    assert "哪个乡镇" in say("年前")[-1]
+    available = state_of(app, "labourer-1").slots["available"]
+    assert available["text"] == "年前" and available["date"] is not None
