@@ -10,6 +10,7 @@ otherwise it returns None and the router carries on ("报名" alone, with no bro
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,9 +48,13 @@ def _core(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch)[0] not in "PZSC")
 
 
+# "不去了 屋头有事": not going, and why — the first clause says it
+CANCEL_LEADS = frozenset({"不去了", "我不去了", "去不了", "去不了了", "来不了", "来不了了", "不参加了", "我不参加了"})
+
+
 def classify(text: str) -> str | None:
     core = _core(text)
-    if core in CANCEL_WORDS:
+    if core in CANCEL_WORDS or _core(re.split(r"[，,。.!！?？;；\s]+", text.strip())[0]) in CANCEL_LEADS:
         return "cancel"
     if core in SIGNUP_WORDS:
         return "signup"

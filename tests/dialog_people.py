@@ -22,7 +22,8 @@ Each conversation (one JSON object a line in tests/data/conversations_*.jsonl) i
   conversation (closed afterwards, so the next person's list is theirs alone).
 - `prelude` (optional): messages said before `opening`, in order, whatever is asked (a registration made earlier,
   the events list asked for); each counts as a planned turn.
-- kind "signup": the stored row is the person's sign-up, `event` (its title) and `status`; "我的登记" must list it.
+- kind "signup": the stored row is the person's sign-up, `event` (its title) and `status`; "我的登记" must list it
+  (or, when its status is "cancelled" — 不去了 — must no longer list it).
   Any kind, after a `prelude` that changes a record from "我的登记", reads the person's latest row of that kind.
 
 What is measured (`python -m tests.dialog_people FILE…`): finished (the row written and the dialog closed,
@@ -301,7 +302,11 @@ def run(client: TestClient, convo: dict[str, Any], index: int = 0) -> Result:
         mark = {"training": stored.get("training_type"), "job": stored.get("job_type"),
                 "complaint": stored.get("ticket_no"), "working_away": stored.get("place"),
                 "signup": stored.get("event")}[convo["kind"]]
-        if mark and str(mark) not in listing:
+        if convo["kind"] == "signup" and stored.get("status") == "cancelled":
+            if mark and str(mark) in listing:  # a cancelled sign-up is no longer offered to withdraw
+                result.finished = False
+                result.violations.append("我的登记 still lists the cancelled sign-up")
+        elif mark and str(mark) not in listing:
             result.finished = False
             result.violations.append("我的登记 does not list it")
     person.close_events(events)

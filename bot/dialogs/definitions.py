@@ -252,6 +252,11 @@ def _owed(run: Run) -> bool:
     return run.slots.get("category") == "欠薪"
 
 
+def _a_fee(run: Run) -> bool:
+    """What an agent took (中介收了我一千五) is the sum to get back: kept when said, never asked."""
+    return run.slots.get("category") == "中介收费"
+
+
 def _asks_phone(run: Run) -> bool:
     identity = run.slots.get("identity") or {}
     return run.turn.state.channel != "sms" and identity.get("kind") != "phone" and not run.meta.get("bound")
@@ -328,7 +333,8 @@ RIGHTS_COMPLAINT = Dialog(
         Slot("category", v.parse_category, extract=x.category),
         Slot("employer", v.parse_text, extract=x.employer, free_text=True),
         Slot("site", v.parse_text, extract=x.site, optional=True, free_text=True),
-        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed),
+        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed,
+             kept_if=_a_fee),
         Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
         Slot("workers", v.parse_workers, show=v.show_workers, extract=x.workers),
         Slot("description", v.parse_text, optional=True, free_text=True),

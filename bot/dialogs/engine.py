@@ -79,6 +79,8 @@ class Slot:
     choices: Callable[["Run"], tuple[str, ...]] | None = None
     free_text: bool = False  # any text parses, so a confident question elsewhere is still a digression
     ask_if: Callable[["Run"], bool] | None = None  # asked only when this returns True
+    # Not asked, yet kept when the person says it (中介收了我一千五: the fee taken, though no amount is owed)
+    kept_if: Callable[["Run"], bool] | None = None
     texts: str = ""  # the knowledge/dialogs.yaml node with label, prompt, reask; "<dialog>.slots.<name>"
     # After this many answers the parser cannot read, the person's own words are taken as the value (a
     # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
@@ -206,6 +208,10 @@ class Run:
 
     def asks(self, slot: Slot) -> bool:
         return slot.ask_if is None or bool(slot.ask_if(self))
+
+    def hears(self, slot: Slot) -> bool:
+        """Whether a value said for this slot is kept: it is asked, or kept when said."""
+        return self.asks(slot) or (slot.kept_if is not None and bool(slot.kept_if(self)))
 
     def save(self, step: str | None) -> None:
         state = self.turn.state
@@ -346,7 +352,7 @@ def _harvest(run: Run, text: str, *, skip: Slot | None = None, fill: bool = True
     corrected: list[Slot] = []
     others = _without_who(run, text)
     for slot in run.dialog.slots:
-        if slot is skip or slot.extract is None or not run.asks(slot):
+        if slot is skip or slot.extract is None or not run.hears(slot):
             continue
         answered = slot.name in run.slots
         if (answered and not correct) or (not answered and not fill):
@@ -567,7 +573,7 @@ def _advance(run: Run, lead: str = "") -> list[Reply]:
     # An answer can change which later slots apply (工伤 needs no amount owed): drop answers that no
     # longer apply so the confirmation reads back only what will be saved.
     for slot in run.dialog.slots:
-        if slot.name in run.slots and not run.asks(slot):
+        if slot.name in run.slots and not run.hears(slot):
             del run.slots[slot.name]
             if slot.name in run.meta.get("history", []):
                 run.meta["history"].remove(slot.name)
@@ -692,7 +698,23 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
     run.meta["history"] = history + [slot.name]
-    return _advance(run, _noted(run, _rest_of_answer(run, slot, answer)))
+    filled = _rest_of_answer(run, slot, answer)
+    if slot.free_text and filled and isinstance(value, str):
+        run.slots[slot.name] = _without_facts(run, value, filled)
+    return _advance(run, _noted(run, filled))
+
+
+def _without_facts(run: Run, value: str, filled: list[Slot]) -> str:
+    """A free answer that also gave other slots' values (包工头姓杨 一共欠了两万三 to "哪个老板？"): the
+    clauses that say nothing but those values are theirs, not this answer's."""
+    clauses = [c for c in CLAUSES.split(value) if compact(c)]
+    kept = []
+    for clause in clauses:
+        founds = [f for f in (_extract(run, s, clause) for s in filled) if f is not None]
+        if not (founds and only_this(clause, *founds)):
+            kept.append(clause)
+    rest = " ".join(kept)
+    return rest if kept and len(kept) < len(clauses) and len(compact(rest)) >= 2 else value
 
 
 MANY_OPTIONS = 3  # a choice among this many (not a yes/no, where 可以，不要太远 is still a yes)
@@ -760,7 +782,7 @@ def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]
         return None
     founds: list[tuple[Slot, Found]] = []
     for other in run.dialog.slots:
-        if other is slot or other.extract is None or not run.asks(other):
+        if other is slot or other.extract is None or not run.hears(other):
             continue
         found = _extract(run, other, said)
         if found is not None and found.spans:

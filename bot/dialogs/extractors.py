@@ -232,6 +232,8 @@ _GENERIC_SOUNDS = frozenset(pinyin_key(w) for w in ("中介", "劳务", "建筑"
 
 # What comes before a business's name in a sentence (去年在广东惠州电子厂干了半年): the name follows the last one.
 _BEFORE_BUSINESS = re.compile(r"^.*(?:在|给|帮|到|去|是)")
+# A business word after a verb (包进厂, 回厂, 开厂) or a pointer back (没得这个厂) is a deed or a kind, not a name
+_NOT_A_NAME = re.compile(r"(进|回|出|离|开|办|建|找|换|这个|那个|这家|那家|哪个|哪家)$")
 
 
 def employer(text: str, ctx: v.SlotContext) -> Found | None:
@@ -239,6 +241,8 @@ def employer(text: str, ctx: v.SlotContext) -> Found | None:
     a place and a kind (福建晋江的鞋厂 is where and what, not who)."""
     said = text or ""
     for m in _BUSINESS.finditer(said):
+        if _NOT_A_NAME.search(m.group(1)):
+            continue
         head = _BEFORE_BUSINESS.sub("", m.group(1)) or m.group(1)
         whole = head + m.group(2)
         own = head

@@ -218,8 +218,16 @@ def parse_training_type(text: str, ctx: SlotContext) -> str:
     return found
 
 
+# 家具厂, 在一个玩具厂里: a factory of a kind the catalogue lacks is factory work
+_SOME_FACTORY = re.compile(r"^(在|是|进)?(一个|一家|个)?[\u4e00-\u9fff]{1,5}厂(里|头|上班|打工|做事|干活)?$")
+FACTORY_WORK = "普工"
+
+
 def parse_job_type(text: str, ctx: SlotContext) -> str:
     found = match_job_type(text, ctx.kb) or _by_its_parts(text, getattr(ctx.kb, "job_types", ()))
+    if not found and _SOME_FACTORY.match(compact(text)) \
+            and any(item.name == FACTORY_WORK for item in getattr(ctx.kb, "job_types", ())):
+        found = FACTORY_WORK
     if not found:
         raise Invalid()
     return found
@@ -786,6 +794,10 @@ def _until(value: str, start: dict[str, Any], today: date) -> str | None:
 _MONTH_TYPO = re.compile(r"(?<=[个上下这本两三四五六七八九十\d])[越悦阅钥]")
 
 
+# 年前, 过年前, 春节之前 (not 去年前, nor 春节前后, which is around it)
+_BEFORE_NEW_YEAR = re.compile(r"(?<![去前明今])年前(?!后)|过年前|过年之前|春节之?前(?!后)")
+
+
 def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, Any]:
     """When they are free / can start: {"text": as said, "date": the first day or None, "until": the last
     day when the words name a span (3月到5月, 开春, 下个月), else None}.
@@ -830,6 +842,8 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
             return {"text": said, "date": _lunar(today, month, day).isoformat()}
     if any(w in value for w in ("过完年", "过了年", "年后", "春节后", "过年后", "开年", "春节过后", "过年以后", "正月间")):
         return {"text": said, "date": _lunar(today, 1, 8).isoformat()}
+    if _BEFORE_NEW_YEAR.search(value):  # 年前: free from now until the Spring Festival
+        return {"text": said, "date": today.isoformat()}
     if m := re.search(r"(" + _NUM + r")月(?:份)?(?:(" + _NUM + r")[号日])?", value):
         month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else 1)
         if month and 1 <= month <= 12 and day and 1 <= day <= 31:

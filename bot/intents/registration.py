@@ -23,10 +23,13 @@ WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|�
 
 
 # 想正规学一下月嫂: learning a trade is a training registration, whichever the router leaned to
-LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去学|参加培训|报个班|报培训|培训一下)")
+# (学做短视频: a message that opens with the learning)
+LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去学|参加培训|报个班|报培训|培训一下|^学(?![费校历生习]))")
 # 我在新疆摘棉花: where the person is now, and no wish (想, 要, 找 …) for somewhere else
 HERE_NOW = re.compile(r"我(现在|目前|已经|这会儿)?人?在(?![家屋])")
 WISH = re.compile(r"想|要|找|准备|打算|愿意|希望")
+# 我在广东佛山的家具厂上班: the person states where they work now
+WORKING_NOW = re.compile(r"(上班|打工|务工|做工|干活)(了|的|哦|嘛|呢)?$")
 
 
 def _dialog_for(turn: Turn, intent: str) -> str:
@@ -80,13 +83,18 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
-    if not _WANTS.search(words) or len(words) < 3:  # 学电商 is a wish; a bare topic word (电商) is the router's
+    working_now = bool(HERE_NOW.search(words) and WORKING_NOW.search(words)) and not WISH.search(words)
+    if not (_WANTS.search(words) or working_now) or len(words) < 3:  # 学电商 is a wish; a bare topic word (电商) is the router's
         return None
     if _ERRAND.search(words):
         return None
     # 我是民胜镇的 … 想学下魔芋咋个种得更好，明年开春有空，最好有人下乡来教: a question in words, but four facts
     # of a registration at once are a registration
     asks = looks_like_question(said) or bool(_ASKS.search(words))
+    # 学做短视频 拍抖音那种: the router may take the trade for its policy topic; learning it is a registration
+    if not asks and LEARNING.search(words) and "training_type" in dialogs.facts_said(turn, "register_training", said):
+        turn.action = {"intent": "register_training"}
+        return start_registration(turn)
     candidates = () if asks else sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
                                         key=lambda c: -c.confidence)
     # Of the router's candidates, the one whose facts the message states most (想出去打工，广东那边，工资五千往上
