@@ -244,3 +244,10 @@ def test_the_router_is_ahead_of_the_baseline_on_the_new_holdout():
 def test_policy_questions_and_requests_in_mixed_and_proxy_voices(router, text, intent, topic):
     p = router.parse(text)
     assert p.intent == intent and (topic is None or p.topic == topic), (p.intent, p.topic)
+
+
+@pytest.mark.parametrize("text", ["包工头扣工资 犯不犯法", "老板不给加班费 违不违法", "工头拖着工钱不结 犯法不"])
+def test_whether_what_a_boss_did_is_lawful_is_a_question(router, text):
+    """Asking whether it is lawful tells no grievance to register, even when it names the boss's act."""
+    p = router.parse(text)
+    assert (p.intent, p.topic) == ("policy_question", "rights_protection"), (p.intent, p.topic)
