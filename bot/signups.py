@@ -10,7 +10,6 @@ otherwise it returns None and the router carries on ("报名" alone, with no bro
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.channels.base import Reply
 from bot.db import session_scope
+from bot.dialogs.validators import CLAUSES
 from bot.models import Campaign, Delivery, Event, Labourer, SignUp, utcnow
 from bot.models.campaigns import DeliveryOutcome
 from bot.render import event_values, fill
@@ -54,7 +54,7 @@ CANCEL_LEADS = frozenset({"不去了", "我不去了", "去不了", "去不了�
 
 def classify(text: str) -> str | None:
     core = _core(text)
-    if core in CANCEL_WORDS or _core(re.split(r"[，,。.!！?？;；\s]+", text.strip())[0]) in CANCEL_LEADS:
+    if core in CANCEL_WORDS or _core(CLAUSES.split(text.strip())[0]) in CANCEL_LEADS:
         return "cancel"
     if core in SIGNUP_WORDS:
         return "signup"

@@ -434,19 +434,21 @@ class Router:
         self.domain_bigram_keys = frozenset(self.domain_by_bigram)
         self.normalizer = Normalizer(nlu_dir, domain)
         self.normalizer.common_words = _CommonWords(self.segmenter.freq, domain)
-        self.exact: dict[str, str] = {}
+        # Said word for word, a message is decided here: (intent, topic, entry). An exact command of
+        # intents.yaml names its intent; an entry's own question is answered by that entry, so what staff add to
+        # an entry in the console is answered by it, whatever a neighbouring topic's phrasings weigh in the
+        # models. A question two entries share decides nothing.
+        self.exact: dict[str, tuple[str, str | None, str | None]] = {}
         for intent, phrases in (intents_doc.get("exact") or {}).items():
             for p in phrases:
-                self.exact[self._exact_key(str(p))] = intent
-        # An entry's own question, asked word for word, is answered by that entry: what staff add to an entry
-        # in the console is answered by it, whatever a neighbouring topic's phrasings weigh in the models.
-        # A question two entries share decides nothing.
-        self.exact_entries: dict[str, tuple[str, str] | None] = {}
+                self.exact[self._exact_key(str(p))] = (intent, None, None)
+        asked: dict[str, tuple[str, str | None, str | None] | None] = {}
         for text, label in docs:
             key = self._exact_key(text)
             if label.intent == "policy_question" and len(key) >= 4 and key not in self.exact:
-                seen = self.exact_entries.get(key, (label.topic, label.entry_id))
-                self.exact_entries[key] = seen if seen == (label.topic, label.entry_id) else None
+                decided = (label.intent, label.topic, label.entry_id)
+                asked[key] = decided if asked.get(key, decided) == decided else None
+        self.exact.update((key, decided) for key, decided in asked.items() if decided)
         self.cues = [
             _Cue(
                 intent=c["intent"],
@@ -648,13 +650,9 @@ class Router:
         key = self._exact_key(folded)
         exact = self.exact.get(key) if key else None
         if exact:
-            cand = new_candidate(exact, 1.0)
-            return new_parse(text, norm, exact, 1.0, None, None, entities, tokens, [cand], [])
-        asked = self.exact_entries.get(key) if key else None
-        if asked:
-            topic, entry_id = asked
-            cand = new_candidate("policy_question", 1.0, topic, entry_id)
-            return new_parse(text, norm, "policy_question", 1.0, topic, entry_id, entities, tokens, [cand], [])
+            intent, topic, entry_id = exact
+            cand = new_candidate(intent, 1.0, topic, entry_id)
+            return new_parse(text, norm, intent, 1.0, topic, entry_id, entities, tokens, [cand], [])
         if not norm or not _HAS_WORD_RE.search(norm):
             return self._out_of_scope(text, norm, entities, tokens, 1.0, [])
         # "不是要…是要…", "不用讲…直接…": the rest is what the person wants, and is what is scored
