@@ -1,0 +1,57 @@
+"""A question ABOUT an action, a rule or a quantity is a policy question (issue #15): what to bring to sign up,
+an age limit, whether a fare is paid back, how long a class lasts, the latest a wage may be paid, what the law
+says; a request to DO it (我要报名, 帮我报个) stays the action, and a grievance of one's own told stays a complaint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.nlu.router import get_router
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWLEDGE = ROOT / "knowledge"
+
+
+@pytest.fixture(scope="module")
+def router():
+    return get_router(KNOWLEDGE)
+
+
+@pytest.mark.parametrize("text, topic", [
+    # asking about the sign-up itself, not signing up
+    ("报名学电工要带啥子证件", "training_subsidy"),
+    ("报名挖机培训要交些啥子材料", "training_subsidy"),
+    ("参加养殖培训有没有年龄要求", "training_subsidy"),
+    ("报培训班可以让别人代报不", "training_subsidy"),
+    ("报了电焊班不想去了 要退钱不", "training_subsidy"),
+    ("家政班要学多少天", "training_subsidy"),
+    # a fare, asked whether it is paid back, is ours, not chit-chat
+    ("出门打工的火车票能报吗", "labour_export"),
+    # a rule or a limit asked about is not a complaint
+    ("工资最迟几号必须发", "rights_protection"),
+    ("最低工资标准是多少", "rights_protection"),
+    ("试用期按规定最长是多久", "rights_protection"),
+    # an ASR typo of 证书
+    ("电焊班发的正书全国通用不", "training_subsidy"),
+])
+def test_a_question_about_an_action_or_a_rule_is_a_policy_question(router, text, topic):
+    p = router.parse(text)
+    assert (p.intent, p.topic) == ("policy_question", topic)
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("我要报名学电工", "register_training"),
+    ("帮我报个挖机培训", "register_training"),
+    ("我想报那个养殖班", "register_training"),
+    ("老板欠了我三个月工资不给", "rights_complaint"),
+    ("电焊班下期好久开", "query_events"),
+])
+def test_a_request_to_do_it_or_a_grievance_stays_what_it_is(router, text, intent):
+    assert router.parse(text).intent == intent
+
+
+def test_a_subsidy_for_someone_of_another_hukou_is_not_referred_to_the_police(router):
+    p = router.parse("学手艺的补贴 外地户口能领不")
+    assert (p.intent, p.topic, p.referral) == ("policy_question", "training_subsidy", None)
