@@ -33,6 +33,11 @@ def router():
     ("工资最迟几号必须发", "rights_protection"),
     ("最低工资标准是多少", "rights_protection"),
     ("试用期按规定最长是多久", "rights_protection"),
+    # where or how one complains, asked without a case of one's own
+    ("包工头拖欠工钱该打哪个电话", "rights_protection"),
+    ("不给加班费违不违法", "rights_protection"),
+    # asking on someone's behalf is asking, not signing them up
+    ("帮我表弟问下 他想去丽水进厂 那边招不招人", "east_west_cooperation"),
     # an ASR typo of 证书
     ("电焊班发的正书全国通用不", "training_subsidy"),
 ])
@@ -47,6 +52,9 @@ def test_a_question_about_an_action_or_a_rule_is_a_policy_question(router, text,
     ("我想报那个养殖班", "register_training"),
     ("老板欠了我三个月工资不给", "rights_complaint"),
     ("电焊班下期好久开", "query_events"),
+    ("我在砖厂干了四个月 工钱一分没给 找哪个", "rights_complaint"),
+    ("帮我妈问问 她想找个活", "register_job"),
+    ("帮我报个保洁员", "register_job"),
 ])
 def test_a_request_to_do_it_or_a_grievance_stays_what_it_is(router, text, intent):
     assert router.parse(text).intent == intent
