@@ -63,3 +63,13 @@ def test_a_request_to_do_it_or_a_grievance_stays_what_it_is(router, text, intent
 def test_a_subsidy_for_someone_of_another_hukou_is_not_referred_to_the_police(router):
     p = router.parse("学手艺的补贴 外地户口能领不")
     assert (p.intent, p.topic, p.referral) == ("policy_question", "training_subsidy", None)
+
+
+# nlu_dev_h: 150 messages of these kinds, written before the router was run on them (first reading, whole set:
+# intent 88.7 %, topic 81.4 %); half A tuned on, half B when this bar was set: intent 97.0 %, topic 95.2 %.
+def test_the_questions_dev_set_holds():
+    from bot.nlu.evaluate import evaluate, half_of, load_rows
+
+    rows = [r for r in load_rows(ROOT / "tests" / "data" / "nlu_dev_h.jsonl") if half_of(r["text"]) == "B"]
+    scores = evaluate(rows, KNOWLEDGE)["scores"]
+    assert scores["intent"] >= 0.94 and scores["topic"] >= 0.92, scores
