@@ -27,6 +27,9 @@ def router():
     ("报培训班可以让别人代报不", "training_subsidy"),
     ("报了电焊班不想去了 要退钱不", "training_subsidy"),
     ("家政班要学多少天", "training_subsidy"),
+    # 好久 after a verb of lasting asks how long, not when a class is on
+    ("电焊班一期要学好久", "training_subsidy"),
+    ("厨师班要上好久的课", "training_subsidy"),
     # a fare, asked whether it is paid back, is ours, not chit-chat
     ("出门打工的火车票能报吗", "labour_export"),
     # a rule or a limit asked about is not a complaint
