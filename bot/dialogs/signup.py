@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from bot.conversation import Turn
 
 NAME = "event_signup"
-_SIGNUP_LEAD = re.compile(r"^(我要报名|我想报名|帮我报名|报个名|我报名|报名|我要去|我想去|我去|我参加|我要参加|参加|要去)")
+_SIGNUP_LEAD = re.compile(r"^(我要报名|我想报名|帮我报名|报个名|我报名|报名|我要去|我想去|我去|我参加|我要参加|参加|要去|我报)")
 # Said anywhere to the events list: 我想报那个电工的, 做菜那个我去, 电工的我想去听一哈
-_SIGNUP_VERB = re.compile(r"(我要报名|我想报名|帮我报名|报个名|报一个|我报名|报名|我想报|我要报|想报|要报|我要去|我想去|我也去|我去|"
+_SIGNUP_VERB = re.compile(r"(我要报名|我想报名|帮我报名|报个名|报一个|我报名|报名|我想报|我要报|想报|要报|我报|我要去|我想去|我也去|我去|"
                           r"想去|要去|也去|都去|我参加|我要参加|参加|去听|去学|算我一个|算我)")
 _FILLER = re.compile(r"(那个|这个|那场|这场|那期|两个都|都|的|吧|哈|嘛|一下|一哈)")
 
@@ -79,6 +79,9 @@ def parse_event(text: str, ctx: v.SlotContext) -> str:
     rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
     if rest.isdigit() and 1 <= int(rest) <= len(titles):
         return titles[int(rest) - 1]
+    at = v.ordinal(rest, len(titles))  # 第二个, 最后那个
+    if at is not None:
+        return titles[at - 1]
     if rest in titles:
         return rest
     if not rest:
@@ -106,7 +109,8 @@ def after_events_list(turn: "Turn") -> list[Reply] | None:
     if not ids or not turn.text or turn.state.dialog:
         return None
     words = v.compact(turn.text)
-    if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)):
+    if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)) \
+            or v.ordinal(_FILLER.sub("", words), len(ids)) is not None:
         return start(turn, NAME)
     events = turn.session.scalars(select(Event).where(Event.id.in_(ids))).all()
     if any(e.title and v.compact(e.title)[:4] in words for e in events):

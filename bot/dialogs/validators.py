@@ -113,7 +113,12 @@ def hometown_removed(text: str) -> str:
 
 # ---- identity -------------------------------------------------------------------------------
 
-_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫做", "我叫", "我是", "叫做", "叫")
+# Whom a proxy speaks for (帮我妈报个名: 她叫罗桂兰, 我老汉儿叫杜大明, 他叫雷大兵): the name that follows is theirs
+RELATIVES = ("妈妈|老妈|妈|母亲|娘|爸爸|老爸|爸|老汉儿|老汉|父亲|爹|老婆|媳妇儿|媳妇|爱人|老公|男人|兄弟|哥哥|哥|姐姐|姐|弟弟|弟娃儿|"
+             "弟|妹妹|妹|儿子|女儿|娃儿|婆婆|公公|爷爷|奶奶|外婆|外公|嫂子|侄儿|侄女|舅舅|姑姑|表哥|表姐|老人家|朋友|亲戚")
+WHOSE = r"(?:我|她|他|俺|(?:我|她|他|俺)?的?(?:" + RELATIVES + r"))"
+# 我叫, 我的名字是, 姓名, 她叫, 我妈妈的名字是: what comes before a name
+_NAME_LEAD = re.compile(r"^(?:" + WHOSE + r"的?)?(?:(?:名字|姓名)(?:叫做|叫|是)?|叫做|叫|是)")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
@@ -144,12 +149,7 @@ def parse_name(text: str, ctx: SlotContext) -> str:
 
 
 def _name(text: str) -> str:
-    value = compact(text)
-    for prefix in _NAME_PREFIXES:
-        if value.startswith(prefix):
-            value = value[len(prefix):]
-            break
-    value = _PARTICLE_END.sub("", value)
+    value = _PARTICLE_END.sub("", _NAME_LEAD.sub("", compact(text), count=1))
     longest = 10 if "·" in value else NAME_LONGEST
     if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES) \
             or value[0] in "我你他她它这那":
@@ -317,6 +317,26 @@ def parse_training_place(text: str, ctx: SlotContext) -> dict[str, str | None]:
 
 def show_township(value: dict[str, str | None]) -> str:
     return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v) or "都可以"
+
+
+_ORDINAL = re.compile(r"(?:第([一二两三四五六七八九十\d]{1,3})|倒数第([一二两三四五六七八九十\d]{1,2})|(最后|末尾|最末|倒数第一)|(头))"
+                      r"一?(?:那|这)?(?:个|场|期|项|种|条|班|次|号)?")
+
+
+def ordinal(text: str, count: int) -> int | None:
+    """The position (1 … count) an answer that is nothing but an ordinal points at in a list of `count`:
+    第二个 → 2, 最后那个 → count, 倒数第二 → count - 1, 头一个 → 1; None for anything else."""
+    m = _ORDINAL.fullmatch(compact(text))
+    if not m or count < 1:
+        return None
+    first, from_end, last, head = m.groups()
+    if last or head:
+        return count if last else 1
+    number = parse_number(first or from_end)
+    if number is None or not float(number).is_integer():
+        return None
+    at = int(number) if first else count + 1 - int(number)
+    return at if 1 <= at <= count else None
 
 
 def _option(text: str, ctx: SlotContext) -> str | None:

@@ -73,6 +73,22 @@ _WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|�
 _ERRAND = re.compile(r"(帮我|给我)(点|订|叫|买|充|交)")
 
 
+# Around a command said alone: 我要投诉嘛, 投诉一下
+_AROUND_COMMAND = re.compile(r"^(?:我|我们)?(?:要|想)?(.+?)(?:一下|一哈|下)?(?:吧|嘛|哈|哦|啊|呀|噻|撒|呢)*$")
+
+
+def _commanded(turn: Turn, said: str) -> str | None:
+    """The registration whose own command (knowledge/dialogs.yaml `commands`) the message is, word for word:
+    a bare 投诉 opens the complaint, however close the router found 我的投诉."""
+    found = _AROUND_COMMAND.match(compact(said))
+    if found is None:
+        return None
+    for intent in HANDLERS:
+        if found.group(1) in (turn.kb.dialog_texts.get(intent) or {}).get("commands") or ():
+            return intent
+    return None
+
+
 def registration_stated(turn: Turn) -> list[Reply] | None:
     """A statement (not a question) the router took for a policy question or hesitated over, that states
     facts of a registration the router also considered (a trade, a place, pay, an amount owed …): that
@@ -80,6 +96,10 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     parse, said = turn.parse, turn.text or ""
     if turn.state.dialog or parse is None or not said.strip():
         return None
+    commanded = _commanded(turn, said)
+    if commanded is not None:
+        turn.action = {"intent": commanded}
+        return start_registration(turn)
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
