@@ -235,7 +235,7 @@ WORKING_AWAY = Dialog(
         *IDENTITY,
         PHONE_BESIDES,
         Slot("place", _parse_away_place, extract=x.work_place),
-        Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
+        Slot("job_type", v.parse_job_type, extract=x.job_now, optional=True),
         Slot("employer", v.parse_text, extract=x.employer, optional=True, free_text=True),
         Slot("since", v.parse_since, show=v.show_when, extract=x.when, optional=True),
     ),

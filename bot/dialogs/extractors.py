@@ -59,8 +59,29 @@ def job_type(text: str, ctx: v.SlotContext) -> Found | None:
     return None
 
 
+# 在佛山的家具厂上班: a factory of a kind the catalogue lacks, said as where one works
+_AT_A_FACTORY = re.compile(r"(?:在|进)[\u4e00-\u9fff]{0,10}?([\u4e00-\u9fff]{1,4}厂)(?:里|头|上)?(?:上班|打工|做事|干活|做工)")
+
+
+def job_now(text: str, ctx: v.SlotContext) -> Found | None:
+    """The work someone does now: a trade named, or factory work (在义乌的袜子厂上班)."""
+    found = job_type(text, ctx)
+    if found is not None:
+        return found
+    for m in _AT_A_FACTORY.finditer(without_negated(text or "")):
+        try:
+            return Found(v.parse_job_type(m.group(1), ctx), (m.group(0),))
+        except v.Invalid:
+            continue
+    return None
+
+
 def training_format(text: str, ctx: v.SlotContext) -> Found | None:
-    found = v.format_named(without_negated(text), ctx)
+    """A format named, not in the words that named the trade (学做短视频 is the trade, not the 网络班)."""
+    said = without_negated(text)
+    for entity in _entities(said, ctx, "training_type"):
+        said = said.replace(entity.text, " ")
+    found = v.format_named(said, ctx)
     return Found(found) if found else None
 
 
@@ -237,6 +258,19 @@ _BEFORE_BUSINESS = re.compile(r"^.*(?:在|给|帮|到|去|是)")
 _NOT_A_NAME = re.compile(r"(进|回|出|离|开|办|建|找|换|这个|那个|这家|那家|哪个|哪家)$")
 
 
+def _without_place(text: str, ctx: v.SlotContext) -> str:
+    """`text` without the place it names (its words, 晋江 for 泉州, and the place's own names) nor 省/市/县."""
+    own = text
+    for entity in _entities(text, ctx, "place"):
+        own = own.replace(entity.text, "")
+    own = _PLACE_WORDS.sub("", own)
+    place = match_place(text, ctx.kb) or {}
+    for name in (place.get("destination"), place.get("province"), place.get("county"), place.get("township")):
+        if name:
+            own = own.replace(name, "").replace(name[:-1] if len(name) > 2 else name, "")
+    return own
+
+
 def employer(text: str, ctx: v.SlotContext) -> Found | None:
     """The business or boss named (宏达建筑劳务公司, 张老板的装修队), never a mere kind of one (一个电子厂), nor
     a place and a kind (福建晋江的鞋厂 is where and what, not who)."""
@@ -246,14 +280,10 @@ def employer(text: str, ctx: v.SlotContext) -> Found | None:
             continue
         head = _BEFORE_BUSINESS.sub("", m.group(1)) or m.group(1)
         whole = head + m.group(2)
-        own = head
-        for entity in _entities(head, ctx, "place"):  # the words said for the place (晋江 for 泉州)
-            own = own.replace(entity.text, "")
-        own = _GENERIC.sub("", _PLACE_WORDS.sub("", own))
-        place = match_place(head, ctx.kb) or {}
-        for name in (place.get("destination"), place.get("province"), place.get("county"), place.get("township")):
-            if name:
-                own = own.replace(name, "").replace(name[:-1] if len(name) > 2 else name, "")
+        where, of, kind = head.rpartition("的")
+        if of and where and not _without_place(where, ctx):  # 浙江义乌的袜子厂: where, then what kind
+            continue
+        own = _GENERIC.sub("", _without_place(head, ctx))
         if len(own) >= 2 and pinyin_key(own) not in _GENERIC_SOUNDS:
             return Found(v.pii.redact(whole)[:64], (m.group(0),))
     for m in _BOSS.finditer(said):

@@ -17,7 +17,7 @@ from bot.conversation import Turn
 from bot.dialogs.validators import CLAUSES, compact, looks_like_question
 
 WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
-                          r"|在外(务工|打工)|出[去来](打工|务工|上班)了|已经出去"
+                          r"|在外(务工|打工)|出[去来](打工|务工|上班)了|已经出去|我是外出(务工|打工)|外出(务工|打工)(的|人员)(登记|报)"
                           # 我现在人在江苏苏州，在一个电子厂上班: where they are now, and working there (not a wish)
                           r"|(已经|现在|目前|如今)人?在(?![家屋])[^想要准找愿]{1,20}?(打工|务工|上班|做工)")
 

@@ -136,12 +136,17 @@ def _value(span: str) -> float | None:
 
 def _number_spans(text: str) -> Iterable[tuple[int, int, float]]:
     for m in _NUM_RE.finditer(text):
-        span = m.group(0)
+        span, end = m.group(0), m.end()
         if span in ("几", "来") or span.startswith("来"):
             continue
+        # 一万二一个月, 三千五一个月, 五千一个月: the last 一 counts the month (十一个月 is eleven)
+        if len(span) > 1 and span[-1] in _CN_DIGIT and text[end:end + 1] == "个" \
+                and (_read_numeral(_approx_to_exact(span)) is None or span[-2:] in ("百一", "千一", "万一")) \
+                and _read_numeral(_approx_to_exact(span[:-1])) is not None:
+            span, end = span[:-1], end - 1
         value = _value(span)
         if value is not None:
-            yield m.start(), m.end(), value
+            yield m.start(), end, value
 
 
 def parse_number(text: str) -> float | None:
