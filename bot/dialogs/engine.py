@@ -28,6 +28,7 @@ from bot.dialogs.validators import (
     SlotContext,
     after_correction,
     compact,
+    asks_why,
     looks_like_question,
     without_negated,
 )
@@ -130,7 +131,7 @@ class Dialog:
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
                "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled", "corrected",
                "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched",
-               "unsubscribe_check", "unsubscribe_choices", "own_words")
+               "unsubscribe_check", "unsubscribe_choices", "own_words", "why_asked")
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -663,6 +664,10 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     answer = _digit_option(run, slot, words)
     if answer is None and _foreign_menu(run, words):
         return None
+    if answer is None and asks_why(said):  # 要名字干啥子嘛: told why (the slot's `why`), then asked again
+        run.save(slot.name)
+        node = _node(turn, slot.texts)
+        return [_ask(run, slot.name, str(node.get("why") or text(turn, "common.why_asked")))]
     if answer is None:
         # "不对，是成都，不是重庆" while the pay is asked: it corrects the slot it names, and the
         # question is asked again.

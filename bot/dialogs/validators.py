@@ -71,6 +71,19 @@ def looks_like_question(text: str) -> bool:
     return any(marker in text for marker in QUESTION_MARKERS) or bool(_ASKED_X_NOT.search(compact(text)))
 
 
+# 要名字干啥子嘛, 为啥要问这个, 要身份证做啥: why the question is asked (answered, then asked again)
+_WHY = re.compile(r"^(?:你们?)?(?:问|要|拿)?(?:我的?)?[\u4e00-\u9fff]{0,5}?(?:干啥子?|干嘛|干什么|做啥子?|做什么|有啥子?用|有什么用|"
+                  r"拿来做啥子?|拿来干啥子?|为啥子?|为什么|咋个要)(?:要问|要|问)?(?:这个|这些|我的?)?[\u4e00-\u9fff]{0,4}?[嘛哦呢啊呀噻]*$")
+_ABOUT_ASKING = re.compile(r"问|要|拿|登记|填|这个|这些|留")
+WHY_SHORTEST_ALONE = 4  # characters: 干啥子, 为啥 said alone ask why; longer, it must speak of the asking
+
+
+def asks_why(text: str) -> bool:
+    """Whether the message asks why we want to know (not why something happened: 为什么欠我工资)."""
+    words = compact(text)
+    return bool(_WHY.match(words)) and (len(words) <= WHY_SHORTEST_ALONE or bool(_ABOUT_ASKING.search(words)))
+
+
 # What people say to take back what they just said, or to correct an earlier answer.
 CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说"
                         r"|(?:^|(?<=[，,\s]))不(?=[，,\s])|(?<=[，,\s])(?:哎|唉|算了)?还是)")
@@ -359,7 +372,8 @@ NO_PREFERENCE = ("都可以", "都行", "随便", "无所谓", "不挑", "都要
 _FORMAT_WORDS = {"农闲": "农闲班", "夜校": "农闲班", "流动": "流动班", "下乡": "流动班", "田间": "流动班", "小灶": "小灶班",
                  "网络": "网络班", "网上": "网络班", "手机上": "网络班", "视频": "网络班", "补习": "补习班", "补课": "补习班"}
 # Asking what the options are (a question about something else is a digression the router answers).
-_ABOUT_OPTIONS = ("区别", "哪种", "哪个好", "啥意思", "什么意思", "有哪些", "有啥班", "不懂", "解释", "是啥", "是什么", "咋选", "怎么选")
+_ABOUT_OPTIONS = ("区别", "哪种", "哪个好", "啥意思", "什么意思", "有哪些", "有啥班", "不懂", "解释", "是啥", "是什么", "咋选", "怎么选",
+                  "你说呢", "你说嘛", "你帮我选", "帮我选", "你推荐", "推荐一个", "你看呢", "你看嘛")
 
 
 def format_named(text: str, ctx: SlotContext) -> str | None:
@@ -402,12 +416,14 @@ def _one_off(value: str, names: list[str]) -> str | None:
 def parse_format(text: str, ctx: SlotContext) -> str:
     """One of the five training formats, or 不限 (no preference)."""
     value = compact(text)
-    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
-        raise Invalid("explain", counts=False)  # 农闲班是啥意思: asked about, not chosen
     found = format_named(without_negated(text), ctx)
+    # 农闲班是啥意思, 哪种班好点嘛, 你说呢: asked about, not chosen (不晓得哪种好，都可以 is no preference)
+    no_preference = any(w in value for w in NO_PREFERENCE)
+    if any(w in value for w in _ABOUT_OPTIONS) and (looks_like_question(text) or not (found or no_preference)):
+        raise Invalid("explain", counts=False)
     if found:
         return found
-    if any(w in value for w in NO_PREFERENCE):
+    if no_preference:
         return "不限"
     raise Invalid()
 
@@ -680,6 +696,16 @@ _NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以",
         "这哈", "这会儿", "这阵", "立马", "眼下", "说走就走", "喊走就走", "随喊随到", "一哈儿就")
 
 
+# 腊月底, 正月中旬, 3月下旬, 冬月初: the day of the month such words start from
+_MONTH_PART = re.compile(r"份?(上旬|中旬|下旬|月初|初|月中|中|底|末|尾)")
+_PART_DAY = {"上旬": 1, "月初": 1, "初": 1, "中旬": 11, "月中": 11, "中": 11, "下旬": 21, "底": 25, "末": 25, "尾": 25}
+
+
+def _part_of_month(value: str, at: int) -> int:
+    m = _MONTH_PART.match(value, at)
+    return _PART_DAY[m.group(1)] if m else 1
+
+
 def _int(token: str) -> int | None:
     number = parse_number(token)
     return int(number) if number is not None and float(number).is_integer() else None
@@ -857,7 +883,7 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if m := _LUNAR_RE.search(value):
         lunar_calendar, month_token, day_token = m.groups()
         month = _LUNAR_MONTHS.get(month_token) or _int(month_token)
-        day = _int(day_token) if day_token else 1
+        day = _int(day_token) if day_token else _part_of_month(value, m.end())
         if (lunar_calendar or month_token in _LUNAR_MONTHS) and month and 1 <= month <= 12 and day and 1 <= day <= 30:
             return {"text": said, "date": _lunar(today, month, day).isoformat()}
     if any(w in value for w in ("过完年", "过了年", "年后", "春节后", "过年后", "开年", "春节过后", "过年以后", "正月间")):
@@ -865,7 +891,7 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if _BEFORE_NEW_YEAR.search(value):  # 年前: free from now until the Spring Festival
         return {"text": said, "date": today.isoformat()}
     if m := re.search(r"(" + _NUM + r")月(?:份)?(?:(" + _NUM + r")[号日])?", value):
-        month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else 1)
+        month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else _part_of_month(value, m.end()))
         if month and 1 <= month <= 12 and day and 1 <= day <= 31:
             found = _upcoming(today, month, day, year)
             if found:
