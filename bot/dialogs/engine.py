@@ -61,7 +61,10 @@ SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", 
               "看情况", "无所谓")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
 RESTART_WORDS = ("重新", "从头", "重来", "2")
-CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
+CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok",
+                 "不用改", "不用改了", "不改", "不改了", "都对", "都对的", "没得问题", "莫得问题")
+# A bare no (不用, 不要) answers the question asked: inside a dialog it is never an opt-out
+BARE_NO = ("不用", "不要", "不需要", "不必", "不用嘛", "不要嘛")
 EDIT_WORDS = ("修改", "改一下", "改下", "改", "错了", "不对", "换成", "重填", "更正")
 
 Parser = Callable[[str, SlotContext], Any]
@@ -831,7 +834,7 @@ def _command(run: Run) -> list[Reply] | None:
     slot = run.dialog.slot(run.turn.state.step or "")
     # a correction (名字打错了，是王晓明) is never an opt-out, however the router reads it
     soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text) \
-        and not CORRECTION.search(run.turn.text or "")
+        and not CORRECTION.search(run.turn.text or "") and compact(run.turn.text) not in BARE_NO
     if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
         return _unsubscribe_check(run)
     if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:

@@ -85,7 +85,8 @@ def asks_why(text: str) -> bool:
 
 
 # What people say to take back what they just said, or to correct an earlier answer.
-CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说"
+CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|换成|改一下|更正|应该是|哦不|我是说"
+                        r"|(?:电话|手机|号码)号?码?换了|新的是|新号码"
                         r"|(?:^|(?<=[，,\s]))不(?=[，,\s])|(?<=[，,\s])(?:哎|唉|算了)?还是)")
 # "不是重庆" / "不要网络班": the value after it is the one *not* meant.
 NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9fffA-Za-z0-9]{1,8}?)(?=[，,。.!！\s]|$|是|要|想)")
@@ -431,8 +432,8 @@ def parse_format(text: str, ctx: SlotContext) -> str:
 _SCOPE_WORDS = (
     ("省外", ("省外", "外省", "沿海", "出省", "外地")),
     ("省内", ("省内", "四川", "成都", "省里")),
+    ("县内", ("县内", "县里", "县城")),  # before 市内: 平昌县城里 is the county town
     ("市内", ("市内", "市里", "巴中", "城里")),
-    ("县内", ("县内", "县里", "县城")),
     ("本地", ("本地", "附近", "家门口", "屋头", "本乡", "本镇", "镇上", "就近", "离家近", "村里", "当地", "在家")),
 )
 _ANYWHERE = re.compile(r"哪里.{0,8}(去|就)哪里|哪里都|去哪都|哪儿都")
@@ -482,6 +483,9 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
         return {"scope": "省内" if home else "省外", "place": named}
     for scope, words in _SCOPE_WORDS:
         if any(w in value for w in words):
+            county = (match_place(rest, ctx.kb) or {}).get("county") if scope == "市内" else None
+            if county:  # 巴中市平昌县: the county named is the narrower wish
+                return {"scope": "县内", "place": county}
             return {"scope": scope, "place": "成都" if "成都" in value else None}
     if strict:
         raise Invalid()
@@ -610,8 +614,13 @@ SHORT_NO = 4  # characters: a reply this short that starts with 不/没 is a no
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
 
 
+_NUMBER_GIVEN = re.compile(r"\d{5,}")
+
+
 def parse_yes_no(text: str, ctx: SlotContext) -> bool:
     value = compact(text)
+    if _NUMBER_GIVEN.search(pii.fold_full_width(value)):
+        raise Invalid()  # 新的是138…: a number given, not a yes
     found = _option(text, ctx)
     if found:
         value = found
@@ -861,7 +870,17 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
             if first.get("date") and last.get("date") and last["date"] >= first["date"]:
                 end = _until(m.group(2), last, ctx.today) or last["date"]
                 return {"text": value[:32], "date": first["date"], "until": end}
-    found = _parse_when(text, ctx, strict=strict)
+    # 宁波 下个月就走: the words kept are the clause that says when, not the whole answer
+    clauses = [c for c in CLAUSES.split(text) if compact(c)]
+    for clause in clauses if len(clauses) > 1 else ():
+        try:
+            found = _parse_when(clause, ctx, strict=True)
+        except Invalid:
+            continue
+        text = clause
+        break
+    else:
+        found = _parse_when(text, ctx, strict=strict)
     until = _until(compact(text), found, ctx.today)
     found.pop("season_start", None)
     return {**found, "until": until}
