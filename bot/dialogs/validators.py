@@ -333,17 +333,20 @@ def show_township(value: dict[str, str | None]) -> str:
     return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v) or "都可以"
 
 
-_ORDINAL = re.compile(r"(?:第([一二两三四五六七八九十\d]{1,3})|倒数第([一二两三四五六七八九十\d]{1,2})|(最后|末尾|最末|倒数第一)|(头))"
+_ORDINAL = re.compile(r"(?:第([一二两三四五六七八九十\d]{1,3})|倒数第([一二两三四五六七八九十\d]{1,2})|(最后|末尾|最末|倒数第一)|(头)|(中间))"
                       r"一?(?:那|这)?(?:个|场|期|项|种|条|班|次|号)?")
 
 
 def ordinal(text: str, count: int) -> int | None:
     """The position (1 … count) an answer that is nothing but an ordinal points at in a list of `count`:
-    第二个 → 2, 最后那个 → count, 倒数第二 → count - 1, 头一个 → 1; None for anything else."""
+    第二个 → 2, 最后那个 → count, 倒数第二 → count - 1, 头一个 → 1, 中间那个 → the middle of three;
+    None for anything else."""
     m = _ORDINAL.fullmatch(compact(text))
     if not m or count < 1:
         return None
-    first, from_end, last, head = m.groups()
+    first, from_end, last, head, middle = m.groups()
+    if middle:
+        return (count + 1) // 2 if count % 2 and count > 1 else None
     if last or head:
         return count if last else 1
     number = parse_number(first or from_end)
