@@ -861,7 +861,7 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
     named.sort(key=lambda item: -item[0])
     fitting = []
     for _length, slot, alias in named:
-        rest = corrected if tail else _strip_edit_words(words.replace(alias, "", 1))
+        rest = corrected if tail else _strip_edit_words(compact(corrected).replace(alias, "", 1))  # 不是网络班 is not the value
         try:
             value = _parse(run, slot, rest) if compact(rest) else None
         except Invalid:

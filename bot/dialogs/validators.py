@@ -852,6 +852,7 @@ def _until(value: str, start: dict[str, Any], today: date) -> str | None:
 _MONTH_TYPO = re.compile(r"(?<=[个上下这本两三四五六七八九十\d])[越悦阅钥]")
 
 
+_LEADING_IS = re.compile(r"^(?:应该是|就是|是)(?=[\u4e00-\u9fff\d])")
 # 年前, 过年前, 春节之前 (not 去年前, nor 春节前后, which is around it)
 _BEFORE_NEW_YEAR = re.compile(r"(?<![去前明今])年前(?!后)|过年前|过年之前|春节之?前(?!后)")
 
@@ -861,7 +862,7 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
     day when the words name a span (3月到5月, 开春, 下个月), else None}.
 
     A range is read as its two ends; anything else by _parse_when."""
-    text = _MONTH_TYPO.sub("月", text or "")
+    text = _LEADING_IS.sub("", _MONTH_TYPO.sub("月", text or "").strip())  # 是腊月 (不是下个月 是腊月): said as 腊月
     value = compact(text)
     if m := _RANGE.fullmatch(value):
         try:
