@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -757,9 +757,11 @@ _VAGUE = ("过段时间", "过一阵", "过些时候", "过几天", "以后", "�
 # (words, month, day, lunar): seasons and festivals as people say them
 _SEASON_WORDS = (
     (("开春", "春天", "春季", "入春", "春耕后"), 3, 1, False),
-    (("入夏", "夏天", "夏季", "暑假"), 7, 1, False),
+    (("入夏", "夏天", "夏季"), 7, 1, False),
+    (("暑假",), 7, 10, False),
     (("入秋", "秋天", "秋季"), 9, 1, False),
-    (("入冬", "冬天", "冬季", "冬闲", "寒假"), 11, 1, False),
+    (("入冬", "冬天", "冬季", "冬闲"), 11, 1, False),
+    (("寒假",), 1, 15, False),
     (("元宵", "正月十五"), 1, 15, True),
     (("端午",), 5, 5, True),
     (("中秋",), 8, 15, True),
@@ -770,6 +772,34 @@ _SEASON_WORDS = (
     (("下半年",), 7, 1, False),
     (("上半年",), 1, 1, False),
 )
+
+
+# Days known by name, read before any month (七月半 is not July, 二月二 not February): festivals and the solar
+# terms people plan by. (words, month, day, lunar)
+_NAMED_DAYS = (
+    (("二月二", "龙抬头"), 2, 2, True), (("七月半", "中元"), 7, 15, True), (("重阳",), 9, 9, True),
+    (("腊八",), 12, 8, True), (("小年",), 12, 23, True), (("元旦",), 1, 1, False),
+    (("立春",), 2, 4, False), (("惊蛰",), 3, 6, False), (("谷雨",), 4, 20, False), (("立夏",), 5, 6, False),
+    (("芒种",), 6, 6, False), (("夏至",), 6, 21, False), (("立秋",), 8, 8, False), (("白露",), 9, 8, False),
+    (("秋分",), 9, 23, False), (("霜降",), 10, 23, False), (("立冬",), 11, 7, False), (("冬至",), 12, 22, False),
+)
+# 大年初八, 初十以后: a day of the lunar month said alone (大年: of the first month)
+_LUNAR_DAY = re.compile(r"(?<![月])(大年)?初([一二三四五六七八九十]{1,2})")
+
+
+def _next_lunar_day(today: date, day: int) -> date:
+    """The next solar date that is day `day` of a lunar month (初十 said on the 26th: the next month's)."""
+    lunar = LunarDate.from_solar_date(today.year, today.month, today.day)
+    year, month = lunar.year, lunar.month
+    for _ in range(3):
+        try:
+            found = LunarDate(year, month, day).to_solar_date()
+        except ValueError:
+            found = None
+        if found is not None and found >= today:
+            return found
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return today
 
 
 # The farm year as people here reckon it: after transplanting the rice (June), the wheat harvest (June), the maize
@@ -868,6 +898,9 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
         try:
             first = _parse_when(m.group(1), ctx, strict=True)
             last = _parse_when(m.group(2), ctx, strict=True)
+            if first.get("date") and last.get("date") and last["date"] < first["date"]:
+                # 十月到腊月 said in December: the 腊月 after that October
+                last = _parse_when(m.group(2), replace(ctx, today=date.fromisoformat(first["date"])), strict=True)
         except Invalid:
             pass
         else:
@@ -903,6 +936,14 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if not value:
         raise Invalid()
     year = today.year + 1 if "明年" in value else (today.year if "今年" in value else None)
+    for words, month, day, lunar in _NAMED_DAYS:
+        if any(w in value for w in words):
+            return {"text": said, "date": _seasonal(today, month, day, lunar, year).isoformat()}
+    if (m := _LUNAR_DAY.search(value)) and not _LUNAR_RE.search(value):
+        day = _int(m.group(2))
+        if day and 1 <= day <= 30:
+            found = _lunar(today, 1, day) if m.group(1) else _next_lunar_day(today, day)
+            return {"text": said, "date": found.isoformat()}
     if m := _LUNAR_RE.search(value):
         lunar_calendar, month_token, day_token = m.groups()
         month = _LUNAR_MONTHS.get(month_token) or _int(month_token)
@@ -940,6 +981,8 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         ("下周", today + timedelta(days=7 - today.weekday())),
         ("下个星期", today + timedelta(days=7 - today.weekday())),
         ("下个礼拜", today + timedelta(days=7 - today.weekday())),
+        ("过了这个月", _next_month_start(today)),
+        ("这个月过了", _next_month_start(today)),
         ("月底", _next_month_start(today) - timedelta(days=1)),
         ("年底", date(today.year, 12, 1) if today.month < 12 else today),
         ("这几天", today),
@@ -963,6 +1006,8 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         return {"text": said, "date": None}
     if "明年" in value:
         return {"text": said, "date": date(today.year + 1, 1, 1).isoformat()}
+    if "后年" in value and "年后" not in value:
+        return {"text": said, "date": date(today.year + 2, 1, 1).isoformat()}
     if strict:
         raise Invalid()
     if any(w in value for w in _NOW):
