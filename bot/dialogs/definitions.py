@@ -44,6 +44,8 @@ PHOTO_CHANNELS = ("wechat", "simulator")  # where a person can send a photo (not
 def _prepare(run: Run) -> None:
     labourer = run.turn.labourer()
     run.meta["bound"] = labourer is not None
+    # 帮我妈报个名: who is asked about is the one spoken for (the slots' prompt_other texts)
+    run.meta["for_other"] = bool(v.FOR_SOMEONE.search(run.turn.text or "")) and labourer is None
     if labourer is not None and labourer.township and run.dialog.slot("township") is not None:
         run.slots["township"] = {"county": labourer.county, "township": labourer.township, "village": labourer.village}
 

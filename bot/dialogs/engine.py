@@ -558,6 +558,8 @@ def _ask(run: Run, step: str | None, lead: str = "", key: str = "prompt") -> Rep
     if slot is None:
         return Reply(lead)
     node = _node(run.turn, slot.texts)
+    if key == "prompt" and run.meta.get("for_other") and node.get("prompt_other"):
+        key = "prompt_other"  # 帮我妈报个名: the questions are about her
     body = str(node.get(key) or node["reask"])
     return Reply(lead + body, _option_choices(run, slot))
 

@@ -200,6 +200,12 @@ _NAME_SAID = re.compile(r"(?:" + v.WHOSE + r"的?(?:名字)?叫|我的名字是|
 
 
 def name(text: str, ctx: v.SlotContext) -> Found | None:
+    m = v.OTHER_NAMED.search(text or "")  # 我叫李强 … 她叫罗桂兰: the one spoken for
+    if m:
+        try:
+            return Found(v.parse_name(m.group(1), ctx), (m.group(0),))
+        except v.Invalid:
+            pass
     m = v.SURNAME_THEN_NAME.search(text or "")
     if m:
         try:

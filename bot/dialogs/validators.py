@@ -132,7 +132,13 @@ RELATIVES = ("妈妈|老妈|妈|母亲|娘|爸爸|老爸|爸|老汉儿|老汉|�
              "弟|妹妹|妹|儿子|女儿|娃儿|婆婆|公公|爷爷|奶奶|外婆|外公|嫂子|侄儿|侄女|舅舅|姑姑|表哥|表姐|老人家|朋友|亲戚")
 WHOSE = r"(?:我|她|他|俺|(?:我|她|他|俺)?的?(?:" + RELATIVES + r"))"
 # 我叫, 我的名字是, 姓名, 她叫, 我妈妈的名字是: what comes before a name
-_NAME_LEAD = re.compile(r"^(?:" + WHOSE + r"的?)?(?:(?:名字|姓名)(?:叫做|叫|是)?|叫做|叫|是)")
+_NAME_LEAD = re.compile(r"^(?:" + WHOSE + r"的?(?:名字|姓名)?(?:叫做|叫|是)|(?:我|她|他|俺)的?(?:" + RELATIVES + r")"
+                        r"|(?:名字|姓名)(?:叫做|叫|是)?|叫做|叫|是)")
+# 我叫李强，帮我妈报的，她叫罗桂兰: the one spoken for is the one registered
+OTHER_NAMED = re.compile(r"(?:她|他|(?:我|她|他)?的?(?:" + RELATIVES + r"))的?(?:名字|姓名)?(?:叫做|叫|是)([\u4e00-\u9fff·]{2,4}?)"
+                         r"(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
+# 帮我妈报个名, 替我儿子登记, 给我老汉儿报: the person speaks for someone else
+FOR_SOMEONE = re.compile(r"(?:帮|替|给)(?:我|她|他)?的?(?:" + RELATIVES + r"|她|他)")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
@@ -153,6 +159,12 @@ def parse_name(text: str, ctx: SlotContext) -> str:
     said = SURNAME_THEN_NAME.search(text or "")
     if said:
         return _name(said.group(2))
+    other = OTHER_NAMED.search(text or "")
+    if other:
+        try:
+            return _name(other.group(1))
+        except Invalid:
+            pass
     clauses = [c for c in CLAUSES.split(text or "") if c]
     try:
         return _name(text)

@@ -134,7 +134,12 @@ def _value(span: str) -> float | None:
     return float(value)
 
 
+# 百把人, 万把块, 千把块: about a hundred / ten thousand / a thousand (read as 一百, 一万, 一千: same length, same offsets)
+_ROUGH_RE = re.compile(r"(?<![\d" + _CN + r"])([百千万])把")
+
+
 def _number_spans(text: str) -> Iterable[tuple[int, int, float]]:
+    text = _ROUGH_RE.sub(lambda m: "一" + m.group(1), text)
     for m in _NUM_RE.finditer(text):
         span, end = m.group(0), m.end()
         if span in ("几", "来") or span.startswith("来"):
