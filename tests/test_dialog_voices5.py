@@ -1,0 +1,192 @@
+"""The kinds of failure the fifth batch's dev people (conversations_voices5_dev.jsonl) and the probes written
+beside them showed (issue #14), each through the simulator endpoint as a labourer types it: proxies, places in
+a list said as ordinals, a registration's command said alone, questions answered with questions, numbers said
+with the month they count, corrections in other words, time said by festival, solar term and part of a month."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from lunardate import LunarDate
+
+from bot.models import JobWish, SignUp, TrainingNeed
+
+from test_dialog_signup import events, known_person, signups  # noqa: F401  (the events fixture)
+from test_dialog_support import rows, state_of
+
+PHONE = "13881290003"
+
+
+def _training_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
+    plain = {"姓名": "王小明", "叫啥名字": "王小明", "身份证号": PHONE, "哪种班": "1", "啥时候有空": "下个月",
+             "哪个乡镇": "江口镇", "想学啥子": "电焊"}
+    replies = say(opening)
+    for _ in range(8):
+        if until in replies[-1]:
+            return replies
+        replies = say(plain[next(k for k in plain if k in replies[-1])])
+    raise AssertionError(f"never asked {until!r}: {replies}")
+
+
+def _job_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
+    plain = {"姓名": "王小明", "身份证号": PHONE, "做啥子工作": "保洁", "在哪里做": "县内", "多少钱": "三千",
+             "上班": "马上", "公益性岗位": "愿意", "手工活": "不愿意"}
+    replies = say(opening)
+    for _ in range(10):
+        if until in replies[-1]:
+            return replies
+        replies = say(plain[next(k for k in plain if k in replies[-1])])
+    raise AssertionError(f"never asked {until!r}: {replies}")
+
+
+# ---- proxies ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["她叫罗桂兰", "我叫李强 她叫罗桂兰", "我妈叫罗桂兰", "我妈罗桂兰"])
+def test_a_name_given_for_the_relative_spoken_for_is_hers(say, app, answer):
+    first = say("帮我妈报个名 她想学绣花")[0]
+    assert "要登记的这位" in first  # asked about her, not "您的姓名"
+    assert "这位的身份证号" in say(answer)[0]
+    assert state_of(app, "labourer-1").slots["name"] == "罗桂兰"
+
+
+# ---- lists and commands -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said, title", [("最后那个", "中式烹调小灶班"), ("我报第一个", "电工农闲班"),
+                                         ("第二个 我想去", "中式烹调小灶班"), ("做菜那个", "中式烹调小灶班")])
+def test_an_event_said_by_its_place_in_the_list_or_what_it_teaches_is_signed_up(app, say, events, said, title):  # noqa: F811
+    person = known_person(app)
+    say("最近有啥子培训", user="p1")
+    assert "报名成功" in say(said, user="p1")[0]
+    assert signups(app) == {(events[title], person): "registered"}
+    assert rows(app, TrainingNeed) == []
+
+
+def test_not_being_able_to_go_in_other_words_cancels(app, say, events):  # noqa: F811
+    known_person(app)
+    say("最近有啥子培训", user="p1")
+    say("1", user="p1")
+    assert "已取消" in say("去不成了", user="p1")[0]
+    assert [s.status for s in rows(app, SignUp)] == ["cancelled"]
+
+
+@pytest.mark.parametrize("said", ["投诉", "投诉嘛", "维权"])
+def test_a_registrations_own_command_said_alone_opens_it(say, app, said):
+    assert "哪种问题" in say(said)[-1]
+    assert state_of(app, "labourer-1").dialog == "rights_complaint"
+
+
+def test_a_place_in_a_numbered_question_is_its_number(say, app):
+    _training_until(say, "想学电焊", "哪种班")
+    say("第二个")
+    assert state_of(app, "labourer-1").slots["format"] == "流动班"
+
+
+# ---- questions answered with questions --------------------------------------------------------------
+
+
+def test_why_a_question_is_asked_is_told_and_the_question_asked_again(say, app):
+    reply = say("想学电焊") and say("要名字干啥子嘛")[0]
+    assert "真实姓名" in reply and "对上您本人" in reply and reply.endswith("先问下您的姓名？")
+    reply = say("王小明") and say("为啥要身份证")[0]
+    assert "加密保存" in reply and "身份证号" in reply
+    assert "name" in state_of(app, "labourer-1").slots and "identity" not in state_of(app, "labourer-1").slots
+
+
+@pytest.mark.parametrize("said", ["哪种班好点嘛", "你说呢"])
+def test_asking_back_which_format_explains_them(say, said):
+    _training_until(say, "想学电焊", "哪种班")
+    assert "几种班的区别" in say(said)[0]
+
+
+# ---- facts and numbers ----------------------------------------------------------------------------
+
+
+def test_money_said_with_the_month_it_is_for_is_the_monthly_pay(say, app):
+    first = say("找工作 开挖机的 一万二一个月")[0]
+    assert "12000元" in first
+    assert state_of(app, "labourer-1").slots["pay"] == 12000
+
+
+def test_working_at_a_factory_of_a_kind_is_factory_work_and_names_no_employer(say, app):
+    first = say("我在浙江义乌的袜子厂上班")[0]
+    assert "义乌" in first and "普工" in first and "单位" not in first
+    slots = state_of(app, "labourer-1").slots
+    assert slots["job_type"] == "普工" and "employer" not in slots
+
+
+def test_the_trades_own_words_name_no_format(say, app):
+    say("学做短视频 拍抖音那种")
+    assert "format" not in state_of(app, "labourer-1").slots
+
+
+def test_a_boss_named_by_surname_and_role_is_the_employer(say, app):
+    first = say("一个姓王的包工头欠了我们七八个人的工钱")[0]
+    assert "姓王的包工头" in first and "哪个老板" not in first
+    slots = state_of(app, "labourer-1").slots
+    assert slots["employer"] == "姓王的包工头" and slots["workers"] == 7
+
+
+def test_a_rough_hundred_is_a_hundred(say, app):
+    replies = say("老板欠工资不给") and say("宏达建筑劳务公司")
+    while "几个工友" not in replies[-1]:
+        replies = say("跳过" if "哪里干的" in replies[-1] else "不清楚")
+    say("百把人")
+    assert state_of(app, "labourer-1").slots["workers"] == 100
+
+
+@pytest.mark.parametrize("said, scope", [("平昌县城里", "县内"), ("巴中市平昌县", "县内"), ("巴中市里", "市内")])
+def test_the_narrowest_place_named_is_the_wish(say, app, said, scope):
+    _job_until(say, "想找个保洁的活", "在哪里做")
+    say(said)
+    assert state_of(app, "labourer-1").slots["place"]["scope"] == scope
+
+
+# ---- corrections -------------------------------------------------------------------------------------
+
+
+def test_a_new_number_given_to_a_yes_no_question_corrects_the_phone(say, app):
+    _job_until(say, "想找个保洁的活", "公益性岗位")
+    reply = say("电话换了 新的是13881290098")[0]
+    assert "已改好" in reply and "公益性岗位" in reply
+    slots = state_of(app, "labourer-1").slots
+    assert slots["identity"]["masked"].endswith("0098") and "public_welfare" not in slots
+
+
+def test_a_bare_no_at_the_read_back_is_no_opt_out(say, app):
+    _job_until(say, "想找个保洁的活", "请核对")
+    assert "退订" not in say("不用")[0]
+    say("不用改")
+    [wish] = rows(app, JobWish)
+    assert wish.job_type == "保洁"
+    assert not (state_of(app, "labourer-1").context or {}).get("unsubscribed")
+
+
+def test_a_correction_that_rules_a_value_out_keeps_the_one_meant(say, app):
+    _training_until(say, "想学电焊", "请核对")
+    say("我说的是流动班 不是网络班")
+    assert state_of(app, "labourer-1").slots["format"] == "流动班"
+
+
+# ---- time ---------------------------------------------------------------------------------------------
+
+
+def _lunar_next(app, month: int, day: int) -> date:  # noqa: ANN001
+    today = datetime.now(ZoneInfo(app.state.settings.timezone)).date()
+    for year in range(today.year - 1, today.year + 2):
+        solar = LunarDate(year, month, day).to_solar_date()
+        if solar >= today:
+            return solar
+    raise AssertionError
+
+
+@pytest.mark.parametrize("said, lunar", [("七月半以后", (7, 15)), ("腊月底", (12, 25)), ("大年初八以后", (1, 8)),
+                                         ("重阳节后", (9, 9))])
+def test_a_lunar_day_said_by_name_or_part_of_month_is_that_day(say, app, said, lunar):
+    _training_until(say, "想学电焊", "啥时候有空")
+    say(said)
+    available = state_of(app, "labourer-1").slots["available"]
+    assert available["text"] == said and available["date"] == _lunar_next(app, *lunar).isoformat()
