@@ -190,3 +190,17 @@ def test_a_lunar_day_said_by_name_or_part_of_month_is_that_day(say, app, said, l
     say(said)
     available = state_of(app, "labourer-1").slots["available"]
     assert available["text"] == said and available["date"] == _lunar_next(app, *lunar).isoformat()
+
+
+def test_a_question_in_the_middle_never_subscribes(say, app):
+    _job_until(say, "想找个保洁的活", "上班")
+    replies = say("要多久才有消息嘛")
+    assert not any("已订阅" in r for r in replies)
+    assert "啥时候能去上班" in replies[-1]
+
+
+def test_asking_whether_one_must_answer_is_no_answer(say, app):
+    say("老板欠工资")
+    reply = say("这个也要说啊")[0]
+    assert "哪个老板" in reply
+    assert "employer" not in state_of(app, "labourer-1").slots

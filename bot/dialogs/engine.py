@@ -618,6 +618,8 @@ def _is_digression(run: Run, slot: Slot | None) -> bool:
         return False
     if parse.intent in ("unsubscribe", "human_handoff"):  # asked about / recorded by the engine itself
         return False
+    if parse.intent == "subscribe":  # 要多久才有消息嘛: a question, never a subscription made in passing
+        return False
     if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
         return False
     if parse.intent in DIALOG_INTENTS:

@@ -75,12 +75,17 @@ def looks_like_question(text: str) -> bool:
 _WHY = re.compile(r"^(?:你们?)?(?:问|要|拿)?(?:我的?)?[\u4e00-\u9fff]{0,5}?(?:干啥子?|干嘛|干什么|做啥子?|做什么|有啥子?用|有什么用|"
                   r"拿来做啥子?|拿来干啥子?|为啥子?|为什么|咋个要)(?:要问|要|问)?(?:这个|这些|我的?)?[\u4e00-\u9fff]{0,4}?[嘛哦呢啊呀噻]*$")
 _ABOUT_ASKING = re.compile(r"问|要|拿|登记|填|这个|这些|留")
+# 这个也要说啊, 必须填吗, 可以不说不: whether it must be answered
+_MUST_I = re.compile(r"^(?:这个|这些|这|那个)?(?:也|都|还)?(?:要|必须|一定要|非要|非得|得)(?:说|填|讲|告诉|写)(?:吗|啊|哦|嘛|呀|不)?$"
+                     r"|^(?:可以|能|能不能)不(?:说|填|讲|写)(?:吗|啊|哦|嘛|不)?$|^不(?:说|填)行不行$")
 WHY_SHORTEST_ALONE = 4  # characters: 干啥子, 为啥 said alone ask why; longer, it must speak of the asking
 
 
 def asks_why(text: str) -> bool:
     """Whether the message asks why we want to know (not why something happened: 为什么欠我工资)."""
     words = compact(text)
+    if _MUST_I.match(words):
+        return True
     return bool(_WHY.match(words)) and (len(words) <= WHY_SHORTEST_ALONE or bool(_ABOUT_ASKING.search(words)))
 
 
