@@ -244,17 +244,18 @@ def phone(text: str, ctx: v.SlotContext) -> Found | None:
 
 # 东莞鸿运五金厂, 宏达建筑劳务公司, 张老板的装修队: a name before a word for a business
 _BUSINESS = re.compile(r"([\u4e00-\u9fff]{2,14})(有限公司|公司|集团|工厂|厂|项目部|工程队|施工队|装修队|建筑队|劳务队|包工队|"
-                       r"中介|酒店|饭店|餐馆|超市|物业)")
+                       r"中介|酒店|饭店|餐馆|超市|物业|项目)")
 # What a business is called by that says nothing of which one (一个电子厂, 那家公司)
 _GENERIC = re.compile(r"^(在|是|我在|我们在|给|帮|去|到|的|了)+|一个|一家|那个|这个|那家|这家|某个|个|家|我们|他们|我的|他的|"
                       r"电子|五金|服装|制衣|鞋|玩具|家具|建筑|劳务|装修|装饰|工程|建设|物流|快递|餐饮|食品|纺织|塑料|机械|"
-                      r"电器|印刷|包装|汽车|钢铁|水泥|砖|砂石|化工|科技|实业|贸易|人力资源|小区|大|小")
+                      r"电器|印刷|包装|汽车|钢铁|水泥|砖|砂石|化工|科技|实业|贸易|人力资源|小区|工地|大|小")
 # 张老板的装修队, 王包工头, 一个姓王的包工头, 姓孙的中介: a boss named by the surname
 _BOSS = re.compile(r"(?:姓([\u4e00-\u9fff])的?|([\u4e00-\u9fff]))(老板|包工头|工头|老总|经理|中介|班长)"
                    r"(的[\u4e00-\u9fff]{0,4}?(?:队|厂|公司|工地))?")
 # 诉老板 (投诉老板欠钱) is no one: a boss is named by a common surname
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪"
             "范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤苟蒲鲜冉牟")
+_BOSS_SURNAMED = re.compile(r"(老板|包工头|工头|老总|经理|中介)姓([\u4e00-\u9fff])")
 _PLACE_WORDS = re.compile(r"(省|市|县|区|镇)")
 # a kind of business misheard or mistyped (中戒公司 for 中介公司) is still only a kind
 _GENERIC_SOUNDS = frozenset(pinyin_key(w) for w in ("中介", "劳务", "建筑", "装修", "电子", "服装", "工程", "物流", "公司", "工厂"))
@@ -296,6 +297,9 @@ def employer(text: str, ctx: v.SlotContext) -> Found | None:
             return Found(v.pii.redact(whole)[:64], (m.group(0),))
     for m in _BOSS.finditer(said):
         if (m.group(1) or m.group(2)) in SURNAMES:
+            return Found(m.group(0), (m.group(0),))
+    for m in _BOSS_SURNAMED.finditer(said):  # 老板姓陈, 包工头姓杨
+        if m.group(2) in SURNAMES:
             return Found(m.group(0), (m.group(0),))
     return None
 
