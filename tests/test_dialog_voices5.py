@@ -204,3 +204,10 @@ def test_asking_whether_one_must_answer_is_no_answer(say, app):
     reply = say("这个也要说啊")[0]
     assert "哪个老板" in reply
     assert "employer" not in state_of(app, "labourer-1").slots
+
+
+@pytest.mark.parametrize("said, category", [("工资压了两个月", "欠薪"), ("结不到账", "欠薪"), ("被开除了", "其他")])
+def test_a_problem_said_in_other_words_is_its_category(say, app, said, category):
+    say("我要投诉")
+    say(said)
+    assert state_of(app, "labourer-1").slots["category"] == category
