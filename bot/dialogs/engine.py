@@ -706,6 +706,9 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
                     return command
                 if _is_digression(run, slot):
                     return _digression(run)
+            elif looks_like_question(said) and _is_digression(run, slot) and not _answered_beside(run, slot, said):
+                # 在外地遇到事情找哪个哦 to "想在哪里做？": a question about something else (外地 is not the answer)
+                return _digression(run)
     value = _settled_on(run, slot, answer, value)
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
@@ -714,6 +717,12 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     if slot.free_text and filled and isinstance(value, str):
         run.slots[slot.name] = _without_facts(run, value, filled)
     return _advance(run, _noted(run, filled))
+
+
+def _answered_beside(run: Run, slot: Slot, said: str) -> bool:
+    """Whether the clauses of a message that are not questions answer the question (县城吧，包不包吃住？)."""
+    kept = "，".join(c for c in CLAUSES.split(said) if compact(c) and not looks_like_question(c))
+    return bool(kept) and _accepts(run, slot, kept)
 
 
 def _without_facts(run: Run, value: str, filled: list[Slot]) -> str:

@@ -107,9 +107,13 @@ def township(text: str, ctx: v.SlotContext) -> Found | None:
     return None
 
 
+# 我屋头老汉, 屋头有事: the household, not a wish to work at home
+_HOUSEHOLD = re.compile(r"屋头(?=老汉|老人|的|人|娃|老婆|媳妇|男人|婆娘|有事|忙|走不开)")
+
+
 def place_wish(text: str, ctx: v.SlotContext) -> Found | None:
     """Where they want to work, only when said as such (a city, a scope word), never the hometown."""
-    rest = hometown_removed(without_negated(without_past(text)))
+    rest = _HOUSEHOLD.sub(" ", hometown_removed(without_negated(without_past(text))))
     try:
         value = v.parse_place_wish(rest, ctx, strict=True)
     except v.Invalid:

@@ -143,7 +143,8 @@ _NAME_LEAD = re.compile(r"^(?:" + WHOSE + r"的?(?:名字|姓名)?(?:叫做|叫|
 OTHER_NAMED = re.compile(r"(?:她|他|(?:我|她|他)?的?(?:" + RELATIVES + r"))的?(?:名字|姓名)?(?:叫做|叫|是)([\u4e00-\u9fff·]{2,4}?)"
                          r"(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 # 帮我妈报个名, 替我儿子登记, 给我老汉儿报: the person speaks for someone else
-FOR_SOMEONE = re.compile(r"(?:帮|替|给)(?:我|她|他)?的?(?:" + RELATIVES + r"|她|他)")
+FOR_SOMEONE = re.compile(r"(?:帮|替|给)(?:我|她|他)?的?(?:" + RELATIVES + r"|她|他)"
+                         r"|(?:我|我屋头|屋头|我家|我们家)的?(?:" + RELATIVES + r")(?:想|要|准备|打算)")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
