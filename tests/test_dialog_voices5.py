@@ -211,3 +211,30 @@ def test_a_problem_said_in_other_words_is_its_category(say, app, said, category)
     say("我要投诉")
     say(said)
     assert state_of(app, "labourer-1").slots["category"] == category
+
+
+# ---- the held-out batch's kinds (conversations_voices5_heldout.jsonl, first reading) ----------------------
+
+
+@pytest.mark.parametrize("opening, dialog, slot, value", [
+    ("我屋头老汉想当护林员 看山那种", "register_job", "job_type", "护林防火"),
+    ("想去西藏开挖机 工资一万左右", "register_job", "pay", 10000),
+    ("我在浙江绍兴打工 在纺织厂", "working_away", "place", "绍兴")])
+def test_an_opening_stated_as_a_wish_or_as_work_now_opens_its_registration(say, app, opening, dialog, slot, value):
+    say(opening)
+    state = state_of(app, "labourer-1")
+    assert state.dialog == dialog and state.slots[slot] == value
+
+
+def test_a_relatives_wish_says_nothing_of_working_at_home(say, app):
+    say("我屋头老汉想当护林员 看山那种")
+    assert "place" not in state_of(app, "labourer-1").slots
+
+
+def test_a_question_at_an_options_question_is_answered_not_taken_for_the_answer(say, app):
+    _job_until(say, "想找个月嫂的活路", "在哪里做")
+    replies = say("在外地遇到事情找哪个哦")
+    assert "服务站" in replies[0] and "在哪里做" in replies[-1]
+    assert "place" not in state_of(app, "labourer-1").slots
+    say("上海")
+    assert state_of(app, "labourer-1").slots["place"] == {"scope": "省外", "place": "上海"}
