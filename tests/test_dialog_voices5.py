@@ -228,7 +228,8 @@ def test_an_opening_stated_as_a_wish_or_as_work_now_opens_its_registration(say, 
 
 def test_a_relatives_wish_says_nothing_of_working_at_home(say, app):
     say("我屋头老汉想当护林员 看山那种")
-    assert "place" not in state_of(app, "labourer-1").slots
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "register_job" and "place" not in state.slots
 
 
 def test_a_question_at_an_options_question_is_answered_not_taken_for_the_answer(say, app):
