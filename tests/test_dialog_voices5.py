@@ -19,26 +19,28 @@ from test_dialog_support import rows, state_of
 PHONE = "13881290003"
 
 
-def _training_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
-    plain = {"姓名": "王小明", "叫啥名字": "王小明", "身份证号": PHONE, "哪种班": "1", "啥时候有空": "下个月",
-             "哪个乡镇": "江口镇", "想学啥子": "电焊"}
-    replies = say(opening)
-    for _ in range(8):
-        if until in replies[-1]:
-            return replies
-        replies = say(plain[next(k for k in plain if k in replies[-1])])
-    raise AssertionError(f"never asked {until!r}: {replies}")
+TRAINING = {"姓名": "王小明", "叫啥名字": "王小明", "身份证号": PHONE, "哪种班": "1", "啥时候有空": "下个月", "哪个乡镇": "江口镇",
+            "想学啥子": "电焊"}
+JOB = {"姓名": "王小明", "身份证号": PHONE, "做啥子工作": "保洁", "在哪里做": "县内", "多少钱": "三千", "上班": "马上",
+       "公益性岗位": "愿意", "手工活": "不愿意"}
 
 
-def _job_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
-    plain = {"姓名": "王小明", "身份证号": PHONE, "做啥子工作": "保洁", "在哪里做": "县内", "多少钱": "三千",
-             "上班": "马上", "公益性岗位": "愿意", "手工活": "不愿意"}
+def _until(say, opening: str, until: str, plain: dict[str, str]) -> list[str]:  # noqa: ANN001
+    """Answer the dialog's questions from `plain` (question words → answer) until the one containing `until`."""
     replies = say(opening)
     for _ in range(10):
         if until in replies[-1]:
             return replies
         replies = say(plain[next(k for k in plain if k in replies[-1])])
     raise AssertionError(f"never asked {until!r}: {replies}")
+
+
+def _training_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
+    return _until(say, opening, until, TRAINING)
+
+
+def _job_until(say, opening: str, until: str) -> list[str]:  # noqa: ANN001
+    return _until(say, opening, until, JOB)
 
 
 # ---- proxies ------------------------------------------------------------------------------------------
