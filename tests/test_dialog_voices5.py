@@ -98,10 +98,31 @@ def test_why_a_question_is_asked_is_told_and_the_question_asked_again(say, app):
     assert "name" in state_of(app, "labourer-1").slots and "identity" not in state_of(app, "labourer-1").slots
 
 
-@pytest.mark.parametrize("said", ["哪种班好点嘛", "你说呢"])
+@pytest.mark.parametrize("said", ["哪种班好点嘛", "哪种好"])
 def test_asking_back_which_format_explains_them(say, said):
     _training_until(say, "想学电焊", "哪种班")
     assert "几种班的区别" in say(said)[0]
+
+
+@pytest.mark.parametrize("said", ["你说呢", "你帮我选", "听你的"])
+def test_leaving_the_format_to_us_is_no_preference(say, app, said):
+    _training_until(say, "想学电焊", "哪种班")
+    assert "啥时候有空" in say(said)[0]
+    assert state_of(app, "labourer-1").slots["format"] == "不限"
+
+
+def test_an_ordinal_for_a_relative_signs_her_up(app, say, events):  # noqa: F811
+    say("最近有啥子培训", user="p9")
+    assert "叫啥名字" in say("帮我妈报第二个", user="p9")[0]
+    say("她叫何秀珍", user="p9")
+    assert "报名成功" in say(PHONE, user="p9")[0]
+    assert [s.event_id for s in rows(app, SignUp)] == [events["中式烹调小灶班"]]
+
+
+def test_a_boss_dragging_the_pay_is_unpaid_wages(say, app):
+    say("包工头拖了我们半年工资 十几个人")
+    slots = state_of(app, "labourer-1").slots
+    assert slots["category"] == "欠薪" and slots["workers"] == 10
 
 
 # ---- facts and numbers ----------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def parse_event(text: str, ctx: v.SlotContext) -> str:
     """One of the events listed: its number, its title, or the one a fragment points at (做菜那个 → the
     cooking class). Several listed and nothing says which: asked (not counted as a failed answer)."""
     titles = ctx.options
-    words = v.compact(text)
+    words = v.FOR_SOMEONE.sub("", v.compact(text))  # 帮我妈报第二个: whom it is for says nothing of which
     rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
     if rest.isdigit() and 1 <= int(rest) <= len(titles):
         return titles[int(rest) - 1]
@@ -109,7 +109,7 @@ def after_events_list(turn: "Turn") -> list[Reply] | None:
     ids = listed(turn)
     if not ids or not turn.text or turn.state.dialog:
         return None
-    words = v.compact(turn.text)
+    words = v.FOR_SOMEONE.sub("", v.compact(turn.text))
     rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
     if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)) \
             or v.ordinal(rest, len(ids)) is not None:  # 第二个, 报第三个, 第一个 我想去
