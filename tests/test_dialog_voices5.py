@@ -262,3 +262,12 @@ def test_a_question_at_an_options_question_is_answered_not_taken_for_the_answer(
     assert "place" not in state_of(app, "labourer-1").slots
     say("上海")
     assert state_of(app, "labourer-1").slots["place"] == {"scope": "省外", "place": "上海"}
+
+
+def test_how_to_answer_the_question_asked_is_told_not_a_policy_answer(say):
+    replies = say("老板欠工资")
+    for said in ("宏达公司", "跳过", "五千", "三个月", "就我", "跳过", "王德贵", "13881290111"):
+        replies = say(said)
+    assert "照片" in replies[-1]
+    reply = say("照片咋个发")
+    assert reply == ["照片直接发过来就行，发完回复“好了”；没有就回复“没有”。"]  # no answer about post subsidies

@@ -835,9 +835,23 @@ def _not_an_answer(run: Run, slot: Slot, exc: Invalid) -> list[Reply] | None:
     command = _command(run)
     if command is not None:
         return command
+    if _about_this_question(run, slot):  # 照片咋个发 at the photos: how to answer, told again
+        run.save(slot.name)
+        return [_ask(run, slot.name, key="explain" if "explain" in _node(turn, slot.texts) else "reask")]
     if _is_digression(run, slot):
         return _digression(run)
     return _failed(run, slot, exc)
+
+
+def _about_this_question(run: Run, slot: Slot) -> bool:
+    """A question naming what is being asked (its label or an alias: 照片咋个发 to the photos question) that the
+    router answers with a topic foreign to this dialog is about answering the question, not a digression."""
+    said, parse = run.turn.text or "", run.turn.parse
+    if not looks_like_question(said) or parse is None or parse.topic in run.dialog.topics:
+        return False
+    node = _node(run.turn, slot.texts)
+    words = compact(said)
+    return any(alias and alias in words for alias in (node["label"], *(node.get("aliases") or ())))
 
 
 def _command(run: Run) -> list[Reply] | None:
