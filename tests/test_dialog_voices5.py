@@ -271,3 +271,12 @@ def test_how_to_answer_the_question_asked_is_told_not_a_policy_answer(say):
     assert "照片" in replies[-1]
     reply = say("照片咋个发")
     assert reply == ["照片直接发过来就行，发完回复“好了”；没有就回复“没有”。"]  # no answer about post subsidies
+
+
+def test_a_place_inside_the_one_wished_said_later_narrows_it(say, app):
+    say("想进厂")
+    say("邹建国 想去浙江 工资五千")
+    say(PHONE)
+    assert "省外（宁波）" in say("宁波那边 下个月就走")[0]
+    slots = state_of(app, "labourer-1").slots
+    assert slots["place"] == {"scope": "省外", "place": "宁波"} and slots["start"]["text"] == "下个月就走"

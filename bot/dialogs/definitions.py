@@ -202,7 +202,7 @@ REGISTER_JOB = Dialog(
         PHONE_BESIDES,
         Slot("job_type", v.parse_job_type, extract=x.job_type, own_words_after=OWN_WORDS_AFTER),
         Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish, own_words_after=OWN_WORDS_AFTER,
-             from_own_words=v.place_in_own_words),
+             from_own_words=v.place_in_own_words, narrows=v.narrower_place),
         Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
         Slot("start", v.parse_when, show=v.show_when, extract=x.when),
         Slot("public_welfare", v.parse_yes_no, show=v.show_yes_no),

@@ -90,6 +90,8 @@ class Slot:
     # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
     own_words_after: int = 0
     from_own_words: Callable[[str], Any] = str  # the value those words make ({"scope": None, "place": 绍兴})
+    # Whether a value found later narrows the one given (浙江, then 宁波 下个月就走): it replaces it, said back
+    narrows: Callable[[Any, Any, SlotContext], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -770,10 +772,18 @@ def _rest_of_answer(run: Run, slot: Slot, answer: str) -> list[Slot]:
     own = _extract(run, slot, answer)
     for span in own.spans if own is not None else ():
         rest = rest.replace(span, " ")
+    narrowed = []
+    for other in run.dialog.slots:
+        if other is slot or other.narrows is None or run.slots.get(other.name) is None:
+            continue
+        found = _extract(run, other, rest)
+        if found is not None and other.narrows(run.slots[other.name], found.value, run.context(other)):
+            run.slots[other.name] = found.value
+            narrowed.append(other)
     if len(compact(rest)) <= SHORT_ANSWER:
-        return []
+        return narrowed
     filled, _ = _harvest(run, rest, skip=slot)
-    return filled
+    return filled + narrowed
 
 
 def _own_words(said: str) -> str:

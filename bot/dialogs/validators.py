@@ -524,6 +524,17 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
     raise Invalid()
 
 
+def narrower_place(old: dict[str, str | None], new: dict[str, str | None], ctx: SlotContext) -> bool:
+    """A place wish that names a place inside the one wished before (浙江 → 宁波), or a place where only a
+    scope was given (省外 → 宁波, same scope)."""
+    if not new.get("place") or new.get("place") == old.get("place") or new.get("scope") != old.get("scope"):
+        return False
+    if not old.get("place"):
+        return True
+    inside = match_place(new["place"], ctx.kb) or {}
+    return old["place"] in (inside.get("province"), inside.get("county"))
+
+
 def place_in_own_words(words: str) -> dict[str, str | None]:
     """A place the lists lack (绍兴), taken as said: no scope, for the staff to check."""
     return {"scope": None, "place": words[:16]}
