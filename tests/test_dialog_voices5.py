@@ -280,3 +280,11 @@ def test_a_place_inside_the_one_wished_said_later_narrows_it(say, app):
     assert "省外（宁波）" in say("宁波那边 下个月就走")[0]
     slots = state_of(app, "labourer-1").slots
     assert slots["place"] == {"scope": "省外", "place": "宁波"} and slots["start"]["text"] == "下个月就走"
+
+
+@pytest.mark.parametrize("said", ["把保洁那个撤了", "不想找工作了 撤回"])
+def test_a_withdrawal_in_other_words_withdraws_the_record(say, app, said):
+    _job_until(say, "想找个保洁的活", "请核对")
+    say("确认")
+    assert "已撤回" in say(said)[0]
+    assert [w.status for w in rows(app, JobWish)] == ["cancelled"]
