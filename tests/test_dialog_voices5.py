@@ -288,3 +288,34 @@ def test_a_withdrawal_in_other_words_withdraws_the_record(say, app, said):
     say("确认")
     assert "已撤回" in say(said)[0]
     assert [w.status for w in rows(app, JobWish)] == ["cancelled"]
+
+
+def test_pay_still_owed_for_past_work_is_a_complaint_not_a_job_wish(say, app):
+    say("去年在上海工地干活 到现在还差我八千块")
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "rights_complaint" and state.slots["category"] == "欠薪" and state.slots["amount"] == 8000
+
+
+def test_a_boss_who_ran_off_is_unpaid_wages(say, app):
+    say("我要投诉 工头跑了")
+    assert state_of(app, "labourer-1").slots["category"] == "欠薪"
+
+
+def test_the_employer_a_trade_word_names_is_the_answer_once_the_trade_is_known(say, app):
+    for said in ("我已经出去打工了 在重庆", "邓大勇", "13881292012", "送外卖"):
+        say(said)
+    assert "啥时候出去的" in say("美团")[0]  # taken as the employer, not the trade said again
+    assert state_of(app, "labourer-1").slots["employer"] == "美团"
+
+
+def test_a_place_by_sound_is_not_read_in_other_words(say, app):
+    say("想学修车")
+    say("谭小龙")
+    say("我没得身份证 电话是13881292014")  # 没得身 sounds like 得胜
+    assert "township" not in state_of(app, "labourer-1").slots
+
+
+def test_a_correction_naming_the_slot_keeps_only_the_new_value(say, app):
+    _training_until(say, "想学电焊", "请核对")
+    say("不对 时间是三月份")
+    assert state_of(app, "labourer-1").slots["available"]["text"] == "三月份"

@@ -11,6 +11,7 @@ continues where the first left off.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -820,6 +821,8 @@ def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]
             founds.append((other, found))
     if not founds or not only_this(said, *(f for _s, f in founds)):
         return None
+    if all(run.slots.get(other.name) == found.value for other, found in founds):
+        return None  # 美团 to "哪个公司？" after 送外卖: nothing new, so it answers this question
     filled: list[Slot] = []
     corrected: list[Slot] = []
     for other, found in founds:
@@ -879,6 +882,9 @@ def _command(run: Run) -> list[Reply] | None:
     return None
 
 
+_NAMED_LEAD = re.compile(r"^(应该是|就是|是|改成|改为|为|要)")
+
+
 def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Slot, Any] | tuple[Slot, None] | None:
     """The answered slot a correction is about, and its new value (None when named but not given).
 
@@ -899,6 +905,8 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
     fitting = []
     for _length, slot, alias in named:
         rest = corrected if tail else _strip_edit_words(compact(corrected).replace(alias, "", 1))  # 不是网络班 is not the value
+        if tail and compact(corrected).startswith(alias):  # 不对 时间是三月份: the value is 三月份
+            rest = _NAMED_LEAD.sub("", compact(corrected)[len(alias):], count=1)
         try:
             value = _parse(run, slot, rest) if compact(rest) else None
         except Invalid:

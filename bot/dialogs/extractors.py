@@ -100,8 +100,11 @@ def category(text: str, ctx: v.SlotContext) -> Found | None:
 # ---- places ----------------------------------------------------------------------------------------
 
 def township(text: str, ctx: v.SlotContext) -> Found | None:
-    """Where a training should be: a township named anywhere (the person's own counts)."""
-    place = match_place(without_negated(text), ctx.kb) or {}
+    """Where a training should be: a township named anywhere (the person's own counts) — in its own characters,
+    or by sound only when said with 镇/乡 (增口镇): 没得身份证 sounds like 得胜 but names no place."""
+    said = without_negated(text)
+    place = next((e.value for e in _entities(said, ctx, "place") if e.value.get("township")), None) \
+        or v.township_by_sound(said, ctx.kb) or {}
     if place.get("township"):
         return Found({"county": place["county"], "township": place["township"], "village": place.get("village")})
     return None

@@ -291,7 +291,7 @@ def _by_its_parts(text: str, items: Any) -> str | None:
 _TOWNSHIP_SAID = re.compile(r"([\u4e00-\u9fff]{1,4}?)(镇|乡|街道)")
 
 
-def _township_by_sound(text: str, kb: Any) -> dict[str, str | None] | None:
+def township_by_sound(text: str, kb: Any) -> dict[str, str | None] | None:
     """A township named by a homophone (增口镇 for 曾口镇, voice input): the one township of the region
     whose name sounds the same, sharing its last character (镇, 乡)."""
     said = compact(text)
@@ -328,7 +328,7 @@ def _sounds_like(said: str, name: str) -> bool:
 def parse_township(text: str, ctx: SlotContext) -> dict[str, str | None]:
     place = match_place(text, ctx.kb)
     if not place or not place.get("township"):
-        place = _township_by_sound(text, ctx.kb) or place
+        place = township_by_sound(text, ctx.kb) or place
     if not place or not (place.get("township") or place.get("county")):
         raise Invalid()
     if not place.get("township"):
@@ -678,7 +678,7 @@ _CATEGORY_WORDS = (
     ("工伤", ("工伤", "受伤", "摔", "砸", "伤了", "骨折", "断了", "残", "出事", "事故", "伤", "压了", "压断", "压到", "夹了", "夹到",
             "割了", "烫了", "烧伤", "住院", "医药费")),
     ("欠薪", ("欠薪", "欠", "工资", "工钱", "拖欠", "不给钱", "没给", "不给", "一分钱", "没发", "不发", "结账", "讨薪", "血汗钱",
-            "不开钱", "拖了", "拖着", "压着", "压工资", "工资压", "工钱压", "压着不给", "结不到", "结不了", "拿不到钱", "要不到钱", "讨不到")),
+            "不开钱", "拖了", "拖着", "压着", "压工资", "差我", "还差", "少给", "没结清", "跑了", "跑路", "工资压", "工钱压", "压着不给", "结不到", "结不了", "拿不到钱", "要不到钱", "讨不到")),
     ("未签合同", ("合同", "协议")),
     ("社保", ("社保", "保险", "养老", "医保")),
     ("中介收费", ("中介", "介绍费", "押金", "收费", "黑中介", "骗")),
@@ -688,7 +688,7 @@ _CATEGORY_WORDS = (
 NEUTRAL_CATEGORY_WORDS = ("工资", "工钱", "结账", "养老", "保险")
 # Words that say only that something was withheld, whatever it was (中介收了钱也没给介绍 is the agent's fee):
 # they count for less than a word that names the problem.
-_WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗")
+_WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗", "跑了", "跑路")
 
 
 def parse_category(text: str, ctx: SlotContext) -> str:

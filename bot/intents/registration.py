@@ -101,7 +101,7 @@ def _other_registration(turn: Turn, intent: str, said: str) -> list[Reply] | Non
     """The router's registration lacks its key fact: another whose facts the message states (two or more, and
     more than the router's) is started instead; else the router's choice stands (None)."""
     own = dialogs.facts_said(turn, _dialog_for(turn, intent), said)
-    if KEY_FACTS[intent] in own:
+    if KEY_FACTS[intent] in own or not WISH.search(compact(said)):  # 去年在上海工地干活 …: no wish, no job wish
         return None
     others = sorted(((len(dialogs.facts_said(turn, _dialog_for(turn, other), said)), other)
                      for other in HANDLERS if other != intent), reverse=True)
