@@ -319,3 +319,30 @@ def test_a_correction_naming_the_slot_keeps_only_the_new_value(say, app):
     _training_until(say, "想学电焊", "请核对")
     say("不对 时间是三月份")
     assert state_of(app, "labourer-1").slots["available"]["text"] == "三月份"
+
+
+def test_maybe_to_a_yes_no_question_is_undecided_not_asked_again_and_again(say, app):
+    _job_until(say, "想找个保洁的活", "手工活")
+    assert "请核对" in say("看情况吧")[0]
+    assert state_of(app, "labourer-1").slots["home_based"] is None
+
+
+def test_any_work_at_all_is_a_job_wish_without_a_trade(say, app):
+    say("我要找工作 在县城 一个月三千")
+    say("刘芳")
+    say(PHONE)
+    say("啥都行")
+    assert state_of(app, "labourer-1").slots["job_type"] == "不限"
+
+
+def test_work_done_at_home_is_home_based_work(say, app):
+    for said in ("想找工作", "钱多多", PHONE):
+        say(said)
+    say("在家带娃 想找个能在家做的")
+    assert state_of(app, "labourer-1").slots["job_type"] == "居家手工"
+
+
+def test_what_people_call_her_is_not_her_name(say, app):
+    say("想学养猪")
+    say("我是刘大姐 刘桂芝")
+    assert state_of(app, "labourer-1").slots["name"] == "刘桂芝"

@@ -152,6 +152,7 @@ _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密
 SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫?\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 
 
+_KIN_CALLED = re.compile(r"(大姐|大哥|大爷|大妈|大嫂|嬢嬢|孃孃|幺妹|老汉|老头|婆婆|师傅|老板)$")
 _PARTICLE_END = re.compile(r"[哈嘛呢噻撒哦呀啊嘞]+$")  # 周国富噻: the particle is not part of the name
 NAME_LONGEST = 4  # characters of a Han name without a middle dot (欧阳春花); 买买提·艾力 may be longer
 
@@ -177,7 +178,16 @@ def parse_name(text: str, ctx: SlotContext) -> str:
     except Invalid:
         if len(clauses) < 2:
             raise
-        return _name(clauses[0])
+    names = []
+    for clause in clauses:
+        try:
+            names.append(_name(clause))
+        except Invalid:
+            continue
+    if not names:
+        raise Invalid()
+    # 我是刘大姐 刘桂芝: what people call her is not her name, the name beside it is
+    return next((n for n in names if not _KIN_CALLED.search(n)), names[0])
 
 
 def _name(text: str) -> str:
@@ -253,6 +263,8 @@ def parse_training_type(text: str, ctx: SlotContext) -> str:
 # 家具厂, 在一个玩具厂里: a factory of a kind the catalogue lacks is factory work
 _SOME_FACTORY = re.compile(r"^(在|是|进)?(一个|一家|个)?[\u4e00-\u9fff]{1,5}厂(里|头|上班|打工|做事|干活)?$")
 FACTORY_WORK = "普工"
+ANY_WORK = "不限"
+_ANY_WORK = re.compile(r"(啥子?|什么|哪样)(活|工作)?都(行|可以|要得|得行|干|做)")
 
 
 def parse_job_type(text: str, ctx: SlotContext) -> str:
@@ -260,6 +272,8 @@ def parse_job_type(text: str, ctx: SlotContext) -> str:
     if not found and _SOME_FACTORY.match(compact(text)) \
             and any(item.name == FACTORY_WORK for item in getattr(ctx.kb, "job_types", ())):
         found = FACTORY_WORK
+    if not found and (any(w in compact(text) for w in NO_PREFERENCE) or _ANY_WORK.search(compact(text))):
+        found = ANY_WORK  # 啥都行: any work
     if not found:
         raise Invalid()
     return found
@@ -650,8 +664,14 @@ _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", 
 _NUMBER_GIVEN = re.compile(r"\d{5,}")
 
 
-def parse_yes_no(text: str, ctx: SlotContext) -> bool:
+# 看情况, 说不准, 到时候再说: neither yes nor no (stored empty: undecided)
+_MAYBE = ("看情况", "说不准", "说不好", "不一定", "到时候再说", "到时候看", "再说", "看嘛", "不好说")
+
+
+def parse_yes_no(text: str, ctx: SlotContext) -> bool | None:
     value = compact(text)
+    if any(w in value for w in _MAYBE) and not _option(text, ctx):
+        return None
     if _NUMBER_GIVEN.search(pii.fold_full_width(value)):
         raise Invalid()  # 新的是138…: a number given, not a yes
     found = _option(text, ctx)
@@ -670,8 +690,8 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
     raise Invalid()
 
 
-def show_yes_no(value: bool) -> str:
-    return "愿意" if value else "不愿意"
+def show_yes_no(value: bool | None) -> str:
+    return "看情况" if value is None else ("愿意" if value else "不愿意")
 
 
 _CATEGORY_WORDS = (
