@@ -103,8 +103,9 @@ def township(text: str, ctx: v.SlotContext) -> Found | None:
     """Where a training should be: a township named anywhere (the person's own counts) — in its own characters,
     or by sound only when said with 镇/乡 (增口镇): 没得身份证 sounds like 得胜 but names no place."""
     said = without_negated(text)
-    place = next((e.value for e in _entities(said, ctx, "place") if e.value.get("township")), None) \
-        or v.township_by_sound(said, ctx.kb) or {}
+    place = match_place(said, ctx.kb, by_sound=False) or {}
+    if not place.get("township"):
+        place = v.township_by_sound(said, ctx.kb) or {}
     if place.get("township"):
         return Found({"county": place["county"], "township": place["township"], "village": place.get("village")})
     return None

@@ -626,10 +626,11 @@ def _merge_places(hits: list[tuple[int, int, str, Any]]) -> dict[str, Any] | Non
     return merged
 
 
-def match_place(text: str, kb: Any) -> dict[str, Any] | None:
-    """{"county", "township", "village", "destination", "province"} (None where not said)."""
+def match_place(text: str, kb: Any, *, by_sound: bool = True) -> dict[str, Any] | None:
+    """{"county", "township", "village", "destination", "province"} (None where not said). `by_sound`: a name
+    heard alike counts when none is written (False: only names in their own characters)."""
     gaz = _index(kb)["place"]
-    hits = gaz.find_all(text or "") or gaz.find_pinyin(text or "")
+    hits = gaz.find_all(text or "") or (gaz.find_pinyin(text or "") if by_sound else [])
     return _merge_places(hits)
 
 
