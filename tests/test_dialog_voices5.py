@@ -346,3 +346,9 @@ def test_what_people_call_her_is_not_her_name(say, app):
     say("想学养猪")
     say("我是刘大姐 刘桂芝")
     assert state_of(app, "labourer-1").slots["name"] == "刘桂芝"
+
+
+@pytest.mark.parametrize("opening", ["老板拖工资", "压我们工钱", "扣了我的钱"])
+def test_pay_held_back_said_with_the_pay_is_unpaid_wages(say, app, opening):
+    assert "哪种问题" not in say(opening)[0]
+    assert state_of(app, "labourer-1").slots["category"] == "欠薪"

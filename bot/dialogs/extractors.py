@@ -85,9 +85,18 @@ def training_format(text: str, ctx: v.SlotContext) -> Found | None:
     return Found(found) if found else None
 
 
+# 老板拖工资, 压我们工钱, 扣了我的钱: pay held back, said with the pay itself
+_PAY_HELD = re.compile(r"(拖|压|扣|欠|克扣|少给)(了|着)?(我|我们|他|他们)?的?(工资|工钱|钱)")
+
+
 def category(text: str, ctx: v.SlotContext) -> Found | None:
     """The problem, only when a grievance is said (欠, 没给, 受伤, 合同 …): 工资五千往上 is a wish, not 欠薪."""
     words = v.compact(text)
+    if _PAY_HELD.search(words):
+        try:
+            return Found(v.parse_category(words, ctx))
+        except v.Invalid:
+            return Found("欠薪")
     for neutral in v.NEUTRAL_CATEGORY_WORDS:
         words = words.replace(neutral, " ")
     try:
