@@ -23,6 +23,7 @@ from bot import dialogs, pii
 from bot.channels.base import Choice, InboundMessage, Reply
 from bot.db import dialect_insert
 from bot.dialogs.engine import Dialog
+from bot.dialogs.validators import ordinal
 from bot.intents import Handler, merge_handlers
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_edits import DatabaseRevisions
@@ -467,7 +468,8 @@ def _typed_choice(turn: Turn) -> int | None:
     for number, choice in enumerate(menu, 1):
         if _LABEL_PUNCT.sub("", str(choice.get("label") or "")) in candidates:
             return number
-    return None
+    # 第二个, 最后那个, 我选第三个吧: a place in the list is its number
+    return next((n for n in map(partial(ordinal, count=len(menu)), candidates) if n is not None), None)
 
 
 def _choose(turn: Turn, number: int) -> list[Reply]:

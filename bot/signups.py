@@ -49,7 +49,8 @@ def _core(text: str) -> str:
 
 
 # "不去了 屋头有事": not going, and why — the first clause says it
-CANCEL_LEADS = frozenset({"不去了", "我不去了", "去不了", "去不了了", "来不了", "来不了了", "不参加了", "我不参加了"})
+CANCEL_LEADS = frozenset({"不去了", "我不去了", "去不了", "去不了了", "来不了", "来不了了", "不参加了", "我不参加了",
+                          "去不成了", "去不成", "去不到了", "来不成了", "不来了", "参加不了", "参加不了了", "我去不了了", "我去不成了"})
 
 
 def classify(text: str) -> str | None:

@@ -44,6 +44,8 @@ PHOTO_CHANNELS = ("wechat", "simulator")  # where a person can send a photo (not
 def _prepare(run: Run) -> None:
     labourer = run.turn.labourer()
     run.meta["bound"] = labourer is not None
+    # 帮我妈报个名: who is asked about is the one spoken for (the slots' prompt_other texts)
+    run.meta["for_other"] = bool(v.FOR_SOMEONE.search(run.turn.text or "")) and labourer is None
     if labourer is not None and labourer.township and run.dialog.slot("township") is not None:
         run.slots["township"] = {"county": labourer.county, "township": labourer.township, "village": labourer.village}
 
@@ -200,7 +202,7 @@ REGISTER_JOB = Dialog(
         PHONE_BESIDES,
         Slot("job_type", v.parse_job_type, extract=x.job_type, own_words_after=OWN_WORDS_AFTER),
         Slot("place", v.parse_place_wish, show=v.show_place_wish, extract=x.place_wish, own_words_after=OWN_WORDS_AFTER,
-             from_own_words=v.place_in_own_words),
+             from_own_words=v.place_in_own_words, narrows=v.narrower_place),
         Slot("pay", v.parse_monthly_pay, show=v.show_money, extract=x.pay, optional=True),
         Slot("start", v.parse_when, show=v.show_when, extract=x.when),
         Slot("public_welfare", v.parse_yes_no, show=v.show_yes_no),
@@ -235,7 +237,7 @@ WORKING_AWAY = Dialog(
         *IDENTITY,
         PHONE_BESIDES,
         Slot("place", _parse_away_place, extract=x.work_place),
-        Slot("job_type", v.parse_job_type, extract=x.job_type, optional=True),
+        Slot("job_type", v.parse_job_type, extract=x.job_now, optional=True),
         Slot("employer", v.parse_text, extract=x.employer, optional=True, free_text=True),
         Slot("since", v.parse_since, show=v.show_when, extract=x.when, optional=True),
     ),

@@ -11,6 +11,7 @@ continues where the first left off.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from bot.dialogs.validators import (
     SlotContext,
     after_correction,
     compact,
+    asks_why,
     looks_like_question,
     without_negated,
 )
@@ -60,7 +62,10 @@ SKIP_WORDS = ("跳过", "没有", "没得", "莫得", "不知道", "不晓得", 
               "看情况", "无所谓")
 CONTINUE_WORDS = ("继续", "接着", "接到", "1")
 RESTART_WORDS = ("重新", "从头", "重来", "2")
-CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok")
+CONFIRM_WORDS = ("确认", "对的", "对", "没问题", "是的", "是", "提交", "正确", "没错", "可以", "好的", "好", "要得", "行", "嗯", "ok",
+                 "不用改", "不用改了", "不改", "不改了", "都对", "都对的", "没得问题", "莫得问题")
+# A bare no (不用, 不要) answers the question asked: inside a dialog it is never an opt-out
+BARE_NO = ("不用", "不要", "不需要", "不必", "不用嘛", "不要嘛")
 EDIT_WORDS = ("修改", "改一下", "改下", "改", "错了", "不对", "换成", "重填", "更正")
 
 Parser = Callable[[str, SlotContext], Any]
@@ -86,6 +91,8 @@ class Slot:
     # trade the catalogue lacks: 护理老人), said back, for the staff to check; 0: never.
     own_words_after: int = 0
     from_own_words: Callable[[str], Any] = str  # the value those words make ({"scope": None, "place": 绍兴})
+    # Whether a value found later narrows the one given (浙江, then 宁波 下个月就走): it replaces it, said back
+    narrows: Callable[[Any, Any, SlotContext], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class Dialog:
 COMMON_KEYS = ("resume", "cancelled", "confirm", "confirm_reask", "confirm_choices", "edit_which", "edit_again",
                "back_first", "paused", "paused_choices", "handoff_offer", "handoff_choices", "prefilled", "corrected",
                "not_filled", "media_count", "media_ack", "evidence_ack", "explain_failed", "switched",
-               "unsubscribe_check", "unsubscribe_choices", "own_words")
+               "unsubscribe_check", "unsubscribe_choices", "own_words", "why_asked")
 
 
 def _lookup(texts: dict[str, Any], key: str) -> Any:
@@ -554,6 +561,8 @@ def _ask(run: Run, step: str | None, lead: str = "", key: str = "prompt") -> Rep
     if slot is None:
         return Reply(lead)
     node = _node(run.turn, slot.texts)
+    if key == "prompt" and run.meta.get("for_other") and node.get("prompt_other"):
+        key = "prompt_other"  # 帮我妈报个名: the questions are about her
     body = str(node.get(key) or node["reask"])
     return Reply(lead + body, _option_choices(run, slot))
 
@@ -612,6 +621,8 @@ def _is_digression(run: Run, slot: Slot | None) -> bool:
         return False
     if parse.intent in ("unsubscribe", "human_handoff"):  # asked about / recorded by the engine itself
         return False
+    if parse.intent == "subscribe":  # 要多久才有消息嘛: a question, never a subscription made in passing
+        return False
     if slot is not None and slot.free_text and not looks_like_question(run.turn.text):
         return False
     if parse.intent in DIALOG_INTENTS:
@@ -663,6 +674,10 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     answer = _digit_option(run, slot, words)
     if answer is None and _foreign_menu(run, words):
         return None
+    if answer is None and asks_why(said):  # 要名字干啥子嘛: told why (the slot's `why`), then asked again
+        run.save(slot.name)
+        node = _node(turn, slot.texts)
+        return [_ask(run, slot.name, str(node.get("why") or text(turn, "common.why_asked")))]
     if answer is None:
         # "不对，是成都，不是重庆" while the pay is asked: it corrects the slot it names, and the
         # question is asked again.
@@ -694,6 +709,9 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
                     return command
                 if _is_digression(run, slot):
                     return _digression(run)
+            elif looks_like_question(said) and _is_digression(run, slot) and not _answered_beside(run, slot, said):
+                # 在外地遇到事情找哪个哦 to "想在哪里做？": a question about something else (外地 is not the answer)
+                return _digression(run)
     value = _settled_on(run, slot, answer, value)
     run.slots[slot.name] = value
     history = [n for n in run.meta.get("history", []) if n != slot.name]
@@ -702,6 +720,12 @@ def _answer(run: Run, slot: Slot) -> list[Reply] | None:
     if slot.free_text and filled and isinstance(value, str):
         run.slots[slot.name] = _without_facts(run, value, filled)
     return _advance(run, _noted(run, filled))
+
+
+def _answered_beside(run: Run, slot: Slot, said: str) -> bool:
+    """Whether the clauses of a message that are not questions answer the question (县城吧，包不包吃住？)."""
+    kept = "，".join(c for c in CLAUSES.split(said) if compact(c) and not looks_like_question(c))
+    return bool(kept) and _accepts(run, slot, kept)
 
 
 def _without_facts(run: Run, value: str, filled: list[Slot]) -> str:
@@ -749,10 +773,18 @@ def _rest_of_answer(run: Run, slot: Slot, answer: str) -> list[Slot]:
     own = _extract(run, slot, answer)
     for span in own.spans if own is not None else ():
         rest = rest.replace(span, " ")
+    narrowed = []
+    for other in run.dialog.slots:
+        if other is slot or other.narrows is None or run.slots.get(other.name) is None:
+            continue
+        found = _extract(run, other, rest)
+        if found is not None and other.narrows(run.slots[other.name], found.value, run.context(other)):
+            run.slots[other.name] = found.value
+            narrowed.append(other)
     if len(compact(rest)) <= SHORT_ANSWER:
-        return []
+        return narrowed
     filled, _ = _harvest(run, rest, skip=slot)
-    return filled
+    return filled + narrowed
 
 
 def _own_words(said: str) -> str:
@@ -789,6 +821,8 @@ def _other_fact(run: Run, slot: Slot, said: str) -> tuple[list[Slot], list[Slot]
             founds.append((other, found))
     if not founds or not only_this(said, *(f for _s, f in founds)):
         return None
+    if all(run.slots.get(other.name) == found.value for other, found in founds):
+        return None  # 美团 to "哪个公司？" after 送外卖: nothing new, so it answers this question
     filled: list[Slot] = []
     corrected: list[Slot] = []
     for other, found in founds:
@@ -814,9 +848,23 @@ def _not_an_answer(run: Run, slot: Slot, exc: Invalid) -> list[Reply] | None:
     command = _command(run)
     if command is not None:
         return command
+    if _about_this_question(run, slot):  # 照片咋个发 at the photos: how to answer, told again
+        run.save(slot.name)
+        return [_ask(run, slot.name, key="explain" if "explain" in _node(turn, slot.texts) else "reask")]
     if _is_digression(run, slot):
         return _digression(run)
     return _failed(run, slot, exc)
+
+
+def _about_this_question(run: Run, slot: Slot) -> bool:
+    """A question naming what is being asked (its label or an alias: 照片咋个发 to the photos question) that the
+    router answers with a topic foreign to this dialog is about answering the question, not a digression."""
+    said, parse = run.turn.text or "", run.turn.parse
+    if not looks_like_question(said) or parse is None or parse.topic in run.dialog.topics:
+        return False
+    node = _node(run.turn, slot.texts)
+    words = compact(said)
+    return any(alias and alias in words for alias in (node["label"], *(node.get("aliases") or ())))
 
 
 def _command(run: Run) -> list[Reply] | None:
@@ -826,12 +874,15 @@ def _command(run: Run) -> list[Reply] | None:
     slot = run.dialog.slot(run.turn.state.step or "")
     # a correction (名字打错了，是王晓明) is never an opt-out, however the router reads it
     soft_opt_out = not run.meta.get("kept_notices") and not (slot is not None and slot.free_text) \
-        and not CORRECTION.search(run.turn.text or "")
+        and not CORRECTION.search(run.turn.text or "") and compact(run.turn.text) not in BARE_NO
     if parse is not None and parse.intent == "unsubscribe" and parse.confidence >= DIGRESSION_CONFIDENCE and soft_opt_out:
         return _unsubscribe_check(run)
     if parse is not None and parse.intent == "human_handoff" and parse.confidence >= HANDOFF_CONFIDENCE:
         return _handoff(run)
     return None
+
+
+_NAMED_LEAD = re.compile(r"^(应该是|就是|是|改成|改为|为|要)")
 
 
 def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Slot, Any] | tuple[Slot, None] | None:
@@ -853,7 +904,9 @@ def _correction(run: Run, said: str, *, exclude: Slot | None = None) -> tuple[Sl
     named.sort(key=lambda item: -item[0])
     fitting = []
     for _length, slot, alias in named:
-        rest = corrected if tail else _strip_edit_words(words.replace(alias, "", 1))
+        rest = corrected if tail else _strip_edit_words(compact(corrected).replace(alias, "", 1))  # 不是网络班 is not the value
+        if tail and compact(corrected).startswith(alias):  # 不对 时间是三月份: the value is 三月份
+            rest = _NAMED_LEAD.sub("", compact(corrected)[len(alias):], count=1)
         try:
             value = _parse(run, slot, rest) if compact(rest) else None
         except Invalid:

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from bot.conversation import Turn
 
 NAME = "event_signup"
-_SIGNUP_LEAD = re.compile(r"^(我要报名|我想报名|帮我报名|报个名|我报名|报名|我要去|我想去|我去|我参加|我要参加|参加|要去)")
+_SIGNUP_LEAD = re.compile(r"^(我要报名|我想报名|帮我报名|报个名|我报名|报名|我要去|我想去|我去|我参加|我要参加|参加|要去|我报)")
 # Said anywhere to the events list: 我想报那个电工的, 做菜那个我去, 电工的我想去听一哈
-_SIGNUP_VERB = re.compile(r"(我要报名|我想报名|帮我报名|报个名|报一个|我报名|报名|我想报|我要报|想报|要报|我要去|我想去|我也去|我去|"
-                          r"想去|要去|也去|都去|我参加|我要参加|参加|去听|去学|算我一个|算我)")
+_SIGNUP_VERB = re.compile(r"(我要报名|我想报名|帮我报名|报个名|报一个|我报名|报名|我想报|我要报|想报|要报|我报|我要去|我想去|我也去|我去|"
+                          r"想去|要去|也去|都去|我参加|我要参加|参加|去听|去学|算我一个|算我|报)")
+_POINTER = re.compile(r"(那个|这个|那场|这场|那期|那一个|那班)")
 _FILLER = re.compile(r"(那个|这个|那场|这场|那期|两个都|都|的|吧|哈|嘛|一下|一哈)")
 
 
@@ -75,10 +76,13 @@ def parse_event(text: str, ctx: v.SlotContext) -> str:
     """One of the events listed: its number, its title, or the one a fragment points at (做菜那个 → the
     cooking class). Several listed and nothing says which: asked (not counted as a failed answer)."""
     titles = ctx.options
-    words = v.compact(text)
+    words = v.FOR_SOMEONE.sub("", v.compact(text))  # 帮我妈报第二个: whom it is for says nothing of which
     rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
     if rest.isdigit() and 1 <= int(rest) <= len(titles):
         return titles[int(rest) - 1]
+    at = v.ordinal(rest, len(titles))  # 第二个, 最后那个
+    if at is not None:
+        return titles[at - 1]
     if rest in titles:
         return rest
     if not rest:
@@ -105,16 +109,20 @@ def after_events_list(turn: "Turn") -> list[Reply] | None:
     ids = listed(turn)
     if not ids or not turn.text or turn.state.dialog:
         return None
-    words = v.compact(turn.text)
-    if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)):
+    words = v.FOR_SOMEONE.sub("", v.compact(turn.text))
+    rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
+    if _SIGNUP_LEAD.match(words) or signups.classify(turn.text) == "signup" or (words.isdigit() and 1 <= int(words) <= len(ids)) \
+            or v.ordinal(rest, len(ids)) is not None:  # 第二个, 报第三个, 第一个 我想去
         return start(turn, NAME)
     events = turn.session.scalars(select(Event).where(Event.id.in_(ids))).all()
     if any(e.title and v.compact(e.title)[:4] in words for e in events):
         return start(turn, NAME)
+    facts = {e.title: {"training_type": e.training_type, "township": e.township} for e in events}
+    scores = sorted((_score(rest, title, fact, turn.kb) for title, fact in facts.items()), reverse=True)
     # a sign-up word anywhere, and the rest says nothing but which of the listed events (or nothing)
-    if _SIGNUP_VERB.search(words):
-        rest = _FILLER.sub("", _SIGNUP_VERB.sub("", words))
-        facts = {e.title: {"training_type": e.training_type, "township": e.township} for e in events}
-        if len(rest) <= 2 or any(_score(rest, title, fact, turn.kb) > 0 for title, fact in facts.items()):
-            return start(turn, NAME)
+    if _SIGNUP_VERB.search(words) and (len(rest) <= 2 or scores[0] > 0):
+        return start(turn, NAME)
+    # 做面食那个: pointing at one of the listed events by what it teaches, with no other wish
+    if _POINTER.search(words) and scores[0] > 0 and (len(scores) == 1 or scores[0] > scores[1]):
+        return start(turn, NAME)
     return None

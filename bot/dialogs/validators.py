@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -71,8 +71,27 @@ def looks_like_question(text: str) -> bool:
     return any(marker in text for marker in QUESTION_MARKERS) or bool(_ASKED_X_NOT.search(compact(text)))
 
 
+# 要名字干啥子嘛, 为啥要问这个, 要身份证做啥: why the question is asked (answered, then asked again)
+_WHY = re.compile(r"^(?:你们?)?(?:问|要|拿)?(?:我的?)?[\u4e00-\u9fff]{0,5}?(?:干啥子?|干嘛|干什么|做啥子?|做什么|有啥子?用|有什么用|"
+                  r"拿来做啥子?|拿来干啥子?|为啥子?|为什么|咋个要)(?:要问|要|问)?(?:这个|这些|我的?)?[\u4e00-\u9fff]{0,4}?[嘛哦呢啊呀噻]*$")
+_ABOUT_ASKING = re.compile(r"问|要|拿|登记|填|这个|这些|留")
+# 这个也要说啊, 必须填吗, 可以不说不: whether it must be answered
+_MUST_I = re.compile(r"^(?:这个|这些|这|那个)?(?:也|都|还)?(?:要|必须|一定要|非要|非得|得)(?:说|填|讲|告诉|写)(?:吗|啊|哦|嘛|呀|不)?$"
+                     r"|^(?:可以|能|能不能)不(?:说|填|讲|写)(?:吗|啊|哦|嘛|不)?$|^不(?:说|填)行不行$")
+WHY_SHORTEST_ALONE = 4  # characters: 干啥子, 为啥 said alone ask why; longer, it must speak of the asking
+
+
+def asks_why(text: str) -> bool:
+    """Whether the message asks why we want to know (not why something happened: 为什么欠我工资)."""
+    words = compact(text)
+    if _MUST_I.match(words):
+        return True
+    return bool(_WHY.match(words)) and (len(words) <= WHY_SHORTEST_ALONE or bool(_ABOUT_ASKING.search(words)))
+
+
 # What people say to take back what they just said, or to correct an earlier answer.
-CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|改一下|更正|应该是|哦不|我是说"
+CORRECTION = re.compile(r"(不对|不是的|错了|打错|说错|写错|搞错|弄错|改成|改为|换成|改一下|更正|应该是|哦不|我是说"
+                        r"|(?:电话|手机|号码)号?码?换了|新的是|新号码"
                         r"|(?:^|(?<=[，,\s]))不(?=[，,\s])|(?<=[，,\s])(?:哎|唉|算了)?还是)")
 # "不是重庆" / "不要网络班": the value after it is the one *not* meant.
 NEGATED = re.compile(r"(不是|不要|不想|不上|不去|不在)([\u4e00-\u9fffA-Za-z0-9]{1,8}?)(?=[，,。.!！\s]|$|是|要|想)")
@@ -113,7 +132,19 @@ def hometown_removed(text: str) -> str:
 
 # ---- identity -------------------------------------------------------------------------------
 
-_NAME_PREFIXES = ("我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名", "名字", "我叫做", "我叫", "我是", "叫做", "叫")
+# Whom a proxy speaks for (帮我妈报个名: 她叫罗桂兰, 我老汉儿叫杜大明, 他叫雷大兵): the name that follows is theirs
+RELATIVES = ("妈妈|老妈|妈|母亲|娘|爸爸|老爸|爸|老汉儿|老汉|父亲|爹|老婆|媳妇儿|媳妇|爱人|老公|男人|兄弟|哥哥|哥|姐姐|姐|弟弟|弟娃儿|"
+             "弟|妹妹|妹|儿子|女儿|娃儿|婆婆|公公|爷爷|奶奶|外婆|外公|嫂子|侄儿|侄女|舅舅|姑姑|表哥|表姐|老人家|朋友|亲戚")
+WHOSE = r"(?:我|她|他|俺|(?:我|她|他|俺)?的?(?:" + RELATIVES + r"))"
+# 我叫, 我的名字是, 姓名, 她叫, 我妈妈的名字是: what comes before a name
+_NAME_LEAD = re.compile(r"^(?:" + WHOSE + r"的?(?:名字|姓名)?(?:叫做|叫|是)|(?:我|她|他|俺)的?(?:" + RELATIVES + r")"
+                        r"|(?:名字|姓名)(?:叫做|叫|是)?|叫做|叫|是)")
+# 我叫李强，帮我妈报的，她叫罗桂兰: the one spoken for is the one registered
+OTHER_NAMED = re.compile(r"(?:她|他|(?:我|她|他)?的?(?:" + RELATIVES + r"))的?(?:名字|姓名)?(?:叫做|叫|是)([\u4e00-\u9fff·]{2,4}?)"
+                         r"(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
+# 帮我妈报个名, 替我儿子登记, 给我老汉儿报: the person speaks for someone else
+FOR_SOMEONE = re.compile(r"(?:帮|替|给)(?:我|她|他)?的?(?:" + RELATIVES + r"|她|他)"
+                         r"|(?:我|我屋头|屋头|我家|我们家)的?(?:" + RELATIVES + r")(?:想|要|准备|打算)")
 _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密", "你好", "您好", "好的")
 
 
@@ -121,6 +152,7 @@ _NOT_NAMES = ("不知道", "不晓得", "没有", "莫得", "不告诉", "保密
 SURNAME_THEN_NAME = re.compile(r"(?:我|免贵)?姓([\u4e00-\u9fff])[，,\s]*(?:名字)?叫?\s*(\1[\u4e00-\u9fff]{1,3}?)(?=[，,。.!！\s]|$|[哈嘛噻哦呀啊呢的])")
 
 
+_KIN_CALLED = re.compile(r"(大姐|大哥|大爷|大妈|大嫂|嬢嬢|孃孃|幺妹|老汉|老头|婆婆|师傅|老板)$")
 _PARTICLE_END = re.compile(r"[哈嘛呢噻撒哦呀啊嘞]+$")  # 周国富噻: the particle is not part of the name
 NAME_LONGEST = 4  # characters of a Han name without a middle dot (欧阳春花); 买买提·艾力 may be longer
 
@@ -134,22 +166,32 @@ def parse_name(text: str, ctx: SlotContext) -> str:
     said = SURNAME_THEN_NAME.search(text or "")
     if said:
         return _name(said.group(2))
+    other = OTHER_NAMED.search(text or "")
+    if other:
+        try:
+            return _name(other.group(1))
+        except Invalid:
+            pass
     clauses = [c for c in CLAUSES.split(text or "") if c]
     try:
         return _name(text)
     except Invalid:
         if len(clauses) < 2:
             raise
-        return _name(clauses[0])
+    names = []
+    for clause in clauses:
+        try:
+            names.append(_name(clause))
+        except Invalid:
+            continue
+    if not names:
+        raise Invalid()
+    # 我是刘大姐 刘桂芝: what people call her is not her name, the name beside it is
+    return next((n for n in names if not _KIN_CALLED.search(n)), names[0])
 
 
 def _name(text: str) -> str:
-    value = compact(text)
-    for prefix in _NAME_PREFIXES:
-        if value.startswith(prefix):
-            value = value[len(prefix):]
-            break
-    value = _PARTICLE_END.sub("", value)
+    value = _PARTICLE_END.sub("", _NAME_LEAD.sub("", compact(text), count=1))
     longest = 10 if "·" in value else NAME_LONGEST
     if not _HAN.match(value) or not 2 <= len(value) <= longest or any(w in value for w in _NOT_NAMES) \
             or value[0] in "我你他她它这那":
@@ -221,6 +263,8 @@ def parse_training_type(text: str, ctx: SlotContext) -> str:
 # 家具厂, 在一个玩具厂里: a factory of a kind the catalogue lacks is factory work
 _SOME_FACTORY = re.compile(r"^(在|是|进)?(一个|一家|个)?[\u4e00-\u9fff]{1,5}厂(里|头|上班|打工|做事|干活)?$")
 FACTORY_WORK = "普工"
+ANY_WORK = "不限"
+_ANY_WORK = re.compile(r"(啥子?|什么|哪样)(活|工作)?都(行|可以|要得|得行|干|做)")
 
 
 def parse_job_type(text: str, ctx: SlotContext) -> str:
@@ -228,6 +272,8 @@ def parse_job_type(text: str, ctx: SlotContext) -> str:
     if not found and _SOME_FACTORY.match(compact(text)) \
             and any(item.name == FACTORY_WORK for item in getattr(ctx.kb, "job_types", ())):
         found = FACTORY_WORK
+    if not found and (any(w in compact(text) for w in NO_PREFERENCE) or _ANY_WORK.search(compact(text))):
+        found = ANY_WORK  # 啥都行: any work
     if not found:
         raise Invalid()
     return found
@@ -259,7 +305,7 @@ def _by_its_parts(text: str, items: Any) -> str | None:
 _TOWNSHIP_SAID = re.compile(r"([\u4e00-\u9fff]{1,4}?)(镇|乡|街道)")
 
 
-def _township_by_sound(text: str, kb: Any) -> dict[str, str | None] | None:
+def township_by_sound(text: str, kb: Any) -> dict[str, str | None] | None:
     """A township named by a homophone (增口镇 for 曾口镇, voice input): the one township of the region
     whose name sounds the same, sharing its last character (镇, 乡)."""
     said = compact(text)
@@ -296,7 +342,7 @@ def _sounds_like(said: str, name: str) -> bool:
 def parse_township(text: str, ctx: SlotContext) -> dict[str, str | None]:
     place = match_place(text, ctx.kb)
     if not place or not place.get("township"):
-        place = _township_by_sound(text, ctx.kb) or place
+        place = township_by_sound(text, ctx.kb) or place
     if not place or not (place.get("township") or place.get("county")):
         raise Invalid()
     if not place.get("township"):
@@ -319,6 +365,29 @@ def show_township(value: dict[str, str | None]) -> str:
     return "".join(v for v in (value.get("county"), value.get("township"), value.get("village")) if v) or "都可以"
 
 
+_ORDINAL = re.compile(r"(?:第([一二两三四五六七八九十\d]{1,3})|倒数第([一二两三四五六七八九十\d]{1,2})|(最后|末尾|最末|倒数第一)|(头)|(中间))"
+                      r"一?(?:那|这)?(?:个|场|期|项|种|条|班|次|号)?")
+
+
+def ordinal(text: str, count: int) -> int | None:
+    """The position (1 … count) an answer that is nothing but an ordinal points at in a list of `count`:
+    第二个 → 2, 最后那个 → count, 倒数第二 → count - 1, 头一个 → 1, 中间那个 → the middle of three;
+    None for anything else."""
+    m = _ORDINAL.fullmatch(compact(text))
+    if not m or count < 1:
+        return None
+    first, from_end, last, head, middle = m.groups()
+    if middle:
+        return (count + 1) // 2 if count % 2 and count > 1 else None
+    if last or head:
+        return count if last else 1
+    number = parse_number(first or from_end)
+    if number is None or not float(number).is_integer():
+        return None
+    at = int(number) if first else count + 1 - int(number)
+    return at if 1 <= at <= count else None
+
+
 def _option(text: str, ctx: SlotContext) -> str | None:
     """The option named in the answer (the engine has already turned a digit into its label)."""
     value = compact(text)
@@ -333,13 +402,15 @@ def _option(text: str, ctx: SlotContext) -> str | None:
     return None
 
 
-NO_PREFERENCE = ("都可以", "都行", "随便", "无所谓", "不挑", "都要得", "哪里都行", "不限", "没要求", "都得行")
+NO_PREFERENCE = ("都可以", "都行", "随便", "无所谓", "不挑", "都要得", "哪里都行", "不限", "没要求", "都得行",
+                 "你说呢", "你说嘛", "你帮我选", "帮我选", "你看呢", "你看嘛", "你定", "你们定", "你看着办", "听你的")  # left to us
 
 
 _FORMAT_WORDS = {"农闲": "农闲班", "夜校": "农闲班", "流动": "流动班", "下乡": "流动班", "田间": "流动班", "小灶": "小灶班",
                  "网络": "网络班", "网上": "网络班", "手机上": "网络班", "视频": "网络班", "补习": "补习班", "补课": "补习班"}
 # Asking what the options are (a question about something else is a digression the router answers).
-_ABOUT_OPTIONS = ("区别", "哪种", "哪个好", "啥意思", "什么意思", "有哪些", "有啥班", "不懂", "解释", "是啥", "是什么", "咋选", "怎么选")
+_ABOUT_OPTIONS = ("区别", "哪种", "哪个好", "啥意思", "什么意思", "有哪些", "有啥班", "不懂", "解释", "是啥", "是什么", "咋选", "怎么选",
+                  "你推荐", "推荐一个")
 
 
 def format_named(text: str, ctx: SlotContext) -> str | None:
@@ -382,12 +453,14 @@ def _one_off(value: str, names: list[str]) -> str | None:
 def parse_format(text: str, ctx: SlotContext) -> str:
     """One of the five training formats, or 不限 (no preference)."""
     value = compact(text)
-    if looks_like_question(text) and any(w in value for w in _ABOUT_OPTIONS):
-        raise Invalid("explain", counts=False)  # 农闲班是啥意思: asked about, not chosen
     found = format_named(without_negated(text), ctx)
+    # 农闲班是啥意思, 哪种班好点嘛, 你说呢: asked about, not chosen (不晓得哪种好，都可以 is no preference)
+    no_preference = any(w in value for w in NO_PREFERENCE)
+    if any(w in value for w in _ABOUT_OPTIONS) and (looks_like_question(text) or not (found or no_preference)):
+        raise Invalid("explain", counts=False)
     if found:
         return found
-    if any(w in value for w in NO_PREFERENCE):
+    if no_preference:
         return "不限"
     raise Invalid()
 
@@ -395,8 +468,8 @@ def parse_format(text: str, ctx: SlotContext) -> str:
 _SCOPE_WORDS = (
     ("省外", ("省外", "外省", "沿海", "出省", "外地")),
     ("省内", ("省内", "四川", "成都", "省里")),
+    ("县内", ("县内", "县里", "县城")),  # before 市内: 平昌县城里 is the county town
     ("市内", ("市内", "市里", "巴中", "城里")),
-    ("县内", ("县内", "县里", "县城")),
     ("本地", ("本地", "附近", "家门口", "屋头", "本乡", "本镇", "镇上", "就近", "离家近", "村里", "当地", "在家")),
 )
 _ANYWHERE = re.compile(r"哪里.{0,8}(去|就)哪里|哪里都|去哪都|哪儿都")
@@ -446,6 +519,9 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
         return {"scope": "省内" if home else "省外", "place": named}
     for scope, words in _SCOPE_WORDS:
         if any(w in value for w in words):
+            county = (match_place(rest, ctx.kb) or {}).get("county") if scope == "市内" else None
+            if county:  # 巴中市平昌县: the county named is the narrower wish
+                return {"scope": "县内", "place": county}
             return {"scope": scope, "place": "成都" if "成都" in value else None}
     if strict:
         raise Invalid()
@@ -460,6 +536,17 @@ def parse_place_wish(text: str, ctx: SlotContext, strict: bool = False) -> dict[
     if found:
         return {"scope": found, "place": None}
     raise Invalid()
+
+
+def narrower_place(old: dict[str, str | None], new: dict[str, str | None], ctx: SlotContext) -> bool:
+    """A place wish that names a place inside the one wished before (浙江 → 宁波), or a place where only a
+    scope was given (省外 → 宁波, same scope)."""
+    if not new.get("place") or new.get("place") == old.get("place") or new.get("scope") != old.get("scope"):
+        return False
+    if not old.get("place"):
+        return True
+    inside = match_place(new["place"], ctx.kb) or {}
+    return old["place"] in (inside.get("province"), inside.get("county"))
 
 
 def place_in_own_words(words: str) -> dict[str, str | None]:
@@ -574,8 +661,19 @@ SHORT_NO = 4  # characters: a reply this short that starts with 不/没 is a no
 _YES = ("愿意", "可以", "行", "要得", "好", "中", "想", "要", "能", "是", "对", "干", "考虑", "没问题", "ok", "OK", "嗯")
 
 
-def parse_yes_no(text: str, ctx: SlotContext) -> bool:
+_NUMBER_GIVEN = re.compile(r"\d{5,}")
+
+
+# 看情况, 说不准, 到时候再说: neither yes nor no (stored empty: undecided)
+_MAYBE = ("看情况", "说不准", "说不好", "不一定", "到时候再说", "到时候看", "再说", "看嘛", "不好说")
+
+
+def parse_yes_no(text: str, ctx: SlotContext) -> bool | None:
     value = compact(text)
+    if any(w in value for w in _MAYBE) and not _option(text, ctx):
+        return None
+    if _NUMBER_GIVEN.search(pii.fold_full_width(value)):
+        raise Invalid()  # 新的是138…: a number given, not a yes
     found = _option(text, ctx)
     if found:
         value = found
@@ -592,25 +690,25 @@ def parse_yes_no(text: str, ctx: SlotContext) -> bool:
     raise Invalid()
 
 
-def show_yes_no(value: bool) -> str:
-    return "愿意" if value else "不愿意"
+def show_yes_no(value: bool | None) -> str:
+    return "看情况" if value is None else ("愿意" if value else "不愿意")
 
 
 _CATEGORY_WORDS = (
     ("工伤", ("工伤", "受伤", "摔", "砸", "伤了", "骨折", "断了", "残", "出事", "事故", "伤", "压了", "压断", "压到", "夹了", "夹到",
             "割了", "烫了", "烧伤", "住院", "医药费")),
     ("欠薪", ("欠薪", "欠", "工资", "工钱", "拖欠", "不给钱", "没给", "不给", "一分钱", "没发", "不发", "结账", "讨薪", "血汗钱",
-            "不开钱")),
+            "不开钱", "拖了", "拖着", "压着", "拖工资", "拖工钱", "扣工资", "扣钱", "压工资", "差我", "还差", "少给", "没结清", "跑了", "跑路", "工资压", "工钱压", "压着不给", "结不到", "结不了", "拿不到钱", "要不到钱", "讨不到")),
     ("未签合同", ("合同", "协议")),
     ("社保", ("社保", "保险", "养老", "医保")),
     ("中介收费", ("中介", "介绍费", "押金", "收费", "黑中介", "骗")),
-    ("其他", ("其他", "其它", "别的")),
+    ("其他", ("其他", "其它", "别的", "开除", "辞退", "炒鱿鱼", "不要我了")),
 )
 # Words that name the subject and no grievance (工资五千往上 is a wish): never enough for the extractor.
 NEUTRAL_CATEGORY_WORDS = ("工资", "工钱", "结账", "养老", "保险")
 # Words that say only that something was withheld, whatever it was (中介收了钱也没给介绍 is the agent's fee):
 # they count for less than a word that names the problem.
-_WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗")
+_WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "骗", "跑了", "跑路")
 
 
 def parse_category(text: str, ctx: SlotContext) -> str:
@@ -660,6 +758,16 @@ _NOW = ("随时", "马上", "现在", "立刻", "立即", "今天", "都可以",
         "这哈", "这会儿", "这阵", "立马", "眼下", "说走就走", "喊走就走", "随喊随到", "一哈儿就")
 
 
+# 腊月底, 正月中旬, 3月下旬, 冬月初: the day of the month such words start from
+_MONTH_PART = re.compile(r"份?(上旬|中旬|下旬|月初|初|月中|中|底|末|尾)")
+_PART_DAY = {"上旬": 1, "月初": 1, "初": 1, "中旬": 11, "月中": 11, "中": 11, "下旬": 21, "底": 25, "末": 25, "尾": 25}
+
+
+def _part_of_month(value: str, at: int) -> int:
+    m = _MONTH_PART.match(value, at)
+    return _PART_DAY[m.group(1)] if m else 1
+
+
 def _int(token: str) -> int | None:
     number = parse_number(token)
     return int(number) if number is not None and float(number).is_integer() else None
@@ -699,9 +807,11 @@ _VAGUE = ("过段时间", "过一阵", "过些时候", "过几天", "以后", "�
 # (words, month, day, lunar): seasons and festivals as people say them
 _SEASON_WORDS = (
     (("开春", "春天", "春季", "入春", "春耕后"), 3, 1, False),
-    (("入夏", "夏天", "夏季", "暑假"), 7, 1, False),
+    (("入夏", "夏天", "夏季"), 7, 1, False),
+    (("暑假",), 7, 10, False),
     (("入秋", "秋天", "秋季"), 9, 1, False),
-    (("入冬", "冬天", "冬季", "冬闲", "寒假"), 11, 1, False),
+    (("入冬", "冬天", "冬季", "冬闲"), 11, 1, False),
+    (("寒假",), 1, 15, False),
     (("元宵", "正月十五"), 1, 15, True),
     (("端午",), 5, 5, True),
     (("中秋",), 8, 15, True),
@@ -712,6 +822,34 @@ _SEASON_WORDS = (
     (("下半年",), 7, 1, False),
     (("上半年",), 1, 1, False),
 )
+
+
+# Days known by name, read before any month (七月半 is not July, 二月二 not February): festivals and the solar
+# terms people plan by. (words, month, day, lunar)
+_NAMED_DAYS = (
+    (("二月二", "龙抬头"), 2, 2, True), (("七月半", "中元"), 7, 15, True), (("重阳",), 9, 9, True),
+    (("腊八",), 12, 8, True), (("小年",), 12, 23, True), (("元旦",), 1, 1, False),
+    (("立春",), 2, 4, False), (("惊蛰",), 3, 6, False), (("谷雨",), 4, 20, False), (("立夏",), 5, 6, False),
+    (("芒种",), 6, 6, False), (("夏至",), 6, 21, False), (("立秋",), 8, 8, False), (("白露",), 9, 8, False),
+    (("秋分",), 9, 23, False), (("霜降",), 10, 23, False), (("立冬",), 11, 7, False), (("冬至",), 12, 22, False),
+)
+# 大年初八, 初十以后: a day of the lunar month said alone (大年: of the first month)
+_LUNAR_DAY = re.compile(r"(?<![月])(大年)?初([一二三四五六七八九十]{1,2})")
+
+
+def _next_lunar_day(today: date, day: int) -> date:
+    """The next solar date that is day `day` of a lunar month (初十 said on the 26th: the next month's)."""
+    lunar = LunarDate.from_solar_date(today.year, today.month, today.day)
+    year, month = lunar.year, lunar.month
+    for _ in range(3):
+        try:
+            found = LunarDate(year, month, day).to_solar_date()
+        except ValueError:
+            found = None
+        if found is not None and found >= today:
+            return found
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return today
 
 
 # The farm year as people here reckon it: after transplanting the rice (June), the wheat harvest (June), the maize
@@ -794,6 +932,7 @@ def _until(value: str, start: dict[str, Any], today: date) -> str | None:
 _MONTH_TYPO = re.compile(r"(?<=[个上下这本两三四五六七八九十\d])[越悦阅钥]")
 
 
+_LEADING_IS = re.compile(r"^(?:应该是|就是|是)(?=[\u4e00-\u9fff\d])")
 # 年前, 过年前, 春节之前 (not 去年前, nor 春节前后, which is around it)
 _BEFORE_NEW_YEAR = re.compile(r"(?<![去前明今])年前(?!后)|过年前|过年之前|春节之?前(?!后)")
 
@@ -803,19 +942,32 @@ def parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, A
     day when the words name a span (3月到5月, 开春, 下个月), else None}.
 
     A range is read as its two ends; anything else by _parse_when."""
-    text = _MONTH_TYPO.sub("月", text or "")
+    text = _LEADING_IS.sub("", _MONTH_TYPO.sub("月", text or "").strip())  # 是腊月 (不是下个月 是腊月): said as 腊月
     value = compact(text)
     if m := _RANGE.fullmatch(value):
         try:
             first = _parse_when(m.group(1), ctx, strict=True)
             last = _parse_when(m.group(2), ctx, strict=True)
+            if first.get("date") and last.get("date") and last["date"] < first["date"]:
+                # 十月到腊月 said in December: the 腊月 after that October
+                last = _parse_when(m.group(2), replace(ctx, today=date.fromisoformat(first["date"])), strict=True)
         except Invalid:
             pass
         else:
             if first.get("date") and last.get("date") and last["date"] >= first["date"]:
                 end = _until(m.group(2), last, ctx.today) or last["date"]
                 return {"text": value[:32], "date": first["date"], "until": end}
-    found = _parse_when(text, ctx, strict=strict)
+    # 宁波 下个月就走: the words kept are the clause that says when, not the whole answer
+    clauses = [c for c in CLAUSES.split(text) if compact(c)]
+    for clause in clauses if len(clauses) > 1 else ():
+        try:
+            found = _parse_when(clause, ctx, strict=True)
+        except Invalid:
+            continue
+        text = clause
+        break
+    else:
+        found = _parse_when(text, ctx, strict=strict)
     until = _until(compact(text), found, ctx.today)
     found.pop("season_start", None)
     return {**found, "until": until}
@@ -834,10 +986,18 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if not value:
         raise Invalid()
     year = today.year + 1 if "明年" in value else (today.year if "今年" in value else None)
+    for words, month, day, lunar in _NAMED_DAYS:
+        if any(w in value for w in words):
+            return {"text": said, "date": _seasonal(today, month, day, lunar, year).isoformat()}
+    if (m := _LUNAR_DAY.search(value)) and not _LUNAR_RE.search(value):
+        day = _int(m.group(2))
+        if day and 1 <= day <= 30:
+            found = _lunar(today, 1, day) if m.group(1) else _next_lunar_day(today, day)
+            return {"text": said, "date": found.isoformat()}
     if m := _LUNAR_RE.search(value):
         lunar_calendar, month_token, day_token = m.groups()
         month = _LUNAR_MONTHS.get(month_token) or _int(month_token)
-        day = _int(day_token) if day_token else 1
+        day = _int(day_token) if day_token else _part_of_month(value, m.end())
         if (lunar_calendar or month_token in _LUNAR_MONTHS) and month and 1 <= month <= 12 and day and 1 <= day <= 30:
             return {"text": said, "date": _lunar(today, month, day).isoformat()}
     if any(w in value for w in ("过完年", "过了年", "年后", "春节后", "过年后", "开年", "春节过后", "过年以后", "正月间")):
@@ -845,7 +1005,7 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
     if _BEFORE_NEW_YEAR.search(value):  # 年前: free from now until the Spring Festival
         return {"text": said, "date": today.isoformat()}
     if m := re.search(r"(" + _NUM + r")月(?:份)?(?:(" + _NUM + r")[号日])?", value):
-        month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else 1)
+        month, day = _int(m.group(1)), (_int(m.group(2)) if m.group(2) else _part_of_month(value, m.end()))
         if month and 1 <= month <= 12 and day and 1 <= day <= 31:
             found = _upcoming(today, month, day, year)
             if found:
@@ -871,6 +1031,8 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         ("下周", today + timedelta(days=7 - today.weekday())),
         ("下个星期", today + timedelta(days=7 - today.weekday())),
         ("下个礼拜", today + timedelta(days=7 - today.weekday())),
+        ("过了这个月", _next_month_start(today)),
+        ("这个月过了", _next_month_start(today)),
         ("月底", _next_month_start(today) - timedelta(days=1)),
         ("年底", date(today.year, 12, 1) if today.month < 12 else today),
         ("这几天", today),
@@ -894,6 +1056,8 @@ def _parse_when(text: str, ctx: SlotContext, strict: bool = False) -> dict[str, 
         return {"text": said, "date": None}
     if "明年" in value:
         return {"text": said, "date": date(today.year + 1, 1, 1).isoformat()}
+    if "后年" in value and "年后" not in value:
+        return {"text": said, "date": date(today.year + 2, 1, 1).isoformat()}
     if strict:
         raise Invalid()
     if any(w in value for w in _NOW):

@@ -25,7 +25,8 @@ from bot.registry import list_records
 CHANGE = re.compile(r"(改|换成|变成|调整|更新|搞错|弄错|写错|说错|填错|错了|写少|写多|不对)")
 # What names one of the person's records without its trade (我之前报的…, 登记的那个找工作)
 RECORD_WORDS = re.compile(r"(培训|求职|找工作|报的|报名的|登记的|登记过)")
-WITHDRAW = re.compile(r"(撤回|撤销|不想学了|不学了|不报了|不找了|不要了|取消)")
+WITHDRAW = re.compile(r"(撤回|撤销|撤了|撤掉|删了|删掉|删除|作废|不想学了|不学了|不去学了|不报了|不找了|不想找了|不找工作了|不想找工作了|"
+                      r"不要了|取消)")
 CHANGEABLE = ("open",)  # a need already arranged or a wish already matched goes through the assistant
 
 
@@ -212,11 +213,12 @@ def _change_said(turn: Turn, labourer_id: int) -> list[Reply] | None:
 
 
 def change_stated(turn: Turn) -> list[Reply] | None:
-    """Pre-route: "上回报的那个电焊 时间搞错了 要改成开春" changes that record, whatever the router made of
-    it (it may hesitate between the events and the records): someone on the roster, no dialog open, a
-    word of change and a record named by its trade or as a registration."""
+    """Pre-route: "上回报的那个电焊 时间搞错了 要改成开春" changes that record ("把电焊那个撤了", "不想找工作了
+    撤回" withdraws it), whatever the router made of it (it may hesitate between the events and the records):
+    someone on the roster, no dialog open, a word of change or withdrawal and a record named by its trade or
+    as a registration."""
     said = turn.text or ""  # the words first: looking the person up costs a query on every message
-    if turn.state.dialog or not CHANGE.search(said):
+    if turn.state.dialog or not (CHANGE.search(said) or WITHDRAW.search(said)):  # 把电焊那个撤了: a withdrawal too
         return None
     if not (RECORD_WORDS.search(said) or match_training_type(said, turn.kb) or match_job_type(said, turn.kb)):
         return None

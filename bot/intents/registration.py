@@ -17,7 +17,7 @@ from bot.conversation import Turn
 from bot.dialogs.validators import CLAUSES, compact, looks_like_question
 
 WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|省外|浙江|广东|江苏|福建|上海|北京|深圳|成都|[\u4e00-\u9fff]{2,3}(?=打工|务工|上班))"
-                          r"|在外(务工|打工)|出[去来](打工|务工|上班)了|已经出去"
+                          r"|在外(务工|打工)|出[去来](打工|务工|上班)了|已经出去|我是外出(务工|打工)|外出(务工|打工)(的|人员)(登记|报)"
                           # 我现在人在江苏苏州，在一个电子厂上班: where they are now, and working there (not a wish)
                           r"|(已经|现在|目前|如今)人?在(?![家屋])[^想要准找愿]{1,20}?(打工|务工|上班|做工)")
 
@@ -28,8 +28,16 @@ LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去
 # 我在新疆摘棉花: where the person is now, and no wish (想, 要, 找 …) for somewhere else
 HERE_NOW = re.compile(r"我(现在|目前|已经|这会儿)?人?在(?![家屋])")
 WISH = re.compile(r"想|要|找|准备|打算|愿意|希望")
-# 我在广东佛山的家具厂上班: the person states where they work now
+# 我在广东佛山的家具厂上班, 我在浙江绍兴打工 在纺织厂: the person states where they work now (a clause ends so)
 WORKING_NOW = re.compile(r"(上班|打工|务工|做工|干活)(了|的|哦|嘛|呢)?$")
+# 我屋头老汉想当护林员: a wish to do a kind of work is a job registration, whichever the router leaned to
+WORK_WISH = re.compile(r"(想|要|愿意|打算)(去)?(当|做|干|找个|找份|找)")
+# A statement that opens a registration by what it says, whatever the router answered: (the words, the
+# registration, the fact it must state)
+STATED_WISHES = ((LEARNING, "register_training", "training_type"), (WORK_WISH, "register_job", "job_type"))
+# The fact without which a message is not that registration, though the router chose it (想去西藏开挖机 工资一万左右
+# is a job wish: no grievance, no complaint)
+KEY_FACTS = {"rights_complaint": "category"}
 
 
 def _dialog_for(turn: Turn, intent: str) -> str:
@@ -73,6 +81,37 @@ _WANTS = re.compile(r"想|要|报|登记|投诉|帮我|找|学|欠|拖|不给|�
 _ERRAND = re.compile(r"(帮我|给我)(点|订|叫|买|充|交)")
 
 
+# Around a command said alone: 我要投诉嘛, 投诉一下
+_AROUND_COMMAND = re.compile(r"^(?:我|我们)?(?:要|想)?(.+?)(?:一下|一哈|下)?(?:吧|嘛|哈|哦|啊|呀|噻|撒|呢)*$")
+
+
+def _commanded(turn: Turn, said: str) -> str | None:
+    """The registration whose own command (knowledge/dialogs.yaml `commands`) the message is, word for word:
+    a bare 投诉 opens the complaint, however close the router found 我的投诉."""
+    found = _AROUND_COMMAND.match(compact(said))
+    if found is None:
+        return None
+    for intent in HANDLERS:
+        if found.group(1) in (turn.kb.dialog_texts.get(intent) or {}).get("commands") or ():
+            return intent
+    return None
+
+
+def _other_registration(turn: Turn, intent: str, said: str) -> list[Reply] | None:
+    """The router's registration lacks its key fact: another whose facts the message states (two or more, and
+    more than the router's) is started instead; else the router's choice stands (None)."""
+    own = dialogs.facts_said(turn, _dialog_for(turn, intent), said)
+    if KEY_FACTS[intent] in own or not WISH.search(compact(said)):  # 去年在上海工地干活 …: no wish, no job wish
+        return None
+    others = sorted(((len(dialogs.facts_said(turn, _dialog_for(turn, other), said)), other)
+                     for other in HANDLERS if other != intent), reverse=True)
+    most, other = others[0]
+    if most < 2 or most <= len(own):
+        return None
+    turn.action = {"intent": other}
+    return start_registration(turn)
+
+
 def registration_stated(turn: Turn) -> list[Reply] | None:
     """A statement (not a question) the router took for a policy question or hesitated over, that states
     facts of a registration the router also considered (a trade, a place, pay, an amount owed …): that
@@ -80,10 +119,17 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     parse, said = turn.parse, turn.text or ""
     if turn.state.dialog or parse is None or not said.strip():
         return None
+    commanded = _commanded(turn, said)
+    if commanded is not None:
+        turn.action = {"intent": commanded}
+        return start_registration(turn)
+    if parse.intent in KEY_FACTS and not looks_like_question(said):
+        return _other_registration(turn, parse.intent, said)
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
-    working_now = bool(HERE_NOW.search(words) and WORKING_NOW.search(words)) and not WISH.search(words)
+    working_now = bool(HERE_NOW.search(words) and any(WORKING_NOW.search(c) for c in CLAUSES.split(said))) \
+        and not WISH.search(words)
     if not (_WANTS.search(words) or working_now) or len(words) < 3:  # 学电商 is a wish; a bare topic word (电商) is the router's
         return None
     if _ERRAND.search(words):
@@ -91,10 +137,11 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
     # 我是民胜镇的 … 想学下魔芋咋个种得更好，明年开春有空，最好有人下乡来教: a question in words, but four facts
     # of a registration at once are a registration
     asks = looks_like_question(said) or bool(_ASKS.search(words))
-    # 学做短视频 拍抖音那种: the router may take the trade for its policy topic; learning it is a registration
-    if not asks and LEARNING.search(words) and "training_type" in dialogs.facts_said(turn, "register_training", said):
-        turn.action = {"intent": "register_training"}
-        return start_registration(turn)
+    # 学做短视频 拍抖音那种, 想当护林员: the router may take the trade for its policy topic; wanting it is a registration
+    for wish, intent, fact in STATED_WISHES if not asks else ():
+        if wish.search(words) and fact in dialogs.facts_said(turn, intent, said):
+            turn.action = {"intent": intent}
+            return start_registration(turn)
     candidates = () if asks else sorted((c for c in parse.ranking if c.intent in HANDLERS and c.confidence >= PLAUSIBLE),
                                         key=lambda c: -c.confidence)
     # Of the router's candidates, the one whose facts the message states most (想出去打工，广东那边，工资五千往上

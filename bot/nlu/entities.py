@@ -134,14 +134,24 @@ def _value(span: str) -> float | None:
     return float(value)
 
 
+# 百把人, 万把块, 千把块: about a hundred / ten thousand / a thousand (read as 一百, 一万, 一千: same length, same offsets)
+_ROUGH_RE = re.compile(r"(?<![\d" + _CN + r"])([百千万])把")
+
+
 def _number_spans(text: str) -> Iterable[tuple[int, int, float]]:
+    text = _ROUGH_RE.sub(lambda m: "一" + m.group(1), text)
     for m in _NUM_RE.finditer(text):
-        span = m.group(0)
+        span, end = m.group(0), m.end()
         if span in ("几", "来") or span.startswith("来"):
             continue
+        # 一万二一个月, 三千五一个月, 五千一个月: the last 一 counts the month (十一个月 is eleven)
+        if len(span) > 1 and span[-1] in _CN_DIGIT and text[end:end + 1] == "个" \
+                and (_read_numeral(_approx_to_exact(span)) is None or span[-2:] in ("百一", "千一", "万一")) \
+                and _read_numeral(_approx_to_exact(span[:-1])) is not None:
+            span, end = span[:-1], end - 1
         value = _value(span)
         if value is not None:
-            yield m.start(), m.end(), value
+            yield m.start(), end, value
 
 
 def parse_number(text: str) -> float | None:
@@ -616,10 +626,11 @@ def _merge_places(hits: list[tuple[int, int, str, Any]]) -> dict[str, Any] | Non
     return merged
 
 
-def match_place(text: str, kb: Any) -> dict[str, Any] | None:
-    """{"county", "township", "village", "destination", "province"} (None where not said)."""
+def match_place(text: str, kb: Any, *, by_sound: bool = True) -> dict[str, Any] | None:
+    """{"county", "township", "village", "destination", "province"} (None where not said). `by_sound`: a name
+    heard alike counts when none is written (False: only names in their own characters)."""
     gaz = _index(kb)["place"]
-    hits = gaz.find_all(text or "") or gaz.find_pinyin(text or "")
+    hits = gaz.find_all(text or "") or (gaz.find_pinyin(text or "") if by_sound else [])
     return _merge_places(hits)
 
 
