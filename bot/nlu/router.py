@@ -461,14 +461,21 @@ class Router:
             )
             for c in cues_doc
         ]
-        # (pattern, unless, unless_domain, index into intents-then-topics — then again for the rank-only
-        # cues — and weight)
-        self.cue_table = [
-            (c.pattern, c.unless, c.unless_domain,
-             (N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent))
-             + (N_CLASSES if c.rank_only else 0), c.weight * (CUE_SCALE if c.topic is None else TOPIC_CUE_SCALE))
-            for c in self.cues
-        ]
+        # (pattern, unless, unless_domain, and what a match adds: (index into intents-then-topics — then again
+        # for the rank-only cues —, weight) pairs). Cues of one pattern and one `unless` (a cue for one intent and
+        # its counterweight against another) are one row: the pattern is searched once.
+        rows: dict[tuple, list] = {}
+        for c in self.cues:
+            target = ((N_INTENTS + TOPICS.index(c.topic) if c.topic else INTENTS.index(c.intent))
+                      + (N_CLASSES if c.rank_only else 0), c.weight * (CUE_SCALE if c.topic is None else TOPIC_CUE_SCALE))
+            key = (c.pattern.pattern, c.unless.pattern if c.unless is not None else None, c.unless_domain)
+            row = rows.get(key)
+            if row is None:
+                rows[key] = [c.pattern, c.unless, c.unless_domain, [target]]
+            else:
+                row[3].append(target)
+        self.cue_table = [(pattern, unless, unless_domain, tuple(targets))
+                          for pattern, unless, unless_domain, targets in rows.values()]
         # Which cues can match at all, before any of them is searched: every match of a cue starts
         # with one of a few texts (its leading texts), so a cue whose leading texts' first two
         # characters are no bigram of the message (or whose one-character leading text is not in
@@ -476,8 +483,8 @@ class Router:
         self.cue_bigrams: dict[str, list[int]] = {}
         self.cue_chars: dict[str, list[int]] = {}
         self.cue_always: list[int] = []
-        for i, cue in enumerate(self.cues):
-            lead = leading_texts(cue.pattern.pattern)
+        for i, (pattern, *_rest) in enumerate(self.cue_table):
+            lead = leading_texts(pattern.pattern)
             if not lead or any(not t or t[:2].strip() != t[:2] for t in lead):
                 self.cue_always.append(i)
                 continue
@@ -703,11 +710,12 @@ class Router:
         cues = [0.0] * (2 * N_CLASSES)
         cue_table = self.cue_table
         for i in self._possible_cues(norm, ret):
-            cue_re, unless, unless_domain, k, weight = cue_table[i]
+            cue_re, unless, unless_domain, targets = cue_table[i]
             if cue_re.search(norm) and not (unless is not None and unless.search(norm)) and not (
                 unless_domain and domain
             ):
-                cues[k] += weight
+                for k, weight in targets:
+                    cues[k] += weight
         # the evidence cues, and those with the rank-only ones
         cue = cues[:N_CLASSES]
         ranked = list(map(add, cue, cues[N_CLASSES:]))
