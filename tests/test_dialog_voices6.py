@@ -1,0 +1,40 @@
+"""The kinds of failure the sixth held-out batch (conversations_voices6_heldout.jsonl) showed on its first
+reading (issue #14), each through the simulator endpoint as a labourer types it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.models import SignUp
+
+from test_dialog_signup import events, known_person  # noqa: F401  (the events fixture)
+from test_dialog_support import rows, state_of
+from test_dialog_voices5 import _training_until
+
+
+# ---- time ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said", ["过了国庆", "过完国庆", "国庆过了"])
+def test_after_the_national_day_is_from_the_first_of_october(say, app, said):
+    _training_until(say, "想学电焊", "啥时候有空")
+    say(said)
+    available = state_of(app, "labourer-1").slots["available"]
+    today = datetime.now(ZoneInfo(app.state.settings.timezone)).date()
+    first = date(today.year, 10, 1) if date(today.year, 10, 1) >= today else date(today.year + 1, 10, 1)
+    assert available["text"] == said and available["date"] == first.isoformat()
+
+
+# ---- sign-ups -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said", ["算了 不去了", "算了不去了", "哎 去不了了"])
+def test_not_going_said_after_a_softener_cancels(app, say, events, said):  # noqa: F811
+    known_person(app)
+    say("最近有啥子培训", user="p1")
+    say("1", user="p1")
+    assert "已取消" in say(said, user="p1")[0]
+    assert [s.status for s in rows(app, SignUp)] == ["cancelled"]
