@@ -12,7 +12,7 @@ from bot.models import SignUp
 
 from test_dialog_signup import events, known_person  # noqa: F401  (the events fixture)
 from test_dialog_support import rows, state_of
-from test_dialog_voices5 import _training_until
+from test_dialog_voices5 import _job_until, _training_until
 
 
 # ---- time ---------------------------------------------------------------------------------------------
@@ -38,3 +38,25 @@ def test_not_going_said_after_a_softener_cancels(app, say, events, said):  # noq
     say("1", user="p1")
     assert "已取消" in say(said, user="p1")[0]
     assert [s.status for s in rows(app, SignUp)] == ["cancelled"]
+
+
+# ---- what belongs to which slot -----------------------------------------------------------------------
+
+
+def test_slack_season_said_as_when_one_is_free_is_no_format(say, app):
+    say("想学做卤菜 冬天农闲的时候有空")
+    slots = state_of(app, "labourer-1").slots
+    assert "format" not in slots and slots["available"]["text"] == "冬天农闲的时候有空"
+    assert "哪种班" in _training_until(say, "王小明", "哪种班")[-1]  # the format is still asked
+
+
+@pytest.mark.parametrize("opening", ["找点活路做 就在屋门口", "想在屋跟前找点活"])
+def test_work_at_the_door_is_local(say, app, opening):
+    say(opening)
+    assert state_of(app, "labourer-1").slots["place"]["scope"] == "本地"
+
+
+def test_at_the_door_answered_to_the_place_question_is_local(say, app):
+    _job_until(say, "想找个保洁的活", "在哪里做")
+    say("屋门口")
+    assert state_of(app, "labourer-1").slots["place"]["scope"] == "本地"

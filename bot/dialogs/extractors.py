@@ -77,10 +77,14 @@ def job_now(text: str, ctx: v.SlotContext) -> Found | None:
 
 
 def training_format(text: str, ctx: v.SlotContext) -> Found | None:
-    """A format named, not in the words that named the trade (学做短视频 is the trade, not the 网络班)."""
+    """A format named, not in the words that named the trade (学做短视频 is the trade, not the 网络班) nor in
+    those that said when one is free (冬天农闲的时候有空 is a time, not the 农闲班)."""
     said = without_negated(text)
     for entity in _entities(said, ctx, "training_type"):
         said = said.replace(entity.text, " ")
+    found_when = when(said, ctx)
+    if found_when is not None:
+        said = said.replace(found_when.spans[0], " ")
     found = v.format_named(said, ctx)
     return Found(found) if found else None
 
