@@ -713,19 +713,21 @@ _WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "�
 
 def parse_category(text: str, ctx: SlotContext) -> str:
     """The problem: an option, else the category whose words say the most (a word naming it, 介绍费 or
-    合同, outweighs one saying only that something was not given)."""
+    合同, outweighs one saying only that something was not given); of two saying as much, the one said first
+    (一直不签合同 还乱扣钱: the contract)."""
     found = _option(text, ctx)
     if found:
         return found
     value = compact(text)
     scores = []
     for rank, (category, words) in enumerate(_CATEGORY_WORDS):
-        score = sum(1 if w in _WEAK_CATEGORY_WORDS else len(w) for w in words if w in value)
+        said = [w for w in words if w in value]
+        score = sum(1 if w in _WEAK_CATEGORY_WORDS else len(w) for w in said)
         if score:
-            scores.append((-score, rank, category))
+            scores.append((-score, min(value.index(w) for w in said), rank, category))
     if not scores:
         raise Invalid()
-    return min(scores)[2]
+    return min(scores)[3]
 
 
 def parse_text(text: str, ctx: SlotContext) -> str:
