@@ -60,3 +60,25 @@ def test_at_the_door_answered_to_the_place_question_is_local(say, app):
     _job_until(say, "想找个保洁的活", "在哪里做")
     say("屋门口")
     assert state_of(app, "labourer-1").slots["place"]["scope"] == "本地"
+
+
+def test_how_long_contributions_went_unpaid_is_kept(say, app):
+    say("物流公司两年都没给我们交社保")
+    slots = state_of(app, "labourer-1").slots
+    assert slots["category"] == "社保"
+    assert (slots["period"]["value"], slots["period"]["unit"]) == (2, "year")
+
+
+def test_of_two_grievances_said_as_plainly_the_first_is_the_problem(say, app):
+    say("在成都美甲店干了一年多 老板一直不签合同 还乱扣钱")
+    assert state_of(app, "labourer-1").slots["category"] == "未签合同"
+
+
+# ---- openings -----------------------------------------------------------------------------------------
+
+
+def test_a_trade_one_could_learn_wished_as_work_with_its_pay_is_a_job_wish(say, app):
+    first = say("过完年想去内蒙古开大车 一个月1万2")[0]
+    state = state_of(app, "labourer-1")
+    assert state.dialog == "register_job" and "找工作" in first
+    assert state.slots["pay"] == 12000 and state.slots["place"]["scope"] == "省外"
