@@ -25,8 +25,9 @@ WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|�
 # 想正规学一下月嫂: learning a trade is a training registration, whichever the router leaned to
 # (学做短视频: a message that opens with the learning)
 LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去学|参加培训|报个班|报培训|培训一下|^学(?![费校历生习]))")
-# 我在新疆摘棉花: where the person is now, and no wish (想, 要, 找 …) for somewhere else
-HERE_NOW = re.compile(r"我(现在|目前|已经|这会儿)?人?在(?![家屋])")
+# 我在新疆摘棉花, 帮我儿子登记一下 他在广东中山的灯具厂: where the person (or the one spoken for) is now, and no
+# wish (想, 要, 找 …) for somewhere else
+HERE_NOW = re.compile(r"[我他她](现在|目前|已经|这会儿)?人?在(?![家屋])")
 WISH = re.compile(r"想|要|找|准备|打算|愿意|希望")
 # 我在广东佛山的家具厂上班, 我在浙江绍兴打工 在纺织厂: the person states where they work now (a clause ends so)
 WORKING_NOW = re.compile(r"(上班|打工|务工|做工|干活)(了|的|哦|嘛|呢)?$")
