@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.models import SignUp
+from bot.models import Labourer, SignUp
 
 from test_dialog_signup import events, known_person  # noqa: F401  (the events fixture)
-from test_dialog_support import rows, state_of
+from test_dialog_support import rows, state_of, valid_id_number
+from test_dialog_voices import clear
 from test_dialog_voices5 import _job_until, _training_until
 
 
@@ -82,3 +83,28 @@ def test_a_trade_one_could_learn_wished_as_work_with_its_pay_is_a_job_wish(say, 
     state = state_of(app, "labourer-1")
     assert state.dialog == "register_job" and "找工作" in first
     assert state.slots["pay"] == 12000 and state.slots["place"]["scope"] == "省外"
+
+
+@pytest.mark.parametrize("opening", ["帮我儿子登记一下 他在广东中山的灯具厂", "帮我妈登记 她在浙江宁波的服装厂"])
+def test_where_the_relative_spoken_for_works_now_is_the_working_away_record(say, app, opening):
+    first = say(opening)[0]
+    assert state_of(app, "labourer-1").dialog == "working_away" and "在外务工" in first
+
+
+# ---- corrections never lose a value -------------------------------------------------------------------
+
+
+def test_an_id_number_given_at_the_read_back_beside_the_phone_keeps_the_phone(say, app):
+    id_number = valid_id_number()
+    say("我想学电焊")
+    say("王小明")
+    say("13900001234")
+    say("1")
+    say("下个月")
+    assert "核对" in say("江口镇")[0]
+    reply = say(f"身份证号也留一个 {id_number}")[0]
+    assert "139****1234" in reply and "5119" in reply and "核对" in reply  # both read back
+    assert "登记好了" in say("确认")[0]
+    [labourer] = rows(app, Labourer)
+    assert clear(app, labourer.id_number_enc) == id_number
+    assert clear(app, labourer.phone_enc) == "13900001234"
