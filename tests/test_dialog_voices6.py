@@ -108,3 +108,11 @@ def test_an_id_number_given_at_the_read_back_beside_the_phone_keeps_the_phone(sa
     [labourer] = rows(app, Labourer)
     assert clear(app, labourer.id_number_enc) == id_number
     assert clear(app, labourer.phone_enc) == "13900001234"
+
+
+def test_pay_held_back_said_beside_another_problem_asks_the_sum(say, app):
+    say("在成都美甲店干了一年多 老板一直不签合同 还乱扣钱")
+    reply = say("成都某某美甲店")[0]
+    assert "多少钱" in reply
+    say("扣了我一千八")
+    assert state_of(app, "labourer-1").slots["amount"] == 1800

@@ -93,6 +93,10 @@ def training_format(text: str, ctx: v.SlotContext) -> Found | None:
 _PAY_HELD = re.compile(r"(拖|压|扣|欠|克扣|少给)(了|着)?(我|我们|他|他们)?的?(工资|工钱|钱)")
 
 
+def pay_held(text: str) -> bool:
+    return bool(_PAY_HELD.search(v.compact(text or "")))
+
+
 def category(text: str, ctx: v.SlotContext) -> Found | None:
     """The problem, only when a grievance is said (欠, 没给, 受伤, 合同 …): 工资五千往上 is a wish, not 欠薪."""
     words = v.compact(text)
