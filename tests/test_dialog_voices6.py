@@ -13,7 +13,7 @@ from bot.models import Labourer, SignUp
 from test_dialog_signup import events, known_person  # noqa: F401  (the events fixture)
 from test_dialog_support import rows, state_of, valid_id_number
 from test_dialog_voices import clear
-from test_dialog_voices5 import _job_until, _training_until
+from test_dialog_voices5 import PHONE, _job_until, _training_until
 
 
 # ---- time ---------------------------------------------------------------------------------------------
@@ -96,18 +96,13 @@ def test_where_the_relative_spoken_for_works_now_is_the_working_away_record(say,
 
 def test_an_id_number_given_at_the_read_back_beside_the_phone_keeps_the_phone(say, app):
     id_number = valid_id_number()
-    say("我想学电焊")
-    say("王小明")
-    say("13900001234")
-    say("1")
-    say("下个月")
-    assert "核对" in say("江口镇")[0]
+    _training_until(say, "我想学电焊", "核对")  # the phone given for the ID number
     reply = say(f"身份证号也留一个 {id_number}")[0]
-    assert "139****1234" in reply and "5119" in reply and "核对" in reply  # both read back
+    assert f"{PHONE[:3]}****{PHONE[-4:]}" in reply and "5119" in reply and "核对" in reply  # both read back
     assert "登记好了" in say("确认")[0]
     [labourer] = rows(app, Labourer)
     assert clear(app, labourer.id_number_enc) == id_number
-    assert clear(app, labourer.phone_enc) == "13900001234"
+    assert clear(app, labourer.phone_enc) == PHONE
 
 
 def test_pay_held_back_said_beside_another_problem_asks_the_sum(say, app):

@@ -962,17 +962,9 @@ def _replace(run: Run, slot: Slot, value: Any) -> None:
     run.slots[slot.name] = value
     if not isinstance(old, dict) or "enc" not in old or _same_kind(old, value):
         return
-    plain = reveal(old, run.turn.settings.data_key)
-    for other in run.dialog.slots:
-        if other is slot or other.name in run.slots:
-            continue
-        try:
-            found = _parse(run, other, plain)
-        except Invalid:
-            continue
-        if _same_kind(found, old) and isinstance(found, dict) and "kind" in found:
-            run.slots[other.name] = old
-            return
+    beside = _slot_for_kind(run, reveal(old, run.turn.settings.data_key), old, exclude=slot)
+    if beside is not None and beside.name not in run.slots:
+        run.slots[beside.name] = old
 
 
 def _same_kind(old: Any, new: Any) -> bool:
