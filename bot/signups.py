@@ -53,9 +53,24 @@ CANCEL_LEADS = frozenset({"不去了", "我不去了", "去不了", "去不了�
                           "去不成了", "去不成", "去不到了", "来不成了", "不来了", "参加不了", "参加不了了", "我去不了了", "我去不成了"})
 
 
+# "算了 不去了", "哎 去不了了": words that soften what follows and decide nothing themselves
+SOFTENERS = ("算了", "还是", "哎呀", "哎", "唉", "那就", "那", "嗯", "不好意思", "对不起")
+
+
+def _unsoftened(core: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for word in SOFTENERS:
+            if core.startswith(word) and len(core) > len(word):
+                core, stripped = core[len(word):], True
+    return core
+
+
 def classify(text: str) -> str | None:
     core = _core(text)
-    if core in CANCEL_WORDS or _core(CLAUSES.split(text.strip())[0]) in CANCEL_LEADS:
+    clauses = [c for c in (_unsoftened(_core(c)) for c in CLAUSES.split(text.strip())) if c and c not in SOFTENERS]
+    if _unsoftened(core) in CANCEL_WORDS or (clauses and clauses[0] in CANCEL_LEADS):
         return "cancel"
     if core in SIGNUP_WORDS:
         return "signup"

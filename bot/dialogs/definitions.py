@@ -254,6 +254,21 @@ def _owed(run: Run) -> bool:
     return run.slots.get("category") == "欠薪"
 
 
+def _contributions_owed(run: Run) -> bool:
+    """How long social insurance went unpaid (两年都没给我们交社保) is owed as wages are: kept when said, never asked."""
+    return run.slots.get("category") == "社保"
+
+
+def _prepare_complaint(run: Run) -> None:
+    _prepare(run)
+    # 一直不签合同 还乱扣钱: pay held back said beside another problem; what was taken is asked as a sum owed
+    run.meta["pay_held"] = x.pay_held(run.turn.text)
+
+
+def _money_owed(run: Run) -> bool:
+    return _owed(run) or bool(run.meta.get("pay_held"))
+
+
 def _a_fee(run: Run) -> bool:
     """What an agent took (中介收了我一千五) is the sum to get back: kept when said, never asked."""
     return run.slots.get("category") == "中介收费"
@@ -330,14 +345,15 @@ def _attach_after_filing(turn, attach: dict) -> list[Reply]:  # noqa: ANN001 - T
 RIGHTS_COMPLAINT = Dialog(
     name="rights_complaint",
     intent="rights_complaint",
-    prepare=_prepare,
+    prepare=_prepare_complaint,
     slots=(
         Slot("category", v.parse_category, extract=x.category),
         Slot("employer", v.parse_text, extract=x.employer, free_text=True),
         Slot("site", v.parse_text, extract=x.site, optional=True, free_text=True),
-        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_owed,
+        Slot("amount", v.parse_amount, show=v.show_money, extract=x.amount, optional=True, ask_if=_money_owed,
              kept_if=_a_fee),
-        Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed),
+        Slot("period", v.parse_period, show=v.show_period, extract=x.period, optional=True, ask_if=_owed,
+             kept_if=_contributions_owed),
         Slot("workers", v.parse_workers, show=v.show_workers, extract=x.workers),
         Slot("description", v.parse_text, optional=True, free_text=True),
         *IDENTITY,

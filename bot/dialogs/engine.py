@@ -31,6 +31,7 @@ from bot.dialogs.validators import (
     compact,
     asks_why,
     looks_like_question,
+    reveal,
     without_negated,
 )
 from bot.models import utcnow
@@ -954,6 +955,18 @@ def _slot_for_kind(run: Run, said: str, value: Any, *, exclude: Slot) -> Slot | 
     return None
 
 
+def _replace(run: Run, slot: Slot, value: Any) -> None:
+    """Store a corrected value; one of another kind (an ID number sent where a phone was: 身份证号也留一个 …)
+    moves the value it replaces to the empty slot for that kind (the phone besides), never losing it."""
+    old = run.slots.get(slot.name)
+    run.slots[slot.name] = value
+    if not isinstance(old, dict) or "enc" not in old or _same_kind(old, value):
+        return
+    beside = _slot_for_kind(run, reveal(old, run.turn.settings.data_key), old, exclude=slot)
+    if beside is not None and beside.name not in run.slots:
+        run.slots[beside.name] = old
+
+
 def _same_kind(old: Any, new: Any) -> bool:
     if isinstance(old, dict) and isinstance(new, dict) and "kind" in old and "kind" in new:
         return old["kind"] == new["kind"]
@@ -972,7 +985,7 @@ def _correct_other(run: Run, slot: Slot, said: str) -> list[Reply] | None:
     if found is None or found[1] is None:
         return None
     target, value = found
-    run.slots[target.name] = value
+    _replace(run, target, value)
     run.save(slot.name)
     return [_ask(run, slot.name, _noted(run, [], [target]))]
 
@@ -1104,7 +1117,7 @@ def _confirmation(run: Run, lead: str = "") -> Reply:
 def _edit(run: Run, slot: Slot, value: Any = None) -> list[Reply]:
     """Change one answer: with its new value, read back again; else ask for that slot only."""
     if value is not None:
-        run.slots[slot.name] = value
+        _replace(run, slot, value)
         filled = [s for s in run.dialog.slots if s.name not in run.slots and run.asks(s)]
         return _advance(run, "" if filled else _noted(run, [], [slot]))
     run.slots.pop(slot.name, None)

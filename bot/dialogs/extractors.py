@@ -77,16 +77,24 @@ def job_now(text: str, ctx: v.SlotContext) -> Found | None:
 
 
 def training_format(text: str, ctx: v.SlotContext) -> Found | None:
-    """A format named, not in the words that named the trade (学做短视频 is the trade, not the 网络班)."""
+    """A format named, not in the words that named the trade (学做短视频 is the trade, not the 网络班) nor in
+    those that said when one is free (冬天农闲的时候有空 is a time, not the 农闲班)."""
     said = without_negated(text)
     for entity in _entities(said, ctx, "training_type"):
         said = said.replace(entity.text, " ")
+    found_when = when(said, ctx)
+    if found_when is not None:
+        said = said.replace(found_when.spans[0], " ")
     found = v.format_named(said, ctx)
     return Found(found) if found else None
 
 
 # 老板拖工资, 压我们工钱, 扣了我的钱: pay held back, said with the pay itself
 _PAY_HELD = re.compile(r"(拖|压|扣|欠|克扣|少给)(了|着)?(我|我们|他|他们)?的?(工资|工钱|钱)")
+
+
+def pay_held(text: str) -> bool:
+    return bool(_PAY_HELD.search(v.compact(text or "")))
 
 
 def category(text: str, ctx: v.SlotContext) -> Found | None:

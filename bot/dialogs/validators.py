@@ -470,7 +470,7 @@ _SCOPE_WORDS = (
     ("省内", ("省内", "四川", "成都", "省里")),
     ("县内", ("县内", "县里", "县城")),  # before 市内: 平昌县城里 is the county town
     ("市内", ("市内", "市里", "巴中", "城里")),
-    ("本地", ("本地", "附近", "家门口", "屋头", "本乡", "本镇", "镇上", "就近", "离家近", "村里", "当地", "在家")),
+    ("本地", ("本地", "附近", "家门口", "屋门口", "门口", "屋跟前", "家跟前", "屋头", "本乡", "本镇", "镇上", "就近", "离家近", "村里", "当地", "在家")),
 )
 _ANYWHERE = re.compile(r"哪里.{0,8}(去|就)哪里|哪里都|去哪都|哪儿都")
 
@@ -713,19 +713,21 @@ _WEAK_CATEGORY_WORDS = ("没给", "不给", "没发", "不发", "欠", "伤", "�
 
 def parse_category(text: str, ctx: SlotContext) -> str:
     """The problem: an option, else the category whose words say the most (a word naming it, 介绍费 or
-    合同, outweighs one saying only that something was not given)."""
+    合同, outweighs one saying only that something was not given); of two saying as much, the one said first
+    (一直不签合同 还乱扣钱: the contract)."""
     found = _option(text, ctx)
     if found:
         return found
     value = compact(text)
     scores = []
     for rank, (category, words) in enumerate(_CATEGORY_WORDS):
-        score = sum(1 if w in _WEAK_CATEGORY_WORDS else len(w) for w in words if w in value)
+        said = [w for w in words if w in value]
+        score = sum(1 if w in _WEAK_CATEGORY_WORDS else len(w) for w in said)
         if score:
-            scores.append((-score, rank, category))
+            scores.append((-score, min(value.index(w) for w in said), rank, category))
     if not scores:
         raise Invalid()
-    return min(scores)[2]
+    return min(scores)[3]
 
 
 def parse_text(text: str, ctx: SlotContext) -> str:
@@ -815,7 +817,7 @@ _SEASON_WORDS = (
     (("元宵", "正月十五"), 1, 15, True),
     (("端午",), 5, 5, True),
     (("中秋",), 8, 15, True),
-    (("国庆节", "国庆后", "国庆过后", "国庆以后", "国庆之后", "国庆前"), 10, 1, False),  # 贺国庆 is a name
+    (("国庆节", "国庆后", "国庆过后", "国庆以后", "国庆之后", "国庆前", "过了国庆", "过完国庆", "国庆过了"), 10, 1, False),  # 贺国庆 is a name
     (("五一", "劳动节"), 5, 1, False),
     (("清明",), 4, 5, False),
     (("春节", "过年"), 1, 1, True),

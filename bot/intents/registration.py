@@ -25,8 +25,9 @@ WORKING_AWAY = re.compile(r"(已经|现在|目前|正)在(外面|外地|外头|�
 # 想正规学一下月嫂: learning a trade is a training registration, whichever the router leaned to
 # (学做短视频: a message that opens with the learning)
 LEARNING = re.compile(r"(想学|要学|学一下|学个|学点|学门|学学|去学|参加培训|报个班|报培训|培训一下|^学(?![费校历生习]))")
-# 我在新疆摘棉花: where the person is now, and no wish (想, 要, 找 …) for somewhere else
-HERE_NOW = re.compile(r"我(现在|目前|已经|这会儿)?人?在(?![家屋])")
+# 我在新疆摘棉花, 帮我儿子登记一下 他在广东中山的灯具厂: where the person (or the one spoken for) is now, and no
+# wish (想, 要, 找 …) for somewhere else
+HERE_NOW = re.compile(r"[我他她](现在|目前|已经|这会儿)?人?在(?![家屋])")
 WISH = re.compile(r"想|要|找|准备|打算|愿意|希望")
 # 我在广东佛山的家具厂上班, 我在浙江绍兴打工 在纺织厂: the person states where they work now (a clause ends so)
 WORKING_NOW = re.compile(r"(上班|打工|务工|做工|干活)(了|的|哦|嘛|呢)?$")
@@ -38,6 +39,9 @@ STATED_WISHES = ((LEARNING, "register_training", "training_type"), (WORK_WISH, "
 # The fact without which a message is not that registration, though the router chose it (想去西藏开挖机 工资一万左右
 # is a job wish: no grievance, no complaint)
 KEY_FACTS = {"rights_complaint": "category"}
+# The words without which a message is not that registration: 过完年想去内蒙古开大车 一个月1万2 names a trade
+# one can learn, but says nothing of learning — a job wish (its place, pay and start) is not a training one
+KEY_WORDS = {"register_training": re.compile(r"学|培训|班|课|教")}
 
 
 def _dialog_for(turn: Turn, intent: str) -> str:
@@ -101,7 +105,8 @@ def _other_registration(turn: Turn, intent: str, said: str) -> list[Reply] | Non
     """The router's registration lacks its key fact: another whose facts the message states (two or more, and
     more than the router's) is started instead; else the router's choice stands (None)."""
     own = dialogs.facts_said(turn, _dialog_for(turn, intent), said)
-    if KEY_FACTS[intent] in own or not WISH.search(compact(said)):  # 去年在上海工地干活 …: no wish, no job wish
+    key = KEY_FACTS[intent] in own if intent in KEY_FACTS else bool(KEY_WORDS[intent].search(compact(said)))
+    if key or not WISH.search(compact(said)):  # 去年在上海工地干活 …: no wish, no job wish
         return None
     others = sorted(((len(dialogs.facts_said(turn, _dialog_for(turn, other), said)), other)
                      for other in HANDLERS if other != intent), reverse=True)
@@ -125,6 +130,10 @@ def registration_stated(turn: Turn) -> list[Reply] | None:
         return start_registration(turn)
     if parse.intent in KEY_FACTS and not looks_like_question(said):
         return _other_registration(turn, parse.intent, said)
+    if parse.intent in KEY_WORDS and not looks_like_question(said):
+        other = _other_registration(turn, parse.intent, said)
+        if other is not None:
+            return other
     if parse.intent not in OVERRIDABLE and not parse.ambiguous:
         return None
     words = compact(said)
