@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from bot.app import create_app
 from bot.db import make_engine, migrate, normalize_url
 from bot.models import Base
-from bot.settings import Settings
+from bot.settings import Settings, default_knowledge_dir
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_DB_URL = os.environ.get("GONGYOU_TEST_DATABASE_URL", "")
@@ -301,3 +301,11 @@ def browser_page(request: pytest.FixtureRequest, artifacts: Path):  # noqa: ANN2
             except Exception as error:  # noqa: BLE001 - a page that cannot be saved must not hide the failure
                 print(f"could not save the failed page: {error}")
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def router():
+    """The router on the project's knowledge, built once for every NLU test file."""
+    from bot.nlu.router import get_router
+
+    return get_router(default_knowledge_dir())

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlu.router import get_router
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return get_router(KNOWLEDGE)
 
 
 @pytest.mark.parametrize("text, topic", [

@@ -6,19 +6,7 @@ someone else's business, and a loan for a start-up is no job request."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from bot.nlu.router import get_router
-
-ROOT = Path(__file__).resolve().parents[1]
-KNOWLEDGE = ROOT / "knowledge"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return get_router(KNOWLEDGE)
 
 
 @pytest.mark.parametrize("text, intent", [

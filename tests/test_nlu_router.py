@@ -8,17 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.nlu.evaluate import evaluate, load_rows
-from bot.nlu.router import get_router
 from bot.nlu.types import INTENTS, TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"
 DATA = ROOT / "tests" / "data"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return get_router(KNOWLEDGE)
 
 
 def test_examples_all_right():

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlu.router import get_router
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"
-
-
-@pytest.fixture(scope="module")
-def router():
-    return get_router(KNOWLEDGE)
 
 
 @pytest.mark.parametrize("text, referral", [
@@ -128,7 +122,6 @@ def test_voices_nobody_here_wrote_hold(name, half, intent, oos):
     ev = evaluate(rows, KNOWLEDGE)
     assert ev["scores"]["intent"] >= intent, ev["scores"]
     assert ev["scores"]["oos_precision"] >= oos and ev["scores"]["oos_recall"] >= oos, ev["scores"]
-
 
 
 def test_neighbouring_business_in_the_dev_set_never_gets_a_policy_answer():
